@@ -1,0 +1,210 @@
+// Index: RocksDB wrapper for the cache index (see index.h). Every
+// rocksdb::Status becomes an orchard::Error in statusError(), and nowhere else.
+#include "cache/index.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <vector>
+
+#include "common/log.h"
+
+namespace orchard::cache {
+
+namespace {
+
+constexpr const char* kCacheFamily = "cache";
+
+// The one translation of rocksdb::Status. `context` must be a static string.
+Error statusError(const rocksdb::Status& s, const char* context) {
+  int sys = static_cast<int>(s.code()) * 100 + static_cast<int>(s.subcode());
+  Errc code = Errc::Io;
+  if (s.IsNotFound() || s.IsPathNotFound()) {
+    code = Errc::NotFound;
+  } else if (s.IsCorruption()) {
+    code = Errc::Corrupt;
+  } else if (s.IsNoSpace() || s.IsMemoryLimit()) {
+    code = Errc::NoSpace;
+  } else if (s.IsTimedOut()) {
+    code = Errc::Timeout;
+  } else if (s.IsBusy() || s.IsTryAgain() || s.IsIncomplete()) {
+    code = Errc::Busy;
+  } else if (s.IsInvalidArgument()) {
+    code = Errc::Invalid;
+  } else if (s.IsNotSupported()) {
+    code = Errc::Unsupported;
+  } else if (s.IsShutdownInProgress() || s.IsAborted()) {
+    code = Errc::Closed;
+  }
+  OLOG_RATE(log::Level::Warn, "rocksdb %s: %s", context, s.ToString().c_str());
+  return Error{code, sys, context};
+}
+
+}  // namespace
+
+std::string encodeHashKey(const Hash128& h) {
+  std::string k(16, '\0');
+  for (int i = 0; i < 8; ++i) {
+    k[i] = static_cast<char>(h.hi >> (56 - 8 * i));
+    k[8 + i] = static_cast<char>(h.lo >> (56 - 8 * i));
+  }
+  return k;
+}
+
+bool decodeHashKey(std::string_view bytes, Hash128* out) {
+  if (bytes.size() != 16) return false;
+  uint64_t hi = 0, lo = 0;
+  for (int i = 0; i < 8; ++i) {
+    hi = (hi << 8) | static_cast<uint8_t>(bytes[i]);
+    lo = (lo << 8) | static_cast<uint8_t>(bytes[8 + i]);
+  }
+  *out = Hash128{hi, lo};
+  return true;
+}
+
+// ---- IndexBatch ----
+
+struct IndexBatch::Impl {
+  // Column family handles are only known to the Index, so a batch records
+  // its ops and Index::write() turns them into one rocksdb::WriteBatch.
+  struct Op {
+    bool del;
+    std::string key;
+    std::string value;
+  };
+  std::vector<Op> ops;
+};
+
+IndexBatch::IndexBatch() : impl_(std::make_unique<Impl>()) {}
+IndexBatch::~IndexBatch() = default;
+IndexBatch::IndexBatch(IndexBatch&&) noexcept = default;
+IndexBatch& IndexBatch::operator=(IndexBatch&&) noexcept = default;
+
+void IndexBatch::put(const Hash128& hash, std::string_view bytes) {
+  impl_->ops.push_back({false, encodeHashKey(hash), std::string(bytes)});
+}
+void IndexBatch::del(const Hash128& hash) { impl_->ops.push_back({true, encodeHashKey(hash), {}}); }
+size_t IndexBatch::count() const { return impl_ ? impl_->ops.size() : 0; }
+
+// ---- Index ----
+
+struct Index::Impl {
+  std::shared_ptr<rocksdb::Cache> blockCache;
+  rocksdb::DB* db = nullptr;
+  rocksdb::ColumnFamilyHandle* defaultCf = nullptr;
+  rocksdb::ColumnFamilyHandle* cacheCf = nullptr;
+  rocksdb::WriteOptions writeOptions;  // WAL on, sync=false
+
+  ~Impl() {
+    if (db == nullptr) return;
+    if (defaultCf) db->DestroyColumnFamilyHandle(defaultCf);
+    if (cacheCf) db->DestroyColumnFamilyHandle(cacheCf);
+    rocksdb::Status s = db->Close();
+    if (!s.ok()) OLOG_WARN("rocksdb close: %s", s.ToString().c_str());
+    delete db;
+  }
+};
+
+Index::Index(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Index::~Index() = default;
+
+Result<std::unique_ptr<Index>> Index::open(const std::string& path, const IndexOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->blockCache = rocksdb::NewLRUCache(options.blockCacheBytes);
+
+  rocksdb::DBOptions db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  db.max_background_jobs = options.backgroundJobs;
+  db.max_open_files = 512;
+  db.keep_log_file_num = 4;
+  db.max_log_file_size = 8ull << 20;
+  db.max_total_wal_size = 64ull << 20;
+  db.bytes_per_sync = 1ull << 20;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = impl->blockCache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = options.writeBufferBytes;
+  cf.max_write_buffer_number = 2;
+  cf.level_compaction_dynamic_level_bytes = true;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  rocksdb::ColumnFamilyOptions defaultCfOptions = cf;
+  defaultCfOptions.write_buffer_size = 1ull << 20;  // unused family: keep it tiny
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, defaultCfOptions},
+      {kCacheFamily, cf},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s = rocksdb::DB::Open(db, path, families, &handles, &impl->db);
+  if (!s.ok()) {
+    impl->db = nullptr;
+    return statusError(s, "index open");
+  }
+  impl->defaultCf = handles[0];
+  impl->cacheCf = handles[1];
+  impl->writeOptions.sync = false;
+  impl->writeOptions.disableWAL = false;
+  return std::unique_ptr<Index>(new Index(std::move(impl)));
+}
+
+Result<void> Index::put(const Hash128& hash, std::string_view bytes) {
+  IndexBatch b;
+  b.put(hash, bytes);
+  return write(std::move(b));
+}
+
+Result<void> Index::del(const Hash128& hash) {
+  IndexBatch b;
+  b.del(hash);
+  return write(std::move(b));
+}
+
+Result<void> Index::delRaw(std::string_view key) {
+  rocksdb::Status s = impl_->db->Delete(impl_->writeOptions, impl_->cacheCf, rocksdb::Slice(key.data(), key.size()));
+  if (!s.ok()) return statusError(s, "index delete");
+  return ok();
+}
+
+Result<void> Index::write(IndexBatch&& batch) {
+  if (!batch.impl_ || batch.impl_->ops.empty()) return ok();
+  rocksdb::WriteBatch wb;
+  for (const auto& op : batch.impl_->ops) {
+    rocksdb::Status s = op.del ? wb.Delete(impl_->cacheCf, op.key) : wb.Put(impl_->cacheCf, op.key, op.value);
+    if (!s.ok()) return statusError(s, "index batch");
+  }
+  rocksdb::Status s = impl_->db->Write(impl_->writeOptions, &wb);
+  if (!s.ok()) return statusError(s, "index write");
+  return ok();
+}
+
+Result<void> Index::forEach(const std::function<void(const Hash128&, std::string_view)>& fn,
+                            const std::function<void(std::string_view)>& onBadKey) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a full scan would only evict useful blocks
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cacheCf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    rocksdb::Slice v = it->value();
+    Hash128 h;
+    if (decodeHashKey(std::string_view(k.data(), k.size()), &h)) {
+      fn(h, std::string_view(v.data(), v.size()));
+    } else if (onBadKey) {
+      onBadKey(std::string_view(k.data(), k.size()));
+    }
+  }
+  if (!it->status().ok()) return statusError(it->status(), "index scan");
+  return ok();
+}
+
+}  // namespace orchard::cache

@@ -1,0 +1,166 @@
+// ObjectMeta encoding: the RocksDB value of one cache index record.
+//
+// Format version 1, all integers LEB128 varints (signed ones zig-zag):
+//   u8     version (= 1)
+//   str    key                      str = varint length + bytes
+//   varint status (<= 65535)
+//   str    reason
+//   varint size
+//   varint header count, then count x (str name, str value)
+//   str    etag
+//   str    lastModified
+//   svar   requestTime, responseTime, lastAccess
+// The record must end exactly after lastAccess. decodeMeta() treats the
+// bytes as untrusted (a damaged disk, a fuzzer): every length is checked
+// against what is left, nothing is read out of bounds, and any inconsistency
+// is Errc::Corrupt. A new field means a new version byte.
+#include "cache/object_meta.h"
+
+#include <limits>
+
+namespace orchard::cache {
+
+namespace {
+
+constexpr uint8_t kFormatVersion = 1;
+
+const Error kCorrupt{Errc::Corrupt, 0, "decode object meta"};
+
+void putVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void putSigned(std::string* out, int64_t v) {
+  putVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+
+void putString(std::string* out, std::string_view s) {
+  putVarint(out, s.size());
+  out->append(s);
+}
+
+// A bounds-checked cursor over untrusted bytes. Every getter returns false
+// (and leaves the output unspecified) instead of reading past the end.
+class Reader {
+ public:
+  explicit Reader(std::string_view b) : b_(b) {}
+
+  bool atEnd() const { return pos_ == b_.size(); }
+  size_t remaining() const { return b_.size() - pos_; }
+
+  bool byte(uint8_t* out) {
+    if (pos_ >= b_.size()) return false;
+    *out = static_cast<uint8_t>(b_[pos_++]);
+    return true;
+  }
+
+  bool varint(uint64_t* out) {
+    uint64_t v = 0;
+    for (int i = 0; i < 10; ++i) {
+      uint8_t c;
+      if (!byte(&c)) return false;
+      if (i == 9 && c > 1) return false;  // would overflow 64 bits
+      v |= static_cast<uint64_t>(c & 0x7f) << (7 * i);
+      if ((c & 0x80) == 0) {
+        *out = v;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  bool signedVarint(int64_t* out) {
+    uint64_t z;
+    if (!varint(&z)) return false;
+    *out = static_cast<int64_t>((z >> 1) ^ (~(z & 1) + 1));
+    return true;
+  }
+
+  bool string(std::string* out) {
+    uint64_t n;
+    if (!varint(&n) || n > remaining()) return false;
+    out->assign(b_.data() + pos_, static_cast<size_t>(n));
+    pos_ += static_cast<size_t>(n);
+    return true;
+  }
+
+ private:
+  std::string_view b_;
+  size_t pos_ = 0;
+};
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view ObjectMeta::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (equalsIgnoreCase(n, name)) return v;
+  }
+  return {};
+}
+
+std::string encodeMeta(const ObjectMeta& meta) {
+  size_t estimate = 32 + meta.key.size() + meta.reason.size() + meta.etag.size() + meta.lastModified.size();
+  for (const auto& [n, v] : meta.headers) estimate += n.size() + v.size() + 4;
+  std::string out;
+  out.reserve(estimate);
+  out.push_back(static_cast<char>(kFormatVersion));
+  putString(&out, meta.key);
+  putVarint(&out, meta.status);
+  putString(&out, meta.reason);
+  putVarint(&out, meta.size);
+  putVarint(&out, meta.headers.size());
+  for (const auto& [n, v] : meta.headers) {
+    putString(&out, n);
+    putString(&out, v);
+  }
+  putString(&out, meta.etag);
+  putString(&out, meta.lastModified);
+  putSigned(&out, meta.requestTime);
+  putSigned(&out, meta.responseTime);
+  putSigned(&out, meta.lastAccess);
+  return out;
+}
+
+Result<ObjectMeta> decodeMeta(std::string_view bytes) {
+  Reader r(bytes);
+  ObjectMeta m;
+  uint8_t version;
+  if (!r.byte(&version) || version != kFormatVersion) return kCorrupt;
+  uint64_t status, count;
+  if (!r.string(&m.key) || !r.varint(&status) || status > std::numeric_limits<uint16_t>::max() ||
+      !r.string(&m.reason) || !r.varint(&m.size) || !r.varint(&count)) {
+    return kCorrupt;
+  }
+  m.status = static_cast<uint16_t>(status);
+  // Each header takes at least two bytes (two empty strings): a count the
+  // buffer cannot hold is rejected before anything is allocated for it.
+  if (count > r.remaining() / 2) return kCorrupt;
+  m.headers.reserve(static_cast<size_t>(count));
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string n, v;
+    if (!r.string(&n) || !r.string(&v)) return kCorrupt;
+    m.headers.emplace_back(std::move(n), std::move(v));
+  }
+  if (!r.string(&m.etag) || !r.string(&m.lastModified) || !r.signedVarint(&m.requestTime) ||
+      !r.signedVarint(&m.responseTime) || !r.signedVarint(&m.lastAccess) || !r.atEnd()) {
+    return kCorrupt;
+  }
+  return m;
+}
+
+}  // namespace orchard::cache

@@ -1,0 +1,158 @@
+// Pure caching decisions; see policy.h.
+#include "cache/policy.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <ctime>
+
+namespace orchard::cache {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<int64_t> parseDelta(std::string_view v) {
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.empty()) return std::nullopt;
+  int64_t out = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    if (out > (int64_t{1} << 31)) return int64_t{1} << 31;  // RFC 9111 §1.2.2: saturate
+    out = out * 10 + (c - '0');
+  }
+  return std::min<int64_t>(out, int64_t{1} << 31);
+}
+
+}  // namespace
+
+CacheControl parseCacheControl(std::string_view value) {
+  CacheControl cc;
+  size_t i = 0;
+  while (i < value.size()) {
+    // One directive: token [ "=" ( token / quoted-string ) ], separated by commas.
+    size_t start = i;
+    bool inQuote = false;
+    while (i < value.size() && (inQuote || value[i] != ',')) {
+      if (value[i] == '"') inQuote = !inQuote;
+      else if (value[i] == '\\' && inQuote && i + 1 < value.size()) ++i;
+      ++i;
+    }
+    std::string_view d = trim(value.substr(start, i - start));
+    ++i;
+    if (d.empty()) continue;
+    std::string_view name = d, arg;
+    if (auto eq = d.find('='); eq != std::string_view::npos) {
+      name = trim(d.substr(0, eq));
+      arg = trim(d.substr(eq + 1));
+    }
+    if (iequals(name, "no-store")) cc.noStore = true;
+    else if (iequals(name, "no-cache")) cc.noCache = true;
+    else if (iequals(name, "private")) cc.isPrivate = true;
+    else if (iequals(name, "public")) cc.isPublic = true;
+    else if (iequals(name, "must-revalidate")) cc.mustRevalidate = true;
+    else if (iequals(name, "proxy-revalidate")) cc.proxyRevalidate = true;
+    else if (iequals(name, "immutable")) cc.immutable = true;
+    else if (iequals(name, "max-age")) cc.maxAge = parseDelta(arg);
+    else if (iequals(name, "s-maxage")) cc.sMaxAge = parseDelta(arg);
+  }
+  return cc;
+}
+
+const char* storeVerdictName(StoreVerdict v) {
+  switch (v) {
+    case StoreVerdict::Store: return "store";
+    case StoreVerdict::Method: return "method";
+    case StoreVerdict::Status: return "status";
+    case StoreVerdict::NoStore: return "no-store";
+    case StoreVerdict::Private: return "private";
+    case StoreVerdict::Authorization: return "authorization";
+    case StoreVerdict::UnknownLength: return "unknown-length";
+  }
+  return "?";
+}
+
+StoreVerdict decideStore(const StoreInput& in) {
+  if (in.method != "GET") return StoreVerdict::Method;
+  if (in.status != 200) return StoreVerdict::Status;
+  CacheControl req = parseCacheControl(in.requestCacheControl);
+  CacheControl resp = parseCacheControl(in.responseCacheControl);
+  if (req.noStore || resp.noStore) return StoreVerdict::NoStore;
+  if (resp.isPrivate) return StoreVerdict::Private;
+  // RFC 9111 §3.5: a shared cache stores answers to authorised requests only
+  // when the response explicitly allows it.
+  if (in.requestHasAuthorization && !(resp.isPublic || resp.sMaxAge || resp.mustRevalidate))
+    return StoreVerdict::Authorization;
+  if (!in.lengthKnown) return StoreVerdict::UnknownLength;
+  return StoreVerdict::Store;
+}
+
+int64_t currentAge(const ObjectMeta& meta, int64_t now) {
+  // RFC 9111 §4.2.3
+  int64_t ageValue = 0;
+  if (auto a = parseDelta(trim(meta.header("Age")))) ageValue = *a;
+  int64_t dateValue = meta.responseTime;
+  if (auto d = parseHttpDate(trim(meta.header("Date")))) dateValue = *d;
+  int64_t apparentAge = std::max<int64_t>(0, meta.responseTime - dateValue);
+  int64_t responseDelay = std::max<int64_t>(0, meta.responseTime - meta.requestTime);
+  int64_t correctedAgeValue = ageValue + responseDelay;
+  int64_t correctedInitialAge = std::max(apparentAge, correctedAgeValue);
+  int64_t residentTime = std::max<int64_t>(0, now - meta.responseTime);
+  return correctedInitialAge + residentTime;
+}
+
+namespace {
+int monthIndex(std::string_view m) {
+  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (int i = 0; i < 12; ++i)
+    if (m == kMonths[i]) return i;
+  return -1;
+}
+}  // namespace
+
+std::optional<int64_t> parseHttpDate(std::string_view s) {
+  // Accepts "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+  // "Sun Nov  6 08:49:37 1994".
+  std::string buf(s);
+  struct tm tm;
+  std::memset(&tm, 0, sizeof tm);
+  char mon[4] = {0};
+  int d, y, h, mi, se;
+  char wd[16];
+  if (std::sscanf(buf.c_str(), "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT", wd, &d, mon, &y, &h, &mi, &se) == 7) {
+  } else if (std::sscanf(buf.c_str(), "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT", wd, &d, mon, &y, &h, &mi, &se) == 7) {
+    y += (y < 70) ? 2000 : 1900;
+  } else if (std::sscanf(buf.c_str(), "%15[A-Za-z] %3s %d %2d:%2d:%2d %4d", wd, mon, &d, &h, &mi, &se, &y) == 7) {
+  } else {
+    return std::nullopt;
+  }
+  int m = monthIndex(mon);
+  if (m < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970) return std::nullopt;
+  tm.tm_year = y - 1900;
+  tm.tm_mon = m;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = se;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+void formatHttpDate(int64_t t, char out[30]) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  std::strftime(out, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+}  // namespace orchard::cache

@@ -1,0 +1,509 @@
+// Loading a Config from TOML (see config.h). The only file that includes
+// toml++. The loader walks the parsed document against the parameter table,
+// converts each value by its ParamType, and keeps going after a problem so
+// that one run reports every problem. The defaults take the same path: they
+// are the table's default literals rendered as TOML (defaultsToml()) and
+// loaded once, so the embedded defaults, the example file and the loader
+// cannot disagree.
+#include "config/config.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#define TOML_ENABLE_FORMATTERS 0
+#include <toml++/toml.h>
+
+#include "config/params.h"
+
+namespace orchard::config {
+namespace {
+
+constexpr int64_t kMaxInt64 = std::numeric_limits<int64_t>::max();
+
+int lineOf(const toml::source_region& r) { return static_cast<int>(r.begin.line); }
+
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// How a value is shown after "got ".
+std::string show(const toml::node& n) {
+  if (const auto* s = n.as_string()) return quote(s->get());
+  if (const auto* i = n.as_integer()) return std::to_string(i->get());
+  if (const auto* b = n.as_boolean()) return b->get() ? "true" : "false";
+  if (const auto* f = n.as_floating_point()) {
+    std::ostringstream os;
+    os << f->get();
+    return os.str();
+  }
+  if (n.is_array()) return "an array";
+  if (n.is_table()) return "a table";
+  return "a date or time";
+}
+
+std::string expected(const Param& p) {
+  switch (p.type) {
+    case ParamType::String: return "a string";
+    case ParamType::StringList: return "an array of strings";
+    case ParamType::Choice: {
+      std::string out = "one of ";
+      for (char c : p.choices) out += c == '|' ? std::string(", ") : std::string(1, c);
+      return out;
+    }
+    case ParamType::Size: return "a size like \"200GiB\"";
+    case ParamType::Duration: return "a duration like \"30s\" or \"500ms\"";
+    case ParamType::Integer: return "an integer";
+    case ParamType::Bool: return "true or false";
+    case ParamType::AddressList: return "an array of addresses like [\"127.0.0.1:8080\", \"[::1]:8080\"]";
+    case ParamType::CidrList: return "an array of address ranges like [\"10.0.0.0/8\", \"::1/128\"]";
+    case ParamType::HostList: return "an array of host names like [\"swcdn.apple.com\", \"*.cdn-apple.com\"]";
+    case ParamType::AddressTable: return "a table of host = \"addr:port\"";
+  }
+  return "?";
+}
+
+std::string showBound(ParamType t, int64_t v) {
+  if (t == ParamType::Size) return formatSize(v);
+  if (t == ParamType::Duration) return formatDuration(v);
+  return std::to_string(v);
+}
+
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// "; did you mean storage.cache_limit?" or "".
+std::string suggestKey(std::string_view section, std::string_view key) {
+  for (const Param& p : params()) {
+    if (p.key() == key) return "; did you mean " + std::string(p.name) + "?";
+  }
+  const Param* best = nullptr;
+  size_t bestDist = 3;
+  for (const Param& p : params()) {
+    if (p.section() != section) continue;
+    size_t d = editDistance(key, p.key());
+    if (d < bestDist) {
+      bestDist = d;
+      best = &p;
+    }
+  }
+  return best ? "; did you mean " + std::string(best->name) + "?" : "";
+}
+
+std::string suggestSection(std::string_view name) {
+  for (const Section& s : sections()) {
+    if (editDistance(name, s.name) <= 2) return "; did you mean [" + std::string(s.name) + "]?";
+  }
+  return "";
+}
+
+// Applies one parsed document to a Config, collecting problems.
+class Loader {
+ public:
+  Loader(Config* config, std::vector<Problem>* problems) : config_(config), problems_(problems) {}
+
+  void apply(const toml::table& root) {
+    for (auto&& [k, node] : root) {
+      std::string name(k.str());
+      int line = keyLine(k, node);
+      const Section* section = findSection(name);
+      if (section == nullptr) {
+        if (node.is_table()) {
+          add(name, line, "unknown section [" + name + "]" + suggestSection(name));
+        } else {
+          add(name, line, "unknown key outside any section" + suggestKey("", name));
+        }
+        continue;
+      }
+      const toml::table* table = node.as_table();
+      if (table == nullptr) {
+        add(name, line, "expected a [" + name + "] section, got " + show(node));
+        continue;
+      }
+      for (auto&& [k2, value] : *table) {
+        std::string full = name + "." + std::string(k2.str());
+        int keyLn = keyLine(k2, value);
+        const Param* p = findParam(full);
+        if (p == nullptr) {
+          add(full, keyLn, "unknown key" + suggestKey(name, k2.str()));
+          continue;
+        }
+        lines_[full] = keyLn;
+        std::optional<Value> v = convert(*p, value, keyLn);
+        if (v) p->set(*config_, std::move(*v));
+      }
+    }
+  }
+
+  // Rules that involve more than one key, or that the table cannot express.
+  void crossCheck() {
+    const Config& c = *config_;
+    if (!c.tlsListen.empty()) {
+      add("tls.listen", line("tls.listen"), "HTTPS listeners are not available in this build yet");
+    }
+    if (!c.adminToken.empty() && !c.adminTokenFile.empty()) {
+      add("admin.token_file", line("admin.token_file"), "set admin.token or admin.token_file, not both");
+    }
+    if (c.listen.empty() && c.tlsListen.empty()) {
+      add("server.listen", line("server.listen"), "no listeners: give at least one \"addr:port\"");
+    }
+  }
+
+ private:
+  static int keyLine(const toml::key& k, const toml::node& n) {
+    int l = lineOf(k.source());
+    return l > 0 ? l : lineOf(n.source());
+  }
+
+  int line(const std::string& key) const {
+    auto it = lines_.find(key);
+    return it == lines_.end() ? 0 : it->second;
+  }
+
+  void add(std::string key, int line, std::string message) {
+    problems_->push_back(Problem{std::move(key), line, std::move(message)});
+  }
+
+  void typeProblem(const Param& p, const toml::node& n, int line) {
+    add(std::string(p.name), line, "expected " + expected(p) + ", got " + show(n));
+  }
+
+  // Checks min/max; adds a problem and returns false when out of bounds.
+  bool inBounds(const Param& p, int64_t v, const toml::node& n, int line) {
+    if (v >= p.min && v <= p.max) return true;
+    std::string msg;
+    if (p.max == kMaxInt64) {
+      msg = "must be at least " + showBound(p.type, p.min);
+    } else {
+      msg = "must be between " + showBound(p.type, p.min) + " and " + showBound(p.type, p.max);
+    }
+    add(std::string(p.name), line, msg + ", got " + show(n));
+    return false;
+  }
+
+  // Element line, or the key's line when the element has none.
+  static int elementLine(const toml::node& n, int fallback) {
+    int l = lineOf(n.source());
+    return l > 0 ? l : fallback;
+  }
+
+  // Applies `each` to every string of an array value; false if any failed.
+  template <typename F>
+  bool forEachString(const Param& p, const toml::node& n, int line, F&& each) {
+    const toml::array* arr = n.as_array();
+    if (arr == nullptr) {
+      typeProblem(p, n, line);
+      return false;
+    }
+    bool good = true;
+    for (const toml::node& e : *arr) {
+      int eLine = elementLine(e, line);
+      const auto* s = e.as_string();
+      if (s == nullptr) {
+        typeProblem(p, e, eLine);
+        good = false;
+        continue;
+      }
+      if (!each(s->get(), e, eLine)) good = false;
+    }
+    return good;
+  }
+
+  std::optional<Value> convert(const Param& p, const toml::node& n, int line) {
+    std::string name(p.name);
+    switch (p.type) {
+      case ParamType::String: {
+        if (const auto* s = n.as_string()) return Value(s->get());
+        typeProblem(p, n, line);
+        return std::nullopt;
+      }
+      case ParamType::Choice: {
+        const auto* s = n.as_string();
+        if (s != nullptr) {
+          std::string_view rest = p.choices;
+          while (!rest.empty()) {
+            size_t bar = rest.find('|');
+            if (rest.substr(0, bar) == s->get()) return Value(s->get());
+            rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+          }
+        }
+        typeProblem(p, n, line);
+        return std::nullopt;
+      }
+      case ParamType::Bool: {
+        if (const auto* b = n.as_boolean()) return Value(b->get());
+        typeProblem(p, n, line);
+        return std::nullopt;
+      }
+      case ParamType::Integer: {
+        const auto* i = n.as_integer();
+        if (i == nullptr) {
+          typeProblem(p, n, line);
+          return std::nullopt;
+        }
+        if (!inBounds(p, i->get(), n, line)) return std::nullopt;
+        return Value(i->get());
+      }
+      case ParamType::Size:
+      case ParamType::Duration: {
+        int64_t v = 0;
+        if (const auto* i = n.as_integer()) {
+          // A bare integer is bytes for a size, seconds for a duration.
+          v = i->get();
+          if (v < 0 || (p.type == ParamType::Duration && __builtin_mul_overflow(v, int64_t{1000}, &v))) {
+            typeProblem(p, n, line);
+            return std::nullopt;
+          }
+        } else if (const auto* s = n.as_string()) {
+          Result<int64_t> r = p.type == ParamType::Size ? parseSize(s->get()) : parseDuration(s->get());
+          if (!r.ok()) {
+            add(name, line, std::string(r.error().context) + ", got " + show(n));
+            return std::nullopt;
+          }
+          v = *r;
+        } else {
+          typeProblem(p, n, line);
+          return std::nullopt;
+        }
+        if (!inBounds(p, v, n, line)) return std::nullopt;
+        return Value(v);
+      }
+      case ParamType::StringList: {
+        std::vector<std::string> out;
+        bool good = forEachString(p, n, line, [&](const std::string& s, const toml::node&, int eLine) {
+          if (s.empty()) {
+            add(name, eLine, "expected non-empty strings, got \"\"");
+            return false;
+          }
+          out.push_back(s);
+          return true;
+        });
+        if (!good) return std::nullopt;
+        return Value(std::move(out));
+      }
+      case ParamType::AddressList: {
+        std::vector<ListenAddress> out;
+        bool good = forEachString(p, n, line, [&](const std::string& s, const toml::node& e, int eLine) {
+          Result<ListenAddress> a = ListenAddress::parse(s);
+          if (!a.ok()) {
+            add(name, eLine, std::string(a.error().context) + ", got " + show(e));
+            return false;
+          }
+          for (const ListenAddress& seen : out) {
+            if (seen.host == a->host && seen.port == a->port) {
+              add(name, eLine, show(e) + " is listed twice");
+              return false;
+            }
+          }
+          out.push_back(std::move(*a));
+          return true;
+        });
+        if (!good) return std::nullopt;
+        return Value(std::move(out));
+      }
+      case ParamType::CidrList: {
+        std::vector<Cidr> out;
+        bool good = forEachString(p, n, line, [&](const std::string& s, const toml::node& e, int eLine) {
+          Result<Cidr> c = Cidr::parse(s);
+          if (!c.ok()) {
+            add(name, eLine, std::string(c.error().context) + ", got " + show(e));
+            return false;
+          }
+          out.push_back(std::move(*c));
+          return true;
+        });
+        if (!good) return std::nullopt;
+        return Value(std::move(out));
+      }
+      case ParamType::HostList: {
+        std::vector<std::string> out;
+        std::set<std::string> seen;
+        bool good = forEachString(p, n, line, [&](const std::string& s, const toml::node& e, int eLine) {
+          Result<std::string> h = normalizeHostPattern(s);
+          if (!h.ok()) {
+            add(name, eLine, std::string(h.error().context) + ", got " + show(e));
+            return false;
+          }
+          if (seen.insert(*h).second) out.push_back(std::move(*h));  // duplicates are harmless
+          return true;
+        });
+        if (!good) return std::nullopt;
+        return Value(std::move(out));
+      }
+      case ParamType::AddressTable: {
+        const toml::table* t = n.as_table();
+        if (t == nullptr) {
+          typeProblem(p, n, line);
+          return std::nullopt;
+        }
+        // toml++ iterates keys sorted; walk them in file order so that the
+        // later of two duplicates is the one reported.
+        std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+        for (auto&& [k, v] : *t) entries.emplace_back(&k, &v);
+        std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+          return keyLine(*a.first, *a.second) < keyLine(*b.first, *b.second);
+        });
+        std::map<std::string, ListenAddress> out;
+        bool good = true;
+        for (const auto& [kp, vp] : entries) {
+          const toml::key& k = *kp;
+          const toml::node& v = *vp;
+          int eLine = keyLine(k, v);
+          Result<std::string> host = normalizeHostName(k.str());
+          if (!host.ok()) {
+            add(name, eLine, std::string(host.error().context) + ", got " + quote(k.str()));
+            good = false;
+            continue;
+          }
+          const auto* s = v.as_string();
+          if (s == nullptr) {
+            typeProblem(p, v, eLine);
+            good = false;
+            continue;
+          }
+          Result<ListenAddress> a = ListenAddress::parse(s->get());
+          if (!a.ok()) {
+            add(name, eLine, quote(k.str()) + ": " + a.error().context + ", got " + show(v));
+            good = false;
+            continue;
+          }
+          if (!out.emplace(std::move(*host), std::move(*a)).second) {
+            add(name, eLine, quote(k.str()) + " is listed twice");
+            good = false;
+          }
+        }
+        if (!good) return std::nullopt;
+        return Value(std::move(out));
+      }
+    }
+    return std::nullopt;
+  }
+
+  Config* config_;
+  std::vector<Problem>* problems_;
+  std::map<std::string, int> lines_;  // key -> line, for cross-key problems
+};
+
+// Parses and applies a document onto `config`; never throws.
+void loadInto(std::string_view text, std::string_view sourceName, Config* config, std::vector<Problem>* problems,
+              bool crossCheck) {
+  try {
+    toml::table root = toml::parse(text, sourceName);
+    Loader loader(config, problems);
+    loader.apply(root);
+    if (crossCheck) loader.crossCheck();
+  } catch (const toml::parse_error& e) {
+    problems->push_back(Problem{"", lineOf(e.source()), std::string(e.description())});
+  } catch (const std::exception& e) {
+    problems->push_back(Problem{"", 0, std::string("cannot load: ") + e.what()});
+  }
+  // toml++ tables iterate in key order; report in file order, line 0 last.
+  std::stable_sort(problems->begin(), problems->end(), [](const Problem& a, const Problem& b) {
+    auto rank = [](int line) { return line > 0 ? line : std::numeric_limits<int>::max(); };
+    return rank(a.line) < rank(b.line);
+  });
+}
+
+const Config& builtDefaults() {
+  static const Config kDefaults = [] {
+    Config c;
+    std::vector<Problem> problems;
+    loadInto(defaultsToml(), "<defaults>", &c, &problems, true);
+    assert(problems.empty() && "the parameter table's defaults must load cleanly");
+    return c;
+  }();
+  return kDefaults;
+}
+
+}  // namespace
+
+Config defaults() { return builtDefaults(); }
+
+LoadResult loadString(std::string_view toml, std::string_view sourceName) {
+  LoadResult r;
+  Config c = builtDefaults();
+  loadInto(toml, sourceName, &c, &r.problems, true);
+  if (r.problems.empty()) r.config = std::move(c);
+  return r;
+}
+
+LoadResult loadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    LoadResult r;
+    r.problems.push_back(Problem{"", 0, std::string("cannot read the file: ") + std::strerror(err ? err : ENOENT)});
+    return r;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    LoadResult r;
+    r.problems.push_back(Problem{"", 0, "cannot read the file"});
+    return r;
+  }
+  return loadString(text.str(), path);
+}
+
+std::string formatProblem(const Problem& problem, std::string_view file) {
+  std::string out(file);
+  if (problem.line > 0) {
+    out += ':';
+    out += std::to_string(problem.line);
+  }
+  out += ": ";
+  if (!problem.key.empty()) out += problem.key + ": ";
+  return out + problem.message;
+}
+
+std::string defaultsToml() {
+  std::string out =
+      "# Orchard configuration (orchardd --config FILE).\n"
+      "#\n"
+      "# Every key is listed with its default; a file needs only the keys it\n"
+      "# changes. Unknown keys and bad values are errors. Keys marked [restart]\n"
+      "# take effect at the next start; the others also on reload (SIGHUP).\n"
+      "# Sizes take B, KiB, MiB, GiB, TiB; durations ms, s, m, h (a bare\n"
+      "# integer is seconds).\n";
+  for (const Section& s : sections()) {
+    out += "\n# " + std::string(s.doc) + "\n[" + std::string(s.name) + "]\n";
+    for (const Param& p : params()) {
+      if (p.section() != s.name) continue;
+      out += "# " + std::string(p.doc) + (p.reloadable ? "" : " [restart]") + "\n";
+      out += std::string(p.key()) + " = " + std::string(p.defaultToml) + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace orchard::config

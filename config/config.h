@@ -1,0 +1,101 @@
+// Config: the typed configuration of orchardd, and its loading from TOML.
+//
+// Every key, default, bound and doc line lives in one table (params.h); this
+// file holds the typed struct the rest of the program reads and the loader
+// that fills it. Loading never throws: it returns either a Config or every
+// problem found (unknown sections and keys, wrong types, unparsable or
+// out-of-bounds values, TOML syntax errors, cross-key rules), each naming its
+// key and line so `orchardd --check-config` can print them all at once.
+//
+// Lifecycle: the server loads a Config at start and again on SIGHUP; a
+// loaded Config is an immutable value shared read-only between threads.
+// changedParams() (params.h) says which keys differ and whether a change
+// needs a restart.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/log.h"
+#include "config/net.h"
+
+namespace orchard::config {
+
+// Field defaults below are zero values only: the real defaults come from the
+// parameter table through defaults(). Do not use a value-initialized Config
+// as a configuration.
+struct Config {
+  // [server]
+  std::vector<ListenAddress> listen;      // plain HTTP listeners
+  int workers = 0;                        // event loops; 0 = one per core
+  int64_t drainTimeoutMs = 0;             // SIGTERM: how long to let transfers finish
+  int64_t idleTimeoutMs = 0;              // close keep-alive client connections idle this long
+  int64_t maxConnections = 0;             // client connections across all loops
+  log::Level logLevel = log::Level::Info;
+  bool accessLog = false;                 // one line per transaction to the log
+
+  // [tls] (accepted and validated; HTTPS listeners are not in this build)
+  std::vector<ListenAddress> tlsListen;
+  std::string tlsCertificate;
+  std::string tlsPrivateKey;
+
+  // [storage]
+  std::string storageDir;   // objects, packages and the index
+  uint64_t cacheLimit = 0;  // bytes of cached objects before eviction
+
+  // [upstream]
+  std::vector<std::string> upstreamAllow;                   // normalized host patterns (HostMatcher)
+  std::map<std::string, ListenAddress> upstreamResolve;     // lower-case host -> connect address
+  std::string upstreamCaFile;                               // extra CA bundle for HTTPS origins
+  std::vector<std::string> ignoreQuery;                     // query parameters left out of the cache key
+  int64_t connectTimeoutMs = 0;
+  int64_t readTimeoutMs = 0;                                // between reads from an origin
+  int maxIdlePerOrigin = 0;                                 // pooled idle upstream connections per origin
+
+  // [access]
+  std::vector<Cidr> allowClients;  // clients outside every range get 403
+
+  // [admin]
+  std::string adminToken;      // bearer token for /api/v1 writes, or empty
+  std::string adminTokenFile;  // or a file holding it (read by the server)
+
+  bool operator==(const Config&) const = default;
+};
+
+// The embedded defaults (what orchardd runs on without --config).
+Config defaults();
+
+// One thing wrong with a config file.
+struct Problem {
+  std::string key;      // "storage.cache_limit", a section name, or "" for syntax errors
+  int line = 0;         // 1-based; 0 when unknown
+  std::string message;  // "expected a size like \"200GiB\", got \"lots\""
+};
+
+// Either a Config (ok(), problems empty) or every problem found (config
+// empty).
+struct LoadResult {
+  std::optional<Config> config;
+  std::vector<Problem> problems;
+  bool ok() const { return config.has_value(); }
+};
+
+// Reads and loads a file. An unreadable file is one problem with line 0.
+LoadResult loadFile(const std::string& path);
+// Loads TOML text. Keys left out keep their defaults. sourceName is used in
+// TOML parser diagnostics only.
+LoadResult loadString(std::string_view toml, std::string_view sourceName);
+
+// "orchard.toml:12: storage.cache_limit: expected a size like \"200GiB\", got \"lots\"".
+// The line is omitted when 0, the key when empty.
+std::string formatProblem(const Problem& problem, std::string_view file);
+
+// The embedded default config as commented TOML (every key, its default and
+// its doc line). config/orchard.example.toml is this text.
+std::string defaultsToml();
+
+}  // namespace orchard::config

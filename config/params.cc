@@ -1,0 +1,309 @@
+// The parameter table (see params.h) and the size/duration parsers.
+#include "config/params.h"
+
+#include <cassert>
+#include <limits>
+#include <type_traits>
+
+#include "common/log.h"
+
+namespace orchard::config {
+namespace {
+
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = kKiB * 1024;
+constexpr int64_t kGiB = kMiB * 1024;
+constexpr int64_t kTiB = kGiB * 1024;
+constexpr int64_t kSecond = 1000;
+constexpr int64_t kMinute = 60 * kSecond;
+constexpr int64_t kHour = 60 * kMinute;
+constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+
+// Glue between a table row and a Config field. Integers of any width take the
+// int64_t alternative (the param's bounds keep them in range); log::Level
+// takes the Choice string.
+template <auto Member>
+struct Field {
+  using T = std::remove_cvref_t<decltype(std::declval<Config&>().*Member)>;
+  static void set(Config& c, Value&& v) {
+    if constexpr (std::is_same_v<T, log::Level>) {
+      log::Level level = log::Level::Info;
+      bool known = log::parseLevel(std::get<std::string>(v).c_str(), &level);
+      assert(known && "log level choices must be names log::parseLevel knows");
+      (void)known;
+      c.*Member = level;
+    } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      c.*Member = static_cast<T>(std::get<int64_t>(v));
+    } else {
+      c.*Member = std::get<T>(std::move(v));
+    }
+  }
+  static bool same(const Config& a, const Config& b) { return a.*Member == b.*Member; }
+};
+
+#define ORCHARD_FIELD(member) .set = &Field<&Config::member>::set, .same = &Field<&Config::member>::same
+
+const Section kSections[] = {
+    {"server", "Plain HTTP edge: listeners, event loops, connection limits, logging."},
+    {"tls", "HTTPS listeners. Accepted and validated, but not available in this build yet: keep listen empty."},
+    {"storage", "Where cached objects live and how much disk they may use."},
+    {"upstream", "Origins the box may fetch from, and how it reaches them."},
+    {"access", "Who may use the cache."},
+    {"admin", "The admin API (/api/v1)."},
+};
+
+const Param kParams[] = {
+    // [server]
+    {.name = "server.listen", .type = ParamType::AddressList, .defaultToml = R"(["127.0.0.1:8080"])",
+     .reloadable = false, .doc = "Plain HTTP listeners: \"addr:port\" or \"[v6]:port\".", ORCHARD_FIELD(listen)},
+    {.name = "server.workers", .type = ParamType::Integer, .defaultToml = "0", .min = 0, .max = 256,
+     .reloadable = false, .doc = "Event loops (threads) serving clients; 0 = one per core.", ORCHARD_FIELD(workers)},
+    {.name = "server.drain_timeout", .type = ParamType::Duration, .defaultToml = R"("30s")", .min = 0,
+     .max = kHour, .reloadable = true,
+     .doc = "On SIGTERM, how long transfers in progress may run before connections are closed.",
+     ORCHARD_FIELD(drainTimeoutMs)},
+    {.name = "server.idle_timeout", .type = ParamType::Duration, .defaultToml = R"("60s")", .min = kSecond,
+     .max = kHour, .reloadable = true, .doc = "Close keep-alive client connections idle this long.",
+     ORCHARD_FIELD(idleTimeoutMs)},
+    {.name = "server.max_connections", .type = ParamType::Integer, .defaultToml = "20000", .min = 1,
+     .max = 10'000'000, .reloadable = true,
+     .doc = "Most client connections open at once, across all workers.",
+     ORCHARD_FIELD(maxConnections)},
+    {.name = "server.log_level", .type = ParamType::Choice, .defaultToml = R"("info")", .reloadable = true,
+     .doc = "Least severe messages logged: debug, info, warn or error.", ORCHARD_FIELD(logLevel),
+     .choices = "debug|info|warn|error"},
+    {.name = "server.access_log", .type = ParamType::Bool, .defaultToml = "false", .reloadable = true,
+     .doc = "Log one line per request with its cache status.", ORCHARD_FIELD(accessLog)},
+
+    // [tls]
+    {.name = "tls.listen", .type = ParamType::AddressList, .defaultToml = "[]", .reloadable = false,
+     .doc = "HTTPS listeners: \"addr:port\" or \"[v6]:port\" (not available in this build yet).",
+     ORCHARD_FIELD(tlsListen)},
+    {.name = "tls.certificate", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "PEM certificate chain for the HTTPS listeners.", ORCHARD_FIELD(tlsCertificate)},
+    {.name = "tls.private_key", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "PEM private key for the certificate.", ORCHARD_FIELD(tlsPrivateKey)},
+
+    // [storage]
+    {.name = "storage.dir", .type = ParamType::String, .defaultToml = R"("./var/orchard")", .reloadable = false,
+     .doc = "Directory for objects, packages and the index.", ORCHARD_FIELD(storageDir)},
+    {.name = "storage.cache_limit", .type = ParamType::Size, .defaultToml = R"("200GiB")", .min = kMiB,
+     .max = kMax, .reloadable = true,
+     .doc = "Disk space cached objects may use before eviction starts (B, KiB, MiB, GiB, TiB).",
+     ORCHARD_FIELD(cacheLimit)},
+
+    // [upstream]
+    {.name = "upstream.allow", .type = ParamType::HostList,
+     .defaultToml = R"([
+  "swcdn.apple.com",
+  "swdist.apple.com",
+  "swdownload.apple.com",
+  "swscan.apple.com",
+  "appldnld.apple.com",
+  "oscdn.apple.com",
+  "updates.cdn-apple.com",
+  "updates-http.cdn-apple.com",
+  "*.cdn-apple.com",
+  "osxapps.itunes.apple.com",
+  "iosapps.itunes.apple.com",
+  "mesu.apple.com",
+  "audiocontentdownload.apple.com",
+  "devimages-cdn.apple.com",
+  "devstreaming-cdn.apple.com",
+  "playgrounds-cdn.apple.com",
+  "skl.apple.com",
+  "*.aaplimg.com",
+])",
+     .reloadable = true,
+     .doc = "Hosts the box may fetch from: exact names or \"*.domain\" (default: Apple's content hosts).",
+     ORCHARD_FIELD(upstreamAllow)},
+    {.name = "upstream.resolve", .type = ParamType::AddressTable, .defaultToml = "{}", .reloadable = true,
+     .doc = "Host -> \"addr:port\" to connect to instead of asking DNS (like curl --resolve).",
+     ORCHARD_FIELD(upstreamResolve)},
+    {.name = "upstream.ca_file", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "Extra CA bundle (PEM) for HTTPS origins; the system CAs are always trusted.",
+     ORCHARD_FIELD(upstreamCaFile)},
+    {.name = "upstream.ignore_query", .type = ParamType::StringList, .defaultToml = "[]", .reloadable = false,
+     .doc = "Query parameters left out of the cache key (changing them re-keys the cache).",
+     ORCHARD_FIELD(ignoreQuery)},
+    {.name = "upstream.connect_timeout", .type = ParamType::Duration, .defaultToml = R"("10s")", .min = 100,
+     .max = 10 * kMinute, .reloadable = true, .doc = "How long connecting to an origin (TCP and TLS) may take.",
+     ORCHARD_FIELD(connectTimeoutMs)},
+    {.name = "upstream.read_timeout", .type = ParamType::Duration, .defaultToml = R"("60s")", .min = kSecond,
+     .max = kHour, .reloadable = true, .doc = "Give up on an origin that sends nothing for this long.",
+     ORCHARD_FIELD(readTimeoutMs)},
+    {.name = "upstream.max_idle_per_origin", .type = ParamType::Integer, .defaultToml = "32", .min = 0,
+     .max = 4096, .reloadable = true, .doc = "Idle connections to each origin kept open for reuse.",
+     ORCHARD_FIELD(maxIdlePerOrigin)},
+
+    // [access]
+    {.name = "access.allow_clients", .type = ParamType::CidrList,
+     .defaultToml = R"(["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"])",
+     .reloadable = true, .doc = "Client address ranges that may use the cache; others get 403.",
+     ORCHARD_FIELD(allowClients)},
+
+    // [admin]
+    {.name = "admin.token", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "Bearer token for admin API (/api/v1) writes.",
+     ORCHARD_FIELD(adminToken)},
+    {.name = "admin.token_file", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "File holding the admin token, instead of token (not both).", ORCHARD_FIELD(adminTokenFile)},
+};
+
+#undef ORCHARD_FIELD
+
+// Checked a * b + c on non-negative values.
+bool mulAdd(int64_t a, int64_t b, int64_t c, int64_t* out) {
+  int64_t m;
+  if (__builtin_mul_overflow(a, b, &m)) return false;
+  return !__builtin_add_overflow(m, c, out);
+}
+
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Reads leading digits of s into *value, advancing s. False on none or overflow.
+bool takeNumber(std::string_view* s, int64_t* value) {
+  size_t i = 0;
+  int64_t v = 0;
+  while (i < s->size() && isDigit((*s)[i])) {
+    if (!mulAdd(v, 10, (*s)[i] - '0', &v)) return false;
+    ++i;
+  }
+  if (i == 0) return false;
+  s->remove_prefix(i);
+  *value = v;
+  return true;
+}
+
+Error invalid(const char* context) { return Error{Errc::Invalid, 0, context}; }
+
+}  // namespace
+
+const char* paramTypeName(ParamType t) noexcept {
+  switch (t) {
+    case ParamType::String: return "string";
+    case ParamType::StringList: return "string list";
+    case ParamType::Choice: return "choice";
+    case ParamType::Size: return "size";
+    case ParamType::Duration: return "duration";
+    case ParamType::Integer: return "integer";
+    case ParamType::Bool: return "bool";
+    case ParamType::AddressList: return "address list";
+    case ParamType::CidrList: return "address range list";
+    case ParamType::HostList: return "host pattern list";
+    case ParamType::AddressTable: return "host to address table";
+  }
+  return "?";
+}
+
+std::span<const Param> params() { return kParams; }
+std::span<const Section> sections() { return kSections; }
+
+const Param* findParam(std::string_view name) {
+  for (const Param& p : kParams) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+const Section* findSection(std::string_view name) {
+  for (const Section& s : kSections) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::vector<const Param*> changedParams(const Config& a, const Config& b) {
+  std::vector<const Param*> out;
+  for (const Param& p : kParams) {
+    if (!p.same(a, b)) out.push_back(&p);
+  }
+  return out;
+}
+
+Result<int64_t> parseSize(std::string_view text) {
+  static const char* kShape = "expected a size like \"200GiB\"";
+  std::string_view s = text;
+  int64_t n = 0;
+  if (s.empty() || !isDigit(s.front())) return invalid(kShape);
+  if (!takeNumber(&s, &n)) return invalid("size too large");
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  static const struct {
+    std::string_view unit;
+    int64_t factor;
+  } kUnits[] = {{"", 1}, {"B", 1}, {"KiB", kKiB}, {"MiB", kMiB}, {"GiB", kGiB}, {"TiB", kTiB}};
+  for (const auto& u : kUnits) {
+    if (s == u.unit) {
+      int64_t bytes;
+      if (!mulAdd(n, u.factor, 0, &bytes)) return invalid("size too large");
+      return bytes;
+    }
+  }
+  static const std::string_view kDecimal[] = {"K", "M", "G", "T", "KB", "MB", "GB", "TB", "k", "kB", "kb", "mb", "gb", "tb"};
+  for (std::string_view d : kDecimal) {
+    if (s == d) return invalid("expected a size like \"200GiB\" (units are B, KiB, MiB, GiB, TiB)");
+  }
+  return invalid(kShape);
+}
+
+Result<int64_t> parseDuration(std::string_view text) {
+  static const char* kShape = "expected a duration like \"30s\" or \"500ms\"";
+  std::string_view s = text;
+  if (s.empty()) return invalid(kShape);
+  int64_t total = 0;
+  bool bare = true;
+  while (!s.empty()) {
+    int64_t n = 0;
+    if (!isDigit(s.front())) return invalid(kShape);
+    if (!takeNumber(&s, &n)) return invalid("duration too long");
+    int64_t unit;
+    if (s.empty()) {
+      if (!bare) return invalid(kShape);  // "1m30": the last number needs a unit
+      unit = kSecond;
+    } else if (s.starts_with("ms")) {
+      unit = 1;
+      s.remove_prefix(2);
+    } else if (s.front() == 's') {
+      unit = kSecond;
+      s.remove_prefix(1);
+    } else if (s.front() == 'm') {
+      unit = kMinute;
+      s.remove_prefix(1);
+    } else if (s.front() == 'h') {
+      unit = kHour;
+      s.remove_prefix(1);
+    } else {
+      return invalid("expected a duration like \"30s\" or \"500ms\" (units are ms, s, m, h)");
+    }
+    bare = false;
+    if (!mulAdd(n, unit, total, &total)) return invalid("duration too long");
+  }
+  return total;
+}
+
+std::string formatSize(int64_t bytes) {
+  static const struct {
+    const char* unit;
+    int64_t factor;
+  } kUnits[] = {{"TiB", kTiB}, {"GiB", kGiB}, {"MiB", kMiB}, {"KiB", kKiB}};
+  if (bytes > 0) {
+    for (const auto& u : kUnits) {
+      if (bytes % u.factor == 0) return std::to_string(bytes / u.factor) + u.unit;
+    }
+  }
+  return std::to_string(bytes) + "B";
+}
+
+std::string formatDuration(int64_t ms) {
+  static const struct {
+    const char* unit;
+    int64_t factor;
+  } kUnits[] = {{"h", kHour}, {"m", kMinute}, {"s", kSecond}};
+  if (ms == 0) return "0s";
+  for (const auto& u : kUnits) {
+    if (ms % u.factor == 0) return std::to_string(ms / u.factor) + u.unit;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+}  // namespace orchard::config

@@ -1,0 +1,391 @@
+// ClientConn implementation; see client_conn.h for the state table.
+#include "server/client_conn.h"
+
+#include <cstring>
+
+#include "common/log.h"
+#include "server/transaction.h"
+
+namespace orchard::server {
+namespace {
+
+constexpr size_t kMaxRequestHead = 64 * 1024;
+constexpr size_t kReadBuf = 64 * 1024;
+thread_local char tReadBuf[kReadBuf];
+
+struct OwnedWrite {
+  uv_write_t req;
+  std::string data;
+};
+
+struct BodyWrite {
+  uv_write_t req;
+  ClientConn* conn;
+  void (*done)(Transaction*, int);
+};
+
+}  // namespace
+
+ClientConn::ClientConn(WorkerContext* wc) : wc_(wc) {
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = &ClientConn::onMessageBegin;
+  settings_.on_url = &ClientConn::onUrl;
+  settings_.on_header_field = &ClientConn::onHeaderField;
+  settings_.on_header_value = &ClientConn::onHeaderValue;
+  settings_.on_headers_complete = &ClientConn::onHeadersComplete;
+  settings_.on_body = &ClientConn::onBody;
+  settings_.on_message_complete = &ClientConn::onMessageComplete;
+  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  parser_.data = this;
+}
+
+ClientConn::~ClientConn() {
+  wc_->conns.erase(this);
+  wc_->counters.open_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ClientConn::accept(WorkerContext* wc, uv_stream_t* listener) {
+  auto* c = new ClientConn(wc);
+  uv_tcp_init(wc->worker->loop(), &c->tcp_);
+  c->tcp_.data = c;
+  uv_timer_init(wc->worker->loop(), &c->timer_);
+  c->timer_.data = c;
+  c->refs_ = 2;
+  wc->conns.insert(c);
+  wc->counters.open_connections.fetch_add(1, std::memory_order_relaxed);
+  if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&c->tcp_)) != 0) {
+    c->close();
+    return;
+  }
+  wc->counters.add(wc->counters.connections_accepted);
+  int len = sizeof c->peer_;
+  std::memset(&c->peer_, 0, sizeof c->peer_);
+  uv_tcp_getpeername(&c->tcp_, reinterpret_cast<sockaddr*>(&c->peer_), &len);
+  c->peerAllowed_ = config::anyContains(wc->server->config.allowClients, c->peer());
+  uv_tcp_nodelay(&c->tcp_, 1);
+  if (wc->draining) {
+    c->close();
+    return;
+  }
+  c->armIdle();
+  c->startReading();
+}
+
+void ClientConn::unref() {
+  if (--refs_ == 0) delete this;
+}
+
+void ClientConn::onCloseHandle(uv_handle_t* h) { static_cast<ClientConn*>(h->data)->unref(); }
+
+void ClientConn::armIdle() {
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<ClientConn*>(t->data);
+        if (self->state_ == State::Idle || self->state_ == State::Reading) self->close();
+      },
+      static_cast<uint64_t>(wc_->server->config.idleTimeoutMs > 0 ? wc_->server->config.idleTimeoutMs : 60000), 0);
+}
+
+void ClientConn::startReading() {
+  if (readStarted_ || state_ == State::Closing) return;
+  readStarted_ = true;
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&tcp_),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) { *buf = uv_buf_init(tReadBuf, kReadBuf); },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) { static_cast<ClientConn*>(s->data)->onRead(nread, buf); });
+}
+
+void ClientConn::pauseReading() {
+  readingPaused_ = true;
+  if (readStarted_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    readStarted_ = false;
+  }
+}
+
+void ClientConn::resumeReading() {
+  if (!readingPaused_) return;
+  readingPaused_ = false;
+  if (!requestDone_ && state_ != State::Closing) startReading();
+}
+
+void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
+  if (state_ == State::Closing || nread == 0) return;
+  if (nread < 0) {
+    // EOF or reset. A request half-read is abandoned; a response in flight
+    // cannot be delivered anyway.
+    close();
+    return;
+  }
+  parse(buf->base, static_cast<size_t>(nread));
+}
+
+void ClientConn::parse(const char* data, size_t n) {
+  llhttp_errno_t err = llhttp_execute(&parser_, data, n);
+  if (state_ == State::Closing) return;
+  if (err == HPE_OK) return;
+  if (err == HPE_PAUSED) {
+    // A request completed: keep what follows for later, stop reading.
+    const char* pos = llhttp_get_error_pos(&parser_);
+    if (pos && pos < data + n) pending_.assign(pos, data + n - pos);
+    else pending_.clear();
+    if (readStarted_) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+      readStarted_ = false;
+    }
+    if (responseDone_) finishResponse();
+    return;
+  }
+  if (err == HPE_USER) return;  // a callback already answered
+  if (state_ == State::Responding || txn_) {
+    // Broken body framing after the head was routed: the exchange is lost.
+    close();
+    return;
+  }
+  wc_->counters.add(wc_->counters.bad_requests);
+  failRequest(headBytes_ > kMaxRequestHead ? 431 : 400, llhttp_errno_name(err));
+}
+
+void ClientConn::failRequest(int status, const char* why) {
+  OLOG_RATE(log::Level::Info, "client request refused with %d: %s", status, why);
+  char body[256];
+  int bl = std::snprintf(body, sizeof body, "{\"error\":\"%s\",\"detail\":\"%s\"}\n", reasonPhrase(status), why);
+  char head[256];
+  int hl = std::snprintf(head, sizeof head,
+                         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+                         status, reasonPhrase(status), bl);
+  write(std::string(head, hl) + std::string(body, bl));
+  state_ = State::Responding;
+  reqKeepAlive_ = false;
+  requestDone_ = true;
+  endResponse(true);
+}
+
+void ClientConn::resumeParsing() {
+  // Runs on a fresh stack (posted) so a transaction's callbacks never start
+  // the next transaction inline.
+  refs_++;
+  wc_->worker->post([this] {
+    if (state_ == State::Closing) {
+      unref();
+      return;
+    }
+    state_ = State::Idle;
+    requestDone_ = false;
+    responseDone_ = false;
+    llhttp_resume(&parser_);
+    armIdle();
+    if (wc_->draining && pending_.empty()) {
+      close();
+      unref();
+      return;
+    }
+    if (!pending_.empty()) {
+      std::string data = std::move(pending_);
+      pending_.clear();
+      parse(data.data(), data.size());
+    }
+    if (state_ != State::Closing && state_ != State::Responding && !txn_) startReading();
+    unref();
+  });
+}
+
+void ClientConn::write(std::string data) {
+  if (state_ == State::Closing) return;
+  auto* w = new OwnedWrite;
+  w->data = std::move(data);
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
+               [](uv_write_t* r, int) { delete reinterpret_cast<OwnedWrite*>(r); }) != 0) {
+    delete w;
+    close();
+  }
+}
+
+void ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int)) {
+  if (state_ == State::Closing) return;
+  auto* w = new BodyWrite;
+  w->conn = this;
+  w->done = done;
+  refs_++;  // the write callback runs before the close callback, but keep it explicit
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n, [](uv_write_t* r, int status) {
+    auto* bw = reinterpret_cast<BodyWrite*>(r);
+    ClientConn* c = bw->conn;
+    auto done = bw->done;
+    delete bw;
+    if (status == 0 && c->txn_ && c->state_ != State::Closing) done(c->txn_, 0);
+    else if (status != 0 && c->state_ != State::Closing) c->close();
+    c->unref();
+  });
+  if (rc != 0) {
+    delete w;
+    refs_--;
+    close();
+  }
+}
+
+size_t ClientConn::queuedBytes() const {
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
+}
+
+void ClientConn::endResponse(bool clean) {
+  if (state_ == State::Closing) return;
+  if (txn_) {
+    wc_->worker->deferDelete(txn_);
+    txn_ = nullptr;
+  }
+  if (!clean) {
+    wc_->counters.add(wc_->counters.truncated_responses);
+    close();
+    return;
+  }
+  responseDone_ = true;
+  if (!requestDone_) {
+    // Answered before the request ended (an error for an upload, say): do not
+    // read a body nobody wants; close once the answer is flushed.
+    if (reqHasBody_) {
+      reqKeepAlive_ = false;
+      finishResponse();
+    }
+    // Otherwise on_message_complete follows in this same parse and
+    // parse() calls finishResponse().
+    return;
+  }
+  finishResponse();
+}
+
+void ClientConn::finishResponse() {
+  if (reqKeepAlive_ && !wc_->draining) {
+    resumeParsing();
+    return;
+  }
+  // Let queued writes flush, then close.
+  state_ = State::Closing;
+  if (readStarted_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    readStarted_ = false;
+  }
+  auto* sreq = new uv_shutdown_t;
+  sreq->data = this;
+  refs_++;
+  if (uv_shutdown(sreq, reinterpret_cast<uv_stream_t*>(&tcp_), [](uv_shutdown_t* r, int) {
+        auto* c = static_cast<ClientConn*>(r->data);
+        delete r;
+        c->closeHandles();
+        c->unref();
+      }) != 0) {
+    delete sreq;
+    refs_--;
+    closeHandles();
+  }
+}
+
+void ClientConn::drain() {
+  if (state_ == State::Idle && !txn_) close();
+  // Otherwise endResponse() sees wc_->draining and closes after this response.
+}
+
+void ClientConn::close() {
+  if (state_ != State::Closing) {
+    state_ = State::Closing;
+    if (txn_) {
+      Transaction* t = txn_;
+      txn_ = nullptr;
+      t->onConnClosed();
+      wc_->worker->deferDelete(t);
+    }
+  }
+  closeHandles();
+}
+
+void ClientConn::closeHandles() {
+  if (handlesClosed_) return;
+  handlesClosed_ = true;
+  state_ = State::Closing;
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ClientConn::onCloseHandle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ClientConn::onCloseHandle);
+}
+
+// ---- llhttp callbacks ----
+
+int ClientConn::onMessageBegin(llhttp_t* p) {
+  auto* self = static_cast<ClientConn*>(p->data);
+  self->state_ = State::Reading;
+  self->req_ = RequestHead{};
+  self->headBytes_ = 0;
+  self->lastWasValue_ = false;
+  return 0;
+}
+
+int ClientConn::onUrl(llhttp_t* p, const char* at, size_t n) {
+  auto* self = static_cast<ClientConn*>(p->data);
+  self->headBytes_ += n;
+  if (self->headBytes_ > kMaxRequestHead) return -1;
+  self->req_.target.append(at, n);
+  return 0;
+}
+
+int ClientConn::onHeaderField(llhttp_t* p, const char* at, size_t n) {
+  auto* self = static_cast<ClientConn*>(p->data);
+  self->headBytes_ += n;
+  if (self->headBytes_ > kMaxRequestHead) return -1;
+  auto& h = self->req_.headers;
+  if (self->lastWasValue_ || h.empty()) {
+    if (h.size() >= 256) return -1;
+    h.emplace_back(std::string(at, n), std::string());
+    self->lastWasValue_ = false;
+  } else {
+    h.back().first.append(at, n);
+  }
+  return 0;
+}
+
+int ClientConn::onHeaderValue(llhttp_t* p, const char* at, size_t n) {
+  auto* self = static_cast<ClientConn*>(p->data);
+  self->headBytes_ += n;
+  if (self->headBytes_ > kMaxRequestHead) return -1;
+  if (self->req_.headers.empty()) return -1;
+  self->req_.headers.back().second.append(at, n);
+  self->lastWasValue_ = true;
+  return 0;
+}
+
+int ClientConn::onHeadersComplete(llhttp_t* p) {
+  auto* self = static_cast<ClientConn*>(p->data);
+  auto& r = self->req_;
+  r.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+  r.versionMajor = p->http_major;
+  r.versionMinor = p->http_minor;
+  r.keepAlive = llhttp_should_keep_alive(p) != 0;
+  r.chunked = (p->flags & F_CHUNKED) != 0;
+  if ((p->flags & F_CONTENT_LENGTH) && !r.chunked) r.contentLength = p->content_length;
+  for (auto& kv : r.headers)
+    while (!kv.second.empty() && (kv.second.back() == ' ' || kv.second.back() == '\t')) kv.second.pop_back();
+  uv_timer_stop(&self->timer_);
+  self->state_ = State::Responding;
+  self->wc_->counters.add(self->wc_->counters.requests);
+  self->reqKeepAlive_ = r.keepAlive;
+  self->reqHasBody_ = r.hasBody();
+  self->txn_ = new Transaction(self, std::move(r));
+  self->txn_->start();
+  if (self->state_ == State::Closing) return HPE_USER;
+  return 0;
+}
+
+int ClientConn::onBody(llhttp_t* p, const char* at, size_t n) {
+  auto* self = static_cast<ClientConn*>(p->data);
+  if (self->txn_) self->txn_->onRequestBody(at, n);
+  return self->state_ == State::Closing ? HPE_USER : 0;
+}
+
+int ClientConn::onMessageComplete(llhttp_t* p) {
+  auto* self = static_cast<ClientConn*>(p->data);
+  self->requestDone_ = true;
+  if (self->txn_) self->txn_->onRequestComplete();
+  if (self->state_ == State::Closing) return HPE_USER;
+  return HPE_PAUSED;
+}
+
+}  // namespace orchard::server

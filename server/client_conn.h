@@ -1,0 +1,107 @@
+// ClientConn: one accepted client connection: reads and parses requests
+// with llhttp (strict), runs one Transaction at a time, answers pipelined
+// requests in order, and writes responses.
+//
+// States:  Idle (waiting for a request; idle timer armed)
+//          -> Reading (head/body of a request being parsed)
+//          -> Responding (request complete, parser paused, socket reads
+//             stopped until the response ends)
+//          -> Idle (keep-alive) | Closing (error, Connection: close, drain)
+//
+// Memory: the ClientConn embeds its uv handles and is freed when both have
+// closed (the close callback owns the memory). Reads go into a per-loop
+// buffer; only unparsed pipelined bytes are copied into the connection.
+#pragma once
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "server/context.h"
+#include "server/http.h"
+
+namespace orchard::server {
+
+class Transaction;
+
+class ClientConn {
+ public:
+  // Accepts one pending connection from `listener` (a libuv server stream).
+  static void accept(WorkerContext* wc, uv_stream_t* listener);
+
+  WorkerContext* wc() { return wc_; }
+  const struct sockaddr* peer() const { return reinterpret_cast<const sockaddr*>(&peer_); }
+  bool peerAllowed() const { return peerAllowed_; }
+
+  // ---- for the transaction ----
+  // Queues bytes the connection owns until written.
+  void write(std::string data);
+  // Queues a body write from the transaction's buffer; `done` is called with
+  // the libuv status once written (not if the connection closed first).
+  void writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int status));
+  size_t queuedBytes() const;
+  // The response ended. clean: its framing is complete, the connection may be
+  // reused; otherwise it is closed so the client sees a broken message.
+  void endResponse(bool clean);
+  // Pause/resume reading the request body (upstream backpressure).
+  void pauseReading();
+  void resumeReading();
+  // Closes now (drain timeout, fatal errors).
+  void close();
+  bool closing() const { return state_ == State::Closing; }
+  void drain();  // server is stopping: close when idle or after this response
+  // The response cannot be followed by another on this connection
+  // (close-delimited body, HTTP/1.0 without keep-alive).
+  void disableKeepAlive() { reqKeepAlive_ = false; }
+
+  static void onCloseHandle(uv_handle_t* h);
+
+ private:
+  enum class State : uint8_t { Idle, Reading, Responding, Closing };
+  ClientConn(WorkerContext* wc);
+  ~ClientConn();
+  void startReading();
+  void onRead(ssize_t nread, const uv_buf_t* buf);
+  void parse(const char* data, size_t n);
+  void resumeParsing();
+  void finishResponse();
+  void closeHandles();
+  void failRequest(int status, const char* why);
+  void armIdle();
+  void unref();
+
+  static int onMessageBegin(llhttp_t* p);
+  static int onUrl(llhttp_t* p, const char* at, size_t n);
+  static int onHeaderField(llhttp_t* p, const char* at, size_t n);
+  static int onHeaderValue(llhttp_t* p, const char* at, size_t n);
+  static int onHeadersComplete(llhttp_t* p);
+  static int onBody(llhttp_t* p, const char* at, size_t n);
+  static int onMessageComplete(llhttp_t* p);
+
+  WorkerContext* wc_;
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  int refs_ = 0;  // open handles + posted tasks; freed at 0
+  State state_ = State::Idle;
+  struct sockaddr_storage peer_;
+  bool peerAllowed_ = false;
+  bool readingPaused_ = false;  // backpressure from the upstream
+  bool readStarted_ = false;
+  bool handlesClosed_ = false;
+  bool reqKeepAlive_ = true;
+  bool reqHasBody_ = false;
+
+  llhttp_t parser_;
+  llhttp_settings_t settings_;
+  RequestHead req_;
+  size_t headBytes_ = 0;
+  bool lastWasValue_ = false;
+  std::string pending_;  // pipelined bytes not parsed yet
+  Transaction* txn_ = nullptr;
+  bool requestDone_ = false;   // on_message_complete seen for txn_
+  bool responseDone_ = false;  // txn_ ended its response
+};
+
+}  // namespace orchard::server

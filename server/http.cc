@@ -1,0 +1,93 @@
+#include "server/http.h"
+
+#include <cctype>
+
+namespace orchard::server {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+std::optional<std::string_view> findHeader(const HeaderList& h, std::string_view name) noexcept {
+  for (const auto& [k, v] : h)
+    if (iequals(k, name)) return std::string_view(v);
+  return std::nullopt;
+}
+
+namespace {
+template <typename F>
+void forEachToken(std::string_view v, F&& f) {
+  size_t i = 0;
+  while (i <= v.size()) {
+    size_t j = v.find(',', i);
+    if (j == std::string_view::npos) j = v.size();
+    std::string_view t = v.substr(i, j - i);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (!t.empty()) f(t);
+    i = j + 1;
+  }
+}
+}  // namespace
+
+bool headerHasToken(const HeaderList& h, std::string_view name, std::string_view token) noexcept {
+  bool found = false;
+  for (const auto& [k, v] : h) {
+    if (!iequals(k, name)) continue;
+    forEachToken(v, [&](std::string_view t) { found = found || iequals(t, token); });
+  }
+  return found;
+}
+
+bool isHopByHop(std::string_view n) noexcept {
+  static constexpr std::string_view kHop[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
+                                              "transfer-encoding", "upgrade", "proxy-authenticate",
+                                              "proxy-authorization", "content-length"};
+  for (auto h : kHop)
+    if (iequals(n, h)) return true;
+  return false;
+}
+
+HeaderList endToEndHeaders(const HeaderList& h) {
+  HeaderList out;
+  out.reserve(h.size());
+  for (const auto& kv : h) {
+    if (isHopByHop(kv.first)) continue;
+    if (headerHasToken(h, "Connection", kv.first)) continue;
+    out.push_back(kv);
+  }
+  return out;
+}
+
+const char* reasonPhrase(int s) noexcept {
+  switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 416: return "Range Not Satisfiable";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace orchard::server

@@ -1,0 +1,50 @@
+// HTTP/1.1 message heads shared by the client side and the upstream side,
+// and the small header utilities both need.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "cache/object_meta.h"
+
+namespace orchard::server {
+
+using cache::HeaderList;
+
+bool iequals(std::string_view a, std::string_view b) noexcept;
+// First value of header `name` (case-insensitive), or nullopt.
+std::optional<std::string_view> findHeader(const HeaderList& h, std::string_view name) noexcept;
+// Whether a comma-separated header contains `token` (case-insensitive).
+bool headerHasToken(const HeaderList& h, std::string_view name, std::string_view token) noexcept;
+// Hop-by-hop per RFC 9110 §7.6.1 plus the framing headers we always rewrite.
+bool isHopByHop(std::string_view name) noexcept;
+// Also drops headers named by the message's own Connection header.
+HeaderList endToEndHeaders(const HeaderList& h);
+const char* reasonPhrase(int status) noexcept;
+
+struct RequestHead {
+  std::string method;
+  std::string target;
+  uint8_t versionMajor = 1;
+  uint8_t versionMinor = 1;
+  HeaderList headers;
+  bool keepAlive = true;
+  bool chunked = false;                    // request body uses chunked framing
+  std::optional<uint64_t> contentLength;   // request body length when declared
+  bool hasBody() const { return chunked || (contentLength && *contentLength > 0); }
+  std::optional<std::string_view> header(std::string_view n) const { return findHeader(headers, n); }
+};
+
+struct ResponseHead {
+  uint16_t status = 0;
+  std::string reason;
+  HeaderList headers;
+  std::optional<uint64_t> contentLength;
+  bool chunked = false;
+  bool keepAlive = true;
+  bool noBody = false;  // HEAD, 1xx, 204, 304
+};
+
+}  // namespace orchard::server

@@ -1,0 +1,90 @@
+// Worker: one libuv loop on its own thread, with the executor that lets
+// other threads post work to it and the deferred-delete list.
+//
+// Handle rules (STYLE "libuv lifetimes"): every uv handle lives in its own
+// heap box; owners close handles with closeHandle(), whose close callback
+// frees the box; objects that own a callback stack are destroyed through
+// deferDelete(), which runs after the current callback returns.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/executor.h"
+#include "common/result.h"
+
+namespace orchard::server {
+
+// Translates a libuv status code (negative errno) into an Error.
+Error uvError(int status, const char* context);
+
+// Closes a heap-boxed handle; the box is freed in the close callback.
+template <typename H>
+void closeHandle(H* h) {
+  if (!h) return;
+  h->data = nullptr;
+  uv_handle_t* hh = reinterpret_cast<uv_handle_t*>(h);
+  if (uv_is_closing(hh)) return;
+  uv_close(hh, [](uv_handle_t* x) { delete reinterpret_cast<H*>(x); });
+}
+
+class LoopExecutor final : public Executor {
+ public:
+  explicit LoopExecutor(uv_loop_t* loop);
+  ~LoopExecutor() override;
+  void post(Task task) override;
+  // Stops accepting tasks and closes the async handle (loop thread only).
+  void close();
+
+ private:
+  static void onAsync(uv_async_t* h);
+  void drain();
+
+  uv_async_t* async_;
+  std::mutex mu_;
+  std::deque<Task> tasks_;
+  bool closed_ = false;
+};
+
+class Worker {
+ public:
+  explicit Worker(int index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  int index() const { return index_; }
+  uv_loop_t* loop() { return &loop_; }
+  LoopExecutor& executor() { return *executor_; }
+
+  // Starts the loop on a new thread. `onStart` runs first, on that thread.
+  void start(std::function<void()> onStart);
+  // Runs `fn` on the loop thread (posted).
+  void post(Executor::Task fn) { executor_->post(std::move(fn)); }
+  // Deletes `p` after the current callback stack unwinds.
+  template <typename T>
+  void deferDelete(T* p) {
+    executor_->post([p] { delete p; });
+  }
+  // Asks the loop to finish: `onStop` runs on the loop thread and must close
+  // every handle it owns; then the executor closes and the loop runs dry.
+  void stop(std::function<void()> onStop);
+  void join();
+  bool onLoopThread() const { return std::this_thread::get_id() == threadId_.load(); }
+
+ private:
+  const int index_;
+  uv_loop_t loop_;
+  std::unique_ptr<LoopExecutor> executor_;
+  std::thread thread_;
+  std::atomic<std::thread::id> threadId_{};
+};
+
+}  // namespace orchard::server

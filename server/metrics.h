@@ -1,0 +1,49 @@
+// Counters: one block per worker loop, written only by that loop's thread
+// (relaxed atomics so readers on other threads are well-defined), summed
+// when /metrics or /api/v1/status is read.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace orchard::server {
+
+// X(name, help): the table that yields field names, metric names and help text.
+#define ORCHARD_COUNTERS(X)                                                        \
+  X(requests, "client requests parsed")                                            \
+  X(hits, "requests answered from a complete stored object")                       \
+  X(misses, "cacheable requests that started a fill")                              \
+  X(collapsed, "cacheable requests that joined a fill in flight")                  \
+  X(passes, "requests passed to the origin without caching")                       \
+  X(local, "requests for local routes and probes")                                 \
+  X(denied, "requests refused with 403")                                           \
+  X(bad_requests, "requests refused as malformed (400/431)")                       \
+  X(origin_requests, "requests sent to origins")                                   \
+  X(origin_errors, "origin exchanges that failed")                                 \
+  X(bytes_to_clients, "body bytes sent to clients")                                \
+  X(bytes_from_origin, "body bytes received from origins")                         \
+  X(bytes_stored, "body bytes of objects committed to the store")                  \
+  X(truncated_responses, "client responses ended without a clean end of message")  \
+  X(connections_accepted, "client connections accepted")
+
+struct Counters {
+#define ORCHARD_FIELD(name, help) std::atomic<uint64_t> name{0};
+  ORCHARD_COUNTERS(ORCHARD_FIELD)
+#undef ORCHARD_FIELD
+  std::atomic<int64_t> open_connections{0};
+
+  void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+};
+
+struct CounterTotals {
+#define ORCHARD_FIELD(name, help) uint64_t name = 0;
+  ORCHARD_COUNTERS(ORCHARD_FIELD)
+#undef ORCHARD_FIELD
+  int64_t open_connections = 0;
+};
+
+CounterTotals sumCounters(const std::vector<const Counters*>& blocks);
+
+}  // namespace orchard::server

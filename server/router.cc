@@ -1,0 +1,182 @@
+#include "server/router.h"
+
+#include <cctype>
+
+#include "cache/key.h"
+
+namespace orchard::server {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool validHostChars(std::string_view h) {
+  if (h.empty() || h.size() > 253) return false;
+  for (char c : h) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || c == ':')) return false;
+  }
+  return true;
+}
+
+// Value of query parameter `name` in `target`'s query, percent-decoding not
+// needed for host names. Returns false if absent.
+bool queryParam(std::string_view target, std::string_view name, std::string_view* out) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return false;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view p = query.substr(0, amp);
+    auto eq = p.find('=');
+    std::string_view k = p.substr(0, eq);
+    if (k == name) {
+      *out = eq == std::string_view::npos ? std::string_view() : p.substr(eq + 1);
+      return true;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+Route reject(int status, std::string reason) {
+  Route r;
+  r.kind = status == 403 ? Route::Kind::Deny : Route::Kind::Reject;
+  r.status = status;
+  r.reason = std::move(reason);
+  return r;
+}
+
+Route proxy(std::string scheme, std::string host, uint16_t port, std::string_view originTarget,
+            const RouterConfig& config) {
+  Route r;
+  r.kind = Route::Kind::Proxy;
+  r.scheme = std::move(scheme);
+  r.host = std::move(host);
+  r.port = port;
+  r.upstreamTarget = cache::stripQueryParams(originTarget, {});
+  bool defaultPort = (r.scheme == "http" && port == 80) || (r.scheme == "https" && port == 443);
+  r.hostHeader = r.host.find(':') != std::string::npos ? "[" + r.host + "]" : r.host;
+  if (!defaultPort) r.hostHeader += ":" + std::to_string(port);
+  r.keyText = cache::normaliseKey(r.scheme, r.host, port, originTarget, config.ignoreQuery);
+  return r;
+}
+
+}  // namespace
+
+bool splitHostPort(std::string_view in, std::string* host, uint16_t* port, uint16_t defaultPort) {
+  std::string_view h = in;
+  std::string_view p;
+  if (!h.empty() && h.front() == '[') {
+    auto close = h.find(']');
+    if (close == std::string_view::npos) return false;
+    std::string_view rest = h.substr(close + 1);
+    h = h.substr(1, close - 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      p = rest.substr(1);
+    }
+  } else {
+    auto colon = h.rfind(':');
+    if (colon != std::string_view::npos) {
+      if (h.find(':') != colon) return false;  // bare v6 without brackets
+      p = h.substr(colon + 1);
+      h = h.substr(0, colon);
+    }
+  }
+  if (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  if (!validHostChars(h)) return false;
+  *host = lower(h);
+  if (p.empty()) {
+    *port = defaultPort;
+    return true;
+  }
+  unsigned v = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+    if (v > 65535) return false;
+  }
+  if (v == 0) return false;
+  *port = static_cast<uint16_t>(v);
+  return true;
+}
+
+Route route(const RouteInput& in, const RouterConfig& config) {
+  if (in.method == "CONNECT") return reject(501, "CONNECT tunnels are not supported yet");
+  std::string_view target = in.target;
+  if (target.empty()) return reject(400, "empty request target");
+
+  // Forward-proxy form: absolute URI.
+  if (target.front() != '/' && target != "*") {
+    std::string_view rest;
+    std::string scheme;
+    if (target.size() > 7 && lower(target.substr(0, 7)) == "http://") {
+      scheme = "http";
+      rest = target.substr(7);
+    } else if (target.size() > 8 && lower(target.substr(0, 8)) == "https://") {
+      return reject(501, "https origins in absolute form are not supported yet");
+    } else {
+      return reject(400, "unsupported request target");
+    }
+    auto slash = rest.find_first_of("/?");
+    std::string_view authority = rest.substr(0, slash);
+    std::string originTarget = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+    if (originTarget.front() == '?') originTarget.insert(0, "/");
+    if (authority.find('@') != std::string_view::npos) return reject(400, "userinfo in request target");
+    std::string host;
+    uint16_t port;
+    if (!splitHostPort(authority, &host, &port, 80)) return reject(400, "bad host in request target");
+    if (!config.allowHost(host)) return reject(403, "host not allowed: " + host);
+    return proxy(scheme, host, port, originTarget, config);
+  }
+  if (target == "*") return reject(400, "asterisk form is only for OPTIONS to the box");
+
+  // Content-cache form: ?source=host[:port][&sourceScheme=http|https].
+  std::string_view source;
+  if (queryParam(target, "source", &source)) {
+    std::string_view scheme = "http";
+    std::string_view s;
+    if (queryParam(target, "sourceScheme", &s) && !s.empty()) scheme = s;
+    std::string host;
+    uint16_t port;
+    if (lower(scheme) == "https") {
+      if (!splitHostPort(source, &host, &port, 443)) return reject(400, "bad source parameter");
+      if (!config.allowHost(host)) return reject(403, "host not allowed: " + host);
+      return reject(501, "https origins are not supported yet");
+    }
+    if (lower(scheme) != "http") return reject(400, "sourceScheme must be http or https");
+    if (!splitHostPort(source, &host, &port, 80)) return reject(400, "bad source parameter");
+    if (!config.allowHost(host)) return reject(403, "host not allowed: " + host);
+    return proxy("http", host, port, target, config);
+  }
+
+  // Apple's probe for a cache.
+  if (in.maxForwardsZero && in.method == "GET" && target == "/") {
+    Route r;
+    r.kind = Route::Kind::Probe;
+    r.status = 200;
+    return r;
+  }
+
+  // Intercept form: Host names an allowed upstream.
+  std::string host;
+  uint16_t port = 80;
+  if (!in.host.empty()) {
+    if (!splitHostPort(in.host, &host, &port, 80)) return reject(400, "bad Host header");
+    if (config.allowHost(host)) return proxy("http", host, port, target, config);
+  }
+
+  // Anything else is for the box itself, or denied.
+  Route r;
+  r.kind = Route::Kind::Local;
+  auto q = target.find('?');
+  r.path = std::string(target.substr(0, q));
+  r.host = host;
+  return r;
+}
+
+}  // namespace orchard::server

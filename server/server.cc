@@ -1,0 +1,225 @@
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "server/client_conn.h"
+#include "server/fill_driver.h"
+
+namespace orchard::server {
+
+struct Server::WorkerSlot {
+  explicit WorkerSlot(int i) : worker(i) {}
+  Worker worker;
+  std::unique_ptr<WorkerContext> wc;
+  std::vector<uv_tcp_t*> listeners;
+  std::vector<int> fds;  // bound sockets, handed to the loop in start()
+};
+
+Server::Server(config::Config config) {
+  ctx_.config = std::move(config);
+  ctx_.allow = config::HostMatcher(ctx_.config.upstreamAllow);
+  ctx_.router.allowHost = [this](std::string_view h) { return ctx_.allow.matches(h); };
+  ctx_.router.ignoreQuery = ctx_.config.ignoreQuery;
+}
+
+Server::~Server() { stop(); }
+
+namespace {
+
+Result<int> bindSocket(const config::ListenAddress& a, uint16_t* boundPort) {
+  struct sockaddr_storage ss;
+  std::memset(&ss, 0, sizeof ss);
+  socklen_t len;
+  if (a.v6) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(a.port);
+    if (inet_pton(AF_INET6, a.host.c_str(), &s6->sin6_addr) != 1) return Error{Errc::Invalid, 0, "listen: bad address"};
+    len = sizeof *s6;
+  } else {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(a.port);
+    if (inet_pton(AF_INET, a.host.c_str(), &s4->sin_addr) != 1) return Error{Errc::Invalid, 0, "listen: bad address"};
+    len = sizeof *s4;
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error{Errc::Io, errno, "listen: socket"};
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // libuv 1.44 has no SO_REUSEPORT flag for uv_tcp_bind: every loop binds its
+  // own socket and the kernel spreads connections across them.
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (a.v6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Error{Errc::Io, e, "listen: bind"};
+  }
+  if (::listen(fd, 4096) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Error{Errc::Io, e, "listen: listen"};
+  }
+  struct sockaddr_storage got;
+  socklen_t gl = sizeof got;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &gl);
+  *boundPort = ntohs(got.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
+                                               : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+  return fd;
+}
+
+}  // namespace
+
+Result<void> Server::start() {
+  const auto& cfg = ctx_.config;
+  auto store = cache::Store::open(cache::StoreOptions{cfg.storageDir, cfg.cacheLimit});
+  if (!store) return store.error();
+  store_ = std::move(store.value());
+  fills_ = std::make_unique<cache::FillTable>(store_.get());
+  ctx_.store = store_.get();
+  ctx_.fills = fills_.get();
+  ctx_.startedAt = ctx_.clock->nowSeconds();
+
+  UpstreamOptions up;
+  for (const auto& [host, addr] : cfg.upstreamResolve) up.resolve[host] = {addr.host, addr.port};
+  up.connectTimeoutMs = cfg.connectTimeoutMs;
+  up.readTimeoutMs = cfg.readTimeoutMs;
+  up.maxIdlePerOrigin = static_cast<size_t>(cfg.maxIdlePerOrigin);
+
+  int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) {
+    auto slot = std::make_unique<WorkerSlot>(i);
+    slot->wc = std::make_unique<WorkerContext>(&ctx_, &slot->worker, up);
+    ctx_.counters.push_back(&slot->wc->counters);
+    workers_.push_back(std::move(slot));
+  }
+  // Bind every socket first so that a port conflict fails start-up cleanly.
+  for (auto& slot : workers_) {
+    auto r = openListeners(*slot);
+    if (!r) {
+      for (auto& s : workers_)
+        for (int fd : s->fds) ::close(fd);
+      return r;
+    }
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  int ready = 0;
+  std::optional<Error> failed;
+  for (auto& slotPtr : workers_) {
+    WorkerSlot* slot = slotPtr.get();
+    slot->worker.start([slot, &mu, &cv, &ready, &failed] {
+      std::optional<Error> err;
+      for (int fd : slot->fds) {
+        auto* h = new uv_tcp_t;
+        uv_tcp_init(slot->worker.loop(), h);
+        h->data = slot->wc.get();
+        int rc = uv_tcp_open(h, fd);
+        if (rc == 0)
+          rc = uv_listen(reinterpret_cast<uv_stream_t*>(h), 4096, [](uv_stream_t* s, int status) {
+            auto* wc = static_cast<WorkerContext*>(s->data);
+            if (!wc || status != 0) return;
+            ClientConn::accept(wc, s);
+          });
+        slot->listeners.push_back(h);
+        if (rc != 0 && !err) err = uvError(rc, "listen: uv_listen");
+      }
+      slot->fds.clear();
+      std::lock_guard<std::mutex> lock(mu);
+      if (err && !failed) failed = err;
+      ++ready;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return ready == static_cast<int>(workers_.size()); });
+  }
+  started_ = true;
+  if (failed) {
+    stop();
+    return *failed;
+  }
+  return ok();
+}
+
+Result<void> Server::openListeners(WorkerSlot& slot) {
+  bool first = ports_.empty();
+  size_t i = 0;
+  for (const auto& a : ctx_.config.listen) {
+    config::ListenAddress addr = a;
+    // Port 0 (tests): every worker must share the port the first one got.
+    if (addr.port == 0 && !first) addr.port = ports_[i];
+    uint16_t port = 0;
+    auto fd = bindSocket(addr, &port);
+    if (!fd) {
+      OLOG_ERROR("cannot listen on %s: %s", a.text.c_str(), fd.error().message().c_str());
+      return fd.error();
+    }
+    slot.fds.push_back(fd.value());
+    if (first) ports_.push_back(port);
+    ++i;
+  }
+  return ok();
+}
+
+int64_t Server::openConnections() const {
+  int64_t n = 0;
+  for (const auto& s : workers_) n += s->wc->counters.open_connections.load(std::memory_order_relaxed);
+  return n;
+}
+
+void Server::drain(int64_t timeoutMs) {
+  if (!started_ || stopped_) return;
+  for (auto& slotPtr : workers_) {
+    WorkerSlot* slot = slotPtr.get();
+    slot->worker.post([slot] {
+      slot->wc->draining = true;
+      for (auto* h : slot->listeners) closeHandle(h);
+      slot->listeners.clear();
+      auto conns = slot->wc->conns;
+      for (auto* c : conns) c->drain();
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  while (openConnections() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (openConnections() > 0) OLOG_WARN("drain timeout: closing %lld connections", static_cast<long long>(openConnections()));
+}
+
+void Server::stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  for (auto& slotPtr : workers_) {
+    WorkerSlot* slot = slotPtr.get();
+    slot->worker.stop([slot] {
+      slot->wc->draining = true;
+      for (auto* h : slot->listeners) closeHandle(h);
+      slot->listeners.clear();
+      auto conns = slot->wc->conns;
+      for (auto* c : conns) c->close();
+      auto drivers = slot->wc->drivers;
+      for (auto* d : drivers) d->abort();
+      slot->wc->upstream.closeAll();
+    });
+  }
+  for (auto& slot : workers_) slot->worker.join();
+  // Loops are done: free per-loop state, then the table, then the store.
+  workers_.clear();
+  ctx_.counters.clear();
+  fills_.reset();
+  store_.reset();
+}
+
+}  // namespace orchard::server

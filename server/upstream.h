@@ -1,0 +1,115 @@
+// Upstream HTTP/1.1 client: one exchange (request, response) at a time on a
+// pooled keep-alive connection per origin, parsed with llhttp.
+//
+// Ownership: UpstreamPool (one per worker loop) owns its connections. An
+// exchange started with UpstreamPool::start() reports to its UpstreamSink on
+// the worker's loop thread until exactly one of onUpstreamComplete() or
+// onUpstreamError() has been called, or until the sink calls cancel(); after
+// that the sink is never called again. Callbacks are never made from inside
+// start() (STYLE rule 5).
+//
+// Connection states:  Resolving -> Connecting -> Active -> Idle -> Active ...
+//                                                   \-> Closed (error, close-delimited, cancel)
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "server/http.h"
+#include "server/loop.h"
+
+namespace orchard::server {
+
+class UpstreamSink {
+ public:
+  virtual ~UpstreamSink() = default;
+  virtual void onUpstreamHead(ResponseHead&& head) = 0;
+  virtual void onUpstreamBody(const char* data, size_t n) = 0;
+  virtual void onUpstreamComplete() = 0;
+  // afterHead: the head was already delivered (the body broke).
+  virtual void onUpstreamError(Error error, bool afterHead) = 0;
+  // The request body queue fell below the high-water mark again.
+  virtual void onUpstreamWritable() {}
+};
+
+struct UpstreamOptions {
+  // host -> "addr:port" to dial instead of DNS (upstream.resolve)
+  std::map<std::string, std::pair<std::string, uint16_t>> resolve;
+  int64_t connectTimeoutMs = 10'000;
+  int64_t readTimeoutMs = 60'000;
+  size_t maxIdlePerOrigin = 32;
+};
+
+class UpstreamConn;
+class UpstreamPool;
+
+// Handle to one exchange in flight. Valid until the sink got its final
+// callback or called cancel().
+class UpstreamExchange {
+ public:
+  // Streams request body bytes (the head said Content-Length or chunked;
+  // chunk framing is added here when `chunked`).
+  void writeBody(const char* data, size_t n);
+  void endBody();
+  // Bytes queued to the socket but not yet written; above kHighWater the
+  // caller should stop reading its source until onUpstreamWritable().
+  size_t queuedBytes() const;
+  static constexpr size_t kHighWater = 1 << 20;
+  // Stops the exchange; the connection is closed, never reused.
+  void cancel();
+
+ private:
+  friend class UpstreamConn;
+  friend class UpstreamPool;
+  UpstreamExchange(UpstreamPool* pool, UpstreamSink* sink) : pool_(pool), sink_(sink) {}
+  UpstreamPool* pool_;
+  UpstreamSink* sink_;            // null once the final callback was made or cancel()
+  UpstreamConn* conn_ = nullptr;  // changes when a stale pooled connection is retried
+};
+
+struct UpstreamRequest {
+  std::string host;          // origin host (for resolve and the pool key)
+  uint16_t port = 80;
+  std::string head;          // serialised request line + headers + CRLF
+  bool headMethod = false;   // response has no body
+  bool bodyChunked = false;  // writeBody() frames chunks
+  bool hasBody = false;      // writeBody()/endBody() will follow
+  bool retryable = true;     // idempotent and no body: may retry once on a stale pooled connection
+};
+
+class UpstreamPool {
+ public:
+  UpstreamPool(Worker* worker, UpstreamOptions options);
+  ~UpstreamPool();
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  UpstreamExchange* start(UpstreamRequest request, UpstreamSink* sink);
+  // Closes idle connections and cancels active ones (shutdown).
+  void closeAll();
+
+  uint64_t connectsTotal() const { return connects_; }
+  uint64_t reusesTotal() const { return reuses_; }
+
+ private:
+  friend class UpstreamConn;
+  friend class UpstreamExchange;
+  void release(UpstreamConn* c);  // exchange ended cleanly with keep-alive
+  void forget(UpstreamConn* c);   // connection closing
+
+  Worker* const worker_;
+  const UpstreamOptions options_;
+  std::unordered_map<std::string, std::vector<UpstreamConn*>> idle_;
+  std::vector<UpstreamConn*> all_;
+  uint64_t connects_ = 0;
+  uint64_t reuses_ = 0;
+};
+
+}  // namespace orchard::server

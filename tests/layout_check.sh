@@ -1,0 +1,23 @@
+#!/bin/sh
+# Fails when a module includes what its layer may not use (STYLE.md "Layout").
+root="$1"
+bad=0
+check() {
+  dir="$1"; pattern="$2"
+  hits=$(grep -nE "#include *[<\"]($pattern)" "$root/$dir"/*.h "$root/$dir"/*.cc 2>/dev/null)
+  if [ -n "$hits" ]; then
+    echo "forbidden include in $dir/:"; echo "$hits"; bad=1
+  fi
+}
+check common 'uv\.h|llhttp|openssl/|rocksdb/|sys/socket\.h|netinet/|toml\+\+|cache/|server/|config/|catalog/'
+check config 'uv\.h|llhttp|openssl/|rocksdb/|cache/|server/|catalog/'
+check cache  'uv\.h|llhttp|openssl/|sys/socket\.h|netinet/|arpa/|server/|config/|catalog/|toml\+\+'
+# Only cache/index code talks to RocksDB.
+for f in $(grep -lE '#include *[<"]rocksdb/' "$root"/*/*.h "$root"/*/*.cc 2>/dev/null); do
+  case "$f" in
+    "$root"/cache/*) ;;
+    *) echo "rocksdb included outside cache/: $f"; bad=1 ;;
+  esac
+done
+[ $bad -eq 0 ] && echo "layout ok"
+exit $bad

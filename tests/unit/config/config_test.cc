@@ -1,0 +1,428 @@
+// Tests for config/config.h: the embedded defaults, loading every key,
+// problem reporting (keys, lines, several at once), cross-key rules, and the
+// shipped example file staying in sync with the table.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "config/params.h"
+
+namespace orchard::config {
+namespace {
+
+constexpr int64_t kMiB = 1024 * 1024, kGiB = kMiB * 1024;
+
+Config loadOk(std::string_view toml) {
+  LoadResult r = loadString(toml, "test.toml");
+  std::string all;
+  for (const Problem& p : r.problems) all += formatProblem(p, "test.toml") + "\n";
+  EXPECT_TRUE(r.ok()) << all;
+  EXPECT_TRUE(r.ok() == r.problems.empty());
+  return r.ok() ? *r.config : Config{};
+}
+
+std::vector<Problem> loadBad(std::string_view toml) {
+  LoadResult r = loadString(toml, "test.toml");
+  EXPECT_FALSE(r.ok()) << toml;
+  EXPECT_FALSE(r.problems.empty());
+  return r.problems;
+}
+
+std::string formatAll(const std::vector<Problem>& problems) {
+  std::string out;
+  for (const Problem& p : problems) out += formatProblem(p, "orchard.toml") + "\n";
+  return out;
+}
+
+TEST(Defaults, MatchTheDocumentedValues) {
+  Config c = defaults();
+  ASSERT_EQ(c.listen.size(), 1u);
+  EXPECT_EQ(c.listen[0].host, "127.0.0.1");
+  EXPECT_EQ(c.listen[0].port, 8080);
+  EXPECT_FALSE(c.listen[0].v6);
+  EXPECT_EQ(c.workers, 0);
+  EXPECT_EQ(c.drainTimeoutMs, 30'000);
+  EXPECT_EQ(c.idleTimeoutMs, 60'000);
+  EXPECT_EQ(c.maxConnections, 20'000);
+  EXPECT_EQ(c.logLevel, log::Level::Info);
+  EXPECT_FALSE(c.accessLog);
+  EXPECT_TRUE(c.tlsListen.empty());
+  EXPECT_EQ(c.tlsCertificate, "");
+  EXPECT_EQ(c.tlsPrivateKey, "");
+  EXPECT_EQ(c.storageDir, "./var/orchard");
+  EXPECT_EQ(c.cacheLimit, uint64_t(200) * kGiB);
+  EXPECT_EQ(c.upstreamAllow.size(), 18u);
+  EXPECT_EQ(c.upstreamAllow.front(), "swcdn.apple.com");
+  EXPECT_EQ(c.upstreamAllow.back(), "*.aaplimg.com");
+  EXPECT_TRUE(c.upstreamResolve.empty());
+  EXPECT_EQ(c.upstreamCaFile, "");
+  EXPECT_TRUE(c.ignoreQuery.empty());
+  EXPECT_EQ(c.connectTimeoutMs, 10'000);
+  EXPECT_EQ(c.readTimeoutMs, 60'000);
+  EXPECT_EQ(c.maxIdlePerOrigin, 32);
+  ASSERT_EQ(c.allowClients.size(), 7u);
+  EXPECT_EQ(c.allowClients[0].text, "127.0.0.0/8");
+  EXPECT_EQ(c.allowClients[6].text, "fe80::/10");
+  EXPECT_EQ(c.adminToken, "");
+  EXPECT_EQ(c.adminTokenFile, "");
+
+  HostMatcher m(c.upstreamAllow);
+  EXPECT_TRUE(m.matches("swcdn.apple.com"));
+  EXPECT_TRUE(m.matches("updates.cdn-apple.com"));
+  EXPECT_TRUE(m.matches("a1.phobos.aaplimg.com"));
+  EXPECT_FALSE(m.matches("example.com"));
+}
+
+TEST(Defaults, EmptyFileAndRenderedDefaultsLoadToDefaults) {
+  EXPECT_EQ(loadOk(""), defaults());
+  EXPECT_EQ(loadOk("# nothing but a comment\n"), defaults());
+  EXPECT_EQ(loadOk(defaultsToml()), defaults());
+}
+
+TEST(Defaults, RenderedTomlListsEveryKeyWithItsDoc) {
+  std::string text = defaultsToml();
+  for (const Section& s : sections()) {
+    EXPECT_NE(text.find("\n[" + std::string(s.name) + "]\n"), std::string::npos) << s.name;
+  }
+  for (const Param& p : params()) {
+    EXPECT_NE(text.find("\n" + std::string(p.key()) + " = "), std::string::npos) << p.name;
+    EXPECT_NE(text.find(std::string(p.doc)), std::string::npos) << p.name;
+  }
+}
+
+TEST(Defaults, ShippedExampleFileIsTheRenderedDefaults) {
+  // tests/unit/config/config_test.cc -> config/orchard.example.toml
+  std::string here = __FILE__;
+  std::string root = here.substr(0, here.rfind("/tests/unit/config/"));
+  std::ifstream in(root + "/config/orchard.example.toml");
+  ASSERT_TRUE(in) << "missing " << root << "/config/orchard.example.toml";
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), defaultsToml()) << "regenerate config/orchard.example.toml from defaultsToml()";
+}
+
+// One non-default value per key, and how it shows in the Config. Every param
+// in the table must have a row (checked below), so a new key gets tested.
+struct KeyCase {
+  const char* key;
+  const char* toml;  // value literal
+  std::function<void(const Config&)> check;
+};
+
+std::vector<KeyCase> keyCases() {
+  return {
+      {"server.listen", R"(["0.0.0.0:80", "[::]:8081"])",
+       [](const Config& c) {
+         ASSERT_EQ(c.listen.size(), 2u);
+         EXPECT_EQ(c.listen[0].port, 80);
+         EXPECT_EQ(c.listen[1].host, "::");
+         EXPECT_TRUE(c.listen[1].v6);
+         EXPECT_EQ(c.listen[1].text, "[::]:8081");
+       }},
+      {"server.workers", "4", [](const Config& c) { EXPECT_EQ(c.workers, 4); }},
+      {"server.drain_timeout", R"("2m")", [](const Config& c) { EXPECT_EQ(c.drainTimeoutMs, 120'000); }},
+      {"server.idle_timeout", "15", [](const Config& c) { EXPECT_EQ(c.idleTimeoutMs, 15'000); }},
+      {"server.max_connections", "100", [](const Config& c) { EXPECT_EQ(c.maxConnections, 100); }},
+      {"server.log_level", R"("debug")", [](const Config& c) { EXPECT_EQ(c.logLevel, log::Level::Debug); }},
+      {"server.access_log", "true", [](const Config& c) { EXPECT_TRUE(c.accessLog); }},
+      // tls.listen is covered by its own test: any value is a problem in this build.
+      {"tls.certificate", R"("/etc/orchard/tls/cert.pem")",
+       [](const Config& c) { EXPECT_EQ(c.tlsCertificate, "/etc/orchard/tls/cert.pem"); }},
+      {"tls.private_key", R"("/etc/orchard/tls/key.pem")",
+       [](const Config& c) { EXPECT_EQ(c.tlsPrivateKey, "/etc/orchard/tls/key.pem"); }},
+      {"storage.dir", R"("/var/lib/orchard")", [](const Config& c) { EXPECT_EQ(c.storageDir, "/var/lib/orchard"); }},
+      {"storage.cache_limit", R"("1TiB")", [](const Config& c) { EXPECT_EQ(c.cacheLimit, uint64_t(1024) * kGiB); }},
+      {"upstream.allow", R"(["SWCDN.apple.com", "*.cdn-apple.com", "swcdn.apple.com."])",
+       [](const Config& c) {
+         EXPECT_EQ(c.upstreamAllow, (std::vector<std::string>{"swcdn.apple.com", "*.cdn-apple.com"}));
+       }},
+      {"upstream.resolve", R"({ "SWCDN.apple.com" = "127.0.0.1:19000", "mesu.apple.com" = "[::1]:19001" })",
+       [](const Config& c) {
+         ASSERT_EQ(c.upstreamResolve.size(), 2u);
+         EXPECT_EQ(c.upstreamResolve.at("swcdn.apple.com").port, 19000);
+         EXPECT_EQ(c.upstreamResolve.at("mesu.apple.com").host, "::1");
+       }},
+      {"upstream.ca_file", R"("/etc/orchard/upstream-ca.pem")",
+       [](const Config& c) { EXPECT_EQ(c.upstreamCaFile, "/etc/orchard/upstream-ca.pem"); }},
+      {"upstream.ignore_query", R"(["accessKey", "token"])",
+       [](const Config& c) { EXPECT_EQ(c.ignoreQuery, (std::vector<std::string>{"accessKey", "token"})); }},
+      {"upstream.connect_timeout", R"("500ms")", [](const Config& c) { EXPECT_EQ(c.connectTimeoutMs, 500); }},
+      {"upstream.read_timeout", R"("1h")", [](const Config& c) { EXPECT_EQ(c.readTimeoutMs, 3'600'000); }},
+      {"upstream.max_idle_per_origin", "0", [](const Config& c) { EXPECT_EQ(c.maxIdlePerOrigin, 0); }},
+      {"access.allow_clients", R"(["192.168.1.0/24", "2001:db8::/32", "10.1.2.3"])",
+       [](const Config& c) {
+         ASSERT_EQ(c.allowClients.size(), 3u);
+         EXPECT_EQ(c.allowClients[0].prefix, 24);
+         EXPECT_TRUE(c.allowClients[1].v6);
+         EXPECT_EQ(c.allowClients[2].prefix, 32);
+       }},
+      {"admin.token", R"("s3cret")", [](const Config& c) { EXPECT_EQ(c.adminToken, "s3cret"); }},
+      {"admin.token_file", R"("/etc/orchard/admin.token")",
+       [](const Config& c) { EXPECT_EQ(c.adminTokenFile, "/etc/orchard/admin.token"); }},
+  };
+}
+
+TEST(Load, EveryKeyParsesAndChangesOnlyItsField) {
+  std::vector<KeyCase> cases = keyCases();
+  for (const Param& p : params()) {
+    if (p.name == "tls.listen") continue;
+    bool found = false;
+    for (const KeyCase& c : cases) found = found || c.key == p.name;
+    EXPECT_TRUE(found) << "no test row for " << p.name;
+  }
+  for (const KeyCase& c : cases) {
+    SCOPED_TRACE(c.key);
+    const Param* p = findParam(c.key);
+    ASSERT_NE(p, nullptr);
+    std::string toml = "[" + std::string(p->section()) + "]\n" + std::string(p->key()) + " = " + c.toml + "\n";
+    Config cfg = loadOk(toml);
+    c.check(cfg);
+    std::vector<const Param*> changed = changedParams(defaults(), cfg);
+    ASSERT_EQ(changed.size(), 1u);
+    EXPECT_EQ(changed[0], p);
+  }
+}
+
+TEST(Load, AllKeysAtOnceLikeTheInterfaceExample) {
+  Config c = loadOk(R"(
+[server]
+listen = ["127.0.0.1:8080"]        # plain HTTP listeners (addr:port, [v6]:port)
+
+[storage]
+dir = "/var/lib/orchard"           # objects, packages and the RocksDB index
+cache_limit = "200GiB"             # sizes accept B, KiB, MiB, GiB, TiB
+
+[upstream]
+allow = ["swcdn.apple.com", "*.cdn-apple.com"]
+resolve = { "swcdn.apple.com" = "127.0.0.1:19000" }
+ca_file = "/etc/orchard/upstream-ca.pem"
+ignore_query = ["accessKey"]
+
+[access]
+allow_clients = ["127.0.0.0/8", "10.0.0.0/8"]
+
+[admin]
+token_file = "/etc/orchard/admin.token"
+)");
+  EXPECT_EQ(c.storageDir, "/var/lib/orchard");
+  EXPECT_EQ(c.upstreamAllow.size(), 2u);
+  EXPECT_EQ(c.upstreamResolve.count("swcdn.apple.com"), 1u);
+  EXPECT_EQ(c.allowClients.size(), 2u);
+  EXPECT_EQ(c.adminTokenFile, "/etc/orchard/admin.token");
+}
+
+TEST(Load, SizesAndDurationsAsIntegers) {
+  Config c = loadOk("[server]\ndrain_timeout = 5\n[storage]\ncache_limit = 2097152\n");
+  EXPECT_EQ(c.drainTimeoutMs, 5000);
+  EXPECT_EQ(c.cacheLimit, 2u * kMiB);
+  // Dotted keys and inline section tables are the same keys.
+  EXPECT_EQ(loadOk("server.workers = 3\n").workers, 3);
+  EXPECT_EQ(loadOk("storage = { cache_limit = \"1GiB\" }\n").cacheLimit, uint64_t(kGiB));
+}
+
+TEST(Problems, UnknownKeyNamesKeyAndLine) {
+  std::vector<Problem> ps = loadBad("[server]\nworkers = 2\nlisen = [\"127.0.0.1:8080\"]\n");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].key, "server.lisen");
+  EXPECT_EQ(ps[0].line, 3);
+  EXPECT_EQ(ps[0].message, "unknown key; did you mean server.listen?");
+}
+
+TEST(Problems, KeyInTheWrongSectionSuggestsTheRightOne) {
+  std::vector<Problem> ps = loadBad("[server]\ncache_limit = \"1GiB\"\n");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].key, "server.cache_limit");
+  EXPECT_EQ(ps[0].message, "unknown key; did you mean storage.cache_limit?");
+  ps = loadBad("\nworkers = 2\n");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].key, "workers");
+  EXPECT_EQ(ps[0].line, 2);
+  EXPECT_EQ(ps[0].message, "unknown key outside any section; did you mean server.workers?");
+}
+
+TEST(Problems, UnknownSectionNamesSectionAndLine) {
+  std::vector<Problem> ps = loadBad("# comment\n\n[serveur]\nlisten = []\n[cluster]\npeers = 1\n");
+  ASSERT_EQ(ps.size(), 2u);
+  EXPECT_EQ(ps[0].key, "serveur");
+  EXPECT_EQ(ps[0].line, 3);
+  EXPECT_EQ(ps[0].message, "unknown section [serveur]; did you mean [server]?");
+  EXPECT_EQ(ps[1].key, "cluster");
+  EXPECT_EQ(ps[1].line, 5);
+  EXPECT_EQ(ps[1].message, "unknown section [cluster]");
+}
+
+TEST(Problems, SeveralReportedAtOnceInOrder) {
+  std::vector<Problem> ps = loadBad(R"([server]
+listen = ["127.0.0.1:0"]
+workers = 300
+log_level = "verbose"
+colour = true
+
+[storage]
+cache_limit = "lots"
+
+[nope]
+
+[access]
+allow_clients = [
+  "10.0.0.0/8",
+  "10.0.0.0/33",
+  42,
+]
+)");
+  std::string all = formatAll(ps);
+  EXPECT_EQ(all,
+            "orchard.toml:2: server.listen: port must be between 1 and 65535, got \"127.0.0.1:0\"\n"
+            "orchard.toml:3: server.workers: must be between 0 and 256, got 300\n"
+            "orchard.toml:4: server.log_level: expected one of debug, info, warn, error, got \"verbose\"\n"
+            "orchard.toml:5: server.colour: unknown key\n"
+            "orchard.toml:8: storage.cache_limit: expected a size like \"200GiB\", got \"lots\"\n"
+            "orchard.toml:10: nope: unknown section [nope]\n"
+            "orchard.toml:15: access.allow_clients: prefix length must be between 0 and 32, got \"10.0.0.0/33\"\n"
+            "orchard.toml:16: access.allow_clients: expected an array of address ranges like [\"10.0.0.0/8\", "
+            "\"::1/128\"], got 42\n");
+}
+
+TEST(Problems, WrongTypesAndBadValues) {
+  struct Case {
+    const char* toml;
+    const char* key;
+    const char* message;
+  } cases[] = {
+      {"[server]\nlisten = \"127.0.0.1:8080\"", "server.listen",
+       "expected an array of addresses like [\"127.0.0.1:8080\", \"[::1]:8080\"], got \"127.0.0.1:8080\""},
+      {"[server]\nlisten = [\"localhost:8080\"]", "server.listen",
+       "expected a numeric IPv4 or IPv6 address before the port, got \"localhost:8080\""},
+      {"[server]\nlisten = [\"127.0.0.1:80\", \"127.0.0.1:80\"]", "server.listen", "\"127.0.0.1:80\" is listed twice"},
+      {"[server]\nlisten = []", "server.listen", "no listeners: give at least one \"addr:port\""},
+      {"[server]\nworkers = \"4\"", "server.workers", "expected an integer, got \"4\""},
+      {"[server]\nworkers = -1", "server.workers", "must be between 0 and 256, got -1"},
+      {"[server]\nworkers = 1.5", "server.workers", "expected an integer, got 1.5"},
+      {"[server]\naccess_log = \"yes\"", "server.access_log", "expected true or false, got \"yes\""},
+      {"[server]\nmax_connections = 0", "server.max_connections", "must be between 1 and 10000000, got 0"},
+      {"[server]\ndrain_timeout = \"2h\"", "server.drain_timeout", "must be between 0s and 1h, got \"2h\""},
+      {"[server]\ndrain_timeout = -5", "server.drain_timeout",
+       "expected a duration like \"30s\" or \"500ms\", got -5"},
+      {"[server]\ndrain_timeout = 9223372036854775807", "server.drain_timeout",
+       "expected a duration like \"30s\" or \"500ms\", got 9223372036854775807"},
+      {"[server]\nidle_timeout = \"1d\"", "server.idle_timeout",
+       "expected a duration like \"30s\" or \"500ms\" (units are ms, s, m, h), got \"1d\""},
+      {"[server]\nidle_timeout = \"500ms\"", "server.idle_timeout", "must be between 1s and 1h, got \"500ms\""},
+      {"[server]\nlog_level = 1", "server.log_level", "expected one of debug, info, warn, error, got 1"},
+      {"[storage]\ncache_limit = \"512KiB\"", "storage.cache_limit", "must be at least 1MiB, got \"512KiB\""},
+      {"[storage]\ncache_limit = -1", "storage.cache_limit", "expected a size like \"200GiB\", got -1"},
+      {"[storage]\ncache_limit = \"10GB\"", "storage.cache_limit",
+       "expected a size like \"200GiB\" (units are B, KiB, MiB, GiB, TiB), got \"10GB\""},
+      {"[storage]\ncache_limit = \"99999TiB99\"", "storage.cache_limit", "expected a size like \"200GiB\", got \"99999TiB99\""},
+      {"[storage]\ncache_limit = \"9999999999TiB\"", "storage.cache_limit", "size too large, got \"9999999999TiB\""},
+      {"[storage]\ndir = [\"a\"]", "storage.dir", "expected a string, got an array"},
+      {"[upstream]\nallow = [\"swcdn.apple.com:443\"]", "upstream.allow", "host names take no port, got \"swcdn.apple.com:443\""},
+      {"[upstream]\nallow = [\"a..b\"]", "upstream.allow", "host name has an empty label, got \"a..b\""},
+      {"[upstream]\nallow = [\"bad host\"]", "upstream.allow",
+       "host name has a character other than letters, digits, '-', '_' and '.', got \"bad host\""},
+      {"[upstream]\nresolve = { \"*.apple.com\" = \"127.0.0.1:1\" }", "upstream.resolve",
+       "a wildcard is only allowed as the whole first label (\"*.example.com\"), got \"*.apple.com\""},
+      {"[upstream]\nresolve = { \"swcdn.apple.com\" = \"127.0.0.1\" }", "upstream.resolve",
+       "\"swcdn.apple.com\": expected an address like \"127.0.0.1:8080\" or \"[::1]:8080\", got \"127.0.0.1\""},
+      {"[upstream]\nresolve = { \"swcdn.apple.com\" = 19000 }", "upstream.resolve",
+       "expected a table of host = \"addr:port\", got 19000"},
+      {"[upstream.resolve]\n\"a.com\" = \"127.0.0.1:1\"\n\"A.com\" = \"127.0.0.1:2\"", "upstream.resolve",
+       "\"A.com\" is listed twice"},
+      {"[upstream]\nresolve = [\"a.com=127.0.0.1:1\"]", "upstream.resolve",
+       "expected a table of host = \"addr:port\", got an array"},
+      {"[upstream]\nignore_query = [\"\"]", "upstream.ignore_query", "expected non-empty strings, got \"\""},
+      {"[upstream]\nconnect_timeout = \"20m\"", "upstream.connect_timeout", "must be between 100ms and 10m, got \"20m\""},
+      {"[access]\nallow_clients = [\"10.0.0.1/8\"]", "access.allow_clients",
+       "address has bits set beyond the prefix length, got \"10.0.0.1/8\""},
+      {"[access]\nallow_clients = \"10.0.0.0/8\"", "access.allow_clients",
+       "expected an array of address ranges like [\"10.0.0.0/8\", \"::1/128\"], got \"10.0.0.0/8\""},
+      {"server = 1", "server", "expected a [server] section, got 1"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.toml);
+    std::vector<Problem> ps = loadBad(c.toml);
+    ASSERT_EQ(ps.size(), 1u) << formatAll(ps);
+    EXPECT_EQ(ps[0].key, c.key);
+    EXPECT_EQ(ps[0].message, c.message);
+    EXPECT_GT(ps[0].line, 0);
+  }
+}
+
+TEST(Problems, TomlSyntaxErrorsCarryTheirLine) {
+  std::vector<Problem> ps = loadBad("[server]\nworkers = 2\nlisten = [\"127.0.0.1:8080\"\n\n[storage]\n");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].key, "");
+  EXPECT_GE(ps[0].line, 3);
+  EXPECT_FALSE(ps[0].message.empty());
+
+  ps = loadBad("[server]\nworkers = 1\nworkers = 2\n");  // duplicate keys are a TOML error
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].line, 3);
+
+  ps = loadBad("[server]\nworkers = 99999999999999999999\n");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].line, 2);
+}
+
+TEST(Problems, TlsListenersAreNotAvailableYet) {
+  std::vector<Problem> ps = loadBad("[tls]\n\nlisten = [\"127.0.0.1:8443\"]\ncertificate = \"c.pem\"\n");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(formatProblem(ps[0], "orchard.toml"),
+            "orchard.toml:3: tls.listen: HTTPS listeners are not available in this build yet");
+  // Certificate and key alone are accepted.
+  Config c = loadOk("[tls]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\nlisten = []\n");
+  EXPECT_EQ(c.tlsCertificate, "c.pem");
+}
+
+TEST(Problems, TokenAndTokenFileAreExclusive) {
+  std::vector<Problem> ps = loadBad("[admin]\ntoken = \"abc\"\ntoken_file = \"/etc/orchard/admin.token\"\n");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].key, "admin.token_file");
+  EXPECT_EQ(ps[0].line, 3);
+  EXPECT_EQ(ps[0].message, "set admin.token or admin.token_file, not both");
+}
+
+TEST(Problems, CrossKeyRulesAddToValueProblems) {
+  std::vector<Problem> ps =
+      loadBad("[server]\nworkers = -1\n[tls]\nlisten = [\"[::1]:8443\"]\n[admin]\ntoken = \"a\"\ntoken_file = \"b\"\n");
+  ASSERT_EQ(ps.size(), 3u) << formatAll(ps);
+  EXPECT_EQ(ps[0].key, "server.workers");
+  EXPECT_EQ(ps[1].key, "tls.listen");
+  EXPECT_EQ(ps[2].key, "admin.token_file");
+}
+
+TEST(FormatProblem, Shapes) {
+  EXPECT_EQ(formatProblem({"storage.cache_limit", 12, "expected a size like \"200GiB\", got \"lots\""}, "orchard.toml"),
+            "orchard.toml:12: storage.cache_limit: expected a size like \"200GiB\", got \"lots\"");
+  EXPECT_EQ(formatProblem({"", 4, "syntax"}, "a.toml"), "a.toml:4: syntax");
+  EXPECT_EQ(formatProblem({"admin.token", 0, "bad"}, "a.toml"), "a.toml: admin.token: bad");
+}
+
+TEST(LoadFile, ReadsAFileAndReportsAMissingOne) {
+  char path[] = "/tmp/orchard_config_test_XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const char text[] = "[server]\nworkers = 7\n";
+  ASSERT_EQ(write(fd, text, sizeof text - 1), static_cast<ssize_t>(sizeof text - 1));
+  close(fd);
+  LoadResult r = loadFile(path);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->workers, 7);
+  std::remove(path);
+
+  r = loadFile(path);
+  ASSERT_FALSE(r.ok());
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].line, 0);
+  EXPECT_EQ(r.problems[0].key, "");
+  EXPECT_NE(r.problems[0].message.find("No such file"), std::string::npos) << r.problems[0].message;
+}
+
+}  // namespace
+}  // namespace orchard::config
