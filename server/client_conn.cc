@@ -67,6 +67,14 @@ void ClientConn::accept(WorkerContext* wc, uv_stream_t* listener) {
     c->close();
     return;
   }
+  int64_t open = 0;
+  for (const Counters* k : wc->server->counters) open += k->open_connections.load(std::memory_order_relaxed);
+  if (open > wc->server->config.maxConnections) {
+    OLOG_RATE(log::Level::Warn, "server.max_connections (%lld) reached: refusing a connection",
+              static_cast<long long>(wc->server->config.maxConnections));
+    c->close();
+    return;
+  }
   c->armIdle();
   c->startReading();
 }

@@ -59,8 +59,13 @@ Route proxy(std::string scheme, std::string host, uint16_t port, std::string_vie
   r.port = port;
   r.upstreamTarget = cache::stripQueryParams(originTarget, {});
   bool defaultPort = (r.scheme == "http" && port == 80) || (r.scheme == "https" && port == 443);
-  r.hostHeader = r.host.find(':') != std::string::npos ? "[" + r.host + "]" : r.host;
-  if (!defaultPort) r.hostHeader += ":" + std::to_string(port);
+  if (r.host.find(':') != std::string::npos) {
+    r.hostHeader.reserve(r.host.size() + 8);
+    r.hostHeader.append("[").append(r.host).append("]");
+  } else {
+    r.hostHeader = r.host;
+  }
+  if (!defaultPort) r.hostHeader.append(":").append(std::to_string(port));
   r.keyText = cache::normaliseKey(r.scheme, r.host, port, originTarget, config.ignoreQuery);
   return r;
 }

@@ -30,9 +30,9 @@ class CoalescingTest(OrchardCase):
         path = gen_path(name, size, rate=64 * MiB)
 
         def one():
-            return self.get(path, keep_body=False, timeout=90)
+            return self.get(path, keep_body=False, timeout=45)
 
-        results = run_parallel([one] * clients, timeout=150)
+        results = run_parallel([one] * clients, timeout=90)
         bad = []
         for i, r in enumerate(results):
             try:
@@ -114,12 +114,12 @@ class CoalescingTest(OrchardCase):
             b_headers.wait(20)
 
         def client_a():
-            out["A"] = self.get(path, keep_body=False, timeout=60, on_headers=wait_b,
+            out["A"] = self.get(path, keep_body=False, timeout=30, on_headers=wait_b,
                                 max_body=1 * MiB if leaver == "A" else None)
 
         def client_b():
             a_headers.wait(20)
-            out["B"] = self.get(path, keep_body=False, timeout=60,
+            out["B"] = self.get(path, keep_body=False, timeout=30,
                                 on_headers=lambda r: b_headers.set(),
                                 max_body=1 * MiB if leaver == "B" else None)
 
@@ -127,8 +127,8 @@ class CoalescingTest(OrchardCase):
         tb = threading.Thread(target=client_b, daemon=True)
         ta.start()
         tb.start()
-        ta.join(90)
-        tb.join(90)
+        ta.join(60)
+        tb.join(60)
         self.assertFalse(ta.is_alive() or tb.is_alive(), "clients did not finish")
         self.assertTrue(a_headers.is_set() and b_headers.is_set(), f"no headers: {out}")
         stayer = "B" if leaver == "A" else "A"
@@ -173,7 +173,10 @@ class CoalescingTest(OrchardCase):
         t.join(60)
         self.assertFalse(t.is_alive(), "slow client did not finish")
         self.assertWhole(box["r"], name, size)
-        self.assertLess(read_when_origin_done, size * 3 // 4,
+        # A fill paced by the reader would end its origin read only ~20 MiB
+        # (socket buffers on both sides) before the client's end, i.e. at ~44
+        # MiB read; at origin speed it ends within the first ~10 MiB.
+        self.assertLess(read_when_origin_done, size // 3,
                         f"the fill waited for the slow reader: origin done after {origin_secs:.1f}s "
                         f"when the client had read {read_when_origin_done} bytes")
         self.assertLess(fast.t_done, box["r"].t_done, "the fast client finished after the slow one")

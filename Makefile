@@ -1,0 +1,46 @@
+# Orchard quick start:
+#   make run    install missing Debian packages, build (Release), start orchardd on its defaults
+#   make test   the same setup, then the whole suite through ctest
+#   make bench  end-to-end benchmarks against nginx (not part of make test)
+
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+# Debian packages the build, the tests and the benchmarks need.
+DEPS := build-essential cmake pkg-config git \
+        libuv1-dev node-llhttp libssl-dev librocksdb-dev libxxhash-dev libzstd-dev \
+        libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev \
+        python3 curl
+
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+
+.PHONY: deps configure build run test bench clean
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+run: build
+	./$(BUILD_DIR)/orchardd
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
+
+bench: build
+	./bench/e2e/run.sh
+
+clean:
+	rm -rf $(BUILD_DIR)
