@@ -66,6 +66,13 @@ CacheControl parseCacheControl(std::string_view value) {
     else if (iequals(name, "immutable")) cc.immutable = true;
     else if (iequals(name, "max-age")) cc.maxAge = parseDelta(arg);
     else if (iequals(name, "s-maxage")) cc.sMaxAge = parseDelta(arg);
+    else if (iequals(name, "only-if-cached")) cc.onlyIfCached = true;
+    else if (iequals(name, "max-stale")) {
+      cc.maxStalePresent = true;
+      cc.maxStale = arg.empty() ? std::optional<int64_t>() : parseDelta(arg);
+    } else if (iequals(name, "min-fresh")) cc.minFresh = parseDelta(arg);
+    else if (iequals(name, "stale-while-revalidate")) cc.staleWhileRevalidate = parseDelta(arg);
+    else if (iequals(name, "stale-if-error")) cc.staleIfError = parseDelta(arg);
   }
   return cc;
 }
@@ -83,11 +90,25 @@ const char* storeVerdictName(StoreVerdict v) {
   return "?";
 }
 
+bool heuristicallyCacheable(uint16_t s) {
+  switch (s) {
+    case 200: case 203: case 204: case 300: case 301: case 308: case 404: case 405: case 410: case 414: case 501:
+      return true;
+    default:
+      return false;
+  }
+}
+
 StoreVerdict decideStore(const StoreInput& in) {
   if (in.method != "GET") return StoreVerdict::Method;
-  if (in.status != 200) return StoreVerdict::Status;
   CacheControl req = parseCacheControl(in.requestCacheControl);
   CacheControl resp = parseCacheControl(in.responseCacheControl);
+  // RFC 9111 §3: a final status that is cacheable by default, or any final
+  // status with explicit freshness. 206 and 304 are handled by their own
+  // paths (blocks, revalidation) and never stored as objects.
+  const bool explicitFreshness = resp.maxAge || resp.sMaxAge || in.hasExpires || resp.isPublic;
+  if (in.status < 200 || in.status == 206 || in.status == 304) return StoreVerdict::Status;
+  if (!heuristicallyCacheable(in.status) && !explicitFreshness) return StoreVerdict::Status;
   if (req.noStore || resp.noStore) return StoreVerdict::NoStore;
   if (resp.isPrivate) return StoreVerdict::Private;
   // RFC 9111 §3.5: a shared cache stores answers to authorised requests only
@@ -96,6 +117,83 @@ StoreVerdict decideStore(const StoreInput& in) {
     return StoreVerdict::Authorization;
   if (!in.lengthKnown) return StoreVerdict::UnknownLength;
   return StoreVerdict::Store;
+}
+
+int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bool* heuristic) {
+  if (heuristic) *heuristic = false;
+  std::string cc;
+  for (const auto& [k, v] : meta.headers) {
+    if (iequals(k, "Cache-Control")) {
+      if (!cc.empty()) cc += ", ";
+      cc += v;
+    }
+  }
+  CacheControl c = parseCacheControl(cc);
+  if (c.sMaxAge) return *c.sMaxAge;
+  if (c.maxAge) return *c.maxAge;
+  auto date = parseHttpDate(trim(meta.header("Date")));
+  int64_t dateValue = date ? *date : meta.responseTime;
+  std::string_view expires = trim(meta.header("Expires"));
+  if (!expires.empty()) {
+    auto e = parseHttpDate(expires);
+    if (!e) return 0;  // an invalid Expires means "already expired" (RFC 9111 §5.3)
+    return std::max<int64_t>(0, *e - dateValue);
+  }
+  if (!heuristicallyCacheable(meta.status) && !c.isPublic) return 0;
+  auto lm = parseHttpDate(trim(meta.header("Last-Modified")));
+  if (!lm || *lm >= dateValue) return 0;
+  if (heuristic) *heuristic = true;
+  auto h = static_cast<int64_t>(static_cast<double>(dateValue - *lm) * cfg.heuristicFraction);
+  return std::min(h, cfg.heuristicMax);
+}
+
+CachedDecision decideCached(const ObjectMeta& meta, std::string_view requestCacheControl, bool requestPragmaNoCache,
+                            int64_t now, const FreshnessConfig& cfg) {
+  CachedDecision d;
+  std::string rcc;
+  for (const auto& [k, v] : meta.headers) {
+    if (iequals(k, "Cache-Control")) {
+      if (!rcc.empty()) rcc += ", ";
+      rcc += v;
+    }
+  }
+  CacheControl resp = parseCacheControl(rcc);
+  CacheControl req = parseCacheControl(requestCacheControl);
+  d.age = currentAge(meta, now);
+  d.lifetime = freshnessLifetime(meta, cfg);
+  d.stale = d.age >= d.lifetime;
+  const int64_t staleness = d.stale ? d.age - d.lifetime : 0;
+  d.mustRevalidate = resp.mustRevalidate || resp.proxyRevalidate || resp.sMaxAge.has_value();
+  if (resp.staleIfError && !d.mustRevalidate) d.staleIfErrorAllowed = staleness <= *resp.staleIfError;
+  if (req.staleIfError && !d.mustRevalidate) d.staleIfErrorAllowed = d.staleIfErrorAllowed || staleness <= *req.staleIfError;
+
+  // Always revalidate: response no-cache, request no-cache (or Pragma without Cache-Control).
+  if (resp.noCache || req.noCache || (requestPragmaNoCache && requestCacheControl.empty())) {
+    d.action = CachedDecision::Action::Revalidate;
+    d.mustRevalidate = d.mustRevalidate || resp.noCache;
+    return d;
+  }
+  bool fresh = !d.stale;
+  if (fresh && req.maxAge && d.age > *req.maxAge) fresh = false;
+  if (fresh && req.minFresh && d.lifetime - d.age < *req.minFresh) fresh = false;
+  if (fresh) {
+    d.action = CachedDecision::Action::Serve;
+    return d;
+  }
+  // Stale (or not fresh enough for this request).
+  if (d.stale && !d.mustRevalidate && req.maxStalePresent && !(req.maxAge && d.age > *req.maxAge)) {
+    if (!req.maxStale || staleness <= *req.maxStale) {
+      d.action = CachedDecision::Action::Serve;
+      return d;
+    }
+  }
+  if (d.stale && !d.mustRevalidate && resp.staleWhileRevalidate && staleness <= *resp.staleWhileRevalidate &&
+      !req.maxAge && !req.minFresh) {
+    d.action = CachedDecision::Action::ServeStaleAndRevalidate;
+    return d;
+  }
+  d.action = CachedDecision::Action::Revalidate;
+  return d;
 }
 
 int64_t currentAge(const ObjectMeta& meta, int64_t now) {

@@ -14,6 +14,13 @@
 namespace orchard::cache {
 
 struct CacheControl {
+  // Response and request directives share the struct; each side reads its own.
+  bool onlyIfCached = false;
+  std::optional<int64_t> maxStale;  // request: present with kAnyStale when no value
+  bool maxStalePresent = false;
+  std::optional<int64_t> minFresh;
+  std::optional<int64_t> staleWhileRevalidate;
+  std::optional<int64_t> staleIfError;
   bool noStore = false;
   bool noCache = false;
   bool isPrivate = false;
@@ -44,6 +51,7 @@ const char* storeVerdictName(StoreVerdict v);
 struct StoreInput {
   std::string_view method;
   uint16_t status = 0;
+  bool hasExpires = false;  // a valid Expires header (explicit freshness)
   std::string_view requestCacheControl;
   std::string_view responseCacheControl;
   bool requestHasAuthorization = false;
@@ -51,6 +59,39 @@ struct StoreInput {
 };
 
 StoreVerdict decideStore(const StoreInput& in);
+
+// Statuses a cache may store with heuristic freshness (RFC 9110 §15.1).
+bool heuristicallyCacheable(uint16_t status);
+
+struct FreshnessConfig {
+  double heuristicFraction = 0.1;       // of (Date - Last-Modified), RFC 9111 §4.2.2
+  int64_t heuristicMax = 7 * 86400;     // cap on a heuristic lifetime
+};
+
+// Freshness lifetime of a stored response (RFC 9111 §4.2.1) in seconds:
+// s-maxage, then max-age, then Expires - Date, then the heuristic when
+// allowed; 0 when none applies. `heuristic` is set when the heuristic was used.
+int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bool* heuristic = nullptr);
+
+// What to do with a stored response for a request (RFC 9111 §4).
+struct CachedDecision {
+  enum class Action : uint8_t {
+    Serve,                   // fresh enough for this request
+    ServeStaleAndRevalidate, // stale-while-revalidate: answer now, refresh in the background
+    Revalidate,              // conditional request to the origin first
+  };
+  Action action = Action::Revalidate;
+  int64_t age = 0;
+  int64_t lifetime = 0;
+  bool stale = false;
+  // When revalidation fails (origin down, 5xx): may the stale answer be used?
+  bool staleIfErrorAllowed = false;
+  // Must not answer from the store without the origin (only-if-cached then 504).
+  bool mustRevalidate = false;
+};
+
+CachedDecision decideCached(const ObjectMeta& meta, std::string_view requestCacheControl, bool requestPragmaNoCache,
+                            int64_t now, const FreshnessConfig& cfg);
 
 // Current age of a stored response per RFC 9111 §4.2.3, from the stored
 // Date and Age headers and the request/response times recorded at fetch.

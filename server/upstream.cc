@@ -71,6 +71,7 @@ class UpstreamConn {
   bool gotBytes_ = false;  // any response byte on this exchange
   bool reused_ = false;    // exchange runs on a pooled connection
   bool retried_ = false;
+  bool headSent_ = false;  // body bytes queue behind the head until it is written
   char readBuf_[64 * 1024];
 };
 
@@ -112,6 +113,7 @@ void UpstreamConn::startExchange(UpstreamRequest req, UpstreamExchange* ex, bool
   headDelivered_ = false;
   messageDone_ = false;
   gotBytes_ = false;
+  headSent_ = false;
   llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
   parser_.data = this;
   if (state_ == State::Idle) {
@@ -204,7 +206,13 @@ void UpstreamConn::connectTo(const struct sockaddr* addr) {
 
 void UpstreamConn::sendHead() {
   armTimer(pool_->options_.readTimeoutMs);
-  write(req_.head);
+  headSent_ = true;
+  if (req_.retryable) {
+    write(req_.head);  // kept for a retry on a fresh connection
+  } else {
+    write(std::move(req_.head));
+    req_.head.clear();
+  }
   if (state_ == State::Closed) return;
   int rc = uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
@@ -260,8 +268,9 @@ void UpstreamConn::writeBody(const char* data, size_t n) {
   } else {
     chunk.assign(data, n);
   }
-  if (state_ != State::Active) {
-    // Body before the connection is up: queue behind the head.
+  if (!headSent_) {
+    // Body before the head went out (connecting, or a pooled connection
+    // whose head send is posted): queue behind the head.
     req_.head += chunk;
     return;
   }
@@ -269,9 +278,9 @@ void UpstreamConn::writeBody(const char* data, size_t n) {
 }
 
 void UpstreamConn::endBody() {
-  if (!req_.bodyChunked) return;
-  if (state_ == State::Active) write("0\r\n\r\n");
-  else if (state_ == State::Resolving || state_ == State::Connecting) req_.head += "0\r\n\r\n";
+  if (!req_.bodyChunked || state_ == State::Closed || state_ == State::Idle) return;
+  if (headSent_) write("0\r\n\r\n");
+  else req_.head += "0\r\n\r\n";
 }
 
 void UpstreamConn::armTimer(int64_t ms) {
@@ -317,7 +326,7 @@ void UpstreamConn::onRead(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (err == HPE_USER) return;
-  fail(Error{Errc::Protocol, static_cast<int>(err), "upstream: bad response"});
+  fail(Error{Errc::Protocol, 0, llhttp_errno_name(err)});
 }
 
 void UpstreamConn::onEof() {

@@ -161,15 +161,28 @@ class FormsTest(OrchardCase):
                 self.assertFalse(r2.is_hit(), f"{cc} answer served from the store: {r2}")
                 self.assertEqual(self.origin.count(path), 2, f"{cc}: second GET must reach the origin")
 
-    def test_error_status_not_stored(self):
-        name, size = "forms-404", 500
-        path = gen_path(name, size, status=404)
+    def test_uncacheable_status_not_stored(self):
+        # 500 is not cacheable by default (RFC 9110 15.1) and carries no
+        # explicit freshness here: passed through, never stored.
+        name, size = "forms-500", 500
+        path = gen_path(name, size, status=500, cc="")
         for i in (1, 2):
             r = self.get(path)
-            self.assertEqual(r.status, 404, r)
+            self.assertEqual(r.status, 500, r)
             self.assertTrue(r.complete, r)
             self.assertFalse(r.is_hit(), r)
         self.assertEqual(self.origin.count(path), 2)
+
+    def test_404_with_freshness_is_stored(self):
+        # 404 is heuristically cacheable; with max-age it is served from the store.
+        name, size = "forms-404", 500
+        path = gen_path(name, size, status=404)
+        r = self.get(path)
+        self.assertEqual(r.status, 404, r)
+        hit = self.get(path)
+        self.assertEqual(hit.status, 404, hit)
+        self.assertTrue(hit.is_hit(), hit)
+        self.assertEqual(self.origin.count(path), 1)
 
     # -- chunked origins ------------------------------------------------------
 

@@ -1,0 +1,156 @@
+// Store::lookup (the in-memory hit path: shared lock, hash map, full-key
+// compare) over a store of N objects, N = $ORCHARD_BENCH_INDEX_N (default
+// 100000, so the CI smoke run stays short; `make bench` runs it with 1 M).
+//
+// The store is built once per process in a temp dir through the real
+// createTemp()/commit() path (empty object files), or opened from
+// $ORCHARD_BENCH_INDEX_DIR if that names a store already populated with the
+// same N by orchard_bench_populate (then Store::open's load time is shown).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/tools/populate.h"
+#include "cache/store.h"
+
+namespace {
+
+using orchard::cache::CacheKey;
+using orchard::cache::Store;
+
+struct StoreFixture {
+  uint64_t n = 100000;
+  std::string dir;
+  bool ownsDir = false;
+  std::unique_ptr<Store> store;
+  std::vector<CacheKey> hitKeys;   // random sample of stored keys
+  std::vector<CacheKey> missKeys;  // keys not in the store
+  double setupSeconds = 0;
+  std::string error;
+
+  StoreFixture() {
+    if (const char* e = std::getenv("ORCHARD_BENCH_INDEX_N"); e && *e) n = std::strtoull(e, nullptr, 10);
+    auto t0 = std::chrono::steady_clock::now();
+    if (const char* d = std::getenv("ORCHARD_BENCH_INDEX_DIR"); d && *d) {
+      dir = d;
+    } else {
+      std::string tmpl = (std::filesystem::temp_directory_path() / "orchard-bench-store.XXXXXX").string();
+      if (!::mkdtemp(tmpl.data())) {
+        error = "mkdtemp failed";
+        return;
+      }
+      dir = tmpl;
+      ownsDir = true;
+    }
+    auto s = Store::open(orchard::cache::StoreOptions{dir, 0});
+    if (!s) {
+      error = "Store::open: " + s.error().message();
+      return;
+    }
+    store = std::move(s).value();
+    const uint64_t have = store->stats().objects;
+    if (have < n && !orchard::bench::populateStore(*store, have, n, &error)) return;
+    setupSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "store fixture: %llu objects in %s, ready in %.1f s\n",
+                 static_cast<unsigned long long>(store->stats().objects), dir.c_str(), setupSeconds);
+    std::mt19937_64 rng(42);
+    const size_t sample = static_cast<size_t>(std::min<uint64_t>(n, 1u << 16));
+    for (size_t i = 0; i < sample; ++i)
+      hitKeys.push_back(CacheKey::fromText(orchard::bench::syntheticKeyText(rng() % n)));
+    for (size_t i = 0; i < 1024; ++i)
+      missKeys.push_back(CacheKey::fromText(orchard::bench::syntheticKeyText(n + 1 + rng() % (n + 1))));
+  }
+  ~StoreFixture() {
+    store.reset();
+    if (ownsDir) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  }
+};
+
+StoreFixture& fixture() {
+  static StoreFixture f;
+  return f;
+}
+
+void BM_StoreLookupHit(benchmark::State& state) {
+  StoreFixture& f = fixture();
+  if (!f.error.empty()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  size_t i = static_cast<size_t>(state.thread_index()) * 7919;
+  const size_t mask = f.hitKeys.size();
+  for (auto _ : state) {
+    auto m = f.store->lookup(f.hitKeys[i++ % mask]);
+    if (!m) {
+      state.SkipWithError("expected a hit");
+      break;
+    }
+    benchmark::DoNotOptimize(m.get());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["objects"] = benchmark::Counter(static_cast<double>(f.n), benchmark::Counter::kAvgThreads);
+}
+BENCHMARK(BM_StoreLookupHit)->Threads(1)->Threads(2);
+
+void BM_StoreLookupMiss(benchmark::State& state) {
+  StoreFixture& f = fixture();
+  if (!f.error.empty()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    auto m = f.store->lookup(f.missKeys[i++ & 1023]);
+    benchmark::DoNotOptimize(m.get());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["objects"] = benchmark::Counter(static_cast<double>(f.n), benchmark::Counter::kAvgThreads);
+}
+BENCHMARK(BM_StoreLookupMiss);
+
+// Per-lookup latency distribution (each lookup timed on its own with
+// steady_clock; includes ~20-40 ns of clock overhead). Reports p50/p99/p999/max
+// in microseconds as counters.
+void BM_StoreLookupLatency(benchmark::State& state) {
+  StoreFixture& f = fixture();
+  if (!f.error.empty()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  std::vector<double> ns;
+  ns.reserve(1 << 20);
+  size_t i = 0;
+  const size_t mask = f.hitKeys.size();
+  for (auto _ : state) {
+    const CacheKey& k = f.hitKeys[i++ % mask];
+    auto t0 = std::chrono::steady_clock::now();
+    auto m = f.store->lookup(k);
+    auto t1 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(m.get());
+    if (ns.size() < (1u << 22)) ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (ns.empty()) return;
+  std::sort(ns.begin(), ns.end());
+  auto pct = [&](double p) { return ns[std::min(ns.size() - 1, static_cast<size_t>(p * static_cast<double>(ns.size())))] / 1000.0; };
+  state.counters["p50_us"] = pct(0.50);
+  state.counters["p99_us"] = pct(0.99);
+  state.counters["p999_us"] = pct(0.999);
+  state.counters["max_us"] = ns.back() / 1000.0;
+  state.counters["objects"] = benchmark::Counter(static_cast<double>(f.n), benchmark::Counter::kAvgThreads);
+  state.counters["setup_s"] = f.setupSeconds;
+}
+BENCHMARK(BM_StoreLookupLatency);
+
+}  // namespace
