@@ -1,13 +1,20 @@
-// Fill and FillTable: see fill.h for the lifecycle.
+// Fill and FillTable: see fill.h for the lifecycle and the fetcher model.
 #include "cache/fill.h"
 
-#include <cerrno>
 #include <fcntl.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
 
 #include "common/log.h"
 
 namespace orchard::cache {
+namespace {
+constexpr uint64_t kUnknown = std::numeric_limits<uint64_t>::max();
+}
 
 const char* Fill::stateName(State s) {
   switch (s) {
@@ -15,6 +22,7 @@ const char* Fill::stateName(State s) {
     case State::Streaming: return "Streaming";
     case State::Complete: return "Complete";
     case State::Failed: return "Failed";
+    case State::Revalidated: return "Revalidated";
   }
   return "?";
 }
@@ -23,8 +31,157 @@ Fill::Fill(CacheKey key, Store* store, bool shared) : key_(std::move(key)), stor
 
 Fill::~Fill() {
   if (readFd_ >= 0) ::close(readFd_);
-  if (file_.valid() && store_) store_->abandon(std::move(file_));
-  else if (file_.valid()) ::unlink(file_.path().c_str());
+  if (temp_.valid()) {
+    if (store_) store_->abandon(std::move(temp_));
+    else if (!temp_.path().empty()) ::unlink(temp_.path().c_str());
+  }
+  if (object_.fd >= 0) {
+    ::close(object_.fd);
+    bool keep;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      keep = state_ == State::Complete || (recorded_ && !dropped_);
+    }
+    if (!keep && store_) store_->dropObject(key_, object_.gen);
+  }
+}
+
+// ---- set-up ----
+
+Result<void> Fill::adopt(const ObjectMeta& partial) {
+  if (!store_ || !shared_) return Error{Errc::Invalid, 0, "fill: adopt needs a shared fill"};
+  auto fd = store_->reopenPartial(key_, partial);
+  if (!fd) return fd.error();
+  object_ = ObjectFile{fd.value(), partial.gen};
+  writeFd_ = object_.fd;
+  readFd_ = ::fcntl(writeFd_, F_DUPFD_CLOEXEC, 0);
+  if (readFd_ < 0) return Error{Errc::Io, errno, "fill: dup"};
+  head_ = partial;
+  head_.kind = ObjectMeta::Kind::Complete;
+  head_.blocks.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  length_ = partial.size;
+  sizeBlocksLocked();
+  if (partial.blockSize == kBlockSize) {
+    for (uint64_t b = 0; b < done_.size(); ++b)
+      done_[b] = (static_cast<unsigned char>(partial.blocks[b / 8]) >> (b % 8)) & 1;
+  }
+  hasHead_ = true;
+  cacheable_ = true;
+  recorded_ = true;
+  state_ = State::Streaming;
+  return ok();
+}
+
+// ---- bookkeeping (under mu_) ----
+
+uint64_t Fill::blockCountLocked() const {
+  if (!length_) return 0;
+  return (*length_ + kBlockSize - 1) / kBlockSize;
+}
+
+void Fill::sizeBlocksLocked() { done_.assign(blockCountLocked(), false); }
+
+Fill::Fetcher* Fill::fetcherLocked(uint32_t id) {
+  for (auto& f : fetchers_)
+    if (f.id == id) return &f;
+  return nullptr;
+}
+
+void Fill::markBlocksLocked(const Fetcher& f, uint64_t from, uint64_t to) {
+  if (!length_ || to <= from) return;
+  uint64_t b = std::max(from, f.start) / kBlockSize;
+  for (; b < done_.size(); ++b) {
+    uint64_t bs = b * kBlockSize, be = std::min(bs + kBlockSize, *length_);
+    if (bs >= to) break;
+    if (bs >= f.start && be <= to) done_[b] = true;
+  }
+}
+
+uint64_t Fill::runEndLocked(uint64_t start, uint32_t except) const {
+  if (!length_) return kUnknown;
+  uint64_t end = *length_;
+  for (uint64_t b = start / kBlockSize + 1; b < done_.size(); ++b) {
+    if (done_[b]) {
+      end = b * kBlockSize;
+      break;
+    }
+  }
+  for (const auto& f : fetchers_)
+    if (f.active && f.id != except && f.start > start) end = std::min(end, f.start);
+  return end;
+}
+
+std::optional<uint64_t> Fill::firstGapLocked(uint64_t from) const {
+  const uint64_t n = done_.size();
+  if (n == 0) return std::nullopt;
+  uint64_t first = std::min<uint64_t>(from / kBlockSize, n);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t b = (first + i) % n;
+    if (done_[b]) continue;
+    uint64_t bs = b * kBlockSize;
+    bool claimed = false;
+    for (const auto& f : fetchers_)
+      if (f.active && f.cursor <= bs && bs < f.end) claimed = true;
+    // A block a running fetcher has started belongs to it too.
+    for (const auto& f : fetchers_)
+      if (f.active && f.start <= bs + kBlockSize - 1 && bs < f.cursor) claimed = true;
+    if (!claimed) return bs;
+  }
+  return std::nullopt;
+}
+
+bool Fill::allDoneLocked() const {
+  if (!length_) return false;
+  return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
+}
+
+uint64_t Fill::readableLocked(uint64_t offset) const {
+  if (!hasHead_) return 0;
+  if (length_ && offset >= *length_) return 0;
+  uint64_t best = 0;
+  if (length_) {
+    uint64_t b = offset / kBlockSize;
+    if (b < done_.size() && done_[b]) {
+      uint64_t e = b;
+      while (e < done_.size() && done_[e]) ++e;
+      best = std::min(e * kBlockSize, *length_) - offset;
+    }
+  }
+  for (const auto& f : fetchers_)
+    if (f.start <= offset && offset < f.cursor) best = std::max(best, f.cursor - offset);
+  return best;
+}
+
+Fill::Fetch Fill::addFetcherLocked(uint64_t start) {
+  Fetcher f{nextFetcherId_++, start, start, kUnknown, true};
+  f.end = runEndLocked(start, f.id);
+  fetchers_.push_back(f);
+  return Fetch{f.id, start};
+}
+
+std::vector<Fill::Waiter> Fill::bumpLocked() {
+  ++version_;
+  std::vector<Waiter> w;
+  w.swap(waiters_);
+  return w;
+}
+
+void Fill::post(std::vector<Waiter> wake) {
+  for (auto& w : wake) w.executor->post(std::move(w.task));
+}
+
+// ---- writer side ----
+
+Fill::Fetch Fill::firstFetch(uint64_t start) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (length_) {
+    // Resuming: start at the first missing block at or after `start`.
+    auto gap = firstGapLocked(start);
+    start = gap ? *gap : 0;
+  }
+  start -= start % kBlockSize;
+  return addFetcherLocked(start);
 }
 
 Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length) {
@@ -32,113 +189,296 @@ Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ != State::Pending) return Error{Errc::Invalid, 0, "fill: begin twice"};
   }
-  if (store_) {
+  const bool store = cacheable && shared_ && store_ != nullptr;
+  if (store) {
+    auto obj = store_->createObject(key_);
+    if (!obj) return obj.error();
+    object_ = obj.value();
+    writeFd_ = object_.fd;
+  } else if (store_) {
     auto tmp = store_->createTemp(key_);
     if (!tmp) return tmp.error();
-    file_ = std::move(tmp.value());
+    temp_ = std::move(tmp.value());
+    ::unlink(temp_.path().c_str());  // nothing to keep: gone with the last descriptor
+    writeFd_ = temp_.fd();
   } else {
-    // Private fill without a store: an anonymous temp file.
-    char path[] = "/tmp/orchard-pass-XXXXXX";
+    char path[] = "/tmp/orchard-fill-XXXXXX";
     int fd = ::mkostemp(path, O_CLOEXEC);
     if (fd < 0) return Error{Errc::Io, errno, "fill: create temp file"};
     ::unlink(path);
-    file_ = TempFile(fd, std::string(), key_.hash);
+    temp_ = TempFile(fd, std::string(), key_.hash);
+    writeFd_ = fd;
   }
-  readFd_ = ::fcntl(file_.fd(), F_DUPFD_CLOEXEC, 0);
+  readFd_ = ::fcntl(writeFd_, F_DUPFD_CLOEXEC, 0);
   if (readFd_ < 0) return Error{Errc::Io, errno, "fill: dup"};
   head_ = std::move(head);
+  std::vector<Waiter> wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    cacheable_ = cacheable && shared_ && store_ != nullptr;
+    cacheable_ = store;
     length_ = length;
+    sizeBlocksLocked();
     hasHead_ = true;
+    state_ = State::Streaming;
+    for (auto& f : fetchers_) f.end = runEndLocked(f.start, f.id);
+    wake = bumpLocked();
   }
   if (shared_ && !cacheable_) leaveTable();
-  publish(State::Streaming, 0, std::nullopt);
+  post(std::move(wake));
   return ok();
 }
 
-Result<void> Fill::append(const char* data, size_t n) {
-  if (length_ && written_ + n > *length_) return Error{Errc::Protocol, 0, "fill: body longer than declared"};
+void Fill::restartAtZero(uint32_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Fetcher* f = fetcherLocked(id);
+  if (!f || f->cursor != f->start) return;
+  f->start = f->cursor = 0;
+  f->end = runEndLocked(0, id);
+}
+
+Result<size_t> Fill::write(uint32_t id, const char* data, size_t n) {
+  uint64_t off, take;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == State::Failed) return Error{Errc::Closed, 0, "fill: failed"};
+    Fetcher* f = fetcherLocked(id);
+    if (!f || !f->active || state_ != State::Streaming) return size_t{0};
+    if (f->end != kUnknown && f->cursor >= f->end) return size_t{0};
+    off = f->cursor;
+    take = f->end == kUnknown ? n : std::min<uint64_t>(n, f->end - f->cursor);
+  }
   size_t done = 0;
-  while (done < n) {
-    ssize_t w = ::pwrite(file_.fd(), data + done, n - done, static_cast<off_t>(written_ + done));
+  while (done < take) {
+    ssize_t w = ::pwrite(writeFd_, data + done, take - done, static_cast<off_t>(off + done));
     if (w < 0) {
       if (errno == EINTR) continue;
       return Error{errno == ENOSPC ? Errc::NoSpace : Errc::Io, errno, "fill: write"};
     }
     done += static_cast<size_t>(w);
   }
-  written_ += n;
-  publish(State::Streaming, written_, std::nullopt);
-  return ok();
+  std::vector<Waiter> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Fetcher* f = fetcherLocked(id);
+    if (f) {
+      f->cursor = off + take;
+      markBlocksLocked(*f, off, f->cursor);
+    }
+    wake = bumpLocked();
+  }
+  sinceCheckpoint_.fetch_add(take, std::memory_order_relaxed);
+  post(std::move(wake));
+  return static_cast<size_t>(take);
 }
 
-void Fill::finish(int64_t nowSeconds) {
-  if (length_ && written_ != *length_) {
-    fail(Error{Errc::Protocol, 0, "fill: body shorter than declared"});
-    return;
+Fill::Next Fill::fetcherDone(uint32_t id) {
+  Next next;
+  bool shortBody = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Fetcher* f = fetcherLocked(id);
+    if (!f || state_ != State::Streaming) return next;
+    f->active = false;
+    if (!length_) {
+      // Unknown length (chunked or close-delimited): the body just ended.
+      length_ = f->cursor;
+      sizeBlocksLocked();
+      markBlocksLocked(*f, f->start, f->cursor);
+    } else if (f->cursor < f->end && f->end != kUnknown) {
+      shortBody = true;
+    }
+    if (!shortBody) {
+      if (allDoneLocked()) {
+        next.complete = true;
+      } else if (auto gap = firstGapLocked(f->end == kUnknown ? f->cursor : f->end)) {
+        next.fetch = addFetcherLocked(*gap);
+      }
+    }
+  }
+  if (shortBody) fail(Error{Errc::Protocol, 0, "fill: body shorter than declared"});
+  return next;
+}
+
+void Fill::fetcherStopped(uint32_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Fetcher* f = fetcherLocked(id)) f->active = false;
+}
+
+void Fill::complete(int64_t nowSeconds) {
+  ObjectMeta meta;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (committing_ || state_ != State::Streaming || !allDoneLocked()) return;
+    committing_ = true;
+    meta = head_;
+    meta.size = *length_;
   }
   if (cacheable_) {
-    ObjectMeta meta = head_;
-    meta.size = written_;
+    meta.gen = object_.gen;
     meta.lastAccess = nowSeconds;
-    auto r = store_->commit(key_, std::move(file_), std::move(meta));
+    // Durable before it is recorded as complete: a power cut must never
+    // leave a Complete record over bytes that were not written.
+    if (::fdatasync(writeFd_) != 0)
+      OLOG_RATE(log::Level::Warn, "fdatasync of %s failed: %s", key_.text.c_str(), std::strerror(errno));
+    auto r = store_->commitObject(key_, std::move(meta));
     if (!r) {
+      // The bytes are intact for the readers already streaming; the object
+      // is simply not stored.
       OLOG_RATE(log::Level::Warn, "store commit failed for %s: %s", key_.text.c_str(), r.error().message().c_str());
-      // The bytes are intact on disk for the readers already streaming;
-      // the object is simply not stored.
     }
   }
   // Complete is published before leaving the table: a reader that found the
   // fill reads it to the end; a reader that misses the table finds the store.
-  publish(State::Complete, written_, std::nullopt);
-  leaveTable();
-}
-
-void Fill::fail(Error error) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (state_ == State::Complete || state_ == State::Failed) return;
-  }
-  publish(State::Failed, written_, error);
-  leaveTable();
-}
-
-void Fill::publish(State state, uint64_t committed, std::optional<Error> error) {
   std::vector<Waiter> wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    state_ = state;
-    committed_ = committed;
-    if (error) error_ = *error;
-    wake.swap(waiters_);
+    state_ = State::Complete;
+    wake = bumpLocked();
   }
-  for (auto& w : wake) w.executor->post(std::move(w.task));
+  post(std::move(wake));
+  leaveTable();
 }
+
+void Fill::revalidated() {
+  std::vector<Waiter> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ != State::Pending) return;
+    state_ = State::Revalidated;
+    wake = bumpLocked();
+  }
+  post(std::move(wake));
+  leaveTable();
+}
+
+void Fill::fail(Error error) { failInternal(error, false); }
+
+void Fill::failChanged() { failInternal(Error{Errc::Corrupt, 0, "origin object changed during the fill"}, true); }
+
+void Fill::failInternal(Error error, bool dropBlocks) {
+  std::vector<Waiter> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (dropBlocks) dropped_ = true;
+    if (state_ == State::Complete || state_ == State::Failed || state_ == State::Revalidated) return;
+    state_ = State::Failed;
+    error_ = error;
+    for (auto& f : fetchers_) f.active = false;
+    wake = bumpLocked();
+  }
+  post(std::move(wake));
+  leaveTable();
+  if (dropBlocks && object_.fd >= 0 && store_) store_->dropObject(key_, object_.gen);
+}
+
+Result<void> Fill::append(const char* data, size_t n) {
+  uint32_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fetchers_.empty()) addFetcherLocked(0);
+    const Fetcher& f = fetchers_.front();
+    id = f.id;
+    if (f.end != kUnknown && f.cursor + n > f.end) return Error{Errc::Protocol, 0, "fill: body longer than declared"};
+  }
+  auto r = write(id, data, n);
+  if (!r) return r.error();
+  if (r.value() < n) return Error{Errc::Protocol, 0, "fill: body longer than declared"};
+  return ok();
+}
+
+void Fill::finish(int64_t nowSeconds) {
+  uint32_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fetchers_.empty()) addFetcherLocked(0);
+    id = fetchers_.front().id;
+  }
+  Next n = fetcherDone(id);
+  if (n.complete) complete(nowSeconds);
+  else if (n.fetch) fail(Error{Errc::Protocol, 0, "fill: body shorter than declared"});
+}
+
+ObjectMeta Fill::partialMetaLocked(int64_t now) const {
+  ObjectMeta m = head_;
+  m.kind = ObjectMeta::Kind::Partial;
+  m.gen = object_.gen;
+  m.size = *length_;
+  m.blockSize = kBlockSize;
+  m.blocks.assign((done_.size() + 7) / 8, '\0');
+  for (uint64_t b = 0; b < done_.size(); ++b)
+    if (done_[b]) m.blocks[b / 8] = static_cast<char>(m.blocks[b / 8] | (1 << (b % 8)));
+  m.lastAccess = now;
+  return m;
+}
+
+void Fill::checkpoint(int64_t nowSeconds) {
+  if (!shared_ || !store_ || object_.fd < 0) return;
+  std::lock_guard<std::mutex> one(checkpointMu_);
+  sinceCheckpoint_.store(0, std::memory_order_relaxed);
+  ObjectMeta meta;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!cacheable_ || !length_ || dropped_ || committing_) return;
+    if (state_ != State::Streaming && state_ != State::Failed) return;
+    meta = partialMetaLocked(nowSeconds);
+  }
+  // The blocks named in the record must be on disk before the record is.
+  if (::fdatasync(writeFd_) != 0) return;
+  if (store_->recordPartial(key_, std::move(meta))) {
+    std::lock_guard<std::mutex> lock(mu_);
+    recorded_ = true;
+  }
+}
+
+// ---- reader side ----
 
 Fill::Snapshot Fill::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   Snapshot s;
   s.state = state_;
-  s.committed = committed_;
-  s.cacheable = cacheable_;
+  s.version = version_;
+  s.committed = readableLocked(0);
   s.hasHead = hasHead_;
+  s.cacheable = cacheable_;
   s.length = length_;
   s.error = error_;
   return s;
 }
 
+uint64_t Fill::readable(uint64_t offset) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return readableLocked(offset);
+}
+
+std::optional<Fill::Fetch> Fill::need(uint64_t offset) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!hasHead_ || !length_ || state_ != State::Streaming || offset >= *length_) return std::nullopt;
+  if (readableLocked(offset) > 0) return std::nullopt;
+  for (const auto& f : fetchers_) {
+    if (f.active && f.start <= offset && offset < f.end && offset >= f.cursor && offset - f.cursor <= kLookahead)
+      return std::nullopt;  // it will be there soon
+  }
+  uint64_t s = offset - offset % kBlockSize;
+  for (auto& f : fetchers_)
+    if (f.active && f.cursor <= s && s < f.end) f.end = s;  // it stops where the new run starts
+  return addFetcherLocked(s);
+}
+
 bool Fill::waitIfUnchanged(const Snapshot& seen, Executor* executor, Executor::Task wake) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (state_ != seen.state || committed_ != seen.committed) return false;
-  if (state_ == State::Complete || state_ == State::Failed) return false;  // terminal: nothing will change
+  if (version_ != seen.version) return false;
+  if (state_ == State::Complete || state_ == State::Failed || state_ == State::Revalidated) return false;
   waiters_.push_back(Waiter{executor, std::move(wake)});
   return true;
 }
 
+int Fill::activeFetchers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(std::count_if(fetchers_.begin(), fetchers_.end(), [](const Fetcher& f) { return f.active; }));
+}
+
 void Fill::leaveTable() {
-  FillTable* t = table_;
+  FillTable* t = table_.load();
   if (t) t->remove(this);
 }
 
@@ -152,17 +492,30 @@ FillTable::~FillTable() {
   }
 }
 
-FillTable::Acquired FillTable::acquire(const CacheKey& key) {
+FillTable::Acquired FillTable::acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate) {
   Shard& s = shardFor(key.hash);
   std::lock_guard<std::mutex> lock(s.mu);
   auto it = s.fills.find(key.hash);
   if (it != s.fills.end() && it->second->key().text == key.text) return {it->second, false};
-  if (store_ && store_->lookup(key)) return {nullptr, false};
+  if (store_ && !revalidate) {
+    if (auto m = store_->lookup(key); m && m->kind == ObjectMeta::Kind::Complete) return {nullptr, false};
+  }
   if (it != s.fills.end()) {
     // Hash collision with a different key in flight: this one is filled privately.
     return {std::make_shared<Fill>(key, store_, false), true};
   }
   auto fill = std::make_shared<Fill>(key, store_, true);
+  if (revalidate) {
+    fill->setRevalidating(std::move(revalidate));
+  } else if (store_) {
+    if (auto partial = store_->lookupPartial(key)) {
+      auto r = fill->adopt(*partial);
+      if (!r) {
+        OLOG_RATE(log::Level::Info, "cannot resume %s: %s", key.text.c_str(), r.error().message().c_str());
+        fill = std::make_shared<Fill>(key, store_, true);
+      }
+    }
+  }
   fill->table_ = this;
   s.fills.emplace(key.hash, fill);
   return {fill, true};
@@ -187,6 +540,15 @@ size_t FillTable::inFlight() const {
     n += s.fills.size();
   }
   return n;
+}
+
+std::vector<std::shared_ptr<Fill>> FillTable::all() const {
+  std::vector<std::shared_ptr<Fill>> out;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (const auto& [h, f] : s.fills) out.push_back(f);
+  }
+  return out;
 }
 
 }  // namespace orchard::cache

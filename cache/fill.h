@@ -1,31 +1,46 @@
 // Fill: one origin response being written to disk while any number of
-// readers stream it (read-while-write).
+// readers stream it (read-while-write), fetched as one or more byte runs.
 //
-// Lifecycle (one writer thread drives it, readers live on any thread):
+// Lifecycle:
 //
-//   Pending ──begin()──▶ Streaming ──finish()──▶ Complete
-//      │                     │
+//   Pending ──begin()──▶ Streaming ──last block written──▶ Complete
+//      │  \                  │
+//      │   revalidated()──▶ Revalidated   (304: the stored object is fresh again)
 //      └──── fail() ─────────┴──── fail() ──▶ Failed
 //
 // - Pending: the origin has not answered yet; readers wait for the head.
-// - Streaming: head known; body bytes [0, committed) are on disk in the
-//   fill's file and readable through fd().
+// - Streaming: head known. The body is tracked in kBlockSize blocks; bytes
+//   become readable as soon as a fetcher writes them (readable()).
 // - Complete: every byte is on disk and the length matched; a shared,
-//   cacheable fill has been committed to the Store *before* this state
-//   is published, so a reader that misses the table finds the store.
-// - Failed: the origin broke or the disk failed; readers must end their
-//   responses without a clean end of message. Nothing is stored.
+//   cacheable fill has been committed to the Store *before* this state is
+//   published, so a reader that misses the table finds the store.
+// - Revalidated: a conditional request got 304 and the stored object was
+//   refreshed; readers serve it from the store.
+// - Failed: the origin broke, changed, or the disk failed; readers end their
+//   responses without a clean end of message. Blocks already durable stay
+//   recorded (Partial) so that the next request resumes instead of starting
+//   over, unless the object changed at the origin.
+//
+// Fetchers: each fetcher writes one contiguous run [start, end) in order.
+// The first one starts where the first reader needs bytes (0, or the block
+// of a Range far into the object). A reader that needs bytes no fetcher will
+// bring soon asks need(), which starts a new fetcher at that block and
+// shortens the run of the fetcher that would have reached it. When a fetcher
+// reaches its end, fetcherDone() hands it the next missing run, so the rest
+// of the object keeps filling behind the readers. Writes from several
+// fetchers (on different loops) touch disjoint bytes; bookkeeping is under
+// mu_.
 //
 // A shared fill lives in the FillTable under its key so that concurrent
 // misses attach to it instead of fetching again; it belongs to the table,
 // not to the first client (a reader leaving never stops it). A private
-// fill (pass-through responses, uncacheable answers) has exactly one reader
-// and is abandoned by the writer when that reader leaves.
+// fill (pass-through responses) has one reader and is cancelled by its
+// writer when that reader leaves.
 //
-// Readers follow STYLE pattern 3: look at snapshot(); if there is nothing
-// new, waitIfUnchanged() either says "something changed, look again" or
-// registers a one-shot wake-up posted to the reader's executor (pattern 2:
-// waiters are collected under the lock and posted after it).
+// Readers follow STYLE pattern 3: look at snapshot()/readable(); if there is
+// nothing new, waitIfUnchanged() either says "something changed, look again"
+// or registers a one-shot wake-up posted to the reader's executor (pattern
+// 2: waiters are collected under the lock and posted after it).
 #pragma once
 
 #include <atomic>
@@ -49,19 +64,32 @@ class FillTable;
 
 class Fill {
  public:
-  enum class State : uint8_t { Pending, Streaming, Complete, Failed };
+  enum class State : uint8_t { Pending, Streaming, Complete, Failed, Revalidated };
   static const char* stateName(State s);
+
+  static constexpr uint32_t kBlockSize = 1u << 20;
+  // A reader whose offset lies this close ahead of a running fetcher waits
+  // for it instead of starting another origin request.
+  static constexpr uint64_t kLookahead = 4ull << 20;
 
   struct Snapshot {
     State state = State::Pending;
-    uint64_t committed = 0;  // body bytes readable from fd()
-    bool cacheable = false;  // set by begin(): the object will be stored
+    uint64_t version = 0;    // changes on every publish (waitIfUnchanged compares it)
+    uint64_t committed = 0;  // bytes readable contiguously from offset 0
     bool hasHead = false;    // begin() ran: head() is readable
-    std::optional<uint64_t> length;  // declared body length, if the origin gave one
+    bool cacheable = false;  // the object will be stored
+    std::optional<uint64_t> length;  // body length, once known
     Error error{Errc::Io};   // valid when Failed
   };
 
-  // `store` may be null for a private fill (then nothing is ever stored).
+  // A run for one fetcher to fetch, from `start` to wherever the fill tells
+  // it to stop (write() accepting fewer bytes than offered).
+  struct Fetch {
+    uint32_t id = 0;
+    uint64_t start = 0;
+  };
+
+  // `store` may be null for a private fill without a store (tests).
   Fill(CacheKey key, Store* store, bool shared);
   ~Fill();
   Fill(const Fill&) = delete;
@@ -70,37 +98,85 @@ class Fill {
   const CacheKey& key() const { return key_; }
   bool shared() const { return shared_; }
 
-  // ---- writer side: one thread, in this order ----
-  // The origin answered: opens the backing file and publishes the head.
-  // `cacheable` says whether finish() will commit to the store; an
-  // uncacheable shared fill leaves the table at once so that no new reader
-  // joins it.
+  // ---- setting up (before the fill is visible to other threads) ----
+  // Resumes a partial object: its head, length and durable blocks become
+  // this fill's, and the fill starts in Streaming. Fails when its file is gone.
+  Result<void> adopt(const ObjectMeta& partial);
+  // A revalidation fill: the stored object it may refresh (for 304).
+  void setRevalidating(std::shared_ptr<const ObjectMeta> stored) { revalidating_ = std::move(stored); }
+  const std::shared_ptr<const ObjectMeta>& revalidating() const { return revalidating_; }
+
+  // ---- writer side ----
+  // The first fetcher to start (the leader calls this once): from `start`.
+  Fetch firstFetch(uint64_t start);
+  // The origin answered with a usable head: opens the backing file and
+  // publishes the head. `length` is the full body length when known (from
+  // Content-Length of a 200, or the total of a 206's Content-Range). An
+  // uncacheable shared fill leaves the table at once so no new reader joins.
   Result<void> begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length);
-  // Appends body bytes to the file and publishes them. Errors (ENOSPC, EIO)
-  // leave the fill as it was; the writer then calls fail().
-  Result<void> append(const char* data, size_t n);
-  // The origin's body ended cleanly. Fails the fill instead when the byte
-  // count does not match the declared length, or when the commit fails.
-  void finish(int64_t nowSeconds);
+  // The origin ignored a range request and sends the body from byte 0:
+  // the fetcher restarts at 0 (only valid before it wrote anything).
+  void restartAtZero(uint32_t id);
+  // Writes body bytes at the fetcher's cursor. Returns how many were taken:
+  // fewer than n when the fetcher reached the end of its run (stop it and
+  // call fetcherDone()). Disk errors are returned; the writer then fails.
+  Result<size_t> write(uint32_t id, const char* data, size_t n);
+  // The fetcher ended its run cleanly (its range is written, or the origin's
+  // body ended). Says what the writer does next: fetch another run, or
+  // complete() the fill when nothing is missing. A body that ended before
+  // the declared length fails the fill. With an unknown length, the first
+  // fetcher's clean end fixes the length.
+  struct Next {
+    std::optional<Fetch> fetch;
+    bool complete = false;  // call complete() (off the loop when cacheable)
+  };
+  Next fetcherDone(uint32_t id);
+  // Commits a shared cacheable fill (fdatasync + store record: blocks, keep
+  // it off the event loops) and publishes Complete.
+  void complete(int64_t nowSeconds);
+  // Abandons a fetcher without failing the fill (its run goes back to the pool).
+  void fetcherStopped(uint32_t id);
+  // The 304 path: the store was refreshed; readers serve from it.
+  void revalidated();
   void fail(Error error);
+  // The origin's object changed under a partial fill: fail and drop the blocks.
+  void failChanged();
+
+  // Single-run convenience (private fills, tests): one fetcher from 0.
+  Result<void> append(const char* data, size_t n);
+  void finish(int64_t nowSeconds);
+
+  // Writes the durable block map as a Partial record: fdatasync()s the file
+  // first. Blocks; call it off the event loops. No-op unless shared,
+  // cacheable and still Streaming.
+  void checkpoint(int64_t nowSeconds);
+  // Bytes written since the last checkpoint (writers use it to decide when).
+  uint64_t uncheckpointedBytes() const { return sinceCheckpoint_.load(std::memory_order_relaxed); }
 
   // ---- reader side: any thread ----
   Snapshot snapshot() const;
-  // The head passed to begin(). Only valid once snapshot().state != Pending.
+  // The head passed to begin(). Only valid once snapshot().hasHead.
   const ObjectMeta& head() const { return head_; }
   // Read-only descriptor of the backing file (valid while the Fill lives,
-  // once state != Pending). Readers pread() it; never close it.
+  // once hasHead). Readers pread() it; never close it.
   int fd() const { return readFd_; }
+  // Bytes readable now starting at `offset` (contiguous).
+  uint64_t readable(uint64_t offset) const;
+  // A reader needs `offset` and readable(offset) is 0: returns a run that
+  // the caller must start fetching (it becomes that fetcher's writer), or
+  // nullopt when a fetcher will bring the bytes soon (then wait).
+  std::optional<Fetch> need(uint64_t offset);
 
-  // If state and committed still equal `seen`, registers `wake` to be posted
-  // to `executor` once either changes, and returns true. Otherwise returns
-  // false: the caller should look again. One-shot.
+  // If nothing changed since `seen` (its version), registers `wake` to be
+  // posted to `executor` on the next change and returns true. Otherwise (or
+  // in a terminal state) returns false: the caller should look again.
   bool waitIfUnchanged(const Snapshot& seen, Executor* executor, Executor::Task wake);
 
   // Readers interested in a private fill; the writer stops when it hits 0.
   void addReader() { readers_.fetch_add(1, std::memory_order_relaxed); }
   void removeReader() { readers_.fetch_sub(1, std::memory_order_relaxed); }
   int readers() const { return readers_.load(std::memory_order_relaxed); }
+  int activeFetchers() const;
 
  private:
   friend class FillTable;
@@ -108,29 +184,62 @@ class Fill {
     Executor* executor;
     Executor::Task task;
   };
-  void publish(State state, uint64_t committed, std::optional<Error> error);  // under no lock
+  struct Fetcher {
+    uint32_t id;
+    uint64_t start;
+    uint64_t cursor;
+    uint64_t end;  // UINT64_MAX while the length is unknown
+    bool active;
+  };
+
+  // All under mu_:
+  Fetcher* fetcherLocked(uint32_t id);
+  bool blockDoneLocked(uint64_t b) const { return b < done_.size() && done_[b]; }
+  uint64_t blockCountLocked() const;
+  void sizeBlocksLocked();
+  void markBlocksLocked(const Fetcher& f, uint64_t from, uint64_t to);
+  uint64_t runEndLocked(uint64_t start, uint32_t except) const;  // where a run from start must stop
+  std::optional<uint64_t> firstGapLocked(uint64_t from) const;   // first block-aligned byte missing and unclaimed
+  bool allDoneLocked() const;
+  uint64_t readableLocked(uint64_t offset) const;
+  Fetch addFetcherLocked(uint64_t start);
+  std::vector<Waiter> bumpLocked();  // version++; takes the waiters
+
+  void post(std::vector<Waiter> wake);
+  void failInternal(Error error, bool dropBlocks);
   void leaveTable();
+  ObjectMeta partialMetaLocked(int64_t now) const;
 
   const CacheKey key_;
   Store* const store_;
   const bool shared_;
-  FillTable* table_ = nullptr;  // set while registered in a table
+  std::atomic<FillTable*> table_{nullptr};  // set while registered in a table
+  std::shared_ptr<const ObjectMeta> revalidating_;
 
-  // Written by the writer before Streaming is published, read-only after.
+  // Written before the head is published, read-only after.
   ObjectMeta head_;
-  TempFile file_;
+  TempFile temp_;        // private fills
+  ObjectFile object_;    // shared cacheable fills: the in-place object file
+  int writeFd_ = -1;
   int readFd_ = -1;
-  std::optional<uint64_t> length_;
-  bool cacheable_ = false;
 
-  mutable std::mutex mu_;  // guards the fields below and waiters_
+  mutable std::mutex mu_;  // guards everything below and waiters_
   State state_ = State::Pending;
+  uint64_t version_ = 0;
   bool hasHead_ = false;
-  uint64_t committed_ = 0;
+  bool cacheable_ = false;
+  std::optional<uint64_t> length_;
   Error error_{Errc::Io};
+  std::vector<bool> done_;          // durable-on-page-cache blocks (length known)
+  std::vector<Fetcher> fetchers_;
+  uint32_t nextFetcherId_ = 0;
   std::vector<Waiter> waiters_;
+  bool committing_ = false;
+  bool recorded_ = false;  // a Partial record names object_.gen: keep the file for a resume
+  bool dropped_ = false;   // the blocks were dropped (object changed): never record them
 
-  uint64_t written_ = 0;  // writer-only cursor
+  std::mutex checkpointMu_;  // one checkpoint at a time
+  std::atomic<uint64_t> sinceCheckpoint_{0};
   std::atomic<int> readers_{0};
 };
 
@@ -146,10 +255,15 @@ class FillTable {
   };
   // Joins the fill in flight for `key`, or creates one. Under the shard lock
   // it re-checks the store, so a fill that completed (committed, then left
-  // the table) between the caller's lookup and this call is not fetched again.
-  Acquired acquire(const CacheKey& key);
+  // the table) between the caller's lookup and this call is not fetched
+  // again. A created fill resumes the key's partial record when there is one.
+  // `revalidate`: the caller found this stored object stale; a created fill
+  // is a revalidation of it (and the store re-check is skipped).
+  Acquired acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate = nullptr);
 
   size_t inFlight() const;
+  // Every fill in flight (for checkpoints at shutdown).
+  std::vector<std::shared_ptr<Fill>> all() const;
 
  private:
   friend class Fill;

@@ -86,7 +86,11 @@ std::string normaliseKey(std::string_view scheme, std::string_view host, uint16_
   out.reserve(scheme.size() + host.size() + target.size() + 10);
   appendLower(&out, scheme);
   out.append("://");
+  // An IPv6 literal keeps its brackets, so "[::1]:8080" and "[::1:8080]" differ.
+  const bool v6 = host.find(':') != std::string_view::npos && host.front() != '[';
+  if (v6) out.push_back('[');
   appendLower(&out, host);
+  if (v6) out.push_back(']');
 
   std::string_view s(out.data(), scheme.size());
   bool defaultPort = port == 0 || (s == "http" && port == 80) || (s == "https" && port == 443);

@@ -10,7 +10,10 @@
 //   str    etag
 //   str    lastModified
 //   svar   requestTime, responseTime, lastAccess
-// The record must end exactly after lastAccess. decodeMeta() treats the
+//   u8     kind (0 Complete, 1 Partial, 2 VaryStub)       (version 2)
+//   varint gen, blockSize
+//   str    blocks, vary
+// The record must end exactly after vary. decodeMeta() treats the
 // bytes as untrusted (a damaged disk, a fuzzer): every length is checked
 // against what is left, nothing is read out of bounds, and any inconsistency
 // is Errc::Corrupt. A new field means a new version byte.
@@ -22,7 +25,7 @@ namespace orchard::cache {
 
 namespace {
 
-constexpr uint8_t kFormatVersion = 1;
+constexpr uint8_t kFormatVersion = 2;
 
 const Error kCorrupt{Errc::Corrupt, 0, "decode object meta"};
 
@@ -133,6 +136,11 @@ std::string encodeMeta(const ObjectMeta& meta) {
   putSigned(&out, meta.requestTime);
   putSigned(&out, meta.responseTime);
   putSigned(&out, meta.lastAccess);
+  out.push_back(static_cast<char>(meta.kind));
+  putVarint(&out, meta.gen);
+  putVarint(&out, meta.blockSize);
+  putString(&out, meta.blocks);
+  putString(&out, meta.vary);
   return out;
 }
 
@@ -157,8 +165,21 @@ Result<ObjectMeta> decodeMeta(std::string_view bytes) {
     m.headers.emplace_back(std::move(n), std::move(v));
   }
   if (!r.string(&m.etag) || !r.string(&m.lastModified) || !r.signedVarint(&m.requestTime) ||
-      !r.signedVarint(&m.responseTime) || !r.signedVarint(&m.lastAccess) || !r.atEnd()) {
+      !r.signedVarint(&m.responseTime) || !r.signedVarint(&m.lastAccess)) {
     return kCorrupt;
+  }
+  uint8_t kind;
+  uint64_t blockSize;
+  if (!r.byte(&kind) || kind > 2 || !r.varint(&m.gen) || !r.varint(&blockSize) ||
+      blockSize > std::numeric_limits<uint32_t>::max() || !r.string(&m.blocks) || !r.string(&m.vary) || !r.atEnd()) {
+    return kCorrupt;
+  }
+  m.kind = static_cast<ObjectMeta::Kind>(kind);
+  m.blockSize = static_cast<uint32_t>(blockSize);
+  if (m.kind == ObjectMeta::Kind::Partial) {
+    if (m.blockSize == 0) return kCorrupt;
+    uint64_t nblocks = m.size / m.blockSize + (m.size % m.blockSize ? 1 : 0);
+    if (m.blocks.size() != (nblocks + 7) / 8) return kCorrupt;
   }
   return m;
 }

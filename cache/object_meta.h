@@ -20,6 +20,20 @@ namespace orchard::cache {
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct ObjectMeta {
+  // What the record describes:
+  //   Complete  every byte is in the object file; served as a hit
+  //   Partial   a fill in progress or interrupted: `blocks` says which
+  //             blockSize-sized blocks of the file are durable; resumable,
+  //             never served as whole
+  //   VaryStub  the response varies on the request fields listed in `vary`;
+  //             each variant is a record of its own under variantKey()
+  enum class Kind : uint8_t { Complete = 0, Partial = 1, VaryStub = 2 };
+
+  Kind kind = Kind::Complete;
+  uint64_t gen = 0;          // object file generation: objects/ab/cd/<hex>.<gen>
+  uint32_t blockSize = 0;    // Partial: bytes per block
+  std::string blocks;        // Partial: bitmap, bit i (byte i/8, bit i%8) = block i durable
+  std::string vary;          // VaryStub: lower-case field names, comma-separated
   std::string key;           // full normalised key text (compared on every hit)
   uint16_t status = 200;
   std::string reason;        // origin's reason phrase

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -221,28 +223,41 @@ int monthIndex(std::string_view m) {
 
 std::optional<int64_t> parseHttpDate(std::string_view s) {
   // Accepts "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
-  // "Sun Nov  6 08:49:37 1994".
+  // "Sun Nov  6 08:49:37 1994". Numeric fields are digits only (no signs).
+  if (s.size() > 64) return std::nullopt;
   std::string buf(s);
-  struct tm tm;
-  std::memset(&tm, 0, sizeof tm);
-  char mon[4] = {0};
-  int d, y, h, mi, se;
-  char wd[16];
-  if (std::sscanf(buf.c_str(), "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT", wd, &d, mon, &y, &h, &mi, &se) == 7) {
-  } else if (std::sscanf(buf.c_str(), "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT", wd, &d, mon, &y, &h, &mi, &se) == 7) {
-    y += (y < 70) ? 2000 : 1900;
-  } else if (std::sscanf(buf.c_str(), "%15[A-Za-z] %3s %d %2d:%2d:%2d %4d", wd, mon, &d, &h, &mi, &se, &y) == 7) {
+  char wd[16], mon[4], d[3], y[5], h[3], mi[3], se[3];
+  int consumed = 0;
+  auto num = [](const char* p) { return std::atoi(p); };
+  int day, year;
+  if (std::sscanf(buf.c_str(), "%15[A-Za-z], %2[0-9] %3[A-Za-z] %4[0-9] %2[0-9]:%2[0-9]:%2[0-9] GMT%n", wd, d, mon, y,
+                  h, mi, se, &consumed) == 7 && consumed == static_cast<int>(buf.size()) && std::strlen(y) == 4) {
+    day = num(d);
+    year = num(y);
+  } else if (std::sscanf(buf.c_str(), "%15[A-Za-z], %2[0-9]-%3[A-Za-z]-%2[0-9] %2[0-9]:%2[0-9]:%2[0-9] GMT%n", wd, d,
+                         mon, y, h, mi, se, &consumed) == 7 && consumed == static_cast<int>(buf.size())) {
+    day = num(d);
+    year = num(y);
+    year += (year < 70) ? 2000 : 1900;
+  } else if (std::sscanf(buf.c_str(), "%3[A-Za-z] %3[A-Za-z] %2[0-9] %2[0-9]:%2[0-9]:%2[0-9] %4[0-9]%n", wd, mon, d, h,
+                         mi, se, y, &consumed) == 7 && consumed == static_cast<int>(buf.size())) {
+    day = num(d);
+    year = num(y);
   } else {
     return std::nullopt;
   }
+  if (std::strlen(h) != 2 || std::strlen(mi) != 2 || std::strlen(se) != 2) return std::nullopt;
   int m = monthIndex(mon);
-  if (m < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970) return std::nullopt;
-  tm.tm_year = y - 1900;
+  int hh = num(h), mm = num(mi), ss = num(se);
+  if (m < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1970) return std::nullopt;
+  struct tm tm;
+  std::memset(&tm, 0, sizeof tm);
+  tm.tm_year = year - 1900;
   tm.tm_mon = m;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = se;
+  tm.tm_mday = day;
+  tm.tm_hour = hh;
+  tm.tm_min = mm;
+  tm.tm_sec = ss;
   return static_cast<int64_t>(timegm(&tm));
 }
 

@@ -1,16 +1,20 @@
 // Store: objects as files under <dir>/objects, indexed in RocksDB.
 //
 // Layout under StoreOptions::dir:
-//   index/                 RocksDB; column family "cache" maps Hash128 (16 bytes,
-//                          big-endian hi then lo) -> encodeMeta(ObjectMeta)
-//   objects/ab/cd/<hex>    one file per complete object (hex = Hash128::hex())
-//   tmp/<hex>.<n>          fills in progress; removed at open()
+//   index/                       RocksDB; column family "cache" maps Hash128 (16
+//                                bytes, big-endian hi then lo) -> encodeMeta(ObjectMeta)
+//   objects/ab/cd/<hex>.<gen>    one file per object (hex = Hash128::hex()); a
+//                                refetch writes a new generation, so a reader of
+//                                the old one never sees its bytes change
+//   tmp/<hex>.<n>                private (never stored) bodies; emptied at open()
 //
-// Lifecycle of an object: createTemp() -> bytes written by the caller through
-// TempFile::fd -> commit() (fsync-free rename into objects/, then the index
-// record, then the in-memory entry) or abandon() (unlink). Until commit() the
-// object is invisible to lookup(). An object whose file is missing or whose
-// size differs from its record is dropped when openObject() notices.
+// Lifecycle of a shared object:
+//   createObject() -> bytes written in place (any order, in blocks) ->
+//   recordPartial() from time to time (blocks known durable: resumable after
+//   a crash) -> commitObject() (record becomes Complete: visible to lookup())
+//   or dropObject(). A partial object is never visible to lookup().
+// An object whose file is missing or whose size differs from its record is
+// dropped when openObject() notices.
 //
 // Thread safety: every method may be called from any thread. lookup() never
 // touches RocksDB (an in-memory map loaded at open() serves hits).
@@ -56,8 +60,16 @@ class TempFile {
 };
 
 struct StoreStats {
-  uint64_t objects = 0;
-  uint64_t bytes = 0;
+  uint64_t objects = 0;       // complete objects
+  uint64_t bytes = 0;         // bytes of complete objects
+  uint64_t partials = 0;      // partial (resumable) objects
+  uint64_t partialBytes = 0;  // bytes of their durable blocks
+};
+
+// An in-place object file for a shared fill.
+struct ObjectFile {
+  int fd = -1;       // O_RDWR; owned by the caller
+  uint64_t gen = 0;
 };
 
 class Store {
@@ -77,6 +89,31 @@ class Store {
   // (index and memory) and NotFound/Corrupt is returned. Caller closes the fd.
   virtual Result<int> openObject(const CacheKey& key, const ObjectMeta& meta) = 0;
 
+  // ---- in-place objects (shared fills) ----
+  // The partial record for this key, or nullptr. No disk access.
+  virtual std::shared_ptr<const ObjectMeta> lookupPartial(const CacheKey& key) const = 0;
+  // A new, empty object file generation for this key.
+  virtual Result<ObjectFile> createObject(const CacheKey& key) = 0;
+  // Opens the file of a partial record read-write to resume it. If the file
+  // is gone the record is dropped and NotFound returned.
+  virtual Result<int> reopenPartial(const CacheKey& key, const ObjectMeta& meta) = 0;
+  // Records (or updates) a partial object: meta.kind must be Partial and
+  // meta.gen name a file made by createObject(). The caller made the blocks
+  // it lists durable first.
+  virtual Result<void> recordPartial(const CacheKey& key, ObjectMeta meta) = 0;
+  // Makes object file meta.gen the complete object for the key: checks the
+  // file's size against meta.size, writes the Complete record (replacing any
+  // partial or older record) and unlinks an older generation's file.
+  virtual Result<void> commitObject(const CacheKey& key, ObjectMeta meta) = 0;
+  // Removes object file `gen` and the key's partial record if it names it.
+  virtual void dropObject(const CacheKey& key, uint64_t gen) = 0;
+  // Stores a Vary stub (meta.kind == VaryStub, no file) under the key.
+  virtual Result<void> putStub(const CacheKey& key, ObjectMeta meta) = 0;
+  // Replaces the headers and times of a complete object after a 304
+  // (same file, same size). NotFound if the object changed meanwhile.
+  virtual Result<void> refresh(const CacheKey& key, const ObjectMeta& updated) = 0;
+
+  // ---- private bodies ----
   // A new temp file for filling this key (O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC).
   virtual Result<TempFile> createTemp(const CacheKey& key) = 0;
 

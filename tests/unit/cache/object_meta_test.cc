@@ -40,6 +40,11 @@ void expectEqual(const ObjectMeta& a, const ObjectMeta& b) {
   EXPECT_EQ(a.requestTime, b.requestTime);
   EXPECT_EQ(a.responseTime, b.responseTime);
   EXPECT_EQ(a.lastAccess, b.lastAccess);
+  EXPECT_EQ(a.kind, b.kind);
+  EXPECT_EQ(a.gen, b.gen);
+  EXPECT_EQ(a.blockSize, b.blockSize);
+  EXPECT_EQ(a.blocks, b.blocks);
+  EXPECT_EQ(a.vary, b.vary);
 }
 
 // Decodes from an exactly-sized heap copy so ASan catches any overread.
@@ -52,9 +57,36 @@ Result<ObjectMeta> decodeExact(std::string_view bytes) {
 TEST(ObjectMeta, RoundTrip) {
   ObjectMeta m = sampleMeta();
   std::string bytes = encodeMeta(m);
-  EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 1);  // format version
+  EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 2);  // format version
   Result<ObjectMeta> d = decodeExact(bytes);
   ASSERT_TRUE(d.ok()) << d.error().message();
+  expectEqual(*d, m);
+}
+
+TEST(ObjectMeta, PartialRoundTripAndBitmapSizeChecked) {
+  ObjectMeta m = sampleMeta();
+  m.kind = ObjectMeta::Kind::Partial;
+  m.gen = 77;
+  m.size = 10 * 1024 * 1024 + 1;  // 11 blocks of 1 MiB
+  m.blockSize = 1024 * 1024;
+  m.blocks = std::string(2, '\x05');
+  Result<ObjectMeta> d = decodeExact(encodeMeta(m));
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  expectEqual(*d, m);
+  m.blocks = std::string(3, '\0');  // wrong bitmap length for 11 blocks
+  EXPECT_FALSE(decodeExact(encodeMeta(m)).ok());
+  m.blocks = std::string(2, '\0');
+  m.blockSize = 0;
+  EXPECT_FALSE(decodeExact(encodeMeta(m)).ok());
+}
+
+TEST(ObjectMeta, VaryStubRoundTrip) {
+  ObjectMeta m;
+  m.kind = ObjectMeta::Kind::VaryStub;
+  m.key = "http://h/x";
+  m.vary = "accept-language";
+  Result<ObjectMeta> d = decodeExact(encodeMeta(m));
+  ASSERT_TRUE(d.ok());
   expectEqual(*d, m);
 }
 
@@ -94,7 +126,7 @@ TEST(ObjectMeta, TrailingBytesAreCorrupt) {
 
 TEST(ObjectMeta, UnknownVersionIsCorrupt) {
   std::string bytes = encodeMeta(sampleMeta());
-  for (uint8_t v : {0, 2, 255}) {
+  for (uint8_t v : {0, 1, 3, 255}) {
     bytes[0] = static_cast<char>(v);
     Result<ObjectMeta> d = decodeExact(bytes);
     ASSERT_FALSE(d.ok());

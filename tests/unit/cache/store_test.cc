@@ -73,10 +73,14 @@ class StoreTest : public ::testing::Test {
     return out;
   }
 
+  // The file of the key's current complete object (generation from its record).
   std::string objectPath(const CacheKey& key) const {
     std::string hex = key.hash.hex();
-    return dir_ + "/objects/" + hex.substr(0, 2) + "/" + hex.substr(2, 2) + "/" + hex;
+    auto meta = store_ ? store_->lookup(key) : nullptr;
+    uint64_t gen = meta ? meta->gen : lastGen_;
+    return dir_ + "/objects/" + hex.substr(0, 2) + "/" + hex.substr(2, 2) + "/" + hex + "." + std::to_string(gen);
   }
+  mutable uint64_t lastGen_ = 0;
 
   size_t countFiles(const std::string& sub) const {
     static size_t count;
@@ -261,12 +265,13 @@ TEST_F(StoreTest, OpenObjectDetectsTruncatedFileAndDropsEntry) {
   ASSERT_TRUE(put(kA, "0123456789").ok());
   std::shared_ptr<const ObjectMeta> m = store_->lookup(kA);
   ASSERT_NE(m, nullptr);
-  ASSERT_EQ(::truncate(objectPath(kA).c_str(), 4), 0);
+  const std::string path = objectPath(kA);
+  ASSERT_EQ(::truncate(path.c_str(), 4), 0);
   Result<int> fd = store_->openObject(kA, *m);
   ASSERT_FALSE(fd.ok());
   EXPECT_EQ(fd.error().code, Errc::Corrupt);
   EXPECT_EQ(store_->lookup(kA), nullptr);
-  EXPECT_EQ(::access(objectPath(kA).c_str(), F_OK), -1);
+  EXPECT_EQ(::access(path.c_str(), F_OK), -1);
   EXPECT_EQ(store_->stats().objects, 0u);
   EXPECT_EQ(store_->stats().bytes, 0u);
   reopen();  // the index record went too
@@ -348,9 +353,11 @@ TEST_F(StoreTest, ReaderKeepsOldBytesAcrossReplacement) {
 TEST_F(StoreTest, RemoveDeletesFileRecordAndEntry) {
   ASSERT_TRUE(put(kA, "aaaa").ok());
   ASSERT_TRUE(put(kB, "bb").ok());
+  const std::string path = objectPath(kA);
+  ASSERT_EQ(::access(path.c_str(), F_OK), 0);
   ASSERT_TRUE(store_->remove(kA).ok());
   EXPECT_EQ(store_->lookup(kA), nullptr);
-  EXPECT_EQ(::access(objectPath(kA).c_str(), F_OK), -1);
+  EXPECT_EQ(::access(path.c_str(), F_OK), -1);
   EXPECT_EQ(store_->stats().objects, 1u);
   EXPECT_EQ(store_->stats().bytes, 2u);
   Result<void> again = store_->remove(kA);

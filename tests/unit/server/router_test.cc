@@ -376,7 +376,7 @@ TEST(Router, InterceptOfDisallowedHostIsLocal) {
   const RouterConfig config = testConfig();
   for (const char* host : {"example.com", "EXAMPLE.com:80", "example.com.", "swcdn.apple.com.evil.com"}) {
     SCOPED_TRACE(host);
-    Route r = route(req("GET", "/a/b.pkg?x"), config);
+    Route r = route(req("GET", "/a/b.pkg?x", host), config);
     EXPECT_EQ(r.kind, Kind::Local);
     EXPECT_EQ(r.path, "/a/b.pkg");
     EXPECT_FALSE(r.host.empty());
