@@ -42,7 +42,7 @@ Fill::~Fill() {
       std::lock_guard<std::mutex> lock(mu_);
       keep = state_ == State::Complete || (recorded_ && !dropped_);
     }
-    if (!keep && store_) store_->dropObject(key_, object_.gen);
+    if (!keep && store_) store_->dropObject(storeKey(), object_.gen);
   }
 }
 
@@ -184,14 +184,16 @@ Fill::Fetch Fill::firstFetch(uint64_t start) {
   return addFetcherLocked(start);
 }
 
-Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length) {
+Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length,
+                         std::optional<CacheKey> storeKey) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ != State::Pending) return Error{Errc::Invalid, 0, "fill: begin twice"};
   }
+  if (storeKey && storeKey->text != key_.text) storeKey_ = std::move(storeKey);
   const bool store = cacheable && shared_ && store_ != nullptr;
   if (store) {
-    auto obj = store_->createObject(key_);
+    auto obj = store_->createObject(this->storeKey());
     if (!obj) return obj.error();
     object_ = obj.value();
     writeFd_ = object_.fd;
@@ -320,7 +322,7 @@ void Fill::complete(int64_t nowSeconds) {
     // leave a Complete record over bytes that were not written.
     if (::fdatasync(writeFd_) != 0)
       OLOG_RATE(log::Level::Warn, "fdatasync of %s failed: %s", key_.text.c_str(), std::strerror(errno));
-    auto r = store_->commitObject(key_, std::move(meta));
+    auto r = store_->commitObject(storeKey(), std::move(meta));
     if (!r) {
       // The bytes are intact for the readers already streaming; the object
       // is simply not stored.
@@ -368,7 +370,7 @@ void Fill::failInternal(Error error, bool dropBlocks) {
   }
   post(std::move(wake));
   leaveTable();
-  if (dropBlocks && object_.fd >= 0 && store_) store_->dropObject(key_, object_.gen);
+  if (dropBlocks && object_.fd >= 0 && store_) store_->dropObject(storeKey(), object_.gen);
 }
 
 Result<void> Fill::append(const char* data, size_t n) {
@@ -419,12 +421,16 @@ void Fill::checkpoint(int64_t nowSeconds) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!cacheable_ || !length_ || dropped_ || committing_) return;
+    // Resuming means range requests validated with If-Range: without a strong
+    // ETag or a Last-Modified date a changed object could not be told apart.
+    const bool strongEtag = !head_.etag.empty() && head_.etag.rfind("W/", 0) != 0;
+    if (!strongEtag && head_.lastModified.empty()) return;
     if (state_ != State::Streaming && state_ != State::Failed) return;
     meta = partialMetaLocked(nowSeconds);
   }
   // The blocks named in the record must be on disk before the record is.
   if (::fdatasync(writeFd_) != 0) return;
-  if (store_->recordPartial(key_, std::move(meta))) {
+  if (store_->recordPartial(storeKey(), std::move(meta))) {
     std::lock_guard<std::mutex> lock(mu_);
     recorded_ = true;
   }
@@ -540,6 +546,14 @@ size_t FillTable::inFlight() const {
     n += s.fills.size();
   }
   return n;
+}
+
+bool FillTable::busy(const Hash128& h) const {
+  const Shard& s = shardFor(h);
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.fills.find(h);
+  if (it == s.fills.end()) return false;
+  return true;
 }
 
 std::vector<std::shared_ptr<Fill>> FillTable::all() const {

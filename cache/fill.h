@@ -113,7 +113,12 @@ class Fill {
   // publishes the head. `length` is the full body length when known (from
   // Content-Length of a 200, or the total of a 206's Content-Range). An
   // uncacheable shared fill leaves the table at once so no new reader joins.
-  Result<void> begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length);
+  // `storeKey`: where the object is stored when it differs from the fill's
+  // key (a Vary variant of the key the fill was looked up by).
+  Result<void> begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length,
+                     std::optional<CacheKey> storeKey = std::nullopt);
+  // The key the object is stored under (valid once hasHead).
+  const CacheKey& storeKey() const { return storeKey_ ? *storeKey_ : key_; }
   // The origin ignored a range request and sends the body from byte 0:
   // the fetcher restarts at 0 (only valid before it wrote anything).
   void restartAtZero(uint32_t id);
@@ -218,6 +223,7 @@ class Fill {
 
   // Written before the head is published, read-only after.
   ObjectMeta head_;
+  std::optional<CacheKey> storeKey_;
   TempFile temp_;        // private fills
   ObjectFile object_;    // shared cacheable fills: the in-place object file
   int writeFd_ = -1;
@@ -262,6 +268,8 @@ class FillTable {
   Acquired acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate = nullptr);
 
   size_t inFlight() const;
+  // A fill for this hash is in flight (the evictor leaves it alone).
+  bool busy(const Hash128& h) const;
   // Every fill in flight (for checkpoints at shutdown).
   std::vector<std::shared_ptr<Fill>> all() const;
 
@@ -273,6 +281,7 @@ class FillTable {
   };
   static constexpr size_t kShards = 16;
   Shard& shardFor(const Hash128& h) { return shards_[h.lo % kShards]; }
+  const Shard& shardFor(const Hash128& h) const { return shards_[h.lo % kShards]; }
   void remove(Fill* fill);
 
   Store* const store_;

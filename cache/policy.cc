@@ -198,6 +198,98 @@ CachedDecision decideCached(const ObjectMeta& meta, std::string_view requestCach
   return d;
 }
 
+std::vector<std::string> varyFields(const HeaderList& responseHeaders) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : responseHeaders) {
+    if (!iequals(k, "Vary")) continue;
+    size_t i = 0;
+    while (i <= v.size()) {
+      size_t j = v.find(',', i);
+      if (j == std::string::npos) j = v.size();
+      std::string_view t = trim(std::string_view(v).substr(i, j - i));
+      if (!t.empty()) {
+        std::string f(t);
+        for (auto& c : f) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(std::move(f));
+      }
+      i = j + 1;
+    }
+  }
+  return out;
+}
+
+std::string variantKeyText(std::string_view primaryKey, const std::vector<std::string>& fields,
+                           const HeaderList& requestHeaders) {
+  std::string out(primaryKey);
+  for (const auto& f : fields) {
+    out += '\x1f';
+    out += f;
+    out += '=';
+    bool first = true;
+    for (const auto& [k, v] : requestHeaders) {
+      if (!iequals(k, f)) continue;
+      if (!first) out += ',';
+      out += trim(v);
+      first = false;
+    }
+  }
+  return out;
+}
+
+namespace {
+std::string_view opaqueTag(std::string_view t) {
+  t = trim(t);
+  if (t.substr(0, 2) == "W/") t.remove_prefix(2);
+  return t;
+}
+}  // namespace
+
+bool notModified(const HeaderList& requestHeaders, const ObjectMeta& meta) {
+  bool sawInm = false;
+  for (const auto& [k, v] : requestHeaders) {
+    if (!iequals(k, "If-None-Match")) continue;
+    sawInm = true;
+    if (trim(v) == "*") return true;
+    if (meta.etag.empty()) continue;
+    std::string_view mine = opaqueTag(meta.etag);
+    size_t i = 0;
+    while (i <= v.size()) {
+      size_t j = v.find(',', i);
+      if (j == std::string::npos) j = v.size();
+      if (opaqueTag(std::string_view(v).substr(i, j - i)) == mine) return true;
+      i = j + 1;
+    }
+  }
+  if (sawInm) return false;
+  for (const auto& [k, v] : requestHeaders) {
+    if (!iequals(k, "If-Modified-Since")) continue;
+    auto since = parseHttpDate(trim(v));
+    auto lm = parseHttpDate(trim(meta.lastModified));
+    if (since && lm && *lm <= *since) return true;
+  }
+  return false;
+}
+
+HeaderList mergeNotModified(const HeaderList& stored, const HeaderList& fresh) {
+  auto keepStored = [](std::string_view n) {
+    return iequals(n, "Content-Length") || iequals(n, "Transfer-Encoding") || iequals(n, "Content-Encoding") ||
+           iequals(n, "Content-Range") || iequals(n, "Content-Type") || iequals(n, "Connection");
+  };
+  HeaderList out;
+  for (const auto& kv : stored) {
+    bool replaced = false;
+    if (!keepStored(kv.first))
+      for (const auto& f : fresh)
+        if (iequals(f.first, kv.first)) replaced = true;
+    if (!replaced) out.push_back(kv);
+  }
+  for (const auto& f : fresh) {
+    if (keepStored(f.first)) continue;
+    out.push_back(f);
+  }
+  return out;
+}
+
 int64_t currentAge(const ObjectMeta& meta, int64_t now) {
   // RFC 9111 §4.2.3
   int64_t ageValue = 0;

@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "cache/object_meta.h"
 
@@ -92,6 +94,25 @@ struct CachedDecision {
 
 CachedDecision decideCached(const ObjectMeta& meta, std::string_view requestCacheControl, bool requestPragmaNoCache,
                             int64_t now, const FreshnessConfig& cfg);
+
+// Vary (RFC 9111 §4.1): the request fields a response varies on, lower
+// case, in order, without duplicates; contains "*" when any value is "*".
+std::vector<std::string> varyFields(const HeaderList& responseHeaders);
+// The key of one variant: the primary key text plus each field's request
+// value (combined when repeated, whitespace-trimmed). Two requests select
+// the same stored variant exactly when their keys are equal.
+std::string variantKeyText(std::string_view primaryKey, const std::vector<std::string>& fields,
+                           const HeaderList& requestHeaders);
+
+// Client conditionals against a stored response (RFC 9110 §13.2.2): true
+// when the answer is 304 Not Modified. If-None-Match (weak comparison)
+// takes precedence over If-Modified-Since.
+bool notModified(const HeaderList& requestHeaders, const ObjectMeta& meta);
+
+// The headers of a stored response updated by a 304 (RFC 9111 §3.2): every
+// header the 304 carries replaces the stored ones of that name, except the
+// framing and Content-* headers that describe the body we keep.
+HeaderList mergeNotModified(const HeaderList& stored, const HeaderList& fresh);
 
 // Current age of a stored response per RFC 9111 §4.2.3, from the stored
 // Date and Age headers and the request/response times recorded at fetch.

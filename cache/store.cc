@@ -8,26 +8,47 @@
 //                        dropping a bad entry), so that the file rename, the
 //                        index record and the map entry of a key always
 //                        change in the same order. Taken before mu_.
+//   bgMu_                guards the policy event queue and the background
+//                        thread's wake-up flags; a leaf.
+// Lock order: (a FillTable shard) -> keyLock -> mu_, and keyLock -> bgMu_;
+// mu_ is never held while taking bgMu_. The busy check (which takes FillTable
+// shard locks) is therefore only called with no store lock held.
 // Order of a commit: file in place -> index record -> map entry, so a record
 // never names a file that is not there yet. A remove goes the other way:
 // index record -> file -> map entry.
 //
 // Maps: map_ holds Complete objects and Vary stubs (what lookup() serves),
-// partial_ the resumable Partial records.
+// partial_ the resumable Partial records, state_ the per-hash EntryState
+// (hit counter, reader pins) of every hash that has either.
+//
+// Eviction: every change to a key's complete or partial object ends with
+// syncLocked(), which queues a PolicyEvent (present or not, bytes). The
+// S3Fifo policy belongs to the background thread alone: it applies the
+// queued events, asks the policy for victims with no lock held, and evicts
+// each under its key lock after checking that no event re-added it and that
+// no reader pinned it meanwhile. Hits only bump EntryState::freq.
 #include "cache/store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "cache/evictor.h"
 #include "cache/file_util.h"
 #include "cache/index.h"
 #include "common/log.h"
@@ -56,6 +77,105 @@ TempFile::~TempFile() {
 namespace {
 
 constexpr size_t kKeyLockCount = 64;
+// How often the background thread looks at usage when nothing woke it.
+constexpr std::chrono::milliseconds kEvictInterval{1000};
+// A partial reopened for a resume is not evicted for this long: it covers
+// the moment between reopenPartial() and the fill appearing in the
+// FillTable, where the busy check cannot see it yet.
+constexpr int64_t kResumeGuardMs = 30'000;
+// The evictor gives up a pass after this many victims in a row it could not
+// evict (re-added or pinned meanwhile); the next wake-up tries again.
+constexpr int kMaxSkipsPerPass = 64;
+
+// Seconds << 20 plus microseconds: a restart, even within the same second,
+// starts above every generation the previous run made, unless that run made
+// more than about one per microsecond of its life.
+uint64_t initialGeneration() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return (static_cast<uint64_t>(ts.tv_sec) << 20) + static_cast<uint64_t>(ts.tv_nsec / 1000);
+}
+
+uint64_t percentOf(uint64_t total, unsigned pct) { return total / 100 * pct + total % 100 * pct / 100; }
+
+int64_t steadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// What the hit path and the evictor share about one hash. Created when the
+// hash gets a complete or partial object, dropped from state_ when it has
+// neither; pins keep their own reference.
+struct EntryState {
+  Frequency freq;                                   // hits, for the policy
+  std::atomic<int32_t> readers{0};                  // live openForRead() pins
+  std::atomic<int64_t> resumedAtMs{INT64_MIN / 2};  // steadyMs() of the last reopenPartial()
+};
+
+// A change of one hash's evictable bytes, queued for the background thread.
+struct PolicyEvent {
+  Hash128 hash;
+  uint64_t bytes = 0;               // complete size + partial durable bytes
+  std::shared_ptr<Frequency> freq;  // aliases the hash's EntryState
+  bool present = false;             // false: the hash has nothing evictable left
+};
+
+bool isLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+bool isHex2(const char* name) { return isLowerHex(name[0]) && isLowerHex(name[1]) && name[2] == '\0'; }
+
+uint64_t hexValue(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 16; ++i) v = (v << 4) | static_cast<uint64_t>(p[i] <= '9' ? p[i] - '0' : p[i] - 'a' + 10);
+  return v;
+}
+
+// Parses "<32 lower-case hex>.<decimal gen>" whose hex starts with `prefix`
+// (the 4 hex digits of its ab/cd directories).
+bool parseObjectName(const char* name, const char* prefix, Hash128* hash, uint64_t* gen) {
+  size_t len = std::strlen(name);
+  if (len < 34 || len > 33 + 20 || name[32] != '.') return false;
+  for (int i = 0; i < 32; ++i)
+    if (!isLowerHex(name[i])) return false;
+  if (std::memcmp(name, prefix, 4) != 0) return false;
+  uint64_t g = 0;
+  for (size_t i = 33; i < len; ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    uint64_t d = static_cast<uint64_t>(name[i] - '0');
+    if (g > (UINT64_MAX - d) / 10) return false;
+    g = g * 10 + d;
+  }
+  if (len > 34 && name[33] == '0') return false;  // one spelling per generation
+  *hash = Hash128{hexValue(name), hexValue(name + 16)};
+  *gen = g;
+  return true;
+}
+
+// A directory entry's type: d_type where the file system fills it in (ext4,
+// xfs, btrfs do), fstatat() otherwise. DT_UNKNOWN if it vanished.
+unsigned char entryType(int dirFd, const struct dirent* e) {
+  if (e->d_type != DT_UNKNOWN) return e->d_type;
+  struct stat st;
+  if (::fstatat(dirFd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) return DT_UNKNOWN;
+  if (S_ISDIR(st.st_mode)) return DT_DIR;
+  if (S_ISREG(st.st_mode)) return DT_REG;
+  return DT_LNK;  // anything else that is not a directory: treated as a file
+}
+
+bool isDotEntry(const char* n) { return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')); }
+
+// Opens subdirectory `name` of `dirFd` for readdir(). nullptr with errno set.
+DIR* openSubdir(int dirFd, const char* name) {
+  int fd = ::openat(dirFd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return nullptr;
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    int e = errno;
+    ::close(fd);
+    errno = e;
+  }
+  return d;
+}
 
 class FileStore final : public Store {
  public:
@@ -63,12 +183,19 @@ class FileStore final : public Store {
       : options_(std::move(options)),
         objectsDir_(options_.dir + "/objects"),
         tmpDir_(options_.dir + "/tmp"),
-        index_(std::move(index)) {}
+        index_(std::move(index)),
+        policy_(S3Fifo::Options{options_.cacheLimit}) {}
+  ~FileStore() override;
 
   Result<void> load();
+  // Starts the background thread (reconciliation, then eviction). Called
+  // once by Store::open() after load(), before anyone else sees the store.
+  void start();
 
   std::shared_ptr<const ObjectMeta> lookup(const CacheKey& key) const override;
   Result<int> openObject(const CacheKey& key, const ObjectMeta& meta) override;
+  Result<OpenObject> openForRead(const CacheKey& key, const ObjectMeta& meta) override;
+  void touch(const CacheKey& key) override;
   std::shared_ptr<const ObjectMeta> lookupPartial(const CacheKey& key) const override;
   Result<ObjectFile> createObject(const CacheKey& key) override;
   Result<int> reopenPartial(const CacheKey& key, const ObjectMeta& meta) override;
@@ -82,8 +209,13 @@ class FileStore final : public Store {
   void abandon(TempFile&& file) override;
   Result<void> remove(const CacheKey& key) override;
   StoreStats stats() const override;
+  void setBusyCheck(std::function<bool(const Hash128&)> busy) override;
+  void requestEviction(uint64_t bytesNeeded) override;
+  bool reconciled() const override { return reconciled_.load(std::memory_order_acquire); }
 
  private:
+  using BusyCheck = std::function<bool(const Hash128&)>;
+
   std::string objectDir(const std::string& hex) const {
     return objectsDir_ + "/" + hex.substr(0, 2) + "/" + hex.substr(2, 2);
   }
@@ -95,14 +227,46 @@ class FileStore final : public Store {
   // Publishes `published` as the complete entry (map + stats); unlinks the
   // file of the generation it replaces. Caller holds keyLock.
   void publishLocked(const Hash128& hash, std::shared_ptr<const ObjectMeta> published);
-  void erasePartialLocked(const Hash128& hash);
+  // How a removal counts in stats_.evictions / evictedBytes (updated in the
+  // same critical section as the maps, so stats() is always consistent).
+  enum class Tally : uint8_t { None, Bytes, Eviction };
+  void erasePartialLocked(const Hash128& hash, Tally tally = Tally::None);
   std::mutex& keyLock(const Hash128& h) { return keyLocks_[h.lo % kKeyLockCount]; }
 
   // Opens the object file and checks its size. Returns the fd, or the errno
   // of the failed call (-1 with *sizeMismatch set when the size differs).
   int openChecked(const Hash128& h, uint64_t gen, uint64_t size, int* err, bool* sizeMismatch) const;
   // Drops the entry for `hash` (record, file, memory). Caller holds keyLock.
-  Result<void> dropLocked(const Hash128& hash);
+  Result<void> dropLocked(const Hash128& hash, Tally tally = Tally::None);
+  // Drops the partial record of `hash` if it names `gen`, and file `gen`
+  // unless a complete record names it. Caller holds keyLock.
+  void dropPartialLocked(const Hash128& hash, uint64_t gen, Tally tally = Tally::None);
+  // Brings state_ and the eviction policy in line with the hash's current
+  // complete and partial objects. Ends every change of them. Caller holds
+  // keyLock (so that one hash's events are queued in the order of its changes).
+  void syncLocked(const Hash128& hash);
+  uint64_t usage() const;
+
+  // ---- background thread ----
+  void run();
+  void buildPolicy();
+  void drainEvents();
+  // One eviction pass: evicts until usage is under the low watermark (minus
+  // what requestEviction() asked for), if it is over the high one or asked.
+  void evictPass();
+  // Evicts `hash` (chosen by the policy) unless it changed or was pinned
+  // since. Returns whether it did.
+  bool evictOne(const Hash128& hash);
+  // Evicts the complete and partial objects of `hash` (counted in stats_);
+  // false if it had neither. Caller holds keyLock.
+  bool evictLocked(const Hash128& hash);
+  // Readers or a recent resume hold the entry (not the busy check).
+  bool pinnedNow(const Hash128& hash) const;
+  std::shared_ptr<const BusyCheck> busyCheck() const;
+  void reconcile();
+  // Runs an eviction pass if one is due (woken, or a second went by); lets
+  // a long reconciliation walk keep the disk in bounds.
+  void maybeEvict();
 
   const StoreOptions options_;
   const std::string objectsDir_;
@@ -114,17 +278,58 @@ class FileStore final : public Store {
   std::unordered_map<Hash128, std::shared_ptr<const ObjectMeta>, Hash128Hasher> partial_;  // guarded by mu_
   StoreStats stats_;                                                                       // guarded by mu_
 
+  std::unordered_map<Hash128, std::shared_ptr<EntryState>, Hash128Hasher> state_;      // guarded by mu_
+
   std::array<std::mutex, kKeyLockCount> keyLocks_;
   std::atomic<uint64_t> tempCounter_{0};
   // Object file generations: start from the wall clock so that generations
-  // keep growing across restarts (O_EXCL guards against any reuse).
-  std::atomic<uint64_t> genCounter_{static_cast<uint64_t>(std::time(nullptr)) << 20};
+  // keep growing across restarts (O_EXCL guards against any reuse); load()
+  // also moves it past every generation the index names. Reconciliation
+  // relies on it: files of generations from before open() are judged,
+  // newer ones never.
+  std::atomic<uint64_t> genCounter_{initialGeneration()};
+
+  // Background thread. bgMu_ guards events_, wake_, stop_ and need_.
+  std::mutex bgMu_;
+  std::condition_variable bgCv_;
+  std::vector<PolicyEvent> events_;
+  bool wake_ = false;
+  bool stop_ = false;
+  uint64_t need_ = 0;                    // bytes asked for by requestEviction()
+  std::atomic<bool> stopping_{false};    // stop_, readable without bgMu_ by long loops
+  std::thread bg_;
+  S3Fifo policy_;                        // background thread only
+  int64_t lastPassMs_ = 0;               // background thread only
+  // Generations below this existed when the store opened: the only ones
+  // reconciliation may remove (set by start(), read by the thread).
+  uint64_t reconcileBelowGen_ = 0;
+  std::atomic<bool> reconciled_{false};
+
+  mutable std::mutex busyMu_;
+  std::shared_ptr<const BusyCheck> busy_;  // guarded by busyMu_
 };
+
+FileStore::~FileStore() {
+  {
+    std::lock_guard lock(bgMu_);
+    stop_ = true;
+  }
+  stopping_.store(true, std::memory_order_relaxed);
+  bgCv_.notify_all();
+  if (bg_.joinable()) bg_.join();
+}
+
+void FileStore::start() {
+  reconcileBelowGen_ = genCounter_.load(std::memory_order_relaxed);
+  bg_ = std::thread([this] { run(); });
+}
 
 Result<void> FileStore::load() {
   std::vector<Hash128> bad;
   std::vector<std::string> badKeys;
   std::unordered_map<Hash128, std::shared_ptr<const ObjectMeta>, Hash128Hasher> map, partial;
+  std::unordered_map<Hash128, std::shared_ptr<EntryState>, Hash128Hasher> state;
+  uint64_t maxGen = 0;
   StoreStats stats;
   Result<void> r = index_->forEach(
       [&](const Hash128& hash, std::string_view bytes) {
@@ -132,6 +337,10 @@ Result<void> FileStore::load() {
         if (!meta || !(hashKey(meta->key) == hash)) {
           bad.push_back(hash);
           return;
+        }
+        if (meta->kind != ObjectMeta::Kind::VaryStub) {
+          maxGen = std::max(maxGen, meta->gen);
+          state.emplace(hash, std::make_shared<EntryState>());
         }
         if (meta->kind == ObjectMeta::Kind::Partial) {
           stats.partials += 1;
@@ -157,9 +366,12 @@ Result<void> FileStore::load() {
       if (Result<void> w = index_->delRaw(k); !w) return w;
     }
   }
+  uint64_t next = genCounter_.load(std::memory_order_relaxed);
+  if (maxGen >= next) genCounter_.store(maxGen + 1, std::memory_order_relaxed);
   std::unique_lock lock(mu_);
   map_ = std::move(map);
   partial_ = std::move(partial);
+  state_ = std::move(state);
   stats_ = stats;
   return ok();
 }
@@ -233,9 +445,38 @@ Result<int> FileStore::openObject(const CacheKey& key, const ObjectMeta& meta) {
     OLOG_RATE(log::Level::Warn, "store: dropping %s: object file %s", current->key.c_str(),
               currentMismatch ? "has the wrong size" : "is missing");
     (void)dropLocked(key.hash);
+    syncLocked(key.hash);
   }
   if (mismatch) return Error{Errc::Corrupt, 0, "open object: size mismatch"};
   return Error{Errc::NotFound, ENOENT, "open object: file missing"};
+}
+
+Result<OpenObject> FileStore::openForRead(const CacheKey& key, const ObjectMeta& meta) {
+  // Pin first, then open: an evictor that checks the pin after this
+  // increment leaves the object alone; one that checked before may unlink
+  // the file, and then the open below fails (a miss) or got the inode first
+  // (its bytes stay readable). Never a torn read.
+  std::shared_ptr<EntryState> st;
+  {
+    std::shared_lock lock(mu_);
+    auto it = state_.find(key.hash);
+    if (it != state_.end()) st = it->second;
+  }
+  std::shared_ptr<void> pin;
+  if (st) {
+    st->readers.fetch_add(1, std::memory_order_acq_rel);
+    EntryState* raw = st.get();
+    pin = std::shared_ptr<void>(raw, [st = std::move(st)](void*) { st->readers.fetch_sub(1, std::memory_order_acq_rel); });
+  }
+  Result<int> fd = openObject(key, meta);
+  if (!fd) return fd.error();  // the pin goes with it
+  return OpenObject{*fd, std::move(pin)};
+}
+
+void FileStore::touch(const CacheKey& key) {
+  std::shared_lock lock(mu_);
+  auto it = state_.find(key.hash);
+  if (it != state_.end()) it->second->freq.bump();
 }
 
 Result<TempFile> FileStore::createTemp(const CacheKey& key) {
@@ -275,6 +516,7 @@ Result<void> FileStore::commit(const CacheKey& key, TempFile&& file, ObjectMeta 
     return r;
   }
   publishLocked(key.hash, std::move(published));
+  syncLocked(key.hash);
   TempFile done(std::move(file));  // closes the fd; the path is now the object's
   return ok();
 }
@@ -307,12 +549,14 @@ void FileStore::publishLocked(const Hash128& hash, std::shared_ptr<const ObjectM
     ::unlink(objectPath(hash, old->gen).c_str());  // readers holding it open keep their bytes
 }
 
-void FileStore::erasePartialLocked(const Hash128& hash) {
+void FileStore::erasePartialLocked(const Hash128& hash, Tally tally) {
   std::unique_lock lock(mu_);
   auto it = partial_.find(hash);
   if (it == partial_.end()) return;
   stats_.partials -= 1;
   stats_.partialBytes -= durableBytes(*it->second);
+  if (tally != Tally::None) stats_.evictedBytes += durableBytes(*it->second);
+  if (tally == Tally::Eviction) stats_.evictions += 1;
   partial_.erase(it);
 }
 
@@ -341,6 +585,15 @@ Result<ObjectFile> FileStore::createObject(const CacheKey& key) {
 }
 
 Result<int> FileStore::reopenPartial(const CacheKey& key, const ObjectMeta& meta) {
+  {
+    // Guard before opening (see kResumeGuardMs); a resume is also a request.
+    std::shared_lock lock(mu_);
+    auto it = state_.find(key.hash);
+    if (it != state_.end()) {
+      it->second->resumedAtMs.store(steadyMs(), std::memory_order_release);
+      it->second->freq.bump();
+    }
+  }
   int fd = ::open(objectPath(key.hash, meta.gen).c_str(), O_RDWR | O_CLOEXEC);
   if (fd >= 0) return fd;
   int e = errno;
@@ -350,6 +603,7 @@ Result<int> FileStore::reopenPartial(const CacheKey& key, const ObjectMeta& meta
     if (current && current->gen == meta.gen) {
       (void)index_->del(key.hash);
       erasePartialLocked(key.hash);
+      syncLocked(key.hash);
     }
     return Error{Errc::NotFound, ENOENT, "reopen partial: file missing"};
   }
@@ -379,6 +633,8 @@ Result<void> FileStore::recordPartial(const CacheKey& key, ObjectMeta meta) {
     it->second = published;
   }
   stats_.partialBytes += durableBytes(*published);
+  lock.unlock();
+  syncLocked(key.hash);
   return ok();
 }
 
@@ -396,33 +652,39 @@ Result<void> FileStore::commitObject(const CacheKey& key, ObjectMeta meta) {
   if (Result<void> r = index_->put(key.hash, record); !r) return r;
   erasePartialLocked(key.hash);
   publishLocked(key.hash, std::move(published));
+  syncLocked(key.hash);
   return ok();
 }
 
 void FileStore::dropObject(const CacheKey& key, uint64_t gen) {
   std::lock_guard keyGuard(keyLock(key.hash));
+  dropPartialLocked(key.hash, gen);
+  syncLocked(key.hash);
+}
+
+void FileStore::dropPartialLocked(const Hash128& hash, uint64_t gen, Tally tally) {
   std::shared_ptr<const ObjectMeta> p;
   {
     std::shared_lock lock(mu_);
-    auto it = partial_.find(key.hash);
+    auto it = partial_.find(hash);
     if (it != partial_.end()) p = it->second;
   }
   if (p && p->gen == gen) {
     bool completeExists;
     {
       std::shared_lock lock(mu_);
-      completeExists = map_.count(key.hash) > 0;
+      completeExists = map_.count(hash) > 0;
     }
-    if (!completeExists) (void)index_->del(key.hash);
-    erasePartialLocked(key.hash);
+    if (!completeExists) (void)index_->del(hash);
+    erasePartialLocked(hash, tally);
   }
   {
     // Never unlink the file a complete record names.
     std::shared_lock lock(mu_);
-    auto it = map_.find(key.hash);
+    auto it = map_.find(hash);
     if (it != map_.end() && it->second->gen == gen && it->second->kind == ObjectMeta::Kind::Complete) return;
   }
-  ::unlink(objectPath(key.hash, gen).c_str());
+  ::unlink(objectPath(hash, gen).c_str());
 }
 
 Result<void> FileStore::putStub(const CacheKey& key, ObjectMeta meta) {
@@ -433,6 +695,7 @@ Result<void> FileStore::putStub(const CacheKey& key, ObjectMeta meta) {
   std::lock_guard keyGuard(keyLock(key.hash));
   if (Result<void> r = index_->put(key.hash, record); !r) return r;
   publishLocked(key.hash, std::move(published));
+  syncLocked(key.hash);
   return ok();
 }
 
@@ -452,6 +715,7 @@ Result<void> FileStore::refresh(const CacheKey& key, const ObjectMeta& updated) 
   m.kind = ObjectMeta::Kind::Complete;
   if (Result<void> r = index_->put(key.hash, encodeMeta(m)); !r) return r;
   publishLocked(key.hash, std::make_shared<const ObjectMeta>(std::move(m)));
+  syncLocked(key.hash);
   return ok();
 }
 
@@ -463,7 +727,7 @@ void FileStore::abandon(TempFile&& file) {
   }
 }
 
-Result<void> FileStore::dropLocked(const Hash128& hash) {
+Result<void> FileStore::dropLocked(const Hash128& hash, Tally tally) {
   Result<void> r = index_->del(hash);
   std::shared_ptr<const ObjectMeta> gone;
   {
@@ -474,6 +738,8 @@ Result<void> FileStore::dropLocked(const Hash128& hash) {
       if (gone->kind == ObjectMeta::Kind::Complete) {
         stats_.objects -= 1;
         stats_.bytes -= gone->size;
+        if (tally != Tally::None) stats_.evictedBytes += gone->size;
+        if (tally == Tally::Eviction) stats_.evictions += 1;
       }
       map_.erase(it);
     }
@@ -487,12 +753,385 @@ Result<void> FileStore::dropLocked(const Hash128& hash) {
 Result<void> FileStore::remove(const CacheKey& key) {
   std::lock_guard keyGuard(keyLock(key.hash));
   if (lookup(key) == nullptr) return Error{Errc::NotFound, 0, "remove"};
-  return dropLocked(key.hash);
+  Result<void> r = dropLocked(key.hash);
+  syncLocked(key.hash);
+  return r;
 }
 
 StoreStats FileStore::stats() const {
   std::shared_lock lock(mu_);
   return stats_;
+}
+
+uint64_t FileStore::usage() const {
+  std::shared_lock lock(mu_);
+  return stats_.bytes + stats_.partialBytes;
+}
+
+void FileStore::syncLocked(const Hash128& hash) {
+  PolicyEvent ev;
+  ev.hash = hash;
+  uint64_t used;
+  {
+    std::unique_lock lock(mu_);
+    auto c = map_.find(hash);
+    bool complete = c != map_.end() && c->second->kind == ObjectMeta::Kind::Complete;
+    auto p = partial_.find(hash);
+    bool partial = p != partial_.end();
+    if (complete) ev.bytes += c->second->size;
+    if (partial) ev.bytes += durableBytes(*p->second);
+    ev.present = complete || partial;
+    if (ev.present) {
+      std::shared_ptr<EntryState>& st = state_[hash];
+      if (!st) st = std::make_shared<EntryState>();
+      ev.freq = std::shared_ptr<Frequency>(st, &st->freq);
+    } else {
+      state_.erase(hash);  // pins keep their own reference
+    }
+    used = stats_.bytes + stats_.partialBytes;
+  }
+  if (options_.cacheLimit == 0) return;  // no policy to feed
+  const bool over = used > percentOf(options_.cacheLimit, kHighWatermarkPercent);
+  {
+    std::lock_guard lock(bgMu_);
+    events_.push_back(std::move(ev));
+    if (over) wake_ = true;
+  }
+  if (over) bgCv_.notify_one();
+}
+
+void FileStore::setBusyCheck(std::function<bool(const Hash128&)> busy) {
+  auto fn = busy ? std::make_shared<const BusyCheck>(std::move(busy)) : nullptr;
+  std::lock_guard lock(busyMu_);
+  busy_ = std::move(fn);
+}
+
+std::shared_ptr<const FileStore::BusyCheck> FileStore::busyCheck() const {
+  std::lock_guard lock(busyMu_);
+  return busy_;
+}
+
+void FileStore::requestEviction(uint64_t bytesNeeded) {
+  {
+    std::lock_guard lock(bgMu_);
+    need_ += bytesNeeded;
+    wake_ = true;
+  }
+  bgCv_.notify_one();
+}
+
+bool FileStore::pinnedNow(const Hash128& hash) const {
+  std::shared_lock lock(mu_);
+  auto it = state_.find(hash);
+  if (it == state_.end()) return false;
+  const EntryState& st = *it->second;
+  return st.readers.load(std::memory_order_acquire) > 0 ||
+         steadyMs() - st.resumedAtMs.load(std::memory_order_acquire) < kResumeGuardMs;
+}
+
+// ---- background thread ----
+
+void FileStore::run() {
+  buildPolicy();
+  lastPassMs_ = steadyMs();
+  evictPass();  // a lowered cacheLimit, or a store left over its limit
+  reconcile();
+  std::unique_lock lock(bgMu_);
+  while (!stop_) {
+    bgCv_.wait_for(lock, kEvictInterval, [this] { return stop_ || wake_; });
+    if (stop_) break;
+    wake_ = false;
+    lock.unlock();
+    lastPassMs_ = steadyMs();
+    evictPass();
+    lock.lock();
+  }
+}
+
+void FileStore::buildPolicy() {
+  if (options_.cacheLimit == 0) return;
+  // The objects found at open() (generations below reconcileBelowGen_)
+  // enter M in order of last use, oldest at the tail: they earned their
+  // place before the restart, and new objects must prove themselves in S
+  // before they can push them out. Objects made since open() arrive through
+  // their events, into S.
+  struct Resident {
+    Hash128 hash;
+    uint64_t bytes;
+    int64_t used;
+    std::shared_ptr<Frequency> freq;
+  };
+  std::vector<Resident> all;
+  {
+    std::shared_lock lock(mu_);
+    all.reserve(map_.size() + partial_.size());
+    auto freqOf = [this](const Hash128& h) -> std::shared_ptr<Frequency> {
+      auto it = state_.find(h);
+      if (it == state_.end()) return nullptr;
+      return std::shared_ptr<Frequency>(it->second, &it->second->freq);
+    };
+    const uint64_t below = reconcileBelowGen_;
+    for (const auto& [h, m] : map_) {
+      if (m->kind != ObjectMeta::Kind::Complete || m->gen >= below) continue;
+      uint64_t bytes = m->size;
+      if (auto p = partial_.find(h); p != partial_.end()) bytes += durableBytes(*p->second);
+      all.push_back({h, bytes, std::max(m->lastAccess, m->responseTime), freqOf(h)});
+    }
+    for (const auto& [h, p] : partial_) {
+      auto c = map_.find(h);
+      if (c != map_.end() && c->second->kind == ObjectMeta::Kind::Complete) continue;  // counted above
+      if (p->gen >= below) continue;
+      all.push_back({h, durableBytes(*p), std::max(p->lastAccess, p->responseTime), freqOf(h)});
+    }
+  }
+  std::sort(all.begin(), all.end(), [](const Resident& a, const Resident& b) { return a.used < b.used; });
+  for (Resident& r : all) policy_.restore(r.hash, r.bytes, std::move(r.freq));
+  // Changes queued since load() are newer than the snapshot: apply them after.
+  drainEvents();
+}
+
+void FileStore::drainEvents() {
+  std::vector<PolicyEvent> events;
+  {
+    std::lock_guard lock(bgMu_);
+    events.swap(events_);
+  }
+  for (PolicyEvent& ev : events) {
+    if (ev.present) {
+      policy_.insert(ev.hash, ev.bytes, std::move(ev.freq));
+    } else {
+      policy_.remove(ev.hash);
+    }
+  }
+}
+
+void FileStore::maybeEvict() {
+  bool due;
+  {
+    std::lock_guard lock(bgMu_);
+    due = wake_ || steadyMs() - lastPassMs_ >= kEvictInterval.count();
+    wake_ = false;
+  }
+  if (!due) return;
+  lastPassMs_ = steadyMs();
+  evictPass();
+}
+
+void FileStore::evictPass() {
+  uint64_t need;
+  {
+    std::lock_guard lock(bgMu_);
+    need = need_;
+    need_ = 0;
+  }
+  const uint64_t limit = options_.cacheLimit;
+  if (limit == 0) return;
+  drainEvents();
+  uint64_t used = usage();
+  if (used <= percentOf(limit, kHighWatermarkPercent) && need == 0) return;
+  // Down to the low watermark; after an ENOSPC, `need` further still (also
+  // when usage is already under the watermark: the disk is fuller than the
+  // limit says, e.g. shared with other data).
+  const uint64_t floor = std::min(percentOf(limit, kLowWatermarkPercent), used);
+  const uint64_t target = floor > need ? floor - need : 0;
+
+  const std::shared_ptr<const BusyCheck> busy = busyCheck();
+  const auto pinned = [&](const Hash128& h) { return pinnedNow(h) || (busy && (*busy)(h)); };
+  int skips = 0;
+  while (used > target && !stopping_.load(std::memory_order_relaxed)) {
+    drainEvents();
+    std::optional<Hash128> v = policy_.victim(pinned);
+    if (!v) {
+      OLOG_RATE(log::Level::Warn, "store: over its limit but nothing can be evicted (all read or filled): %llu bytes",
+                static_cast<unsigned long long>(used));
+      break;
+    }
+    if (evictOne(*v)) {
+      skips = 0;
+    } else if (++skips > kMaxSkipsPerPass) {
+      break;
+    }
+    used = usage();
+  }
+}
+
+bool FileStore::evictOne(const Hash128& hash) {
+  std::lock_guard keyGuard(keyLock(hash));
+  // Every change of this hash queued its event under this lock: after the
+  // drain the policy knows them all. If one re-added the hash since the
+  // policy chose it (a new commit, a growing partial), it is no victim.
+  drainEvents();
+  if (policy_.contains(hash)) return false;
+  if (pinnedNow(hash)) {  // a reader arrived since: back into the policy
+    syncLocked(hash);
+    return false;
+  }
+  bool evicted = evictLocked(hash);
+  syncLocked(hash);
+  return evicted;
+}
+
+bool FileStore::evictLocked(const Hash128& hash) {
+  std::shared_ptr<const ObjectMeta> complete, partial;
+  {
+    std::shared_lock lock(mu_);
+    if (auto it = map_.find(hash); it != map_.end() && it->second->kind == ObjectMeta::Kind::Complete)
+      complete = it->second;
+    if (auto it = partial_.find(hash); it != partial_.end()) partial = it->second;
+  }
+  if (!complete && !partial) return false;
+  if (complete) {
+    if (Result<void> r = dropLocked(hash, Tally::Eviction); !r)
+      OLOG_RATE(log::Level::Warn, "store: evicting %s: %s", complete->key.c_str(), r.error().message().c_str());
+  }
+  if (partial) dropPartialLocked(hash, partial->gen, complete ? Tally::Bytes : Tally::Eviction);
+  return true;
+}
+
+void FileStore::reconcile() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t below = reconcileBelowGen_;
+  struct Rec {
+    Hash128 hash;
+    uint64_t gen;
+    bool operator<(const Rec& o) const {
+      if (hash.hi != o.hash.hi) return hash.hi < o.hash.hi;
+      if (hash.lo != o.hash.lo) return hash.lo < o.hash.lo;
+      return gen < o.gen;
+    }
+  };
+  // The records to check: those naming generations from before open().
+  std::vector<Rec> recs;
+  {
+    std::shared_lock lock(mu_);
+    recs.reserve(map_.size() + partial_.size());
+    for (const auto& [h, m] : map_)
+      if (m->kind == ObjectMeta::Kind::Complete && m->gen < below) recs.push_back({h, m->gen});
+    for (const auto& [h, p] : partial_)
+      if (p->gen < below) recs.push_back({h, p->gen});
+  }
+  std::sort(recs.begin(), recs.end());
+  std::vector<uint8_t> seen(recs.size(), 0);
+  uint64_t files = 0, orphans = 0, malformed = 0, dropped = 0;
+
+  // Whether file (hash, gen) of an old generation is an orphan, decided
+  // against the records as they are now, under the key lock.
+  auto removeIfOrphan = [&](int dirFd, const char* name, const Hash128& h, uint64_t gen) {
+    std::lock_guard keyGuard(keyLock(h));
+    {
+      std::shared_lock lock(mu_);
+      auto c = map_.find(h);
+      if (c != map_.end() && c->second->kind == ObjectMeta::Kind::Complete && c->second->gen == gen) return;
+      auto p = partial_.find(h);
+      if (p != partial_.end() && p->second->gen == gen) return;
+    }
+    if (::unlinkat(dirFd, name, 0) == 0) ++orphans;
+  };
+
+  bool walkedAll = true;
+  DIR* top = ::opendir(objectsDir_.c_str());
+  if (top == nullptr) {
+    OLOG_WARN("store: cannot reconcile: %s", errnoError(errno, "open objects dir").message().c_str());
+    walkedAll = false;
+  }
+  while (top != nullptr) {
+    struct dirent* e1 = ::readdir(top);
+    if (e1 == nullptr) break;
+    if (stopping_.load(std::memory_order_relaxed)) {
+      walkedAll = false;
+      break;
+    }
+    if (isDotEntry(e1->d_name)) continue;
+    maybeEvict();
+    const int fd1 = ::dirfd(top);
+    unsigned char t1 = entryType(fd1, e1);
+    if (t1 != DT_DIR) {
+      if (t1 != DT_UNKNOWN && ::unlinkat(fd1, e1->d_name, 0) == 0) ++malformed;
+      continue;
+    }
+    if (!isHex2(e1->d_name)) continue;  // not ours: left alone
+    DIR* d2 = openSubdir(fd1, e1->d_name);
+    if (d2 == nullptr) {
+      if (errno != ENOENT) walkedAll = false;
+      continue;
+    }
+    char prefix[5] = {e1->d_name[0], e1->d_name[1], 0, 0, 0};
+    while (struct dirent* e2 = ::readdir(d2)) {
+      if (isDotEntry(e2->d_name)) continue;
+      const int fd2 = ::dirfd(d2);
+      unsigned char t2 = entryType(fd2, e2);
+      if (t2 != DT_DIR) {
+        if (t2 != DT_UNKNOWN && ::unlinkat(fd2, e2->d_name, 0) == 0) ++malformed;
+        continue;
+      }
+      if (!isHex2(e2->d_name)) continue;
+      DIR* d3 = openSubdir(fd2, e2->d_name);
+      if (d3 == nullptr) {
+        if (errno != ENOENT) walkedAll = false;
+        continue;
+      }
+      prefix[2] = e2->d_name[0];
+      prefix[3] = e2->d_name[1];
+      const int fd3 = ::dirfd(d3);
+      while (struct dirent* e3 = ::readdir(d3)) {
+        if (isDotEntry(e3->d_name)) continue;
+        if (e3->d_type == DT_DIR) continue;  // not ours (no stat needed to tell: a dir has d_type set or fails below)
+        Hash128 h;
+        uint64_t gen;
+        if (!parseObjectName(e3->d_name, prefix, &h, &gen)) {
+          if (entryType(fd3, e3) != DT_DIR && ::unlinkat(fd3, e3->d_name, 0) == 0) ++malformed;
+          continue;
+        }
+        ++files;
+        if (gen >= below) continue;  // made since open(): not ours to judge
+        auto it = std::lower_bound(recs.begin(), recs.end(), Rec{h, gen});
+        if (it != recs.end() && it->hash == h && it->gen == gen) {
+          seen[static_cast<size_t>(it - recs.begin())] = 1;
+        } else {
+          removeIfOrphan(fd3, e3->d_name, h, gen);
+        }
+      }
+      ::closedir(d3);
+    }
+    ::closedir(d2);
+  }
+  if (top != nullptr) ::closedir(top);
+
+  // Records whose file the walk did not see. Only after a complete walk: a
+  // directory we could not read says nothing about its files.
+  if (walkedAll) {
+    for (size_t i = 0; i < recs.size(); ++i) {
+      if (seen[i]) continue;
+      if (stopping_.load(std::memory_order_relaxed)) break;
+      const Hash128& h = recs[i].hash;
+      std::lock_guard keyGuard(keyLock(h));
+      bool complete = false, partial = false;
+      {
+        std::shared_lock lock(mu_);
+        auto c = map_.find(h);
+        complete = c != map_.end() && c->second->kind == ObjectMeta::Kind::Complete && c->second->gen == recs[i].gen;
+        auto p = partial_.find(h);
+        partial = p != partial_.end() && p->second->gen == recs[i].gen;
+      }
+      if (complete) (void)dropLocked(h);
+      if (partial) dropPartialLocked(h, recs[i].gen);
+      if (complete || partial) {
+        ++dropped;
+        syncLocked(h);
+      }
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (walkedAll) {
+    OLOG_INFO("store: reconciled %zu records with %llu object files in %.3f s: removed %llu orphan and %llu malformed "
+              "files, dropped %llu records without a file",
+              recs.size(), static_cast<unsigned long long>(files), secs, static_cast<unsigned long long>(orphans),
+              static_cast<unsigned long long>(malformed), static_cast<unsigned long long>(dropped));
+  } else if (!stopping_.load(std::memory_order_relaxed)) {
+    OLOG_WARN("store: reconciliation incomplete (removed %llu orphan files); records kept",
+              static_cast<unsigned long long>(orphans));
+  }
+  reconciled_.store(true, std::memory_order_release);
 }
 
 }  // namespace
@@ -510,6 +1149,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   if (!index) return index.error();
   auto store = std::make_unique<FileStore>(options, std::move(index).value());
   if (Result<void> r = store->load(); !r) return r.error();
+  store->start();
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -16,12 +16,29 @@
 // An object whose file is missing or whose size differs from its record is
 // dropped when openObject() notices.
 //
+// Background thread (one per store, started by open(), stopped and joined by
+// the destructor):
+//   1. Reconciliation, once after open() (which does not wait for it):
+//      walks objects/ab/cd/ with readdir only (names are <hex>.<gen>: no
+//      stat, no read), unlinks files that no Complete or Partial record names
+//      (and files with malformed names), then drops the records whose file
+//      the walk did not see. Files and records of generations made after the
+//      walk started are never touched. reconciled() turns true at the end.
+//   2. Eviction, when cacheLimit > 0: usage (bytes of complete objects +
+//      durable bytes of partial ones) is kept between the watermarks below by
+//      the S3-FIFO policy (cache/evictor.h). It runs when a commit or record
+//      pushes usage over kHighWatermarkPercent, on requestEviction(), and
+//      every second; it evicts until usage is under kLowWatermarkPercent. An
+//      object with a reader pin (openForRead()) or for which the busy check
+//      says a fill is in flight is never evicted. lookup() never waits for it.
+//
 // Thread safety: every method may be called from any thread. lookup() never
 // touches RocksDB (an in-memory map loaded at open() serves hits).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,8 +50,15 @@ namespace orchard::cache {
 
 struct StoreOptions {
   std::string dir;            // created if missing
-  uint64_t cacheLimit = 0;    // bytes; 0 = unlimited (eviction comes later)
+  uint64_t cacheLimit = 0;    // bytes; 0 = unlimited (no eviction)
 };
+
+// Eviction starts when usage exceeds this share of cacheLimit: the 5 % of
+// headroom absorbs the fills that land between two evictor passes (1 s).
+inline constexpr unsigned kHighWatermarkPercent = 95;
+// and stops once usage is below this one: evicting 5 % at a time keeps the
+// evictor from waking for every new object.
+inline constexpr unsigned kLowWatermarkPercent = 90;
 
 // A file being filled. Owns its fd: closes it in the destructor, and an
 // un-committed temp file is unlinked by abandon() (or by the next open()).
@@ -64,6 +88,16 @@ struct StoreStats {
   uint64_t bytes = 0;         // bytes of complete objects
   uint64_t partials = 0;      // partial (resumable) objects
   uint64_t partialBytes = 0;  // bytes of their durable blocks
+  uint64_t evictions = 0;     // objects (complete or partial) evicted since open()
+  uint64_t evictedBytes = 0;  // their bytes (as counted in bytes/partialBytes)
+};
+
+// A stored object opened for reading. While `pin` (or a copy) lives, the
+// evictor leaves the object alone; drop the pin when the response is done.
+// The caller closes fd.
+struct OpenObject {
+  int fd = -1;
+  std::shared_ptr<void> pin;
 };
 
 // An in-place object file for a shared fill.
@@ -88,6 +122,13 @@ class Store {
   // meta.size. On a missing file or a size mismatch the entry is removed
   // (index and memory) and NotFound/Corrupt is returned. Caller closes the fd.
   virtual Result<int> openObject(const CacheKey& key, const ObjectMeta& meta) = 0;
+  // openObject() plus a pin: the object is not evicted while the returned
+  // pin lives (it can still be replaced or removed explicitly; the open fd
+  // keeps the bytes it had).
+  virtual Result<OpenObject> openForRead(const CacheKey& key, const ObjectMeta& meta) = 0;
+  // Records a hit for the eviction policy. Cheap: a shared lock for a map
+  // look-up and one relaxed atomic store; no RocksDB write.
+  virtual void touch(const CacheKey& key) = 0;
 
   // ---- in-place objects (shared fills) ----
   // The partial record for this key, or nullptr. No disk access.
@@ -130,6 +171,18 @@ class Store {
   virtual Result<void> remove(const CacheKey& key) = 0;
 
   virtual StoreStats stats() const = 0;
+
+  // ---- eviction and reconciliation ----
+  // `busy(hash)` says whether a fill is in flight for that hash: such objects
+  // (complete or partial) are never evicted. Called from the store's
+  // background thread with no store lock held; it must be thread-safe and
+  // must not call back into the store. Set it once, before traffic.
+  virtual void setBusyCheck(std::function<bool(const Hash128&)> busy) = 0;
+  // A write failed with ENOSPC: wakes the evictor to free at least
+  // bytesNeeded more than it would to reach the low watermark. Never blocks.
+  virtual void requestEviction(uint64_t bytesNeeded) = 0;
+  // True once the start-up reconciliation of files and records has finished.
+  virtual bool reconciled() const = 0;
 };
 
 }  // namespace orchard::cache

@@ -145,14 +145,14 @@ void ClientConn::parse(const char* data, size_t n) {
     if (responseDone_) finishResponse();
     return;
   }
-  if (err == HPE_USER) return;  // a callback already answered
+  if (err == HPE_USER && !limitExceeded_) return;  // a callback already answered or closed
   if (state_ == State::Responding || txn_) {
     // Broken body framing after the head was routed: the exchange is lost.
     close();
     return;
   }
   wc_->counters.add(wc_->counters.bad_requests);
-  failRequest(headBytes_ > kMaxRequestHead ? 431 : 400, llhttp_errno_name(err));
+  failRequest(limitExceeded_ ? 431 : 400, limitExceeded_ ? "request head over 64 KiB or 256 fields" : llhttp_errno_name(err));
 }
 
 void ClientConn::failRequest(int status, const char* why) {
@@ -324,13 +324,14 @@ int ClientConn::onMessageBegin(llhttp_t* p) {
   self->req_ = RequestHead{};
   self->headBytes_ = 0;
   self->lastWasValue_ = false;
+  self->limitExceeded_ = false;
   return 0;
 }
 
 int ClientConn::onUrl(llhttp_t* p, const char* at, size_t n) {
   auto* self = static_cast<ClientConn*>(p->data);
   self->headBytes_ += n;
-  if (self->headBytes_ > kMaxRequestHead) return -1;
+  if (self->headBytes_ > kMaxRequestHead) return self->overLimit();
   self->req_.target.append(at, n);
   return 0;
 }
@@ -338,10 +339,10 @@ int ClientConn::onUrl(llhttp_t* p, const char* at, size_t n) {
 int ClientConn::onHeaderField(llhttp_t* p, const char* at, size_t n) {
   auto* self = static_cast<ClientConn*>(p->data);
   self->headBytes_ += n;
-  if (self->headBytes_ > kMaxRequestHead) return -1;
+  if (self->headBytes_ > kMaxRequestHead) return self->overLimit();
   auto& h = self->req_.headers;
   if (self->lastWasValue_ || h.empty()) {
-    if (h.size() >= 256) return -1;
+    if (h.size() >= 256) return self->overLimit();
     h.emplace_back(std::string(at, n), std::string());
     self->lastWasValue_ = false;
   } else {
@@ -353,7 +354,7 @@ int ClientConn::onHeaderField(llhttp_t* p, const char* at, size_t n) {
 int ClientConn::onHeaderValue(llhttp_t* p, const char* at, size_t n) {
   auto* self = static_cast<ClientConn*>(p->data);
   self->headBytes_ += n;
-  if (self->headBytes_ > kMaxRequestHead) return -1;
+  if (self->headBytes_ > kMaxRequestHead) return self->overLimit();
   if (self->req_.headers.empty()) return -1;
   self->req_.headers.back().second.append(at, n);
   self->lastWasValue_ = true;

@@ -92,6 +92,11 @@ class ClientConn {
   bool handlesClosed_ = false;
   bool reqKeepAlive_ = true;
   bool reqHasBody_ = false;
+  bool limitExceeded_ = false;  // a head limit was hit: answer 431, not silence
+  int overLimit() {
+    limitExceeded_ = true;
+    return -1;
+  }
 
   llhttp_t parser_;
   llhttp_settings_t settings_;

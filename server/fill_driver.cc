@@ -1,21 +1,115 @@
+// FillDriver implementation; see fill_driver.h.
 #include "server/fill_driver.h"
+
+#include <uv.h>
+
+#include <cinttypes>
+#include <cstdio>
 
 #include "cache/policy.h"
 #include "common/log.h"
 
 namespace orchard::server {
+namespace {
 
-FillDriver::FillDriver(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, RequestInfo info, BodySource* body)
-    : wc_(wc), fill_(std::move(fill)), info_(std::move(info)), body_(body) {}
+constexpr uint64_t kCheckpointBytes = 8ull << 20;  // record durable blocks at least this often
+constexpr int64_t kCheckpointMs = 1000;            // ... or this often while bytes arrive
 
-FillDriver* FillDriver::start(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, UpstreamRequest request,
-                              RequestInfo info, BodySource* body) {
-  auto* d = new FillDriver(wc, std::move(fill), std::move(info), body);
+// "bytes a-b/total" -> a, total. False unless well formed.
+bool parseContentRange(std::string_view v, uint64_t* first, uint64_t* total) {
+  unsigned long long a, b, t;
+  std::string s(v);
+  int n = 0;
+  if (std::sscanf(s.c_str(), "bytes %llu-%llu/%llu%n", &a, &b, &t, &n) != 3 || n != static_cast<int>(s.size()))
+    return false;
+  if (b < a || b >= t) return false;
+  *first = a;
+  *total = t;
+  return true;
+}
+
+}  // namespace
+
+struct FillWork {
+  uv_work_t req;
+  std::shared_ptr<cache::Fill> fill;
+  FillDriver* driver;  // null for fire-and-forget checkpoints
+  int64_t now;
+  bool complete;
+  void (*after)(FillWork*);
+};
+
+namespace {
+
+void queueFillWork(uv_loop_t* loop, FillWork* w) {
+  w->req.data = w;
+  int rc = uv_queue_work(
+      loop, &w->req,
+      [](uv_work_t* r) {
+        auto* fw = static_cast<FillWork*>(r->data);
+        if (fw->complete) fw->fill->complete(fw->now);
+        else fw->fill->checkpoint(fw->now);
+      },
+      [](uv_work_t* r, int) {
+        auto* fw = static_cast<FillWork*>(r->data);
+        if (fw->after) fw->after(fw);
+        delete fw;
+      });
+  if (rc != 0) {
+    // The pool refused (shutting down): do it here, the loop is ending anyway.
+    if (w->complete) w->fill->complete(w->now);
+    else w->fill->checkpoint(w->now);
+    if (w->after) w->after(w);
+    delete w;
+  }
+}
+
+}  // namespace
+
+FillDriver::FillDriver(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, cache::Fill::Fetch fetch,
+                       std::shared_ptr<const UpstreamTemplate> tmpl, BodySource* body)
+    : wc_(wc), fill_(std::move(fill)), fetch_(fetch), tmpl_(std::move(tmpl)), body_(body) {}
+
+FillDriver* FillDriver::start(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, cache::Fill::Fetch fetch,
+                              std::shared_ptr<const UpstreamTemplate> tmpl, BodySource* body) {
+  auto* d = new FillDriver(wc, std::move(fill), fetch, std::move(tmpl), body);
   wc->drivers.insert(d);
-  d->requestTime_ = wc->server->clock->nowSeconds();
-  wc->counters.add(wc->counters.origin_requests);
-  d->ex_ = wc->upstream.start(std::move(request), d);
+  d->lastCheckpointMs_ = wc->server->clock->monotonicMs();
+  d->startExchange();
   return d;
+}
+
+void FillDriver::startExchange() {
+  requestTime_ = wc_->server->clock->nowSeconds();
+  discard_ = 0;
+  skipBody_ = false;
+  auto snap = fill_->snapshot();
+  const cache::ObjectMeta* stored = fill_->revalidating().get();
+  revalidation_ = stored && !snap.hasHead;
+
+  UpstreamRequest u;
+  u.host = tmpl_->host;
+  u.port = tmpl_->port;
+  u.headMethod = tmpl_->method == "HEAD";
+  u.hasBody = tmpl_->hasBody;
+  u.bodyChunked = tmpl_->bodyChunked;
+  u.retryable = (tmpl_->method == "GET" || tmpl_->method == "HEAD") && !tmpl_->hasBody;
+  u.head = tmpl_->headPrefix;
+  if (revalidation_) {
+    if (!stored->etag.empty()) u.head += "If-None-Match: " + stored->etag + "\r\n";
+    if (!stored->lastModified.empty()) u.head += "If-Modified-Since: " + stored->lastModified + "\r\n";
+  } else if (fill_->shared() && (fetch_.start > 0 || snap.hasHead)) {
+    // A run of a known object: validated so that a changed object is noticed.
+    u.head += "Range: bytes=" + std::to_string(fetch_.start) + "-\r\n";
+    if (snap.hasHead) {
+      const auto& h = fill_->head();
+      if (!h.etag.empty() && h.etag.rfind("W/", 0) != 0) u.head += "If-Range: " + h.etag + "\r\n";
+      else if (!h.lastModified.empty()) u.head += "If-Range: " + h.lastModified + "\r\n";
+    }
+  }
+  u.head += "\r\n";
+  wc_->counters.add(wc_->counters.origin_requests);
+  ex_ = wc_->upstream.start(std::move(u), this);
 }
 
 void FillDriver::writeBody(const char* data, size_t n) {
@@ -33,8 +127,99 @@ bool FillDriver::unwanted() const {
   return fill_->readers() == 0;
 }
 
+void FillDriver::stopExchange() {
+  if (ex_) ex_->cancel();
+  ex_ = nullptr;
+}
+
+void FillDriver::failFill(Error e) {
+  stopExchange();
+  fill_->fail(e);
+  scheduleCheckpoint();  // what is durable stays resumable
+  done();
+}
+
 void FillDriver::onUpstreamHead(ResponseHead&& head) {
+  if (finished_) return;
+  auto snap = fill_->snapshot();
+  if (snap.state != cache::Fill::State::Pending && snap.state != cache::Fill::State::Streaming) {
+    stopExchange();
+    done();
+    return;
+  }
+  // Unsafe methods that succeed invalidate what is stored for the URI
+  // (RFC 9111 §4.4): the fill's key and Location/Content-Location on the same host.
+  if (tmpl_->method != "GET" && tmpl_->method != "HEAD" && head.status >= 200 && head.status < 400) {
+    wc_->server->store->remove(cache::CacheKey::fromText(tmpl_->primaryKey)).ok();
+    for (const char* h : {"Location", "Content-Location"}) {
+      auto v = findHeader(head.headers, h);
+      if (!v || v->empty()) continue;
+      std::string target(*v);
+      std::string prefix = "http://" + tmpl_->host;
+      if (target.rfind(prefix, 0) == 0) target = target.substr(prefix.size());
+      if (target.empty() || target.front() != '/') continue;
+      auto scheme = tmpl_->primaryKey.substr(0, tmpl_->primaryKey.find("://"));
+      std::string k = cache::normaliseKey(scheme, tmpl_->host, tmpl_->port, target, wc_->server->config.ignoreQuery);
+      wc_->server->store->remove(cache::CacheKey::fromText(k)).ok();
+    }
+  }
+  if (revalidation_) headRevalidation(head);
+  else if (!snap.hasHead) headFresh(head);
+  else headRun(head);
+}
+
+void FillDriver::headRevalidation(ResponseHead& head) {
+  const auto& stored = *fill_->revalidating();
+  if (head.status == 304) {
+    cache::ObjectMeta m = stored;
+    m.headers = cache::mergeNotModified(stored.headers, endToEndHeaders(head.headers));
+    if (auto v = findHeader(m.headers, "ETag")) m.etag = std::string(*v);
+    if (auto v = findHeader(m.headers, "Last-Modified")) m.lastModified = std::string(*v);
+    m.requestTime = requestTime_;
+    m.responseTime = wc_->server->clock->nowSeconds();
+    auto r = wc_->server->store->refresh(fill_->key(), m);
+    if (!r) OLOG_RATE(log::Level::Info, "refresh of %s: %s", fill_->key().text.c_str(), r.error().message().c_str());
+    skipBody_ = true;
+    fill_->revalidated();
+    return;  // the exchange completes (no body) and the driver ends
+  }
+  if (head.status >= 500) {
+    // Origin trouble: readers may serve the stale object (stale-if-error).
+    skipBody_ = true;
+    failFill(Error{Errc::Busy, 0, "origin answered 5xx to revalidation"});
+    return;
+  }
+  revalidation_ = false;
+  headFresh(head);  // a new representation replaces the stored one
+}
+
+void FillDriver::headFresh(ResponseHead& head) {
   int64_t now = wc_->server->clock->nowSeconds();
+  std::optional<uint64_t> length;
+  bool fromZero = true;
+  if (head.status == 206 && fetch_.start > 0) {
+    uint64_t first = 0, total = 0;
+    auto cr = findHeader(head.headers, "Content-Range");
+    if (!cr || !parseContentRange(*cr, &first, &total) || first != fetch_.start) {
+      failFill(Error{Errc::Protocol, 0, "origin answered a range we did not ask for"});
+      return;
+    }
+    // Stored as the whole object: a 200 head without the range framing.
+    head.status = 200;
+    head.reason = "OK";
+    HeaderList h;
+    for (auto& kv : head.headers)
+      if (!iequals(kv.first, "Content-Range")) h.push_back(std::move(kv));
+    head.headers = std::move(h);
+    length = total;
+    fromZero = false;
+  } else if (head.noBody) {
+    length = 0;
+  } else {
+    length = head.contentLength;
+  }
+  if (fromZero && fetch_.start > 0) fill_->restartAtZero(fetch_.id);
+
   cache::ObjectMeta meta;
   meta.status = head.status;
   meta.reason = head.reason.empty() ? reasonPhrase(head.status) : head.reason;
@@ -43,12 +228,13 @@ void FillDriver::onUpstreamHead(ResponseHead&& head) {
   if (auto v = findHeader(head.headers, "Last-Modified")) meta.lastModified = std::string(*v);
   meta.requestTime = requestTime_;
   meta.responseTime = now;
+  // HEAD: the body length the origin declared, for the client's Content-Length.
   meta.size = head.contentLength.value_or(0);
 
   cache::StoreInput in;
-  in.method = info_.method;
+  in.method = tmpl_->method;
   in.status = head.status;
-  in.requestCacheControl = info_.cacheControl;
+  in.requestCacheControl = tmpl_->requestCacheControl;
   std::string respCc;
   for (const auto& [k, v] : head.headers) {
     if (iequals(k, "Cache-Control")) {
@@ -57,49 +243,126 @@ void FillDriver::onUpstreamHead(ResponseHead&& head) {
     }
   }
   in.responseCacheControl = respCc;
-  in.requestHasAuthorization = info_.hasAuthorization;
-  in.lengthKnown = head.contentLength.has_value() || head.chunked;
-  auto verdict = cache::decideStore(in);
+  in.requestHasAuthorization = tmpl_->hasAuthorization;
+  in.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();
+  in.hasExpires = findHeader(head.headers, "Expires").has_value();
+  bool cacheable = cache::decideStore(in) == cache::StoreVerdict::Store;
 
-  std::optional<uint64_t> bodyLength;
-  if (head.noBody) bodyLength = 0;
-  else if (head.contentLength) bodyLength = head.contentLength;
-  auto r = fill_->begin(std::move(meta), verdict == cache::StoreVerdict::Store, bodyLength);
+  std::optional<cache::CacheKey> storeKey;
+  auto vary = cache::varyFields(meta.headers);
+  if (!vary.empty() && cacheable) {
+    if (std::find(vary.begin(), vary.end(), "*") != vary.end()) {
+      cacheable = false;  // Vary: * never matches a later request
+    } else {
+      std::string variant = cache::variantKeyText(tmpl_->primaryKey, vary, tmpl_->requestHeaders);
+      storeKey = cache::CacheKey::fromText(variant);
+      if (fill_->key().text == tmpl_->primaryKey && fill_->shared()) {
+        cache::ObjectMeta stub;
+        stub.kind = cache::ObjectMeta::Kind::VaryStub;
+        stub.vary.clear();
+        for (size_t i = 0; i < vary.size(); ++i) stub.vary += (i ? "," : "") + vary[i];
+        stub.responseTime = now;
+        auto r = wc_->server->store->putStub(cache::CacheKey::fromText(tmpl_->primaryKey), std::move(stub));
+        if (!r) cacheable = false;
+      }
+    }
+  }
+  auto r = fill_->begin(std::move(meta), cacheable, length, std::move(storeKey));
   if (!r) {
     OLOG_RATE(log::Level::Warn, "fill %s: %s", fill_->key().text.c_str(), r.error().message().c_str());
-    fill_->fail(r.error());
-    if (ex_) ex_->cancel();
-    ex_ = nullptr;
+    failFill(r.error());
+    return;
+  }
+  if (unwanted()) failFill(Error{Errc::Closed, 0, "fill: no reader left"});
+}
+
+void FillDriver::headRun(ResponseHead& head) {
+  const auto& h = fill_->head();
+  auto snap = fill_->snapshot();
+  if (head.status == 206) {
+    uint64_t first = 0, total = 0;
+    auto cr = findHeader(head.headers, "Content-Range");
+    if (cr && parseContentRange(*cr, &first, &total) && first == fetch_.start && snap.length && total == *snap.length)
+      return;  // the bytes of our run follow
+    fill_->failChanged();
+    stopExchange();
     done();
     return;
   }
-  if (unwanted()) {
-    fill_->fail(Error{Errc::Closed, 0, "fill: no reader left"});
-    if (ex_) ex_->cancel();
-    ex_ = nullptr;
-    done();
+  if (head.status == 200) {
+    auto et = findHeader(head.headers, "ETag");
+    auto lm = findHeader(head.headers, "Last-Modified");
+    bool same = (!h.etag.empty() && et && *et == h.etag) ||
+                (h.etag.empty() && !h.lastModified.empty() && lm && *lm == h.lastModified);
+    if (same && head.contentLength && snap.length && *head.contentLength == *snap.length) {
+      discard_ = fetch_.start;  // the origin ignores ranges: skip to our run
+      return;
+    }
   }
+  // Another representation (If-Range failed) or an error: the blocks we
+  // hold cannot be completed with this object.
+  OLOG_RATE(log::Level::Info, "object %s changed at the origin (status %d): refetching whole next time",
+            fill_->key().text.c_str(), head.status);
+  skipBody_ = true;
+  fill_->failChanged();
+  stopExchange();
+  done();
 }
 
 void FillDriver::onUpstreamBody(const char* data, size_t n) {
-  if (finished_) return;
+  if (finished_ || skipBody_) return;
   wc_->counters.add(wc_->counters.bytes_from_origin, n);
-  auto r = fill_->append(data, n);
-  if (!r || unwanted()) {
-    if (!r) OLOG_RATE(log::Level::Warn, "fill %s: %s", fill_->key().text.c_str(), r.error().message().c_str());
-    fill_->fail(r ? Error{Errc::Closed, 0, "fill: no reader left"} : r.error());
-    if (ex_) ex_->cancel();
-    ex_ = nullptr;
-    done();
+  if (discard_ > 0) {
+    size_t skip = static_cast<size_t>(std::min<uint64_t>(discard_, n));
+    discard_ -= skip;
+    data += skip;
+    n -= skip;
+    if (n == 0) return;
   }
+  auto r = fill_->write(fetch_.id, data, n);
+  if (!r) {
+    OLOG_RATE(log::Level::Warn, "fill %s: %s", fill_->key().text.c_str(), r.error().message().c_str());
+    failFill(r.error());
+    return;
+  }
+  if (unwanted()) {
+    failFill(Error{Errc::Closed, 0, "fill: no reader left"});
+    return;
+  }
+  if (r.value() < n) {
+    // Our run reached bytes another fetcher owns (or already has).
+    stopExchange();
+    runDone();
+    return;
+  }
+  int64_t nowMs = wc_->server->clock->monotonicMs();
+  if (fill_->uncheckpointedBytes() >= kCheckpointBytes ||
+      (fill_->uncheckpointedBytes() > 0 && nowMs - lastCheckpointMs_ >= kCheckpointMs))
+    scheduleCheckpoint();
 }
 
 void FillDriver::onUpstreamComplete() {
   ex_ = nullptr;
   if (finished_) return;
-  fill_->finish(wc_->server->clock->nowSeconds());
-  auto s = fill_->snapshot();
-  if (s.state == cache::Fill::State::Complete && s.cacheable) wc_->counters.add(wc_->counters.bytes_stored, s.committed);
+  if (skipBody_) {
+    done();
+    return;
+  }
+  runDone();
+}
+
+void FillDriver::runDone() {
+  auto next = fill_->fetcherDone(fetch_.id);
+  if (next.complete) {
+    scheduleComplete();
+    return;
+  }
+  if (next.fetch) {
+    fetch_ = *next.fetch;
+    startExchange();
+    return;
+  }
+  scheduleCheckpoint();
   done();
 }
 
@@ -108,19 +371,65 @@ void FillDriver::onUpstreamError(Error error, bool afterHead) {
   if (finished_) return;
   wc_->counters.add(wc_->counters.origin_errors);
   OLOG_RATE(log::Level::Warn, "origin fetch for %s failed: %s", fill_->key().text.c_str(), error.message().c_str());
-  fill_->fail(error);
-  done();
+  failFill(error);
 }
 
 void FillDriver::onUpstreamWritable() {
   if (body_) body_->onBodyWritable();
 }
 
+void FillDriver::scheduleCheckpoint() {
+  auto snap = fill_->snapshot();
+  if (checkpointInFlight_ || !snap.cacheable || !fill_->shared()) return;
+  checkpointInFlight_ = true;
+  lastCheckpointMs_ = wc_->server->clock->monotonicMs();
+  auto* w = new FillWork{};
+  w->fill = fill_;
+  w->driver = finished_ ? nullptr : this;
+  w->now = wc_->server->clock->nowSeconds();
+  w->complete = false;
+  w->after = &FillDriver::onCheckpointDone;
+  checkpointWork_ = w->driver ? w : nullptr;
+  queueFillWork(wc_->worker->loop(), w);
+}
+
+void FillDriver::scheduleComplete() {
+  auto snap = fill_->snapshot();
+  if (!snap.cacheable) {
+    fill_->complete(wc_->server->clock->nowSeconds());  // nothing to sync or record
+    done();
+    return;
+  }
+  completing_ = true;
+  auto* w = new FillWork{};
+  w->fill = fill_;
+  w->driver = this;
+  w->now = wc_->server->clock->nowSeconds();
+  w->complete = true;
+  w->after = &FillDriver::onCompleteDone;
+  queueFillWork(wc_->worker->loop(), w);
+}
+
+void FillDriver::onCheckpointDone(FillWork* fw) {
+  if (!fw->driver) return;
+  fw->driver->checkpointInFlight_ = false;
+  fw->driver->checkpointWork_ = nullptr;
+}
+
+void FillDriver::onCompleteDone(FillWork* fw) {
+  FillDriver* d = fw->driver;
+  d->completing_ = false;
+  auto s = d->fill_->snapshot();
+  if (s.state == cache::Fill::State::Complete && s.cacheable)
+    d->wc_->counters.add(d->wc_->counters.bytes_stored, s.length.value_or(0));
+  d->done();
+}
+
 void FillDriver::abort() {
-  if (finished_) return;
+  if (finished_ || completing_) return;
+  stopExchange();
   fill_->fail(Error{Errc::Closed, 0, "server shutting down"});
-  if (ex_) ex_->cancel();
-  ex_ = nullptr;
+  fill_->checkpoint(wc_->server->clock->nowSeconds());  // shutdown: blocking is fine
   done();
 }
 
@@ -130,6 +439,11 @@ void FillDriver::done() {
   if (body_) body_->onDriverGone();
   body_ = nullptr;
   wc_->drivers.erase(this);
+  if (checkpointWork_) {
+    // The checkpoint in flight completes without us.
+    checkpointWork_->driver = nullptr;
+    checkpointWork_ = nullptr;
+  }
   wc_->worker->deferDelete(this);
 }
 

@@ -1,9 +1,21 @@
-// FillDriver: runs one upstream exchange and writes its response into a
-// cache::Fill. It owns itself and lives on the worker loop that started it,
-// independent of the client that caused it: when that client leaves, a
-// shared fill keeps going for the others and completes into the store.
-// A private fill, or a shared one whose answer turned out uncacheable, is
-// cancelled once no reader is left.
+// FillDriver: runs the origin exchanges of one fetcher of a cache::Fill and
+// writes what they bring into it. It owns itself and lives on the worker
+// loop that started it, independent of the client that caused it: when that
+// client leaves, a shared fill keeps going for the others and completes into
+// the store. A private fill, or a shared one whose answer turned out
+// uncacheable, is cancelled once no reader is left.
+//
+// One driver fetches one run at a time: the first run of a fill (a plain GET
+// from byte 0, or `Range: bytes=N-` when the first reader wants bytes far
+// in), then whatever run fetcherDone() hands it next, so the rest of the
+// object keeps filling behind the readers. Runs on a fill that already has
+// its head are range requests validated with If-Range; a 200 with other
+// validators means the object changed at the origin (the fill fails and its
+// blocks are dropped). A revalidation fill sends If-None-Match /
+// If-Modified-Since first: a 304 refreshes the stored object.
+//
+// Blocking disk work (checkpoint fdatasync + record, the final commit) runs
+// on the libuv thread pool.
 //
 // An optional BodySource (the client transaction of a pass-through request
 // with a body) feeds request bytes; the two clear each other's pointers
@@ -18,6 +30,8 @@
 
 namespace orchard::server {
 
+struct FillWork;
+
 class BodySource {
  public:
   virtual ~BodySource() = default;
@@ -25,22 +39,31 @@ class BodySource {
   virtual void onDriverGone() = 0;    // the driver finished; stop feeding it
 };
 
+// The request every exchange of a fill starts from.
+struct UpstreamTemplate {
+  std::string host;
+  uint16_t port = 80;
+  std::string headPrefix;  // request line and headers, each ending in CRLF, without the blank line
+  std::string method;
+  bool hasBody = false;
+  bool bodyChunked = false;
+  HeaderList requestHeaders;  // the client's headers (Vary selection, store decision)
+  std::string requestCacheControl;
+  bool hasAuthorization = false;
+  std::string primaryKey;     // cache key before any Vary variant
+};
+
 class FillDriver final : public UpstreamSink {
  public:
-  struct RequestInfo {
-    std::string method;
-    std::string cacheControl;      // request Cache-Control
-    bool hasAuthorization = false;
-  };
-  // Starts the exchange; the driver deletes itself when it ends.
-  static FillDriver* start(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, UpstreamRequest request,
-                           RequestInfo info, BodySource* body);
+  // Starts fetching `fetch`; the driver deletes itself when it ends.
+  static FillDriver* start(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, cache::Fill::Fetch fetch,
+                           std::shared_ptr<const UpstreamTemplate> tmpl, BodySource* body);
 
   void writeBody(const char* data, size_t n);
   void endBody();
   size_t queuedBytes() const;
   void detachBody() { body_ = nullptr; }
-  // Shutdown: fail the fill and stop.
+  // Shutdown: record what is durable, fail the fill, stop.
   void abort();
 
   void onUpstreamHead(ResponseHead&& head) override;
@@ -50,17 +73,37 @@ class FillDriver final : public UpstreamSink {
   void onUpstreamWritable() override;
 
  private:
-  FillDriver(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, RequestInfo info, BodySource* body);
+  FillDriver(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, cache::Fill::Fetch fetch,
+             std::shared_ptr<const UpstreamTemplate> tmpl, BodySource* body);
+  void startExchange();
+  void headFresh(ResponseHead& head);
+  void headRun(ResponseHead& head);
+  void headRevalidation(ResponseHead& head);
+  void runDone();
+  void stopExchange();
+  void failFill(Error e);
+  void scheduleCheckpoint();
+  void scheduleComplete();
   void done();
   bool unwanted() const;
 
   WorkerContext* wc_;
   std::shared_ptr<cache::Fill> fill_;
-  RequestInfo info_;
+  cache::Fill::Fetch fetch_;
+  std::shared_ptr<const UpstreamTemplate> tmpl_;
   BodySource* body_;
   UpstreamExchange* ex_ = nullptr;
   int64_t requestTime_ = 0;
+  uint64_t discard_ = 0;       // bytes of a 200 to skip before this run's start
+  bool skipBody_ = false;      // this exchange's body is not for the fill (304, refused answer)
+  bool revalidation_ = false;  // this exchange is the conditional request
+  bool completing_ = false;
   bool finished_ = false;
+  bool checkpointInFlight_ = false;
+  FillWork* checkpointWork_ = nullptr;  // its completion clears checkpointInFlight_
+  static void onCheckpointDone(FillWork* w);
+  static void onCompleteDone(FillWork* w);
+  int64_t lastCheckpointMs_ = 0;
 };
 
 }  // namespace orchard::server

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -82,11 +83,16 @@ Result<int> bindSocket(const config::ListenAddress& a, uint16_t* boundPort) {
 }  // namespace
 
 Result<void> Server::start() {
+  // A client hanging up mid-write must be an EPIPE, not a dead process.
+  ::signal(SIGPIPE, SIG_IGN);
   const auto& cfg = ctx_.config;
   auto store = cache::Store::open(cache::StoreOptions{cfg.storageDir, cfg.cacheLimit});
   if (!store) return store.error();
   store_ = std::move(store.value());
   fills_ = std::make_unique<cache::FillTable>(store_.get());
+  // Never evict what a fill is writing.
+  cache::FillTable* fills = fills_.get();
+  store_->setBusyCheck([fills](const cache::Hash128& h) { return fills->busy(h); });
   ctx_.store = store_.get();
   ctx_.fills = fills_.get();
   ctx_.startedAt = ctx_.clock->nowSeconds();

@@ -6,12 +6,16 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
-#include "cache/policy.h"
+#include "cache/range.h"
 #include "common/log.h"
 #include "server/client_conn.h"
 
 namespace orchard::server {
+namespace {
+constexpr uint64_t kToEnd = std::numeric_limits<uint64_t>::max();
+}
 
 Transaction::Transaction(ClientConn* conn, RequestHead req)
     : conn_(conn), wc_(conn->wc()), req_(std::move(req)), startMs_(wc_->server->clock->monotonicMs()) {}
@@ -132,6 +136,8 @@ void Transaction::local() {
 void Transaction::proxy() {
   const bool get = req_.method == "GET";
   const bool head = req_.method == "HEAD";
+  primaryKey_ = route_.keyText;
+  key_ = cache::CacheKey::fromText(route_.keyText);
   if (!get && !head) {
     startPass("orchard; fwd=method");
     return;
@@ -141,23 +147,87 @@ void Transaction::proxy() {
     startPass("orchard; fwd=request");
     return;
   }
-  cache::CacheKey key = cache::CacheKey::fromText(route_.keyText);
-  if (serveHit(key)) return;
-  if (head) {
+  lookup();
+}
+
+void Transaction::lookup() {
+  cache::Store* store = wc_->server->store;
+  auto meta = store->lookup(key_);
+  if (meta && meta->kind == cache::ObjectMeta::Kind::VaryStub) {
+    std::vector<std::string> fields;
+    size_t i = 0;
+    while (i <= meta->vary.size()) {
+      size_t j = meta->vary.find(',', i);
+      if (j == std::string::npos) j = meta->vary.size();
+      if (j > i) fields.emplace_back(meta->vary.substr(i, j - i));
+      i = j + 1;
+    }
+    key_ = cache::CacheKey::fromText(cache::variantKeyText(primaryKey_, fields, req_.headers));
+    meta = store->lookup(key_);
+    if (meta && meta->kind != cache::ObjectMeta::Kind::Complete) meta = nullptr;
+  }
+  auto cc = req_.header("Cache-Control");
+  cache::CacheControl reqCc = cache::parseCacheControl(cc ? *cc : std::string_view());
+  if (meta) {
+    bool pragma = headerHasToken(req_.headers, "Pragma", "no-cache");
+    auto d = cache::decideCached(*meta, cc ? *cc : std::string_view(), pragma, wc_->server->clock->nowSeconds(),
+                                 cache::FreshnessConfig{});
+    switch (d.action) {
+      case cache::CachedDecision::Action::Serve:
+        if (serveStored(meta, "orchard; hit")) return;
+        break;
+      case cache::CachedDecision::Action::ServeStaleAndRevalidate:
+        if (req_.method == "GET") backgroundRevalidate(meta);  // a HEAD cannot refresh a body
+        if (serveStored(meta, "orchard; hit; detail=stale-while-revalidate")) return;
+        break;
+      case cache::CachedDecision::Action::Revalidate:
+        if (reqCc.onlyIfCached) {
+          if (!d.mustRevalidate && serveStored(meta, "orchard; hit; detail=only-if-cached")) return;
+          answerError(504, "only-if-cached: no usable stored response");
+          return;
+        }
+        if (req_.method == "HEAD") {
+          // A shared revalidation must be a GET (followers want the body): ask the origin directly.
+          startPass("orchard; fwd=stale");
+          return;
+        }
+        revalidate(meta, d.staleIfErrorAllowed);
+        return;
+    }
+  }
+  if (reqCc.onlyIfCached) {
+    cacheStatus_ = "orchard; fwd=miss";
+    answerError(504, "only-if-cached: not stored");
+    return;
+  }
+  miss();
+}
+
+void Transaction::miss() {
+  if (req_.method == "HEAD") {
     startPass("orchard; fwd=miss");
     return;
   }
-  auto acquired = wc_->server->fills->acquire(key);
+  auto acquired = wc_->server->fills->acquire(key_);
   if (!acquired.fill) {
-    // Committed between our lookup and the table: it is a hit now.
-    if (serveHit(key)) return;
+    // Committed between our lookup and the table: look again.
+    auto meta = wc_->server->store->lookup(key_);
+    if (meta && meta->kind == cache::ObjectMeta::Kind::Complete && serveStored(meta, "orchard; hit")) return;
     startPass("orchard; fwd=miss");
     return;
   }
   if (acquired.created) {
     wc_->counters.add(wc_->counters.misses);
     cacheStatus_ = "orchard; fwd=miss";
-    startFill(acquired.fill, true);
+    // Start where this client needs bytes: a Range far in starts there, and
+    // the rest of the object fills behind it.
+    uint64_t start = 0;
+    if (auto r = req_.header("Range")) {
+      auto items = cache::parseRange(*r);
+      if (items && items->size() == 1 && items->front().first && *items->front().first >= cache::Fill::kLookahead)
+        start = *items->front().first;
+    }
+    startDriver(acquired.fill, acquired.fill->firstFetch(start), false);
     follow(acquired.fill, true);
   } else {
     wc_->counters.add(wc_->counters.collapsed);
@@ -166,59 +236,44 @@ void Transaction::proxy() {
   }
 }
 
-bool Transaction::serveHit(const cache::CacheKey& key) {
-  cache::Store* store = wc_->server->store;
-  auto meta = store->lookup(key);
-  if (!meta) return false;
-  auto fd = store->openObject(key, *meta);
-  if (!fd) return false;  // missing or wrong size: dropped by the store, refetch
-  wc_->counters.add(wc_->counters.hits);
-  fd_ = fd.value();
-  end_ = meta->size;
-  headOnly_ = req_.method == "HEAD";
-  cacheStatus_ = "orchard; hit";
-  status_ = meta->status;
-
-  int64_t now = wc_->server->clock->nowSeconds();
-  std::string out;
-  out.reserve(512);
-  out += "HTTP/1.1 ";
-  out += std::to_string(meta->status);
-  out += ' ';
-  out += meta->reason;
-  out += "\r\n";
-  for (const auto& [k, v] : meta->headers) {
-    if (iequals(k, "Age")) continue;
-    out += k;
-    out += ": ";
-    out += v;
-    out += "\r\n";
+void Transaction::revalidate(std::shared_ptr<const cache::ObjectMeta> stale, bool staleIfError) {
+  stale_ = std::move(stale);
+  staleIfError_ = staleIfError;
+  auto acquired = wc_->server->fills->acquire(key_, stale_);
+  if (!acquired.fill) {
+    miss();
+    return;
   }
-  out += "Content-Length: " + std::to_string(meta->size) + "\r\n";
-  out += "Age: " + std::to_string(cache::currentAge(*meta, now)) + "\r\n";
-  out += "Cache-Status: orchard; hit\r\n";
-  if (!findHeader(meta->headers, "Accept-Ranges")) out += "Accept-Ranges: none\r\n";
-  if (!req_.keepAlive) out += "Connection: close\r\n";
-  out += "\r\n";
-  conn_->write(std::move(out));
-  if (headOnly_) {
-    finish(true);
-    return true;
+  revalidating_ = acquired.fill->revalidating() != nullptr;
+  if (acquired.created) {
+    wc_->counters.add(wc_->counters.misses);
+    cacheStatus_ = "orchard; fwd=stale";
+    startDriver(acquired.fill, acquired.fill->firstFetch(0), false);
+    follow(acquired.fill, true);
+  } else {
+    wc_->counters.add(wc_->counters.collapsed);
+    cacheStatus_ = "orchard; fwd=stale; collapsed";
+    follow(acquired.fill, false);
   }
-  buf_ = wc_->buffers.get();
-  pump();
-  return true;
 }
 
-UpstreamRequest Transaction::upstreamRequest(bool shared) const {
-  UpstreamRequest u;
-  u.host = route_.host;
-  u.port = route_.port;
-  u.headMethod = req_.method == "HEAD";
-  u.hasBody = req_.hasBody();
-  u.bodyChunked = req_.chunked;
-  u.retryable = (req_.method == "GET" || req_.method == "HEAD") && !u.hasBody;
-  std::string& h = u.head;
+void Transaction::backgroundRevalidate(std::shared_ptr<const cache::ObjectMeta> stale) {
+  auto acquired = wc_->server->fills->acquire(key_, std::move(stale));
+  if (acquired.fill && acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(0), false);
+}
+
+std::shared_ptr<const UpstreamTemplate> Transaction::upstreamTemplate(bool shared) const {
+  auto t = std::make_shared<UpstreamTemplate>();
+  t->host = route_.host;
+  t->port = route_.port;
+  t->method = req_.method;
+  t->hasBody = req_.hasBody();
+  t->bodyChunked = req_.chunked;
+  t->requestHeaders = req_.headers;
+  if (auto cc = req_.header("Cache-Control")) t->requestCacheControl = std::string(*cc);
+  t->hasAuthorization = req_.header("Authorization").has_value();
+  t->primaryKey = primaryKey_.empty() ? route_.keyText : primaryKey_;
+  std::string& h = t->headPrefix;
   h.reserve(1024);
   h += req_.method;
   h += ' ';
@@ -230,7 +285,7 @@ UpstreamRequest Transaction::upstreamRequest(bool shared) const {
     if (iequals(k, "Host")) continue;
     if (shared && (iequals(k, "Range") || iequals(k, "If-Range") || iequals(k, "If-None-Match") ||
                    iequals(k, "If-Modified-Since") || iequals(k, "If-Match") || iequals(k, "If-Unmodified-Since")))
-      continue;  // the shared fill fetches the whole object for everyone
+      continue;  // the shared fill fetches the object for everyone, in its own runs
     h += k;
     h += ": ";
     h += v;
@@ -238,27 +293,25 @@ UpstreamRequest Transaction::upstreamRequest(bool shared) const {
   }
   if (req_.chunked) h += "Transfer-Encoding: chunked\r\n";
   else if (req_.contentLength) h += "Content-Length: " + std::to_string(*req_.contentLength) + "\r\n";
-  h += "Via: 1.1 orchard\r\n\r\n";
-  return u;
+  h += "Via: 1.1 orchard\r\n";
+  return t;
 }
 
-void Transaction::startFill(std::shared_ptr<cache::Fill> fill, bool shared) {
-  FillDriver::RequestInfo info;
-  info.method = req_.method;
-  if (auto cc = req_.header("Cache-Control")) info.cacheControl = std::string(*cc);
-  info.hasAuthorization = req_.header("Authorization").has_value();
-  BodySource* body = req_.hasBody() ? this : nullptr;
-  driver_ = FillDriver::start(wc_, std::move(fill), upstreamRequest(shared), std::move(info), body);
-  if (!body) driver_ = nullptr;  // only kept to feed the request body
-  else conn_->pauseReading();    // until the upstream connection can take bytes
+void Transaction::startDriver(const std::shared_ptr<cache::Fill>& fill, cache::Fill::Fetch fetch, bool feedBody) {
+  if (!template_) template_ = upstreamTemplate(fill->shared());
+  FillDriver* d = FillDriver::start(wc_, fill, fetch, template_, feedBody ? this : nullptr);
+  if (feedBody) {
+    driver_ = d;
+    if (conn_) conn_->pauseReading();  // until the upstream connection can take bytes
+  }
 }
 
 void Transaction::startPass(std::string cacheStatus) {
   wc_->counters.add(wc_->counters.passes);
   cacheStatus_ = std::move(cacheStatus);
-  cache::CacheKey key = cache::CacheKey::fromText(route_.keyText.empty() ? req_.target : route_.keyText);
-  auto fill = std::make_shared<cache::Fill>(std::move(key), wc_->server->store, false);
-  startFill(fill, false);
+  auto fill = std::make_shared<cache::Fill>(key_, wc_->server->store, false);
+  template_ = upstreamTemplate(false);
+  startDriver(fill, fill->firstFetch(0), req_.hasBody());
   follow(std::move(fill), true);
 }
 
@@ -274,6 +327,143 @@ void Transaction::onRequestComplete() {
 
 void Transaction::onBodyWritable() {
   if (conn_) conn_->resumeReading();
+}
+
+// ---- answering from the store ----
+
+std::string Transaction::responseHead(const cache::ObjectMeta& meta, std::optional<uint64_t> length, bool allowRanges,
+                                      int64_t age, bool* noBody) {
+  int status = meta.status;
+  const bool bodiless = status == 204 || status == 304 || (status >= 100 && status < 200);
+  segs_.clear();
+  seg_ = 0;
+  trailer_.clear();
+  std::string framing;
+  std::string contentType(meta.header("Content-Type"));
+
+  cache::RangeResult rr;
+  if (allowRanges && length && status == 200 && !bodiless) {
+    auto range = req_.header("Range");
+    auto ifRange = req_.header("If-Range");
+    if (range && (!ifRange || cache::ifRangeMatches(*ifRange, meta.etag, meta.lastModified, meta.header("Date"))))
+      rr = cache::evaluateRange(range, *length);
+  }
+  if (rr.outcome == cache::RangeOutcome::Unsatisfiable) {
+    status = 416;
+    framing = "Content-Range: bytes */" + std::to_string(*length) + "\r\nContent-Length: 0\r\n";
+    *noBody = true;
+  } else if (rr.outcome == cache::RangeOutcome::Partial && rr.ranges.size() == 1) {
+    status = 206;
+    const auto& r = rr.ranges.front();
+    framing = "Content-Range: " + cache::contentRange(r, *length) + "\r\nContent-Length: " +
+              std::to_string(r.size()) + "\r\n";
+    segs_.push_back(Segment{{}, r.first, r.last + 1});
+  } else if (rr.outcome == cache::RangeOutcome::Partial) {
+    status = 206;
+    static const char kBoundary[] = "ORCHARD_BYTERANGES_7d1f";
+    uint64_t total = 0;
+    for (const auto& r : rr.ranges) {
+      std::string part = "\r\n--";
+      part += kBoundary;
+      part += "\r\n";
+      if (!contentType.empty()) part += "Content-Type: " + contentType + "\r\n";
+      part += "Content-Range: " + cache::contentRange(r, *length) + "\r\n\r\n";
+      total += part.size() + r.size();
+      segs_.push_back(Segment{std::move(part), r.first, r.last + 1});
+    }
+    trailer_ = std::string("\r\n--") + kBoundary + "--\r\n";
+    total += trailer_.size();
+    framing = std::string("Content-Type: multipart/byteranges; boundary=") + kBoundary + "\r\nContent-Length: " +
+              std::to_string(total) + "\r\n";
+  } else if (headOnly_) {
+    // A stored object's size, or the length the origin declared to a HEAD.
+    if (!bodiless) framing = "Content-Length: " + std::to_string(meta.size) + "\r\n";
+  } else if (bodiless) {
+    *noBody = true;
+  } else if (length) {
+    framing = "Content-Length: " + std::to_string(*length) + "\r\n";
+    segs_.push_back(Segment{{}, 0, *length});
+    wholeBody_ = true;
+  } else if (req_.versionMajor == 1 && req_.versionMinor >= 1) {
+    wholeBody_ = true;
+    chunkedOut_ = true;
+    framing = "Transfer-Encoding: chunked\r\n";
+    segs_.push_back(Segment{{}, 0, kToEnd});
+  } else {
+    if (conn_) conn_->disableKeepAlive();  // close-delimited for HTTP/1.0 clients
+    req_.keepAlive = false;
+    segs_.push_back(Segment{{}, 0, kToEnd});
+    wholeBody_ = true;
+  }
+  if (headOnly_) *noBody = true;
+  status_ = status;
+
+  std::string out;
+  out.reserve(512);
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += status == 206 ? "Partial Content" : status == 416 ? "Range Not Satisfiable" : meta.reason;
+  out += "\r\n";
+  const bool multipart = rr.outcome == cache::RangeOutcome::Partial && rr.ranges.size() > 1;
+  for (const auto& [k, v] : meta.headers) {
+    if (iequals(k, "Age") || iequals(k, "Accept-Ranges")) continue;
+    if (multipart && iequals(k, "Content-Type")) continue;
+    out += k;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  out += framing;
+  if (length) out += "Accept-Ranges: bytes\r\n";
+  if (age >= 0) out += "Age: " + std::to_string(age) + "\r\n";
+  out += "Cache-Status: " + cacheStatus_ + "\r\n";
+  if (!req_.keepAlive) out += "Connection: close\r\n";
+  out += "\r\n";
+  return out;
+}
+
+bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, std::string cacheStatus) {
+  cache::Store* store = wc_->server->store;
+  headOnly_ = req_.method == "HEAD";
+  int64_t now = wc_->server->clock->nowSeconds();
+  if (cache::notModified(req_.headers, *meta)) {
+    // The client already has it: 304 with the validators and caching headers.
+    wc_->counters.add(wc_->counters.hits);
+    store->touch(key_);
+    cacheStatus_ = std::move(cacheStatus);
+    status_ = 304;
+    std::string out = "HTTP/1.1 304 Not Modified\r\n";
+    for (const auto& [k, v] : meta->headers) {
+      if (iequals(k, "ETag") || iequals(k, "Cache-Control") || iequals(k, "Expires") || iequals(k, "Vary") ||
+          iequals(k, "Date") || iequals(k, "Last-Modified") || iequals(k, "Content-Location"))
+        out += k + ": " + v + "\r\n";
+    }
+    out += "Age: " + std::to_string(cache::currentAge(*meta, now)) + "\r\n";
+    out += "Cache-Status: " + cacheStatus_ + "\r\n";
+    if (!req_.keepAlive) out += "Connection: close\r\n";
+    out += "\r\n";
+    conn_->write(std::move(out));
+    finish(true);
+    return true;
+  }
+  auto opened = store->openForRead(key_, *meta);
+  if (!opened) return false;  // missing or wrong size: dropped by the store, refetch
+  wc_->counters.add(wc_->counters.hits);
+  store->touch(key_);
+  fd_ = opened->fd;
+  pin_ = std::move(opened->pin);  // never evicted while this transaction reads it
+  cacheStatus_ = std::move(cacheStatus);
+  bool noBody = false;
+  conn_->write(responseHead(*meta, meta->size, true, cache::currentAge(*meta, now), &noBody));
+  if (noBody || segs_.empty()) {
+    finish(true);
+    return true;
+  }
+  cursor_ = segs_.front().first;
+  buf_ = wc_->buffers.get();
+  pump();
+  return true;
 }
 
 // ---- following a fill ----
@@ -299,68 +489,75 @@ void Transaction::waitHead() {
           return;
         continue;
       }
+      case cache::Fill::State::Revalidated: {
+        // 304: the stored object is fresh again.
+        if (leader_) fill_->removeReader();
+        leader_ = false;
+        fill_.reset();
+        auto meta = wc_->server->store->lookup(key_);
+        if (meta && meta->kind == cache::ObjectMeta::Kind::Complete &&
+            serveStored(meta, "orchard; fwd=stale; fwd-status=304"))
+          return;
+        if (stale_ && serveStored(stale_, "orchard; fwd=stale; fwd-status=304")) return;
+        answerError(502, "revalidated object vanished");
+        return;
+      }
       case cache::Fill::State::Failed:
         if (!snap.hasHead) {
+          if (stale_ && staleIfError_) {
+            auto stale = stale_;
+            if (leader_) fill_->removeReader();
+            leader_ = false;
+            fill_.reset();
+            if (serveStored(stale, "orchard; hit; detail=stale-if-error")) return;
+          }
           // Nothing was answered: the origin failed before its head.
           answerError(snap.error.code == Errc::Timeout ? 504 : 502, snap.error.message());
           return;
         }
-        [[fallthrough]];
+        answerError(502, snap.error.message());
+        return;
       case cache::Fill::State::Streaming:
-      case cache::Fill::State::Complete:
-        if (!leader_ && fill_->shared() && !snap.cacheable && snap.state != cache::Fill::State::Failed) {
+      case cache::Fill::State::Complete: {
+        if (!leader_ && fill_->shared() && !snap.cacheable) {
           // The answer is not shareable: fetch our own.
           fill_.reset();
           startPass("orchard; fwd=miss");
           return;
         }
-        if (snap.state == cache::Fill::State::Failed) {
-          answerError(502, snap.error.message());
-          return;
+        if (!leader_ && fill_->shared() && fill_->storeKey().text != key_.text) {
+          // It varies, and this request selects another variant.
+          auto fields = cache::varyFields(fill_->head().headers);
+          std::string mine = cache::variantKeyText(primaryKey_, fields, req_.headers);
+          if (mine != fill_->storeKey().text) {
+            fill_.reset();
+            key_ = cache::CacheKey::fromText(mine);
+            cacheStatus_ = "orchard; fwd=vary-miss";
+            miss();
+            return;
+          }
         }
         sendFillHead(snap);
         return;
+      }
     }
   }
 }
 
 void Transaction::sendFillHead(const cache::Fill::Snapshot& snap) {
   const cache::ObjectMeta& h = fill_->head();
-  status_ = h.status;
   if (snap.cacheable) cacheStatus_ += "; stored";
-  std::string out;
-  out.reserve(512);
-  out += "HTTP/1.1 ";
-  out += std::to_string(h.status);
-  out += ' ';
-  out += h.reason;
-  out += "\r\n";
-  for (const auto& [k, v] : h.headers) {
-    out += k;
-    out += ": ";
-    out += v;
-    out += "\r\n";
-  }
-  const bool noBody = h.status == 204 || h.status == 304 || (h.status >= 100 && h.status < 200);
-  if (headOnly_) {
-    if (!noBody) out += "Content-Length: " + std::to_string(h.size) + "\r\n";
-  } else if (snap.length) {
-    if (!noBody) out += "Content-Length: " + std::to_string(*snap.length) + "\r\n";
-  } else if (req_.versionMajor == 1 && req_.versionMinor >= 1) {
-    chunkedOut_ = true;
-    out += "Transfer-Encoding: chunked\r\n";
-  } else {
-    conn_->disableKeepAlive();  // close-delimited for HTTP/1.0 clients
-    req_.keepAlive = false;
-  }
-  out += "Cache-Status: " + cacheStatus_ + "; fwd-status=" + std::to_string(h.status) + "\r\n";
-  if (!req_.keepAlive) out += "Connection: close\r\n";
-  out += "\r\n";
-  conn_->write(std::move(out));
-  if (headOnly_ || noBody) {
+  cacheStatus_ += "; fwd-status=" + std::to_string(h.status);
+  bool noBody = false;
+  // A private fill carries the origin's own answer (ranges included): no
+  // range handling here. A shared fill holds the whole object.
+  std::string head = responseHead(h, snap.length, fill_->shared(), -1, &noBody);
+  conn_->write(std::move(head));
+  if (noBody || segs_.empty()) {
     finish(true);
     return;
   }
+  cursor_ = segs_.front().first;
   buf_ = wc_->buffers.get();
   pump();
 }
@@ -369,25 +566,61 @@ void Transaction::sendFillHead(const cache::Fill::Snapshot& snap) {
 
 void Transaction::pump() {
   while (conn_ && !writing_ && !finished_) {
+    if (seg_ >= segs_.size()) {
+      if (fill_ && fill_->snapshot().state == cache::Fill::State::Failed) {
+        finish(false);
+        return;
+      }
+      std::string tail = trailer_;
+      if (chunkedOut_) tail += "0\r\n\r\n";
+      if (!tail.empty()) conn_->write(std::move(tail));
+      finish(true);
+      return;
+    }
+    Segment& s = segs_[seg_];
+    if (!prefixSent_) {
+      if (!s.prefix.empty()) conn_->write(s.prefix);
+      prefixSent_ = true;
+      cursor_ = s.first;
+    }
     cache::Fill::Snapshot snap;
+    uint64_t end = s.end;
     uint64_t avail;
     int fd;
     if (fill_) {
-      snap = fill_->snapshot();
-      avail = snap.committed;
+      snap = fill_->snapshot();  // before readable(): a change in between shows in its version
+      if (snap.length) end = std::min(end, *snap.length);
+      avail = cursor_ < end ? fill_->readable(cursor_) : 0;
       fd = fill_->fd();
     } else {
-      avail = end_;
+      avail = cursor_ < end ? end - cursor_ : 0;
       fd = fd_;
-      snap.state = cache::Fill::State::Complete;
     }
-    if (cursor_ < avail) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(BufferPool::kSize, avail - cursor_));
+    if (cursor_ >= end) {
+      ++seg_;
+      prefixSent_ = false;
+      continue;
+    }
+    if (avail > 0) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>({BufferPool::kSize, avail, end - cursor_}));
+      if (fill_ && wholeBody_ && snap.state == cache::Fill::State::Streaming && snap.length &&
+          cursor_ + want >= *snap.length) {
+        // The last bytes of a whole object go out only once the fill is
+        // complete (durable and in the store): a client that has the whole
+        // body and asks again gets a hit, and a fill that fails at the very
+        // end never looks complete to anyone.
+        std::weak_ptr<bool> alive = alive_;
+        if (fill_->waitIfUnchanged(snap, &wc_->worker->executor(), [alive, this] {
+              if (auto a = alive.lock(); a && *a) pump();
+            }))
+          return;
+        continue;
+      }
       ssize_t n;
       do n = ::pread(fd, buf_, want, static_cast<off_t>(cursor_));
       while (n < 0 && errno == EINTR);
       if (n <= 0) {
-        OLOG_RATE(log::Level::Warn, "read of %s failed at %llu: %s", route_.keyText.c_str(),
+        OLOG_RATE(log::Level::Warn, "read of %s failed at %llu: %s", key_.text.c_str(),
                   static_cast<unsigned long long>(cursor_), n < 0 ? std::strerror(errno) : "short file");
         finish(false);
         return;
@@ -407,15 +640,21 @@ void Transaction::pump() {
       conn_->writeBody(bufs, nb, &Transaction::onBodyWritten);
       return;
     }
-    if (snap.state == cache::Fill::State::Complete) {
-      if (chunkedOut_) conn_->write("0\r\n\r\n");
-      finish(true);
+    if (!fill_) {
+      finish(false);  // the file is shorter than its record: never pass that off as whole
       return;
     }
     if (snap.state == cache::Fill::State::Failed) {
       finish(false);  // no clean end of message: the client must not take this as whole
       return;
     }
+    if (snap.state == cache::Fill::State::Complete) {
+      if (snap.length && cursor_ >= *snap.length) continue;  // end of a body of unknown length
+      finish(false);
+      return;
+    }
+    // Nothing here yet: bring the bytes if no fetcher will soon, then wait.
+    if (auto fetch = fill_->need(cursor_)) startDriver(fill_, *fetch, false);
     std::weak_ptr<bool> alive = alive_;
     if (fill_->waitIfUnchanged(snap, &wc_->worker->executor(), [alive, this] {
           if (auto a = alive.lock(); a && *a) pump();

@@ -27,10 +27,48 @@ Query options (any combination; unknown parameters are ignored):
   status=<code>     answer with this status (body as usual unless the code
                     forbids one: 1xx, 204, 304)
   fail_first=<n>    the first n requests on this target get a 500
-  HEAD is supported (same headers as GET, no body); If-None-Match with the
-  current ETag answers 304.
+  etag=<value>      ETag to send instead of the computed one (verbatim, so
+                    quote it: etag="v2"; W/"x" makes it weak)
+  lm=<http-date>    Last-Modified to send instead of LAST_MODIFIED
+  content=<tag>     generate the bytes from the stream "<name>#<tag>" instead
+                    of "<name>" (a changed object: combine with etag=)
+  vary=<Header>     add `Vary: <Header>`; the body is then the stream of
+                    "<name>|<value>" where value is that request header's
+                    value ("<name>" unchanged when the header is absent), so
+                    variants differ in bytes but have the SAME length; the
+                    ETag is computed from the variant stream name too.
+                    Use variant_name(name, value) for the expected bytes.
+  ranges=0          ignore Range / If-Range (always answer 200 whole)
+  HEAD is supported (same headers as GET, no body).
+
+Validators and ranges on /gen (only when the answer would be a 200):
+  If-None-Match     matching the current ETag (weak comparison) or `*` -> 304
+  If-Modified-Since (only without If-None-Match) Last-Modified <= date -> 304
+  Range             a single `bytes=a-b`, `bytes=a-` or `bytes=-n` -> 206 with
+                    Content-Range and Content-Length (the bytes of the stream
+                    at those offsets); unsatisfiable (first byte >= size, or
+                    a zero suffix) -> 416 with `Content-Range: bytes */size`;
+                    several ranges -> 200 whole; a malformed header is
+                    ignored (200 whole).
+  If-Range          with Range: the current strong ETag, or exactly the
+                    Last-Modified date -> the Range is honoured; anything else
+                    -> 200 whole.
+  abort_at / rate apply to the body actually sent (the range's bytes).
+
+Server-side overrides (invisible in the URL, so the cache key stays the
+same): origin.set_options(path, **opts) merges query options into every
+request whose path (without query) equals `path`, e.g.
+set_options(p, status=500) makes an object's origin fail, set_options(p,
+etag='"v2"', content="v2") changes the object, set_options(p, delay=1.5)
+slows it. clear_options(path=None) removes them.
 
 "On this target" means the full request target as received (path + query).
+
+Records (all thread-safe): .requests (Recorded: method, path, headers incl.
+range / if-range / if-none-match / if-modified-since, see .range and
+.conditional), .finished (Finished: status, bytes sent, range served), and a
+live count of body bytes sent per target (bytes_sent(prefix), counted as they
+are written, so it includes responses still in flight; in_flight(prefix)).
 
 Lifecycle: Origin() -> start() -> (serving on .port, daemon threads) -> stop().
 stop() closes the listener and every open connection; it is idempotent.
@@ -40,6 +78,7 @@ body costs 2 MiB of memory.
 Run standalone for manual checks: python3 origin.py [--port N]
 """
 
+import email.utils
 import functools
 import hashlib
 import http.server
@@ -103,6 +142,67 @@ def etag_for(name, size):
     return '"' + hashlib.sha256(f"{name}:{size}".encode()).hexdigest()[:24] + '"'
 
 
+def variant_name(name, value=None, content=None):
+    """The stream name /gen/<size>/<name> serves for a content= tag and a
+    vary= header value (None: header absent)."""
+    if content:
+        name = f"{name}#{content}"
+    if value is not None:
+        name = f"{name}|{value}"
+    return name
+
+
+def parse_range(value, size):
+    """Parse a Range header against a body of `size` bytes.
+    Returns None (ignore: malformed, not bytes, or several ranges),
+    'unsatisfiable', or (first, last) inclusive."""
+    if value is None:
+        return None
+    unit, _, spec = value.strip().partition("=")
+    if unit.strip().lower() != "bytes" or not spec.strip():
+        return None
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if len(items) != 1:
+        return None
+    a, dash, b = items[0].partition("-")
+    a, b = a.strip(), b.strip()
+    if not dash:
+        return None
+    try:
+        if a == "":
+            n = int(b)
+            if n < 0:
+                return None
+            if n == 0 or size == 0:
+                return "unsatisfiable"
+            return (max(0, size - n), size - 1)
+        first = int(a)
+        last = int(b) if b != "" else size - 1
+    except ValueError:
+        return None
+    if first < 0 or (b != "" and last < first):
+        return None
+    if first >= size:
+        return "unsatisfiable"
+    return (first, min(last, size - 1))
+
+
+def parse_http_date(text):
+    """Seconds since the epoch, or None."""
+    try:
+        dt = email.utils.parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt is None:
+        return None
+    return dt.timestamp()
+
+
+def _opaque(tag):
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
 def parse_size(text):
     mult = {"k": KiB, "m": MiB, "g": GiB}
     t = text.strip().lower()
@@ -137,17 +237,36 @@ class Recorded(tuple):
     method = property(lambda self: self[0])
     path = property(lambda self: self[1])
     headers = property(lambda self: self[2])
+    # The Range header (None if absent), and whether the request was
+    # conditional (If-None-Match or If-Modified-Since).
+    range = property(lambda self: self[2].get("range"))
+    if_range = property(lambda self: self[2].get("if-range"))
+    conditional = property(lambda self: "if-none-match" in self[2] or "if-modified-since" in self[2])
+
+    def range_start(self):
+        """First byte of a single `bytes=a-...` Range (suffix: None)."""
+        r = self.range
+        if not r:
+            return None
+        try:
+            a = r.split("=", 1)[1].split(",")[0].split("-")[0].strip()
+            return int(a) if a else None
+        except (IndexError, ValueError):
+            return None
 
 
 class Finished:
     """How one response ended: target, status, body bytes sent, ok (all of the
-    declared body was written), time (monotonic, after the last write)."""
+    declared body was written), time (monotonic, after the last write),
+    range: (first, last) inclusive for a 206, else None."""
 
-    def __init__(self, path, status, sent, ok, when):
+    def __init__(self, path, status, sent, ok, when, range=None):
         self.path, self.status, self.sent, self.ok, self.time = path, status, sent, ok, when
+        self.range = range
 
     def __repr__(self):
-        return f"Finished({self.path!r}, {self.status}, sent={self.sent}, ok={self.ok})"
+        rng = f", range={self.range[0]}-{self.range[1]}" if self.range else ""
+        return f"Finished({self.path!r}, {self.status}, sent={self.sent}, ok={self.ok}{rng})"
 
 
 # ---------------------------------------------------------------- server
@@ -194,6 +313,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         url = urllib.parse.urlsplit(self.path)
         q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        q.update(origin._options_for(url.path))
         delay = float(q.get("delay", "0") or 0)
         if delay > 0:
             time.sleep(delay)
@@ -242,42 +362,94 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if abort_at is not None and q.get("abort_first", "") != "":
             if nth > int(q["abort_first"]):
                 abort_at = None
-        etag = etag_for(name, size)
+        vary = q.get("vary", "")
+        stream = variant_name(name, self.headers.get(vary) if vary else None, q.get("content", ""))
+        etag = q["etag"] if q.get("etag", "") != "" else etag_for(stream, size)
+        last_modified = q["lm"] if q.get("lm", "") != "" else LAST_MODIFIED
         cc = q.get("cc", "max-age=3600")
 
+        # Conditionals (RFC 9110 13.2.2: If-None-Match wins over If-Modified-Since).
         inm = self.headers.get("If-None-Match")
-        if status == 200 and inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
-            status = 304
+        ims = self.headers.get("If-Modified-Since")
+        if status == 200 and inm is not None:
+            tags = [t.strip() for t in inm.split(",")]
+            if "*" in tags or _opaque(etag) in [_opaque(t) for t in tags]:
+                status = 304
+        elif status == 200 and ims is not None:
+            since, lm = parse_http_date(ims), parse_http_date(last_modified)
+            if since is not None and lm is not None and lm <= since:
+                status = 304
+
+        # Range / If-Range.
+        rng = None
+        if status == 200 and q.get("ranges", "1") not in ("0", ""):
+            rng = parse_range(self.headers.get("Range"), size)
+            if_range = self.headers.get("If-Range")
+            if rng is not None and if_range is not None:
+                ir = if_range.strip()
+                if ir.startswith('"') or ir.startswith("W/"):
+                    ok = not ir.startswith("W/") and not etag.startswith("W/") and ir == etag
+                else:
+                    ok = ir == last_modified
+                if not ok:
+                    rng = None
+            if rng == "unsatisfiable":
+                status = 416
+            elif rng is not None:
+                status = 206
         no_body = status < 200 or status in (204, 304)
 
+        if status == 416:
+            self.send_response(416)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", last_modified)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.wfile.flush()
+            origin._finish(Finished(self.path, 416, 0, True, time.monotonic()))
+            return
+
+        first, end = (rng[0], rng[1] + 1) if status == 206 else (0, size)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("ETag", etag)
-        self.send_header("Last-Modified", LAST_MODIFIED)
+        self.send_header("Last-Modified", last_modified)
         if cc:
             self.send_header("Cache-Control", cc)
+        if vary:
+            self.send_header("Vary", vary)
+        if q.get("ranges", "1") not in ("0", ""):
+            self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {first}-{end - 1}/{size}")
         if not no_body:
             if chunked:
                 self.send_header("Transfer-Encoding", "chunked")
             else:
-                self.send_header("Content-Length", str(size))
+                self.send_header("Content-Length", str(end - first))
         self.end_headers()
+        fin_range = (first, end - 1) if status == 206 else None
         if self.command == "HEAD" or no_body:
             self.wfile.flush()
-            origin._finish(Finished(self.path, status, 0, True, time.monotonic()))
+            origin._finish(Finished(self.path, status, 0, True, time.monotonic(), fin_range))
             return
 
-        limit = size if abort_at is None else min(abort_at, size)
+        length = end - first
+        limit = length if abort_at is None else min(abort_at, length)
         step = WRITE_SIZE
         if rate > 0:
             step = max(1024, min(WRITE_SIZE, int(rate / 20)))
         sent = 0
         start = time.monotonic()
         ok = False
+        origin._active_add(self.path, 1)
         try:
             while sent < limit:
+                pos = first + sent
                 n = min(step, limit - sent, BLOCK)
-                chunk = stream_slice(name, sent, n)
+                chunk = stream_slice(stream, pos, n)
                 if chunked:
                     self.wfile.write(b"%x\r\n" % n)
                     self.wfile.write(chunk)
@@ -285,11 +457,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 else:
                     self.wfile.write(chunk)
                 sent += n
+                origin._count_sent(self.path, n)
                 if rate > 0:
                     ahead = start + sent / rate - time.monotonic()
                     if ahead > 0:
                         time.sleep(ahead)
-            if abort_at is not None and abort_at < size:
+            if abort_at is not None and abort_at < length:
                 # Declared more than we send: end the connection mid-body.
                 self.wfile.flush()
                 self.close_connection = True
@@ -305,7 +478,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
             self.close_connection = True
         finally:
-            origin._finish(Finished(self.path, status, sent, ok, time.monotonic()))
+            origin._active_add(self.path, -1)
+            origin._finish(Finished(self.path, status, sent, ok, time.monotonic(), fin_range))
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -342,6 +516,9 @@ class Origin:
         self._lock = threading.Lock()
         self._conns = set()
         self._per_target = {}
+        self._options = {}     # url path -> {query option: value}
+        self._sent = {}        # target -> body bytes written so far
+        self._active = {}      # target -> bodies being written now
         self.requests = []
         self.finished = []
         self._server = None
@@ -395,6 +572,74 @@ class Origin:
     def _finish(self, fin):
         with self._lock:
             self.finished.append(fin)
+
+    def _count_sent(self, target, n):
+        with self._lock:
+            self._sent[target] = self._sent.get(target, 0) + n
+
+    def _active_add(self, target, d):
+        with self._lock:
+            self._active[target] = self._active.get(target, 0) + d
+
+    def _options_for(self, path):
+        with self._lock:
+            return dict(self._options.get(path, {}))
+
+    # -- server-side options
+    def set_options(self, path, **opts):
+        """Merge query options into every later request for `path` (the URL
+        path, query ignored), e.g. set_options(p, status=500). Values are
+        strings as in a query; None removes an option."""
+        path = urllib.parse.urlsplit(path).path
+        with self._lock:
+            cur = self._options.setdefault(path, {})
+            for k, v in opts.items():
+                if v is None:
+                    cur.pop(k, None)
+                else:
+                    cur[k] = str(v)
+
+    def clear_options(self, path=None):
+        with self._lock:
+            if path is None:
+                self._options.clear()
+            else:
+                self._options.pop(urllib.parse.urlsplit(path).path, None)
+
+    # -- byte accounting
+    def bytes_sent(self, path_prefix=""):
+        """Body bytes written so far for targets starting with path_prefix
+        (all methods, statuses and ranges; includes responses in flight)."""
+        with self._lock:
+            return sum(n for t, n in self._sent.items() if t.startswith(path_prefix))
+
+    def in_flight(self, path_prefix=""):
+        """Bodies being written right now for targets starting with path_prefix."""
+        with self._lock:
+            return sum(n for t, n in self._active.items() if t.startswith(path_prefix))
+
+    def wait_idle(self, path_prefix, min_bytes=0, timeout=60.0, settle=0.3):
+        """Wait until at least min_bytes were sent for path_prefix and no body
+        has been in flight for `settle` s. Returns True if reached."""
+        deadline = time.monotonic() + timeout
+        idle_since = None
+        while time.monotonic() < deadline:
+            if self.bytes_sent(path_prefix) >= min_bytes and self.in_flight(path_prefix) == 0:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= settle:
+                    return True
+            else:
+                idle_since = None
+            time.sleep(0.05)
+        return False
+
+    def conditional(self, path_prefix="", method=None):
+        """Requests carrying If-None-Match or If-Modified-Since."""
+        return [r for r in self.matching(path_prefix, method) if r.conditional]
+
+    def ranged(self, path_prefix="", method=None):
+        """Requests carrying a Range header."""
+        return [r for r in self.matching(path_prefix, method) if r.range]
 
     def snapshot(self):
         with self._lock:

@@ -93,7 +93,9 @@ class Gate {
 struct Script {
   int status = 200;
   std::string reason = "OK";
-  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
+  // Extra response headers. By default explicit freshness, as a CDN sends,
+  // so that a second request is a plain hit; tests of freshness replace it.
+  std::vector<std::pair<std::string, std::string>> headers{{"Cache-Control", "max-age=3600"}};
 
   // Body: `literal` if set, else the generated stream (seed, size).
   std::optional<std::string> literal;

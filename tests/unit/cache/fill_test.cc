@@ -159,6 +159,7 @@ TEST_F(FillTest, StateNames) {
   EXPECT_STREQ(Fill::stateName(State::Streaming), "Streaming");
   EXPECT_STREQ(Fill::stateName(State::Complete), "Complete");
   EXPECT_STREQ(Fill::stateName(State::Failed), "Failed");
+  EXPECT_STREQ(Fill::stateName(State::Revalidated), "Revalidated");
 }
 
 TEST_F(FillTest, AppendGrowsCommittedAndBytesAreReadable) {

@@ -1,0 +1,185 @@
+// S3Fifo: the S3-FIFO eviction policy over byte sizes (see evictor.h for the
+// algorithm, its queues and why it resists scans). Entries live in a node
+// pool linked into two intrusive doubly linked FIFOs; G is a bounded FIFO of
+// hashes.
+#include "cache/evictor.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace orchard::cache {
+
+S3Fifo::S3Fifo(Options options) : options_(options) {}
+
+bool S3Fifo::inSmall(const Hash128& hash) const {
+  auto it = index_.find(hash);
+  return it != index_.end() && nodes_[it->second].queue == Queue::Small;
+}
+
+bool S3Fifo::inMain(const Hash128& hash) const {
+  auto it = index_.find(hash);
+  return it != index_.end() && nodes_[it->second].queue == Queue::Main;
+}
+
+void S3Fifo::pushHead(Queue q, uint32_t i) {
+  List& l = list(q);
+  Node& n = nodes_[i];
+  assert(n.queue == Queue::None);
+  n.queue = q;
+  n.prev = kNil;
+  n.next = l.head;
+  if (l.head != kNil) nodes_[l.head].prev = i;
+  l.head = i;
+  if (l.tail == kNil) l.tail = i;
+  l.count += 1;
+  l.bytes += n.bytes;
+}
+
+void S3Fifo::unlink(uint32_t i) {
+  Node& n = nodes_[i];
+  assert(n.queue != Queue::None);
+  List& l = list(n.queue);
+  if (n.prev != kNil) nodes_[n.prev].next = n.next; else l.head = n.next;
+  if (n.next != kNil) nodes_[n.next].prev = n.prev; else l.tail = n.prev;
+  l.count -= 1;
+  l.bytes -= n.bytes;
+  n.prev = n.next = kNil;
+  n.queue = Queue::None;
+}
+
+uint32_t S3Fifo::allocate(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq) {
+  uint32_t i;
+  if (!free_.empty()) {
+    i = free_.back();
+    free_.pop_back();
+  } else {
+    i = static_cast<uint32_t>(nodes_.size());
+    nodes_.emplace_back();
+  }
+  Node& n = nodes_[i];
+  n.hash = hash;
+  n.bytes = bytes;
+  n.freq = freq ? std::move(freq) : std::make_shared<Frequency>();
+  return i;
+}
+
+void S3Fifo::release(uint32_t i) {
+  nodes_[i].freq.reset();
+  free_.push_back(i);
+}
+
+void S3Fifo::add(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq, Queue q) {
+  auto it = index_.find(hash);
+  if (it != index_.end()) {
+    Node& n = nodes_[it->second];
+    List& l = list(n.queue);
+    l.bytes = l.bytes - n.bytes + bytes;
+    n.bytes = bytes;
+    if (freq && freq != n.freq) n.freq = std::move(freq);
+    return;
+  }
+  // A hash that comes back while G remembers it was evicted too early.
+  if (ghostTake(hash)) q = Queue::Main;
+  uint32_t i = allocate(hash, bytes, std::move(freq));
+  index_.emplace(hash, i);
+  pushHead(q, i);
+}
+
+void S3Fifo::insert(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq) {
+  add(hash, bytes, std::move(freq), Queue::Small);
+}
+
+void S3Fifo::restore(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq) {
+  add(hash, bytes, std::move(freq), Queue::Main);
+}
+
+void S3Fifo::access(const Hash128& hash) {
+  auto it = index_.find(hash);
+  if (it != index_.end()) nodes_[it->second].freq->bump();
+}
+
+void S3Fifo::remove(const Hash128& hash) {
+  auto it = index_.find(hash);
+  if (it == index_.end()) return;
+  uint32_t i = it->second;
+  index_.erase(it);
+  unlink(i);
+  release(i);
+}
+
+std::optional<Hash128> S3Fifo::victim(const Pinned& pinned) {
+  // Each entry can be looked at a bounded number of times before it becomes
+  // a victim (S -> M once, then at most Frequency::kMax passes over M's
+  // tail); pinned entries rotate. Past that budget everything is pinned.
+  size_t budget = (index_.size() + 1) * (Frequency::kMax + 2);
+  while (budget-- > 0) {
+    bool fromSmall = small_.count > 0 && (small_.bytes >= smallTarget() || main_.count == 0);
+    if (fromSmall) {
+      uint32_t i = small_.tail;
+      Node& n = nodes_[i];
+      if (pinned && pinned(n.hash)) {
+        unlink(i);
+        pushHead(Queue::Main, i);
+        continue;
+      }
+      if (n.freq->get() > 0) {
+        // Requested while in S: promoted, and must earn its stay in M anew.
+        n.freq->set(0);
+        unlink(i);
+        pushHead(Queue::Main, i);
+        continue;
+      }
+      Hash128 h = n.hash;
+      index_.erase(h);
+      unlink(i);
+      release(i);
+      ghostAdd(h);
+      return h;
+    }
+    if (main_.count == 0) return std::nullopt;
+    uint32_t i = main_.tail;
+    Node& n = nodes_[i];
+    if (pinned && pinned(n.hash)) {
+      unlink(i);
+      pushHead(Queue::Main, i);
+      continue;
+    }
+    if (uint8_t f = n.freq->get(); f > 0) {
+      n.freq->set(static_cast<uint8_t>(f - 1));
+      unlink(i);
+      pushHead(Queue::Main, i);
+      continue;
+    }
+    Hash128 h = n.hash;
+    index_.erase(h);
+    unlink(i);
+    release(i);
+    return h;
+  }
+  return std::nullopt;
+}
+
+void S3Fifo::ghostAdd(const Hash128& hash) {
+  uint64_t seq = ++ghostSeq_;
+  ghost_[hash] = seq;
+  ghostFifo_.emplace_back(hash, seq);
+  // G holds about as many hashes as the cache holds entries (as in the
+  // paper), never fewer than minGhostEntries. The FIFO may also carry stale
+  // pairs; trimming it to twice that bound keeps its memory bounded too.
+  const size_t limit = std::max(options_.minGhostEntries, index_.size());
+  while (ghost_.size() > limit || ghostFifo_.size() > 2 * limit) {
+    auto [h, s] = ghostFifo_.front();
+    ghostFifo_.pop_front();
+    auto it = ghost_.find(h);
+    if (it != ghost_.end() && it->second == s) ghost_.erase(it);
+  }
+}
+
+bool S3Fifo::ghostTake(const Hash128& hash) {
+  auto it = ghost_.find(hash);
+  if (it == ghost_.end()) return false;
+  ghost_.erase(it);  // its FIFO pair is now stale
+  return true;
+}
+
+}  // namespace orchard::cache
