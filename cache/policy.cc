@@ -313,7 +313,42 @@ int monthIndex(std::string_view m) {
 }
 }  // namespace
 
+namespace {
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+// days_from_civil): no time zone, no locale, no libc state.
+int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool twoDigits(std::string_view s, size_t at, int* out) {
+  if (s[at] < '0' || s[at] > '9' || s[at + 1] < '0' || s[at + 1] > '9') return false;
+  *out = (s[at] - '0') * 10 + (s[at + 1] - '0');
+  return true;
+}
+
+// The hot path: IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT", fixed width.
+std::optional<int64_t> parseImfFixdate(std::string_view s) {
+  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[19] != ':' ||
+      s[22] != ':' || s[25] != ' ' || s.substr(26) != "GMT")
+    return std::nullopt;
+  int d, h, mi, se, y1, y2;
+  if (!twoDigits(s, 5, &d) || !twoDigits(s, 12, &y1) || !twoDigits(s, 14, &y2) || !twoDigits(s, 17, &h) ||
+      !twoDigits(s, 20, &mi) || !twoDigits(s, 23, &se))
+    return std::nullopt;
+  int m = monthIndex(s.substr(8, 3));
+  int y = y1 * 100 + y2;
+  if (m < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970) return std::nullopt;
+  return daysFromCivil(y, static_cast<unsigned>(m + 1), static_cast<unsigned>(d)) * 86400 + h * 3600 + mi * 60 + se;
+}
+}  // namespace
+
 std::optional<int64_t> parseHttpDate(std::string_view s) {
+  if (auto t = parseImfFixdate(s)) return t;
   // Accepts "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
   // "Sun Nov  6 08:49:37 1994". Numeric fields are digits only (no signs).
   if (s.size() > 64) return std::nullopt;

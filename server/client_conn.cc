@@ -11,6 +11,7 @@ namespace {
 
 constexpr size_t kMaxRequestHead = 64 * 1024;
 constexpr size_t kReadBuf = 64 * 1024;
+constexpr size_t kMaxPending = 64 * 1024;  // pipelined bytes held while a response is written
 thread_local char tReadBuf[kReadBuf];
 
 struct OwnedWrite {
@@ -121,9 +122,29 @@ void ClientConn::resumeReading() {
 void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
   if (state_ == State::Closing || nread == 0) return;
   if (nread < 0) {
-    // EOF or reset. A request half-read is abandoned; a response in flight
-    // cannot be delivered anyway.
+    if (nread == UV_EOF && requestDone_ && state_ == State::Responding) {
+      // The client half-closed after its request: answer, then close.
+      peerEof_ = true;
+      reqKeepAlive_ = false;
+      if (readStarted_) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        readStarted_ = false;
+      }
+      return;
+    }
+    // Reset, or EOF mid-request: nothing more can be delivered.
     close();
+    return;
+  }
+  if (requestDone_ && state_ == State::Responding) {
+    // Reading goes on while we answer (no epoll churn per request, and a
+    // client that goes away is noticed at once); what arrives is the next
+    // pipelined request, kept until this response ends.
+    pending_.append(buf->base, static_cast<size_t>(nread));
+    if (pending_.size() > kMaxPending && readStarted_) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+      readStarted_ = false;
+    }
     return;
   }
   parse(buf->base, static_cast<size_t>(nread));
@@ -135,13 +156,10 @@ void ClientConn::parse(const char* data, size_t n) {
   if (err == HPE_OK) return;
   if (err == HPE_PAUSED) {
     // A request completed: keep what follows for later, stop reading.
+    // A request completed: keep what follows for later. Reading goes on.
     const char* pos = llhttp_get_error_pos(&parser_);
     if (pos && pos < data + n) pending_.assign(pos, data + n - pos);
     else pending_.clear();
-    if (readStarted_) {
-      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-      readStarted_ = false;
-    }
     if (responseDone_) finishResponse();
     return;
   }
@@ -194,16 +212,25 @@ void ClientConn::resumeParsing() {
       pending_.clear();
       parse(data.data(), data.size());
     }
-    if (state_ != State::Closing && state_ != State::Responding && !txn_) startReading();
+    if (state_ != State::Closing && !peerEof_ && !readingPaused_) startReading();
     unref();
   });
 }
 
 void ClientConn::write(std::string data) {
   if (state_ == State::Closing) return;
+  uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+  // Most answers fit in the socket buffer: write now, without a request
+  // (uv_try_write refuses while earlier writes are queued, keeping order).
+  int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+  if (n == static_cast<int>(data.size())) return;
+  if (n < 0 && n != UV_EAGAIN) {
+    close();
+    return;
+  }
   auto* w = new OwnedWrite;
-  w->data = std::move(data);
-  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  w->data = n > 0 ? data.substr(static_cast<size_t>(n)) : std::move(data);
+  b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
                [](uv_write_t* r, int) { delete reinterpret_cast<OwnedWrite*>(r); }) != 0) {
     delete w;
@@ -211,13 +238,28 @@ void ClientConn::write(std::string data) {
   }
 }
 
-void ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int)) {
-  if (state_ == State::Closing) return;
+int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int)) {
+  if (state_ == State::Closing) return -1;
+  int w0 = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n);
+  if (w0 < 0 && w0 != UV_EAGAIN) {
+    close();
+    return -1;
+  }
+  // Skip what went out; queue the rest (buffers stay the caller's until done).
+  size_t written = w0 > 0 ? static_cast<size_t>(w0) : 0;
+  unsigned first = 0;
+  while (first < n && written >= bufs[first].len) {
+    written -= bufs[first].len;
+    ++first;
+  }
+  if (first == n) return 1;  // all written now
+  bufs[first].base += written;
+  bufs[first].len -= static_cast<unsigned>(written);
   auto* w = new BodyWrite;
   w->conn = this;
   w->done = done;
-  refs_++;  // the write callback runs before the close callback, but keep it explicit
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n, [](uv_write_t* r, int status) {
+  refs_++;
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs + first, n - first, [](uv_write_t* r, int status) {
     auto* bw = reinterpret_cast<BodyWrite*>(r);
     ClientConn* c = bw->conn;
     auto done = bw->done;
@@ -230,7 +272,9 @@ void ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*
     delete w;
     refs_--;
     close();
+    return -1;
   }
+  return 0;
 }
 
 size_t ClientConn::queuedBytes() const {

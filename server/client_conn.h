@@ -38,9 +38,11 @@ class ClientConn {
   // ---- for the transaction ----
   // Queues bytes the connection owns until written.
   void write(std::string data);
-  // Queues a body write from the transaction's buffer; `done` is called with
-  // the libuv status once written (not if the connection closed first).
-  void writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int status));
+  // Writes body buffers (the transaction's own, untouched until done).
+  // Returns 1 when everything went out at once, 0 when the rest is queued
+  // and `done` will be called with the libuv status (not if the connection
+  // closed first), -1 when the connection is closing.
+  int writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int status));
   size_t queuedBytes() const;
   // The response ended. clean: its framing is complete, the connection may be
   // reused; otherwise it is closed so the client sees a broken message.
@@ -92,7 +94,8 @@ class ClientConn {
   bool handlesClosed_ = false;
   bool reqKeepAlive_ = true;
   bool reqHasBody_ = false;
-  bool limitExceeded_ = false;  // a head limit was hit: answer 431, not silence
+  bool limitExceeded_ = false;
+  bool peerEof_ = false;  // the client half-closed: no more requests  // a head limit was hit: answer 431, not silence
   int overLimit() {
     limitExceeded_ = true;
     return -1;

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "server/loop.h"
 #include "server/metrics.h"
+#include "server/open_file_cache.h"
 #include "server/router.h"
 #include "server/upstream.h"
 
@@ -64,6 +65,7 @@ struct WorkerContext {
   UpstreamPool upstream;
   Counters counters;
   BufferPool buffers;
+  OpenFileCache files;
   std::unordered_set<ClientConn*> conns;
   std::unordered_set<FillDriver*> drivers;
   bool draining = false;

@@ -35,22 +35,35 @@ void closeHandle(H* h) {
   uv_close(hh, [](uv_handle_t* x) { delete reinterpret_cast<H*>(x); });
 }
 
+// Posts from other threads go through a locked queue and a uv_async_t;
+// posts from the loop's own thread (the common case: deferred deletes,
+// same-loop wake-ups) go to a plain local queue drained by a uv_idle_t, so
+// they cost no lock and no system call.
 class LoopExecutor final : public Executor {
  public:
   explicit LoopExecutor(uv_loop_t* loop);
   ~LoopExecutor() override;
   void post(Task task) override;
-  // Stops accepting tasks and closes the async handle (loop thread only).
+  // Stops accepting tasks and closes the handles (loop thread only).
   void close();
+  void setLoopThread(std::thread::id id) { loopThread_ = id; }
+  // After the loop ended: runs tasks the loop thread posted late. False if none.
+  bool finalDrain();
 
  private:
   static void onAsync(uv_async_t* h);
+  static void onIdle(uv_idle_t* h);
   void drain();
+  void drainLocal();
 
   uv_async_t* async_;
+  uv_idle_t* idle_;
   std::mutex mu_;
   std::deque<Task> tasks_;
-  bool closed_ = false;
+  std::deque<Task> local_;  // loop thread only
+  bool idleActive_ = false;
+  std::atomic<bool> closed_{false};
+  std::atomic<std::thread::id> loopThread_{};
 };
 
 class Worker {

@@ -23,7 +23,10 @@ Transaction::Transaction(ClientConn* conn, RequestHead req)
 Transaction::~Transaction() {
   *alive_ = false;
   if (buf_) wc_->buffers.put(buf_);
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) {
+    if (cachedFd_) wc_->files.release(key_.hash, fdGen_);
+    else ::close(fd_);
+  }
   if (fill_ && leader_) fill_->removeReader();
   if (driver_) driver_->detachBody();
 }
@@ -447,16 +450,26 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, std
     finish(true);
     return true;
   }
-  auto opened = store->openForRead(key_, *meta);
-  if (!opened) return false;  // missing or wrong size: dropped by the store, refetch
+  if (meta->size <= OpenFileCache::kMaxObjectSize) {
+    fd_ = wc_->files.acquire(key_.hash, meta->gen);
+    if (fd_ >= 0) cachedFd_ = true;
+  }
+  if (fd_ < 0) {
+    auto opened = store->openForRead(key_, *meta);
+    if (!opened) return false;  // missing or wrong size: dropped by the store, refetch
+    fd_ = opened->fd;
+    pin_ = std::move(opened->pin);  // never evicted while this transaction reads it
+    if (meta->size <= OpenFileCache::kMaxObjectSize && wc_->files.insert(key_.hash, meta->gen, fd_) >= 0)
+      cachedFd_ = true;
+  }
+  fdGen_ = meta->gen;
   wc_->counters.add(wc_->counters.hits);
   store->touch(key_);
-  fd_ = opened->fd;
-  pin_ = std::move(opened->pin);  // never evicted while this transaction reads it
   cacheStatus_ = std::move(cacheStatus);
   bool noBody = false;
-  conn_->write(responseHead(*meta, meta->size, true, cache::currentAge(*meta, now), &noBody));
+  headOut_ = responseHead(*meta, meta->size, true, cache::currentAge(*meta, now), &noBody);
   if (noBody || segs_.empty()) {
+    flushHead();
     finish(true);
     return true;
   }
@@ -551,9 +564,9 @@ void Transaction::sendFillHead(const cache::Fill::Snapshot& snap) {
   bool noBody = false;
   // A private fill carries the origin's own answer (ranges included): no
   // range handling here. A shared fill holds the whole object.
-  std::string head = responseHead(h, snap.length, fill_->shared(), -1, &noBody);
-  conn_->write(std::move(head));
+  headOut_ = responseHead(h, snap.length, fill_->shared(), -1, &noBody);
   if (noBody || segs_.empty()) {
+    flushHead();
     finish(true);
     return;
   }
@@ -571,6 +584,7 @@ void Transaction::pump() {
         finish(false);
         return;
       }
+      flushHead();
       std::string tail = trailer_;
       if (chunkedOut_) tail += "0\r\n\r\n";
       if (!tail.empty()) conn_->write(std::move(tail));
@@ -579,7 +593,10 @@ void Transaction::pump() {
     }
     Segment& s = segs_[seg_];
     if (!prefixSent_) {
-      if (!s.prefix.empty()) conn_->write(s.prefix);
+      if (!s.prefix.empty()) {
+        flushHead();
+        conn_->write(s.prefix);
+      }
       prefixSent_ = true;
       cursor_ = s.first;
     }
@@ -609,6 +626,7 @@ void Transaction::pump() {
         // complete (durable and in the store): a client that has the whole
         // body and asks again gets a hit, and a fill that fails at the very
         // end never looks complete to anyone.
+        flushHead();
         std::weak_ptr<bool> alive = alive_;
         if (fill_->waitIfUnchanged(snap, &wc_->worker->executor(), [alive, this] {
               if (auto a = alive.lock(); a && *a) pump();
@@ -625,8 +643,14 @@ void Transaction::pump() {
         finish(false);
         return;
       }
-      uv_buf_t bufs[3];
+      uv_buf_t bufs[4];
       unsigned nb = 0;
+      if (!headOut_.empty()) {
+        // The head and the first bytes leave in one write.
+        headInFlight_ = std::move(headOut_);
+        headOut_.clear();
+        bufs[nb++] = uv_buf_init(headInFlight_.data(), static_cast<unsigned>(headInFlight_.size()));
+      }
       if (chunkedOut_) {
         int l = std::snprintf(chunkHead_, sizeof chunkHead_, "%zx\r\n", static_cast<size_t>(n));
         bufs[nb++] = uv_buf_init(chunkHead_, l);
@@ -637,8 +661,12 @@ void Transaction::pump() {
       bytesSent_ += static_cast<uint64_t>(n);
       wc_->counters.add(wc_->counters.bytes_to_clients, static_cast<uint64_t>(n));
       writing_ = true;
-      conn_->writeBody(bufs, nb, &Transaction::onBodyWritten);
-      return;
+      int w = conn_->writeBody(bufs, nb, &Transaction::onBodyWritten);
+      if (w == 0) return;  // onBodyWritten continues
+      writing_ = false;
+      headInFlight_.clear();
+      if (w < 0) return;  // closing: onConnClosed cleans up
+      continue;
     }
     if (!fill_) {
       finish(false);  // the file is shorter than its record: never pass that off as whole
@@ -653,7 +681,9 @@ void Transaction::pump() {
       finish(false);
       return;
     }
-    // Nothing here yet: bring the bytes if no fetcher will soon, then wait.
+    // Nothing here yet: the client gets the head now, the bytes are brought
+    // (by a new fetcher if none will bring them soon), and we wait.
+    flushHead();
     if (auto fetch = fill_->need(cursor_)) startDriver(fill_, *fetch, false);
     std::weak_ptr<bool> alive = alive_;
     if (fill_->waitIfUnchanged(snap, &wc_->worker->executor(), [alive, this] {
@@ -663,8 +693,15 @@ void Transaction::pump() {
   }
 }
 
+void Transaction::flushHead() {
+  if (headOut_.empty() || !conn_) return;
+  conn_->write(std::move(headOut_));
+  headOut_.clear();
+}
+
 void Transaction::onBodyWritten(Transaction* t, int status) {
   t->writing_ = false;
+  t->headInFlight_.clear();
   if (status != 0) {
     t->finish(false);
     return;

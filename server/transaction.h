@@ -81,6 +81,7 @@ class Transaction final : public BodySource {
   std::string responseHead(const cache::ObjectMeta& meta, std::optional<uint64_t> length, bool allowRanges,
                            int64_t age, bool* noBody);
   void pump();
+  void flushHead();  // writes headOut_ alone (before a wait, a prefix or the end)
   static void onBodyWritten(Transaction* t, int status);
   void finish(bool clean);
   void accessLog() const;
@@ -100,7 +101,9 @@ class Transaction final : public BodySource {
   bool revalidating_ = false;  // waiting on a revalidation fill for stale_
   bool staleIfError_ = false;
   std::shared_ptr<const cache::ObjectMeta> stale_;
-  int fd_ = -1;                // hit: the object file (owned)
+  int fd_ = -1;                // hit: the object file (owned, or borrowed from the loop's OpenFileCache)
+  bool cachedFd_ = false;
+  uint64_t fdGen_ = 0;
   std::shared_ptr<void> pin_;  // hit: keeps the object from eviction while it is read
   std::vector<Segment> segs_;
   size_t seg_ = 0;
@@ -114,6 +117,8 @@ class Transaction final : public BodySource {
   bool finished_ = false;
   char* buf_ = nullptr;        // borrowed from the worker's BufferPool
   char chunkHead_[24];
+  std::string headOut_;       // response head not written yet: goes out with the first bytes
+  std::string headInFlight_;  // the head inside the body write in flight
   FillDriver* driver_ = nullptr;  // pass with a request body
 
   // For the access log and Cache-Status.
