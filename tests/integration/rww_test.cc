@@ -141,9 +141,17 @@ void ReadWhileWrite::midBodyAbort(Script::Framing framing, const std::string& pa
   ASSERT_TRUE(waitFor([&] { return counters().collapsed >= 2; }));
   gate->open();
 
+  uint64_t answered502 = 0;
   for (auto* f : {&a, &b, &c}) {
     Response r = await(*f);
     EXPECT_TRUE(r.headComplete) << r.describe();
+    if (r.status == 502) {
+      ++answered502;
+      // A client whose response had not started when the fill failed gets a
+      // clear error instead of a truncated body: also never a wrong "whole".
+      EXPECT_TRUE(contains(r.header("Content-Type"), "json")) << r.describe();
+      continue;
+    }
     EXPECT_EQ(r.status, 200) << r.describe();
     EXPECT_FALSE(r.complete) << "a truncated body was passed off as whole\n" << r.describe();
     EXPECT_LE(r.bodyLength, kAbortAt);
@@ -153,7 +161,7 @@ void ReadWhileWrite::midBodyAbort(Script::Framing framing, const std::string& pa
   EXPECT_EQ(origin.requests(path), 1);
   EXPECT_TRUE(waitFor([&] { return fillsInFlight() == 0; }));
   EXPECT_EQ(storeStats().objects, 0u);
-  EXPECT_GE(counters().truncated_responses, 3u);
+  EXPECT_GE(counters().truncated_responses + answered502, 3u);
 
   // Next request: a fresh fill from the origin, never a hit on the broken bytes.
   origin.script(path, Script::generated(kSeed, kSize));
