@@ -46,6 +46,7 @@
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "cache/evictor.h"
@@ -262,7 +263,9 @@ class FileStore final : public Store {
   bool evictLocked(const Hash128& hash);
   // Readers or a recent resume hold the entry (not the busy check).
   bool pinnedNow(const Hash128& hash) const;
-  std::shared_ptr<const BusyCheck> busyCheck() const;
+  // Calls the busy check (false if none) under busyMu_, so that
+  // setBusyCheck(nullptr) is a barrier. Call with no store lock held.
+  bool busyNow(const Hash128& hash) const;
   void reconcile();
   // Runs an eviction pass if one is due (woken, or a second went by); lets
   // a long reconciliation walk keep the disk in bounds.
@@ -305,8 +308,8 @@ class FileStore final : public Store {
   uint64_t reconcileBelowGen_ = 0;
   std::atomic<bool> reconciled_{false};
 
-  mutable std::mutex busyMu_;
-  std::shared_ptr<const BusyCheck> busy_;  // guarded by busyMu_
+  mutable std::mutex busyMu_;  // held while busy_ is called; order: busyMu_ -> FillTable shard -> keyLock -> mu_
+  BusyCheck busy_;             // guarded by busyMu_
 };
 
 FileStore::~FileStore() {
@@ -585,8 +588,12 @@ Result<ObjectFile> FileStore::createObject(const CacheKey& key) {
 }
 
 Result<int> FileStore::reopenPartial(const CacheKey& key, const ObjectMeta& meta) {
+  // Under the key lock, so that the evictor (which checks the guard under
+  // it) either sees the guard and keeps the partial, or evicted it before
+  // and the open below finds no file.
+  std::lock_guard keyGuard(keyLock(key.hash));
   {
-    // Guard before opening (see kResumeGuardMs); a resume is also a request.
+    // See kResumeGuardMs; a resume is also a request.
     std::shared_lock lock(mu_);
     auto it = state_.find(key.hash);
     if (it != state_.end()) {
@@ -598,7 +605,6 @@ Result<int> FileStore::reopenPartial(const CacheKey& key, const ObjectMeta& meta
   if (fd >= 0) return fd;
   int e = errno;
   if (e == ENOENT) {
-    std::lock_guard keyGuard(keyLock(key.hash));
     auto current = lookupPartial(key);
     if (current && current->gen == meta.gen) {
       (void)index_->del(key.hash);
@@ -801,14 +807,16 @@ void FileStore::syncLocked(const Hash128& hash) {
 }
 
 void FileStore::setBusyCheck(std::function<bool(const Hash128&)> busy) {
-  auto fn = busy ? std::make_shared<const BusyCheck>(std::move(busy)) : nullptr;
-  std::lock_guard lock(busyMu_);
-  busy_ = std::move(fn);
+  BusyCheck old;
+  {
+    std::lock_guard lock(busyMu_);  // waits for a call in progress
+    old = std::exchange(busy_, std::move(busy));
+  }
 }
 
-std::shared_ptr<const FileStore::BusyCheck> FileStore::busyCheck() const {
+bool FileStore::busyNow(const Hash128& hash) const {
   std::lock_guard lock(busyMu_);
-  return busy_;
+  return busy_ && busy_(hash);
 }
 
 void FileStore::requestEviction(uint64_t bytesNeeded) {
@@ -935,8 +943,7 @@ void FileStore::evictPass() {
   const uint64_t floor = std::min(percentOf(limit, kLowWatermarkPercent), used);
   const uint64_t target = floor > need ? floor - need : 0;
 
-  const std::shared_ptr<const BusyCheck> busy = busyCheck();
-  const auto pinned = [&](const Hash128& h) { return pinnedNow(h) || (busy && (*busy)(h)); };
+  const auto pinned = [this](const Hash128& h) { return pinnedNow(h) || busyNow(h); };
   int skips = 0;
   while (used > target && !stopping_.load(std::memory_order_relaxed)) {
     drainEvents();
@@ -962,7 +969,12 @@ bool FileStore::evictOne(const Hash128& hash) {
   // policy chose it (a new commit, a growing partial), it is no victim.
   drainEvents();
   if (policy_.contains(hash)) return false;
-  if (pinnedNow(hash)) {  // a reader arrived since: back into the policy
+  // The busy check ran in victim(), just before, without the key lock (the
+  // lock order forbids calling it under one). A fill that appeared since is
+  // harmless: FillTable::acquire() does not start a fill over a complete
+  // object, and a resume of a partial sets the guard pinnedNow() sees, under
+  // this same key lock (reopenPartial()).
+  if (pinnedNow(hash)) {  // a reader or a resume arrived since: back into the policy
     syncLocked(hash);
     return false;
   }

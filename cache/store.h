@@ -176,7 +176,10 @@ class Store {
   // `busy(hash)` says whether a fill is in flight for that hash: such objects
   // (complete or partial) are never evicted. Called from the store's
   // background thread with no store lock held; it must be thread-safe and
-  // must not call back into the store. Set it once, before traffic.
+  // must not call back into the store's mutating methods. Set it before
+  // traffic. setBusyCheck(nullptr) is a barrier: once it returns, the old
+  // check is never called again, so call it before destroying what the
+  // check uses (the FillTable) if that dies before the store.
   virtual void setBusyCheck(std::function<bool(const Hash128&)> busy) = 0;
   // A write failed with ENOSPC: wakes the evictor to free at least
   // bytesNeeded more than it would to reach the low watermark. Never blocks.

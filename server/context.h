@@ -32,6 +32,7 @@ struct ServerContext {
   cache::FillTable* fills = nullptr;
   Clock* clock = &SystemClock::instance();
   int64_t startedAt = 0;
+  std::string viaName;  // "orchard-<random>": our Via pseudonym, to spot forwarding loops
   std::vector<const Counters*> counters;  // one per worker, for /metrics
 };
 

@@ -135,6 +135,13 @@ Route route(const RouteInput& in, const RouterConfig& config) {
     std::string host;
     uint16_t port;
     if (!splitHostPort(authority, &host, &port, 80)) return reject(400, "bad host in request target");
+    if (config.isSelf && config.isSelf(host, port)) {
+      Route r;
+      r.kind = Route::Kind::Local;
+      r.path = originTarget.substr(0, originTarget.find('?'));
+      r.host = host;
+      return r;
+    }
     if (!config.allowHost(host)) return reject(403, "host not allowed: " + host);
     return proxy(scheme, host, port, originTarget, config);
   }
@@ -155,6 +162,7 @@ Route route(const RouteInput& in, const RouterConfig& config) {
     }
     if (lower(scheme) != "http") return reject(400, "sourceScheme must be http or https");
     if (!splitHostPort(source, &host, &port, 80)) return reject(400, "bad source parameter");
+    if (config.isSelf && config.isSelf(host, port)) return reject(508, "source names this box itself");
     if (!config.allowHost(host)) return reject(403, "host not allowed: " + host);
     return proxy("http", host, port, target, config);
   }
@@ -172,7 +180,8 @@ Route route(const RouteInput& in, const RouterConfig& config) {
   uint16_t port = 80;
   if (!in.host.empty()) {
     if (!splitHostPort(in.host, &host, &port, 80)) return reject(400, "bad Host header");
-    if (config.allowHost(host)) return proxy("http", host, port, target, config);
+    if (config.allowHost(host) && !(config.isSelf && config.isSelf(host, port)))
+      return proxy("http", host, port, target, config);
   }
 
   // Anything else is for the box itself, or denied.

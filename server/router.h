@@ -26,6 +26,9 @@ struct RouteInput {
 struct RouterConfig {
   std::function<bool(std::string_view host)> allowHost;  // host without port, lower case
   std::vector<std::string> ignoreQuery;                   // upstream.ignore_query
+  // True when host:port is this box itself (one of its listeners): such a
+  // request is for the box, never proxied back to it.
+  std::function<bool(std::string_view host, uint16_t port)> isSelf;
 };
 
 struct Route {

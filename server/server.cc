@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <random>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -31,6 +32,17 @@ Server::Server(config::Config config) {
   ctx_.allow = config::HostMatcher(ctx_.config.upstreamAllow);
   ctx_.router.allowHost = [this](std::string_view h) { return ctx_.allow.matches(h); };
   ctx_.router.ignoreQuery = ctx_.config.ignoreQuery;
+  ctx_.router.isSelf = [this](std::string_view host, uint16_t port) {
+    for (size_t i = 0; i < ctx_.config.listen.size(); ++i) {
+      const auto& l = ctx_.config.listen[i];
+      uint16_t p = l.port != 0 ? l.port : (i < ports_.size() ? ports_[i] : 0);
+      if (p != port) continue;
+      const bool any = l.host == "0.0.0.0" || l.host == "::";
+      const bool loopback = l.host.rfind("127.", 0) == 0 || l.host == "::1";
+      if (any || host == l.host || (loopback && host == "localhost")) return true;
+    }
+    return false;
+  };
 }
 
 Server::~Server() { stop(); }
@@ -96,6 +108,12 @@ Result<void> Server::start() {
   ctx_.store = store_.get();
   ctx_.fills = fills_.get();
   ctx_.startedAt = ctx_.clock->nowSeconds();
+  {
+    std::random_device rd;
+    char via[32];
+    std::snprintf(via, sizeof via, "orchard-%08x", rd());
+    ctx_.viaName = via;
+  }
 
   UpstreamOptions up;
   for (const auto& [host, addr] : cfg.upstreamResolve) up.resolve[host] = {addr.host, addr.port};

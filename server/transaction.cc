@@ -95,6 +95,15 @@ void Transaction::start() {
   auto mf = req_.header("Max-Forwards");
   in.maxForwardsZero = mf && *mf == "0";
   route_ = route(in, wc_->server->router);
+  if (route_.kind == Route::Kind::Proxy) {
+    for (const auto& [k, v] : req_.headers) {
+      if (iequals(k, "Via") && v.find(wc_->server->viaName) != std::string::npos) {
+        wc_->counters.add(wc_->counters.bad_requests);
+        answerError(508, "this request already passed through this box");
+        return;
+      }
+    }
+  }
   switch (route_.kind) {
     case Route::Kind::Probe:
       wc_->counters.add(wc_->counters.local);
@@ -296,7 +305,7 @@ std::shared_ptr<const UpstreamTemplate> Transaction::upstreamTemplate(bool share
   }
   if (req_.chunked) h += "Transfer-Encoding: chunked\r\n";
   else if (req_.contentLength) h += "Content-Length: " + std::to_string(*req_.contentLength) + "\r\n";
-  h += "Via: 1.1 orchard\r\n";
+  h += "Via: 1.1 " + wc_->server->viaName + "\r\n";
   return t;
 }
 
@@ -508,10 +517,9 @@ void Transaction::waitHead() {
         leader_ = false;
         fill_.reset();
         auto meta = wc_->server->store->lookup(key_);
-        if (meta && meta->kind == cache::ObjectMeta::Kind::Complete &&
-            serveStored(meta, "orchard; fwd=stale; fwd-status=304"))
-          return;
-        if (stale_ && serveStored(stale_, "orchard; fwd=stale; fwd-status=304")) return;
+        std::string status = cacheStatus_ + "; fwd-status=304";  // keeps "collapsed" for followers
+        if (meta && meta->kind == cache::ObjectMeta::Kind::Complete && serveStored(meta, status)) return;
+        if (stale_ && serveStored(stale_, status)) return;
         answerError(502, "revalidated object vanished");
         return;
       }

@@ -607,6 +607,28 @@ TEST_F(StoreTest, BusyCheckProtectsCompleteAndPartialObjects) {
   EXPECT_NE(store_->lookupPartial(busyPartial), nullptr);
 }
 
+TEST_F(StoreTest, ResumedPartialIsNotEvictedBeforeItsFillIsVisible) {
+  // Between reopenPartial() and the fill entering the FillTable the busy
+  // check cannot see the resume: the store guards the partial itself.
+  reopen(64 * kKiB);
+  const CacheKey resumed = keyN("resumed", 0);
+  const CacheKey idle = keyN("idle", 0);
+  uint64_t gen = putPartial(resumed, 4);
+  putPartial(idle, 4);
+  const std::string body(4 * kKiB, 'g');
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(put(keyN("other", i), body).ok());
+  std::shared_ptr<const ObjectMeta> p = store_->lookupPartial(resumed);
+  ASSERT_NE(p, nullptr);
+  Result<int> fd = store_->reopenPartial(resumed, *p);
+  ASSERT_TRUE(fd.ok());
+  ::close(*fd);
+  store_->requestEviction(1ull << 40);  // everything that may go, goes
+  ASSERT_TRUE(waitUntil([&] { return store_->lookupPartial(idle) == nullptr && store_->stats().objects == 0; }));
+  EXPECT_NE(store_->lookupPartial(resumed), nullptr);
+  EXPECT_TRUE(exists(pathOf(resumed.hash, gen)));
+  EXPECT_EQ(usage(), 4 * kKiB);
+}
+
 TEST_F(StoreTest, RequestEvictionFreesBeyondTheLowWatermark) {
   constexpr uint64_t kLimit = 100 * kKiB;
   reopen(kLimit);
