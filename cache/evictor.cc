@@ -112,14 +112,19 @@ std::optional<Hash128> S3Fifo::victim(const Pinned& pinned) {
   // a victim (S -> M once, then at most Frequency::kMax passes over M's
   // tail); pinned entries rotate. Past that budget everything is pinned.
   size_t budget = (index_.size() + 1) * (Frequency::kMax + 2);
+  // Pinned entries rotated to M's head in a row: once they are all of M,
+  // M has nothing to give and S is asked even under its share.
+  size_t mainPinnedRun = 0;
   while (budget-- > 0) {
-    bool fromSmall = small_.count > 0 && (small_.bytes >= smallTarget() || main_.count == 0);
+    const bool mainStuck = main_.count > 0 && mainPinnedRun >= main_.count;
+    const bool fromSmall = small_.count > 0 && (small_.bytes >= smallTarget() || main_.count == 0 || mainStuck);
     if (fromSmall) {
       uint32_t i = small_.tail;
       Node& n = nodes_[i];
       if (pinned && pinned(n.hash)) {
         unlink(i);
         pushHead(Queue::Main, i);
+        ++mainPinnedRun;
         continue;
       }
       if (n.freq->get() > 0) {
@@ -142,8 +147,10 @@ std::optional<Hash128> S3Fifo::victim(const Pinned& pinned) {
     if (pinned && pinned(n.hash)) {
       unlink(i);
       pushHead(Queue::Main, i);
+      ++mainPinnedRun;
       continue;
     }
+    mainPinnedRun = 0;
     if (uint8_t f = n.freq->get(); f > 0) {
       n.freq->set(static_cast<uint8_t>(f - 1));
       unlink(i);

@@ -29,7 +29,8 @@
 //    └─ hash in G ──────────────────▶ M head
 //
 // Entries the caller says are pinned (being read, being filled) are never
-// returned: they go back to M's head with their frequency unchanged.
+// returned: they go back to M's head with their frequency unchanged. When
+// every entry of M turns out pinned, S gives up a victim even under its share.
 //
 // Thread safety: one thread owns an S3Fifo. The only exception is Frequency:
 // the counter behind each entry may be bumped by any thread (hits), which

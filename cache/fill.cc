@@ -148,8 +148,18 @@ uint64_t Fill::readableLocked(uint64_t offset) const {
       best = std::min(e * kBlockSize, *length_) - offset;
     }
   }
-  for (const auto& f : fetchers_)
+  for (const auto& f : fetchers_) {
+    if (relayMode_ && f.id == relayFetcher_) continue;  // its bytes past relayStart_ are not on disk
     if (f.start <= offset && offset < f.cursor) best = std::max(best, f.cursor - offset);
+  }
+  if (relayMode_ && offset >= relayStart_ && offset < relayEnd_) best = std::max(best, relayEnd_ - offset);
+  if (relayMode_) {
+    const Fetcher* rf = nullptr;
+    for (const auto& f : fetchers_)
+      if (f.id == relayFetcher_) rf = &f;
+    // The relaying fetcher's bytes before the window start are on disk.
+    if (rf && rf->start <= offset && offset < relayStart_) best = std::max(best, relayStart_ - offset);
+  }
   return best;
 }
 
@@ -240,6 +250,8 @@ void Fill::restartAtZero(uint32_t id) {
 
 Result<size_t> Fill::write(uint32_t id, const char* data, size_t n) {
   uint64_t off, take;
+  std::vector<Waiter> relayed;
+  bool viaRelay = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ == State::Failed) return Error{Errc::Closed, 0, "fill: failed"};
@@ -248,6 +260,25 @@ Result<size_t> Fill::write(uint32_t id, const char* data, size_t n) {
     if (f->end != kUnknown && f->cursor >= f->end) return size_t{0};
     off = f->cursor;
     take = f->end == kUnknown ? n : std::min<uint64_t>(n, f->end - f->cursor);
+    if (relayMode_) {
+      if (id != relayFetcher_) return size_t{0};
+      // Into the window; the oldest bytes make room (slow readers lose them).
+      for (uint64_t i = 0; i < take;) {
+        uint64_t at = (off + i) % kRelayBytes;
+        uint64_t chunk = std::min<uint64_t>(take - i, kRelayBytes - at);
+        std::memcpy(relay_.data() + at, data + i, chunk);
+        i += chunk;
+      }
+      f->cursor = off + take;
+      relayEnd_ = f->cursor;
+      if (relayEnd_ - relayStart_ > kRelayBytes) relayStart_ = relayEnd_ - kRelayBytes;
+      relayed = bumpLocked();
+      viaRelay = true;
+    }
+  }
+  if (viaRelay) {
+    post(std::move(relayed));
+    return static_cast<size_t>(take);
   }
   size_t done = 0;
   while (done < take) {
@@ -281,7 +312,16 @@ Fill::Next Fill::fetcherDone(uint32_t id) {
     Fetcher* f = fetcherLocked(id);
     if (!f || state_ != State::Streaming) return next;
     f->active = false;
-    if (!length_) {
+    if (relayMode_) {
+      if (id != relayFetcher_) return next;
+      if (!length_) length_ = f->cursor;
+      if (f->cursor < *length_) {
+        shortBody = true;
+      } else {
+        next.complete = true;  // nothing is stored: Complete only ends the readers cleanly
+        return next;
+      }
+    } else if (!length_) {
       // Unknown length (chunked or close-delimited): the body just ended.
       length_ = f->cursor;
       sizeBlocksLocked();
@@ -310,7 +350,7 @@ void Fill::complete(int64_t nowSeconds) {
   ObjectMeta meta;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (committing_ || state_ != State::Streaming || !allDoneLocked()) return;
+    if (committing_ || state_ != State::Streaming || (!allDoneLocked() && !relayMode_)) return;
     committing_ = true;
     meta = head_;
     meta.size = *length_;
@@ -420,7 +460,7 @@ void Fill::checkpoint(int64_t nowSeconds) {
   ObjectMeta meta;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!cacheable_ || !length_ || dropped_ || committing_) return;
+    if (!cacheable_ || !length_ || dropped_ || committing_ || relayMode_) return;
     // Resuming means range requests validated with If-Range: without a strong
     // ETag or a Last-Modified date a changed object could not be told apart.
     const bool strongEtag = !head_.etag.empty() && head_.etag.rfind("W/", 0) != 0;
@@ -456,9 +496,63 @@ uint64_t Fill::readable(uint64_t offset) const {
   return readableLocked(offset);
 }
 
+void Fill::startRelay(uint32_t id) {
+  bool drop = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (relayMode_ || state_ != State::Streaming) return;
+    Fetcher* f = fetcherLocked(id);
+    if (!f) return;
+    relayMode_ = true;
+    relayFetcher_ = id;
+    relayStart_ = relayEnd_ = f->cursor;
+    relay_.resize(kRelayBytes);
+    if (length_) f->end = *length_;  // this fetcher brings everything from here on
+    for (auto& o : fetchers_)
+      if (o.id != id) o.active = false;
+    drop = cacheable_;
+    cacheable_ = false;
+    dropped_ = true;
+  }
+  leaveTable();  // nobody new joins a fill that will not be stored
+  if (drop && store_) store_->dropObject(storeKey(), object_.gen);
+}
+
+bool Fill::relaying() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return relayMode_;
+}
+
+Result<size_t> Fill::read(uint64_t offset, char* buf, size_t n) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (relayMode_ && offset >= relayStart_ && offset < relayEnd_) {
+      size_t take = static_cast<size_t>(std::min<uint64_t>(n, relayEnd_ - offset));
+      for (size_t i = 0; i < take;) {
+        uint64_t at = (offset + i) % kRelayBytes;
+        size_t chunk = static_cast<size_t>(std::min<uint64_t>(take - i, kRelayBytes - at));
+        std::memcpy(buf + i, relay_.data() + at, chunk);
+        i += chunk;
+      }
+      return take;
+    }
+    uint64_t avail = readableLocked(offset);
+    if (relayMode_ && avail == 0 && offset < relayStart_)
+      return Error{Errc::Closed, 0, "fill: reader fell behind the relay window"};
+    if (avail == 0) return size_t{0};
+    n = static_cast<size_t>(std::min<uint64_t>(n, avail));
+  }
+  ssize_t r;
+  do r = ::pread(readFd_, buf, n, static_cast<off_t>(offset));
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return Error{Errc::Io, errno, "fill: read"};
+  if (r == 0) return Error{Errc::Corrupt, 0, "fill: short file"};
+  return static_cast<size_t>(r);
+}
+
 std::optional<Fill::Fetch> Fill::need(uint64_t offset) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!hasHead_ || !length_ || state_ != State::Streaming || offset >= *length_) return std::nullopt;
+  if (!hasHead_ || !length_ || state_ != State::Streaming || offset >= *length_ || relayMode_) return std::nullopt;
   if (readableLocked(offset) > 0) return std::nullopt;
   for (const auto& f : fetchers_) {
     if (f.active && f.start <= offset && offset < f.end && offset >= f.cursor && offset - f.cursor <= kLookahead)

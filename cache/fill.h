@@ -147,6 +147,14 @@ class Fill {
   // The origin's object changed under a partial fill: fail and drop the blocks.
   void failChanged();
 
+  // Disk full (ENOSPC) under fetcher `id`: the fill stops writing to disk and
+  // relays the rest of the body through a bounded window in memory (a
+  // pass-through for its readers). Its object file and any partial record
+  // are dropped at once (the space goes back), nothing is ever stored, and
+  // readers that fall further behind than the window end uncleanly.
+  void startRelay(uint32_t id);
+  bool relaying() const;
+
   // Single-run convenience (private fills, tests): one fetcher from 0.
   Result<void> append(const char* data, size_t n);
   void finish(int64_t nowSeconds);
@@ -167,6 +175,10 @@ class Fill {
   int fd() const { return readFd_; }
   // Bytes readable now starting at `offset` (contiguous).
   uint64_t readable(uint64_t offset) const;
+  // Copies up to n readable bytes at `offset` into buf (from the file, or
+  // from the relay window). 0 when nothing is readable there; an error when
+  // the bytes are gone (a reader left behind by the relay window, or EIO).
+  Result<size_t> read(uint64_t offset, char* buf, size_t n) const;
   // A reader needs `offset` and readable(offset) is 0: returns a run that
   // the caller must start fetching (it becomes that fetcher's writer), or
   // nullopt when a fetcher will bring the bytes soon (then wait).
@@ -243,6 +255,15 @@ class Fill {
   bool committing_ = false;
   bool recorded_ = false;  // a Partial record names object_.gen: keep the file for a resume
   bool dropped_ = false;   // the blocks were dropped (object changed): never record them
+
+  // Relay mode (ENOSPC): bytes [relayStart_, relayEnd_) live in relay_, a
+  // ring of kRelayBytes indexed by offset % kRelayBytes. Under mu_.
+  static constexpr uint64_t kRelayBytes = 16ull << 20;
+  bool relayMode_ = false;
+  uint32_t relayFetcher_ = 0;
+  uint64_t relayStart_ = 0;
+  uint64_t relayEnd_ = 0;
+  std::vector<char> relay_;
 
   std::mutex checkpointMu_;  // one checkpoint at a time
   std::atomic<uint64_t> sinceCheckpoint_{0};

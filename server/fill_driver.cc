@@ -1,6 +1,7 @@
 // FillDriver implementation; see fill_driver.h.
 #include "server/fill_driver.h"
 
+#include <sys/statvfs.h>
 #include <uv.h>
 
 #include <cinttypes>
@@ -319,7 +320,23 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
     n -= skip;
     if (n == 0) return;
   }
+  sinceDiskCheck_ += n;
+  if (!fill_->relaying() && fill_->shared() && diskLow()) {
+    // Keep a reserve for the index (RocksDB must never hit ENOSPC): treat a
+    // nearly full disk as a full one.
+    wc_->server->store->requestEviction(64ull << 20);
+    fill_->startRelay(fetch_.id);
+  }
   auto r = fill_->write(fetch_.id, data, n);
+  if (!r && r.error().code == Errc::NoSpace) {
+    // Disk full: ask the store for space and carry on as a pass-through
+    // (this fill is not stored; its readers are served from memory).
+    OLOG_RATE(log::Level::Warn, "disk full while filling %s: passing it through uncached",
+              fill_->key().text.c_str());
+    wc_->server->store->requestEviction(64ull << 20);
+    fill_->startRelay(fetch_.id);
+    r = fill_->write(fetch_.id, data, n);
+  }
   if (!r) {
     OLOG_RATE(log::Level::Warn, "fill %s: %s", fill_->key().text.c_str(), r.error().message().c_str());
     failFill(r.error());
@@ -339,6 +356,19 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
   if (fill_->uncheckpointedBytes() >= kCheckpointBytes ||
       (fill_->uncheckpointedBytes() > 0 && nowMs - lastCheckpointMs_ >= kCheckpointMs))
     scheduleCheckpoint();
+}
+
+bool FillDriver::diskLow() {
+  // statvfs is cheap, but once per 4 MiB written is plenty.
+  if (diskChecked_ && sinceDiskCheck_ < (4ull << 20)) return false;
+  diskChecked_ = true;
+  sinceDiskCheck_ = 0;
+  struct statvfs v;
+  if (::statvfs(wc_->server->config.storageDir.c_str(), &v) != 0) return false;
+  const uint64_t size = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+  const uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  const uint64_t reserve = std::min<uint64_t>(64ull << 20, size / 20);
+  return avail < reserve;
 }
 
 void FillDriver::onUpstreamComplete() {

@@ -86,6 +86,7 @@ class FillDriver final : public UpstreamSink {
   void scheduleComplete();
   void done();
   bool unwanted() const;
+  bool diskLow();  // free space under the reserve kept for the index
 
   WorkerContext* wc_;
   std::shared_ptr<cache::Fill> fill_;
@@ -104,6 +105,8 @@ class FillDriver final : public UpstreamSink {
   static void onCheckpointDone(FillWork* w);
   static void onCompleteDone(FillWork* w);
   int64_t lastCheckpointMs_ = 0;
+  uint64_t sinceDiskCheck_ = 0;  // bytes since diskLow() last asked the file system
+  bool diskChecked_ = false;
 };
 
 }  // namespace orchard::server

@@ -616,7 +616,7 @@ void Transaction::pump() {
       snap = fill_->snapshot();  // before readable(): a change in between shows in its version
       if (snap.length) end = std::min(end, *snap.length);
       avail = cursor_ < end ? fill_->readable(cursor_) : 0;
-      fd = fill_->fd();
+      fd = -1;  // fill_->read() picks the file or the relay window
     } else {
       avail = cursor_ < end ? end - cursor_ : 0;
       fd = fd_;
@@ -643,8 +643,14 @@ void Transaction::pump() {
         continue;
       }
       ssize_t n;
-      do n = ::pread(fd, buf_, want, static_cast<off_t>(cursor_));
-      while (n < 0 && errno == EINTR);
+      if (fill_) {
+        auto r = fill_->read(cursor_, buf_, want);
+        n = r ? static_cast<ssize_t>(r.value()) : -1;
+        if (!r) errno = r.error().sys ? r.error().sys : EIO;
+      } else {
+        do n = ::pread(fd, buf_, want, static_cast<off_t>(cursor_));
+        while (n < 0 && errno == EINTR);
+      }
       if (n <= 0) {
         OLOG_RATE(log::Level::Warn, "read of %s failed at %llu: %s", key_.text.c_str(),
                   static_cast<unsigned long long>(cursor_), n < 0 ? std::strerror(errno) : "short file");

@@ -164,6 +164,16 @@ TEST(S3FifoTest, PinnedEntriesAreNeverVictims) {
   EXPECT_EQ(rest, (std::vector<uint64_t>{1, 3}));
 }
 
+TEST(S3FifoTest, SmallGivesUpItsShareWhenEverythingInMainIsPinned) {
+  S3Fifo p(S3Fifo::Options{1000});  // S target: 100 bytes
+  p.restore(H(1), 500);
+  p.restore(H(2), 300);
+  p.insert(H(3), 50);  // S under its share: M would normally go first
+  auto pinned = [](const Hash128& h) { return h.lo == 1 || h.lo == 2; };
+  EXPECT_EQ(drain(p, 10, pinned), (std::vector<uint64_t>{3}));
+  EXPECT_EQ(p.size(), 2u);
+}
+
 TEST(S3FifoTest, SharedCounterIsBumpedByTheCaller) {
   S3Fifo p(S3Fifo::Options{100});
   auto f = std::make_shared<Frequency>();
