@@ -242,6 +242,7 @@ void Server::stop() {
   // Loops are done: free per-loop state, then the table, then the store.
   workers_.clear();
   ctx_.counters.clear();
+  store_->setBusyCheck(nullptr);  // the evictor must not ask a table that is going away
   fills_.reset();
   store_.reset();
 }
