@@ -30,7 +30,7 @@ struct ObjectMeta {
   enum class Kind : uint8_t { Complete = 0, Partial = 1, VaryStub = 2 };
 
   Kind kind = Kind::Complete;
-  uint64_t gen = 0;          // object file generation: objects/ab/cd/<hex>.<gen>
+  uint64_t gen = 0;          // object file generation: objects/ab/<hex>.<gen>
   uint32_t blockSize = 0;    // Partial: bytes per block
   std::string blocks;        // Partial: bitmap, bit i (byte i/8, bit i%8) = block i durable
   std::string vary;          // VaryStub: lower-case field names, comma-separated

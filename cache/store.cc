@@ -132,13 +132,13 @@ uint64_t hexValue(const char* p) {
 }
 
 // Parses "<32 lower-case hex>.<decimal gen>" whose hex starts with `prefix`
-// (the 4 hex digits of its ab/cd directories).
+// (the 2 hex digits of its ab directory).
 bool parseObjectName(const char* name, const char* prefix, Hash128* hash, uint64_t* gen) {
   size_t len = std::strlen(name);
   if (len < 34 || len > 33 + 20 || name[32] != '.') return false;
   for (int i = 0; i < 32; ++i)
     if (!isLowerHex(name[i])) return false;
-  if (std::memcmp(name, prefix, 4) != 0) return false;
+  if (std::memcmp(name, prefix, 2) != 0) return false;
   uint64_t g = 0;
   for (size_t i = 33; i < len; ++i) {
     if (name[i] < '0' || name[i] > '9') return false;
@@ -217,9 +217,7 @@ class FileStore final : public Store {
  private:
   using BusyCheck = std::function<bool(const Hash128&)>;
 
-  std::string objectDir(const std::string& hex) const {
-    return objectsDir_ + "/" + hex.substr(0, 2) + "/" + hex.substr(2, 2);
-  }
+  std::string objectDir(const std::string& hex) const { return objectsDir_ + "/" + hex.substr(0, 2); }
   std::string objectPath(const Hash128& h, uint64_t gen) const {
     std::string hex = h.hex();
     return objectDir(hex) + "/" + hex + "." + std::to_string(gen);
@@ -301,6 +299,18 @@ class FileStore final : public Store {
   uint64_t need_ = 0;                    // bytes asked for by requestEviction()
   std::atomic<bool> stopping_{false};    // stop_, readable without bgMu_ by long loops
   std::thread bg_;
+
+  // Empty files made ahead of time in tmp/ (see refillSpares()).
+  struct Spare {
+    int fd = -1;
+    std::string path;
+  };
+  static constexpr size_t kSpares = 8;
+  bool takeSpare(Spare* out);
+  void refillSpares();
+  std::mutex spareMu_;
+  std::vector<Spare> spares_;  // guarded by spareMu_
+  bool spareWanted_ = false;   // guarded by bgMu_
   S3Fifo policy_;                        // background thread only
   int64_t lastPassMs_ = 0;               // background thread only
   // Generations below this existed when the store opened: the only ones
@@ -320,6 +330,10 @@ FileStore::~FileStore() {
   stopping_.store(true, std::memory_order_relaxed);
   bgCv_.notify_all();
   if (bg_.joinable()) bg_.join();
+  for (auto& sp : spares_) {
+    ::close(sp.fd);
+    ::unlink(sp.path.c_str());
+  }
 }
 
 void FileStore::start() {
@@ -483,6 +497,8 @@ void FileStore::touch(const CacheKey& key) {
 }
 
 Result<TempFile> FileStore::createTemp(const CacheKey& key) {
+  Spare spare;
+  if (takeSpare(&spare)) return TempFile(spare.fd, std::move(spare.path), key.hash);
   std::string prefix = tmpDir_ + "/" + key.hash.hex() + ".";
   for (int attempt = 0; attempt < 8; ++attempt) {
     std::string path = prefix + std::to_string(tempCounter_.fetch_add(1, std::memory_order_relaxed));
@@ -575,8 +591,49 @@ std::shared_ptr<const ObjectMeta> FileStore::lookupPartial(const CacheKey& key) 
   return meta;
 }
 
+bool FileStore::takeSpare(Spare* out) {
+  {
+    std::lock_guard<std::mutex> lock(spareMu_);
+    if (spares_.empty()) return false;
+    *out = std::move(spares_.back());
+    spares_.pop_back();
+  }
+  {
+    std::lock_guard lock(bgMu_);
+    spareWanted_ = true;
+  }
+  bgCv_.notify_one();
+  return true;
+}
+
+void FileStore::refillSpares() {
+  // Creating a file costs about a millisecond on some disks (inode
+  // allocation, journal): done here, ahead of time, instead of on a miss.
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(spareMu_);
+      if (spares_.size() >= kSpares || stopping_.load(std::memory_order_relaxed)) return;
+    }
+    std::string path = tmpDir_ + "/spare." + std::to_string(tempCounter_.fetch_add(1, std::memory_order_relaxed));
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    std::lock_guard<std::mutex> lock(spareMu_);
+    spares_.push_back(Spare{fd, std::move(path)});
+  }
+}
+
 Result<ObjectFile> FileStore::createObject(const CacheKey& key) {
   std::string hex = key.hash.hex();
+  Spare spare;
+  while (takeSpare(&spare)) {
+    uint64_t gen = genCounter_.fetch_add(1, std::memory_order_relaxed);
+    std::string path = objectPath(key.hash, gen);
+    // RENAME_NOREPLACE: never over another generation's file.
+    if (::renameat2(AT_FDCWD, spare.path.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0)
+      return ObjectFile{spare.fd, gen};
+    ::close(spare.fd);
+    ::unlink(spare.path.c_str());
+  }
   if (Result<void> r = makeDirs(objectDir(hex)); !r) return r.error();
   for (int attempt = 0; attempt < 8; ++attempt) {
     uint64_t gen = genCounter_.fetch_add(1, std::memory_order_relaxed);
@@ -844,14 +901,20 @@ void FileStore::run() {
   lastPassMs_ = steadyMs();
   evictPass();  // a lowered cacheLimit, or a store left over its limit
   reconcile();
+  refillSpares();
   std::unique_lock lock(bgMu_);
   while (!stop_) {
-    bgCv_.wait_for(lock, kEvictInterval, [this] { return stop_ || wake_; });
+    bgCv_.wait_for(lock, kEvictInterval, [this] { return stop_ || wake_ || spareWanted_; });
     if (stop_) break;
+    const bool evict = wake_;
     wake_ = false;
+    spareWanted_ = false;
     lock.unlock();
-    lastPassMs_ = steadyMs();
-    evictPass();
+    refillSpares();
+    if (evict || steadyMs() - lastPassMs_ >= static_cast<int64_t>(kEvictInterval.count())) {
+      lastPassMs_ = steadyMs();
+      evictPass();
+    }
     lock.lock();
   }
 }
@@ -1067,43 +1130,25 @@ void FileStore::reconcile() {
       if (errno != ENOENT) walkedAll = false;
       continue;
     }
-    char prefix[5] = {e1->d_name[0], e1->d_name[1], 0, 0, 0};
+    char prefix[3] = {e1->d_name[0], e1->d_name[1], 0};
+    const int fd2 = ::dirfd(d2);
     while (struct dirent* e2 = ::readdir(d2)) {
       if (isDotEntry(e2->d_name)) continue;
-      const int fd2 = ::dirfd(d2);
-      unsigned char t2 = entryType(fd2, e2);
-      if (t2 != DT_DIR) {
-        if (t2 != DT_UNKNOWN && ::unlinkat(fd2, e2->d_name, 0) == 0) ++malformed;
+      if (e2->d_type == DT_DIR) continue;  // not ours
+      Hash128 h;
+      uint64_t gen;
+      if (!parseObjectName(e2->d_name, prefix, &h, &gen)) {
+        if (entryType(fd2, e2) != DT_DIR && ::unlinkat(fd2, e2->d_name, 0) == 0) ++malformed;
         continue;
       }
-      if (!isHex2(e2->d_name)) continue;
-      DIR* d3 = openSubdir(fd2, e2->d_name);
-      if (d3 == nullptr) {
-        if (errno != ENOENT) walkedAll = false;
-        continue;
+      ++files;
+      if (gen >= below) continue;  // made since open(): not ours to judge
+      auto it = std::lower_bound(recs.begin(), recs.end(), Rec{h, gen});
+      if (it != recs.end() && it->hash == h && it->gen == gen) {
+        seen[static_cast<size_t>(it - recs.begin())] = 1;
+      } else {
+        removeIfOrphan(fd2, e2->d_name, h, gen);
       }
-      prefix[2] = e2->d_name[0];
-      prefix[3] = e2->d_name[1];
-      const int fd3 = ::dirfd(d3);
-      while (struct dirent* e3 = ::readdir(d3)) {
-        if (isDotEntry(e3->d_name)) continue;
-        if (e3->d_type == DT_DIR) continue;  // not ours (no stat needed to tell: a dir has d_type set or fails below)
-        Hash128 h;
-        uint64_t gen;
-        if (!parseObjectName(e3->d_name, prefix, &h, &gen)) {
-          if (entryType(fd3, e3) != DT_DIR && ::unlinkat(fd3, e3->d_name, 0) == 0) ++malformed;
-          continue;
-        }
-        ++files;
-        if (gen >= below) continue;  // made since open(): not ours to judge
-        auto it = std::lower_bound(recs.begin(), recs.end(), Rec{h, gen});
-        if (it != recs.end() && it->hash == h && it->gen == gen) {
-          seen[static_cast<size_t>(it - recs.begin())] = 1;
-        } else {
-          removeIfOrphan(fd3, e3->d_name, h, gen);
-        }
-      }
-      ::closedir(d3);
     }
     ::closedir(d2);
   }
@@ -1152,6 +1197,13 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   if (options.dir.empty()) return Error{Errc::Invalid, 0, "store open: empty dir"};
   for (const char* sub : {"", "/objects", "/tmp"}) {
     if (Result<void> r = makeDirs(options.dir + sub); !r) return r.error();
+  }
+  // objects/00 .. objects/ff exist from the start: no mkdir on a miss.
+  for (int i = 0; i < 256; ++i) {
+    char sub[16];
+    std::snprintf(sub, sizeof sub, "/objects/%02x", i);
+    if (::mkdir((options.dir + sub).c_str(), 0755) != 0 && errno != EEXIST)
+      return errnoError(errno, "store open: mkdir objects");
   }
   Result<uint64_t> cleared = clearDir(options.dir + "/tmp");
   if (!cleared) return cleared.error();

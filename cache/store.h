@@ -3,7 +3,7 @@
 // Layout under StoreOptions::dir:
 //   index/                       RocksDB; column family "cache" maps Hash128 (16
 //                                bytes, big-endian hi then lo) -> encodeMeta(ObjectMeta)
-//   objects/ab/cd/<hex>.<gen>    one file per object (hex = Hash128::hex()); a
+//   objects/ab/<hex>.<gen>    one file per object (hex = Hash128::hex()); a
 //                                refetch writes a new generation, so a reader of
 //                                the old one never sees its bytes change
 //   tmp/<hex>.<n>                private (never stored) bodies; emptied at open()
@@ -19,7 +19,7 @@
 // Background thread (one per store, started by open(), stopped and joined by
 // the destructor):
 //   1. Reconciliation, once after open() (which does not wait for it):
-//      walks objects/ab/cd/ with readdir only (names are <hex>.<gen>: no
+//      walks objects/ab/ with readdir only (names are <hex>.<gen>: no
 //      stat, no read), unlinks files that no Complete or Partial record names
 //      (and files with malformed names), then drops the records whose file
 //      the walk did not see. Files and records of generations made after the

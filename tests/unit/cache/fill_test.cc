@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <cstring>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,8 +37,9 @@ using State = Fill::State;
 int removeEntry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
 
 size_t gFileCount;  // nftw has no user pointer
-int countFile(const char*, const struct stat*, int type, struct FTW*) {
-  if (type == FTW_F) ++gFileCount;
+// Counts body files; the store's empty spare files (tmp/spare.N) are not bodies.
+int countFile(const char* path, const struct stat*, int type, struct FTW* ftw) {
+  if (type == FTW_F && std::strncmp(path + ftw->base, "spare.", 6) != 0) ++gFileCount;
   return 0;
 }
 
