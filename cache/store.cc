@@ -348,6 +348,10 @@ Result<void> FileStore::load() {
   std::unordered_map<Hash128, std::shared_ptr<EntryState>, Hash128Hasher> state;
   uint64_t maxGen = 0;
   StoreStats stats;
+  // Decode first (sequential RocksDB scan), then build the two hash tables
+  // at their final size and in parallel: with a million objects the table
+  // inserts (cache misses and rehashing) cost more than the decoding.
+  std::vector<std::pair<Hash128, std::shared_ptr<const ObjectMeta>>> loaded;
   Result<void> r = index_->forEach(
       [&](const Hash128& hash, std::string_view bytes) {
         Result<ObjectMeta> meta = decodeMeta(bytes);
@@ -355,24 +359,31 @@ Result<void> FileStore::load() {
           bad.push_back(hash);
           return;
         }
-        if (meta->kind != ObjectMeta::Kind::VaryStub) {
-          maxGen = std::max(maxGen, meta->gen);
-          state.emplace(hash, std::make_shared<EntryState>());
-        }
+        if (meta->kind != ObjectMeta::Kind::VaryStub) maxGen = std::max(maxGen, meta->gen);
         if (meta->kind == ObjectMeta::Kind::Partial) {
           stats.partials += 1;
           stats.partialBytes += durableBytes(*meta);
-          partial.emplace(hash, std::make_shared<const ObjectMeta>(std::move(meta).value()));
-          return;
-        }
-        if (meta->kind == ObjectMeta::Kind::Complete) {
+        } else if (meta->kind == ObjectMeta::Kind::Complete) {
           stats.objects += 1;
           stats.bytes += meta->size;
         }
-        map.emplace(hash, std::make_shared<const ObjectMeta>(std::move(meta).value()));
+        loaded.emplace_back(hash, std::make_shared<const ObjectMeta>(std::move(meta).value()));
       },
       [&](std::string_view key) { badKeys.emplace_back(key); });
   if (!r) return r;
+  std::thread states([&] {
+    state.reserve(loaded.size());
+    for (const auto& [h, m] : loaded)
+      if (m->kind != ObjectMeta::Kind::VaryStub) state.emplace(h, std::make_shared<EntryState>());
+  });
+  map.reserve(stats.objects + loaded.size() / 16);
+  for (const auto& [h, m] : loaded) {  // copies: the other thread reads `loaded` too
+    if (m->kind == ObjectMeta::Kind::Partial) partial.emplace(h, m);
+    else map.emplace(h, m);
+  }
+  states.join();
+  loaded.clear();
+  loaded.shrink_to_fit();
 
   if (!bad.empty() || !badKeys.empty()) {
     OLOG_WARN("store: dropping %zu undecodable or mismatched index records", bad.size() + badKeys.size());
