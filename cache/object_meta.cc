@@ -168,6 +168,11 @@ Result<ObjectMeta> decodeMeta(std::string_view bytes) {
       !r.signedVarint(&m.responseTime) || !r.signedVarint(&m.lastAccess)) {
     return kCorrupt;
   }
+  // Times are seconds since 1970: anything beyond ±2^40 s (±35 000 years)
+  // is damage, and arithmetic on it could overflow.
+  constexpr int64_t kTimeLimit = int64_t{1} << 40;
+  for (int64_t t : {m.requestTime, m.responseTime, m.lastAccess})
+    if (t > kTimeLimit || t < -kTimeLimit) return kCorrupt;
   uint8_t kind;
   uint64_t blockSize;
   if (!r.byte(&kind) || kind > 2 || !r.varint(&m.gen) || !r.varint(&blockSize) ||

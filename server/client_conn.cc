@@ -123,9 +123,9 @@ void ClientConn::onRead(ssize_t nread, const uv_buf_t* buf) {
   if (state_ == State::Closing || nread == 0) return;
   if (nread < 0) {
     if (nread == UV_EOF && requestDone_ && state_ == State::Responding) {
-      // The client half-closed after its request: answer, then close.
+      // The client half-closed after its request(s): answer everything it
+      // sent (resumeParsing() closes once nothing is left), then close.
       peerEof_ = true;
-      reqKeepAlive_ = false;
       if (readStarted_) {
         uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
         readStarted_ = false;
@@ -200,6 +200,7 @@ void ClientConn::resumeParsing() {
     state_ = State::Idle;
     requestDone_ = false;
     responseDone_ = false;
+    readingPaused_ = false;  // upload backpressure belonged to the request just answered
     llhttp_resume(&parser_);
     armIdle();
     if (wc_->draining && pending_.empty()) {
@@ -212,7 +213,11 @@ void ClientConn::resumeParsing() {
       pending_.clear();
       parse(data.data(), data.size());
     }
-    if (state_ != State::Closing && !peerEof_ && !readingPaused_) startReading();
+    if (peerEof_ && (state_ == State::Idle || state_ == State::Reading)) {
+      close();  // half-closed: every complete request it sent is answered, nothing more can come
+    } else if (state_ != State::Closing && !peerEof_ && !readingPaused_) {
+      startReading();
+    }
     unref();
   });
 }

@@ -92,8 +92,11 @@ bool splitHostPort(std::string_view in, std::string* host, uint16_t* port, uint1
       h = h.substr(0, colon);
     }
   }
-  if (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  if (!h.empty() && h.back() == '.') h.remove_suffix(1);  // one trailing dot: the same name
   if (!validHostChars(h)) return false;
+  // Empty labels would name the same host in more than one spelling (and
+  // slip past upstream.resolve): "a..b", ".a", "a.." are refused.
+  if (h.front() == '.' || h.back() == '.' || h.find("..") != std::string_view::npos) return false;
   *host = lower(h);
   if (p.empty()) {
     *port = defaultPort;

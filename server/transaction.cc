@@ -60,10 +60,12 @@ void Transaction::answer(int status, std::string_view contentType, std::string_v
   out += std::to_string(body.size());
   out += "\r\n";
   out += extra;
-  if (!req_.keepAlive) out += "Connection: close\r\n";
+  // An answer before the request body ended closes the connection (the
+  // rest of the body is not read): say so.
+  if (!req_.keepAlive || (req_.hasBody() && !requestComplete_)) out += "Connection: close\r\n";
   out += "\r\n";
   if (req_.method != "HEAD") out += body;
-  conn_->write(std::move(out));
+  if (conn_) conn_->write(std::move(out));
   finish(true);
 }
 
@@ -334,6 +336,7 @@ void Transaction::onRequestBody(const char* data, size_t n) {
 }
 
 void Transaction::onRequestComplete() {
+  requestComplete_ = true;
   if (driver_) driver_->endBody();
 }
 
@@ -455,7 +458,7 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, std
     out += "Cache-Status: " + cacheStatus_ + "\r\n";
     if (!req_.keepAlive) out += "Connection: close\r\n";
     out += "\r\n";
-    conn_->write(std::move(out));
+    if (conn_) conn_->write(std::move(out));
     finish(true);
     return true;
   }
@@ -595,7 +598,7 @@ void Transaction::pump() {
       flushHead();
       std::string tail = trailer_;
       if (chunkedOut_) tail += "0\r\n\r\n";
-      if (!tail.empty()) conn_->write(std::move(tail));
+      if (!tail.empty() && conn_) conn_->write(std::move(tail));
       finish(true);
       return;
     }
@@ -603,7 +606,8 @@ void Transaction::pump() {
     if (!prefixSent_) {
       if (!s.prefix.empty()) {
         flushHead();
-        conn_->write(s.prefix);
+        if (conn_) conn_->write(s.prefix);
+        if (!conn_) return;  // a failed write closed the connection under us
       }
       prefixSent_ = true;
       cursor_ = s.first;
@@ -635,6 +639,7 @@ void Transaction::pump() {
         // body and asks again gets a hit, and a fill that fails at the very
         // end never looks complete to anyone.
         flushHead();
+        if (!conn_) return;
         std::weak_ptr<bool> alive = alive_;
         if (fill_->waitIfUnchanged(snap, &wc_->worker->executor(), [alive, this] {
               if (auto a = alive.lock(); a && *a) pump();
@@ -698,6 +703,7 @@ void Transaction::pump() {
     // Nothing here yet: the client gets the head now, the bytes are brought
     // (by a new fetcher if none will bring them soon), and we wait.
     flushHead();
+    if (!conn_) return;
     if (auto fetch = fill_->need(cursor_)) startDriver(fill_, *fetch, false);
     std::weak_ptr<bool> alive = alive_;
     if (fill_->waitIfUnchanged(snap, &wc_->worker->executor(), [alive, this] {

@@ -115,6 +115,7 @@ class Transaction final : public BodySource {
   bool wholeBody_ = false;     // a 200 with the whole body (not a range)
   bool writing_ = false;
   bool finished_ = false;
+  bool requestComplete_ = false;  // the request body (if any) was read to its end
   char* buf_ = nullptr;        // borrowed from the worker's BufferPool
   char chunkHead_[24];
   std::string headOut_;       // response head not written yet: goes out with the first bytes

@@ -58,6 +58,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) __attribute__((weak));
 extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
+// UBSan (a runtime of its own beside ASan's, with its own copy of the
+// death callbacks) would exit without calling ours: make it abort instead,
+// so the SIGABRT handler saves the input. Read by the runtime at start-up;
+// UBSAN_OPTIONS still overrides it.
+extern "C" const char* __ubsan_default_options() { return "abort_on_error=1:print_stacktrace=1"; }
+
 namespace {
 
 // ---- the input being run, for the crash handlers ----
@@ -500,21 +506,42 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   uint64_t seedsRun = 0, mutationsRun = 0;
+  double slowest = 0;
+  std::string slowestInput;
+  auto timed = [&](const std::string& input) {
+    auto t0 = std::chrono::steady_clock::now();
+    runOne(input, timeoutSec);
+    double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (t > slowest) {
+      slowest = t;
+      slowestInput = input;
+    }
+  };
   for (const auto& s : corpus) {
-    runOne(s, timeoutSec);
+    timed(s);
     ++seedsRun;
   }
   Rng rng(seed);
   Mutator mutator(&rng, &corpus, &dict, maxLen);
   while (mutationsRun < runs && elapsed() < maxTime) {
-    std::string input = mutator.mutate();
-    runOne(input, timeoutSec);
+    timed(mutator.mutate());
     ++mutationsRun;
   }
-  std::printf("fuzz %s: %llu inputs (%llu seeds + %llu mutations) in %.1f s, seed %llu, max_len %zu, %zu dict tokens\n",
+  std::printf("fuzz %s: %llu inputs (%llu seeds + %llu mutations) in %.1f s, seed %llu, max_len %zu, %zu dict tokens;"
+              " slowest input %.0f ms (%zu bytes)\n",
               gTargetName, static_cast<unsigned long long>(seedsRun + mutationsRun),
               static_cast<unsigned long long>(seedsRun), static_cast<unsigned long long>(mutationsRun), elapsed(),
-              static_cast<unsigned long long>(seed), maxLen, dict.size());
+              static_cast<unsigned long long>(seed), maxLen, dict.size(), slowest * 1000, slowestInput.size());
+  if (std::getenv("FUZZ_VERBOSE") && !slowestInput.empty()) {
+    std::string shown;
+    for (size_t i = 0; i < slowestInput.size() && i < 400; ++i) {
+      unsigned char c = static_cast<unsigned char>(slowestInput[i]);
+      char b[5];
+      std::snprintf(b, sizeof b, c >= 0x20 && c < 0x7f && c != '\\' ? "%c" : "\\x%02x", c);
+      shown += b;
+    }
+    std::printf("  slowest input: \"%s\"%s\n", shown.c_str(), slowestInput.size() > 400 ? "..." : "");
+  }
   std::fflush(stdout);
   return 0;
 }

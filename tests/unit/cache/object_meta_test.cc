@@ -99,13 +99,24 @@ TEST(ObjectMeta, RoundTripDefaultsAndExtremes) {
   ObjectMeta x;
   x.status = 65535;
   x.size = std::numeric_limits<uint64_t>::max();
-  x.requestTime = std::numeric_limits<int64_t>::min();
-  x.responseTime = std::numeric_limits<int64_t>::max();
+  x.requestTime = -(int64_t{1} << 40);  // the widest times a record may carry
+  x.responseTime = int64_t{1} << 40;
   x.lastAccess = 0;
   x.key.assign(300, 'k');  // multi-byte length varint
   Result<ObjectMeta> e = decodeExact(encodeMeta(x));
   ASSERT_TRUE(e.ok());
   expectEqual(*e, x);
+}
+
+TEST(ObjectMeta, TimesBeyondTheSaneRangeAreCorrupt) {
+  for (int64_t t : {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+                    (int64_t{1} << 40) + 1, -(int64_t{1} << 40) - 1}) {
+    ObjectMeta m = sampleMeta();
+    m.responseTime = t;
+    Result<ObjectMeta> d = decodeExact(encodeMeta(m));
+    ASSERT_FALSE(d.ok()) << t;
+    EXPECT_EQ(d.error().code, Errc::Corrupt);
+  }
 }
 
 TEST(ObjectMeta, EveryTruncationIsCorrupt) {
