@@ -39,6 +39,16 @@ std::optional<int64_t> parseDelta(std::string_view v) {
 
 }  // namespace
 
+std::string joinedHeader(const HeaderList& headers, std::string_view name) {
+  std::string out;
+  for (const auto& [k, v] : headers) {
+    if (!iequals(k, name)) continue;
+    if (!out.empty()) out += ", ";
+    out += v;
+  }
+  return out;
+}
+
 CacheControl parseCacheControl(std::string_view value) {
   CacheControl cc;
   size_t i = 0;
@@ -123,14 +133,7 @@ StoreVerdict decideStore(const StoreInput& in) {
 
 int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bool* heuristic) {
   if (heuristic) *heuristic = false;
-  std::string cc;
-  for (const auto& [k, v] : meta.headers) {
-    if (iequals(k, "Cache-Control")) {
-      if (!cc.empty()) cc += ", ";
-      cc += v;
-    }
-  }
-  CacheControl c = parseCacheControl(cc);
+  CacheControl c = parseCacheControl(joinedHeader(meta.headers, "Cache-Control"));
   if (c.sMaxAge) return *c.sMaxAge;
   if (c.maxAge) return *c.maxAge;
   auto date = parseHttpDate(trim(meta.header("Date")));
@@ -152,14 +155,7 @@ int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bo
 CachedDecision decideCached(const ObjectMeta& meta, std::string_view requestCacheControl, bool requestPragmaNoCache,
                             int64_t now, const FreshnessConfig& cfg) {
   CachedDecision d;
-  std::string rcc;
-  for (const auto& [k, v] : meta.headers) {
-    if (iequals(k, "Cache-Control")) {
-      if (!rcc.empty()) rcc += ", ";
-      rcc += v;
-    }
-  }
-  CacheControl resp = parseCacheControl(rcc);
+  CacheControl resp = parseCacheControl(joinedHeader(meta.headers, "Cache-Control"));
   CacheControl req = parseCacheControl(requestCacheControl);
   d.age = currentAge(meta, now);
   d.lifetime = freshnessLifetime(meta, cfg);

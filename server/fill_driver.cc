@@ -236,13 +236,7 @@ void FillDriver::headFresh(ResponseHead& head) {
   in.method = tmpl_->method;
   in.status = head.status;
   in.requestCacheControl = tmpl_->requestCacheControl;
-  std::string respCc;
-  for (const auto& [k, v] : head.headers) {
-    if (iequals(k, "Cache-Control")) {
-      if (!respCc.empty()) respCc += ", ";
-      respCc += v;
-    }
-  }
+  std::string respCc = cache::joinedHeader(head.headers, "Cache-Control");
   in.responseCacheControl = respCc;
   in.requestHasAuthorization = tmpl_->hasAuthorization;
   in.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();

@@ -35,6 +35,7 @@ class UpstreamConn {
   void armTimer(int64_t ms);
   void fail(Error e);
   void finishExchange();
+  UpstreamSink* retire(UpstreamExchange* ex);
   void onRead(ssize_t nread, const uv_buf_t* buf);
   void onEof();
   void unref();
@@ -361,13 +362,18 @@ void UpstreamConn::fail(Error e) {
   bool afterHead = headDelivered_;
   ex_ = nullptr;
   close();
-  if (ex && ex->sink_) {
-    UpstreamSink* s = ex->sink_;
-    ex->sink_ = nullptr;
-    ex->conn_ = nullptr;
-    pool_->worker_->deferDelete(ex);
-    s->onUpstreamError(e, afterHead);
-  }
+  if (UpstreamSink* s = retire(ex)) s->onUpstreamError(e, afterHead);
+}
+
+UpstreamSink* UpstreamConn::retire(UpstreamExchange* ex) {
+  // The exchange's final callback is about to be made: it is detached from
+  // the connection and freed after the callback stack unwinds.
+  if (!ex || !ex->sink_) return nullptr;
+  UpstreamSink* s = ex->sink_;
+  ex->sink_ = nullptr;
+  ex->conn_ = nullptr;
+  pool_->worker_->deferDelete(ex);
+  return s;
 }
 
 void UpstreamConn::finishExchange() {
@@ -381,13 +387,7 @@ void UpstreamConn::finishExchange() {
   } else {
     close();
   }
-  if (ex && ex->sink_) {
-    UpstreamSink* s = ex->sink_;
-    ex->sink_ = nullptr;
-    ex->conn_ = nullptr;
-    pool_->worker_->deferDelete(ex);
-    s->onUpstreamComplete();
-  }
+  if (UpstreamSink* s = retire(ex)) s->onUpstreamComplete();
 }
 
 void UpstreamConn::close() {
