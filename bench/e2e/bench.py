@@ -788,10 +788,13 @@ def scenario_index(env, R):
     for b in js["benchmarks"]:
         if b.get("run_type") != "iteration":
             continue
-        if b["name"].startswith("BM_StoreLookupLatency"):
+        if b.get("error_occurred"):
+            R.note(f"scenario 6: {b['name']}: {b.get('error_message', 'error')}")
+            continue
+        if b["name"].startswith("BM_StoreLookupLatency") and "p99_us" in b:
             R.add("s6.lookup_p99_us", "orchard", b["p99_us"])
             R.add("s6.lookup_p50_us", "orchard", b["p50_us"])
-        elif b["name"] == "BM_StoreLookupHit/threads:1":
+        elif b["name"] == "BM_StoreLookupHit/threads:1" and "items_per_second" in b:
             R.add("s6.lookup_mops", "orchard", b["items_per_second"] / 1e6)
     log(f"  lookup p50 {R.med('s6.lookup_p50_us', 'orchard')} us, p99 {R.med('s6.lookup_p99_us', 'orchard')} us")
 

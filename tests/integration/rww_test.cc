@@ -339,3 +339,76 @@ TEST_F(ReadWhileWrite, FollowersArrivingAfterCompletionAreHits) {
 
 }  // namespace
 }  // namespace orchard::itest
+
+namespace orchard::itest {
+namespace {
+
+// Vary follower: a request that joined a fill before its head was known,
+// and selects another variant than the leader, must not receive the
+// leader's variant: it fetches its own (and both variants are then stored).
+TEST_F(ReadWhileWrite, VaryFollowerWithAnotherVariantFetchesItsOwn) {
+  constexpr uint64_t kSeed = 21, kSize = 2 * kMiB;
+  auto gate = std::make_shared<Gate>();
+  Script s = Script::generated(kSeed, kSize);
+  s.headers = {{"Cache-Control", "max-age=3600"}, {"Vary", "Accept-Language"}};
+  s.beforeHead = gate;
+  origin.script("/pkg/vary.bin", s);
+
+  auto a = fetchAsync("/pkg/vary.bin", verify(kSeed), "Accept-Language: en\r\n");
+  ASSERT_TRUE(origin.waitForRequests("/pkg/vary.bin", 1));
+  auto b = fetchAsync("/pkg/vary.bin", verify(kSeed), "Accept-Language: fr\r\n");
+  ASSERT_TRUE(waitFor([&] { return counters().collapsed >= 1; }));
+  gate->open();
+
+  Response ra = await(a), rb = await(b);
+  expectWhole(ra, kSeed, kSize, "leader (en)");
+  expectWhole(rb, kSeed, kSize, "follower (fr)");
+  // The follower went to the origin with its own Accept-Language.
+  auto seen = origin.received("/pkg/vary.bin");
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].header("Accept-Language").value_or(""), "en");
+  EXPECT_EQ(seen[1].header("Accept-Language").value_or(""), "fr");
+  // Each language is now a hit on its own variant; a third one is a miss.
+  Response en = fetchGet("/pkg/vary.bin", verify(kSeed), "Accept-Language: en\r\n");
+  Response fr = fetchGet("/pkg/vary.bin", verify(kSeed), "Accept-Language: fr\r\n");
+  EXPECT_EQ(en.header("Cache-Status").value_or(""), "orchard; hit") << en.describe();
+  EXPECT_EQ(fr.header("Cache-Status").value_or(""), "orchard; hit") << fr.describe();
+  EXPECT_EQ(origin.requests("/pkg/vary.bin"), 2);
+  Response de = fetchGet("/pkg/vary.bin", verify(kSeed), "Accept-Language: de\r\n");
+  EXPECT_TRUE(contains(de.header("Cache-Status"), "fwd=miss")) << de.describe();
+  EXPECT_EQ(origin.requests("/pkg/vary.bin"), 3);
+}
+
+// Follower wait timeout: the origin sends the head and some bytes, then
+// stalls. Leader and follower are waiting on the fill; when the upstream
+// read timeout fires, both see their responses end uncleanly (never a
+// complete-looking body), promptly, and nothing is stored.
+TEST_F(ReadWhileWrite, StalledOriginEndsEveryWaitingReaderAtTheReadTimeout) {
+  restartServer([](config::Config& c) { c.readTimeoutMs = 700; });
+  constexpr uint64_t kSeed = 22, kSize = 4 * kMiB;
+  auto gate = std::make_shared<Gate>();  // never opened: the origin stalls mid-body
+  Script s = Script::generated(kSeed, kSize);
+  s.bodyGate = gate;
+  s.gateAt = 1 * kMiB;
+  origin.script("/pkg/stall.bin", s);
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto a = fetchAsync("/pkg/stall.bin", verify(kSeed));
+  ASSERT_TRUE(origin.waitForRequests("/pkg/stall.bin", 1));
+  auto b = fetchAsync("/pkg/stall.bin", verify(kSeed));
+  ASSERT_TRUE(waitFor([&] { return counters().collapsed >= 1; }));
+  Response ra = await(a), rb = await(b);
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  for (const Response* r : {&ra, &rb}) {
+    EXPECT_FALSE(r->complete) << "a stalled fill was passed off as whole\n" << r->describe();
+    EXPECT_LE(r->bodyLength, 1 * kMiB);
+    EXPECT_FALSE(r->mismatchAt.has_value());
+  }
+  EXPECT_LT(elapsed, std::chrono::seconds(5)) << "readers waited past the read timeout";
+  gate->open();
+  EXPECT_TRUE(waitFor([&] { return fillsInFlight() == 0; }));
+  EXPECT_EQ(storeStats().objects, 0u);
+}
+
+}  // namespace
+}  // namespace orchard::itest
