@@ -190,7 +190,9 @@ Fill::Fetch Fill::firstFetch(uint64_t start) {
     auto gap = firstGapLocked(start);
     start = gap ? *gap : 0;
   }
-  start -= start % kBlockSize;
+  // A fresh fill starts exactly where its first reader wants bytes, so that
+  // they are the first the origin sends; the block it starts in is not
+  // complete from this run and is fetched again, whole, behind it.
   return addFetcherLocked(start);
 }
 
