@@ -507,7 +507,8 @@ std::string defaultsToml() {
       "#\n"
       "# Every key is listed with its default; a file needs only the keys it\n"
       "# changes. Unknown keys and bad values are errors. Keys marked [restart]\n"
-      "# take effect at the next start; the others also on reload (SIGHUP).\n"
+      "# can only change with a restart; in this build a reload (SIGHUP)\n"
+      "# applies server.log_level, and the others take effect at the next start.\n"
       "# Sizes take B, KiB, MiB, GiB, TiB; durations ms, s, m, h (a bare\n"
       "# integer is seconds).\n";
   for (const Section& s : sections()) {
