@@ -101,10 +101,20 @@ void S3Fifo::access(const Hash128& hash) {
 void S3Fifo::remove(const Hash128& hash) {
   auto it = index_.find(hash);
   if (it == index_.end()) return;
-  uint32_t i = it->second;
-  index_.erase(it);
+  drop(it->second);
+}
+
+Hash128 S3Fifo::drop(uint32_t i) {
+  Hash128 h = nodes_[i].hash;
+  index_.erase(h);
   unlink(i);
   release(i);
+  return h;
+}
+
+void S3Fifo::rotate(uint32_t i) {
+  unlink(i);
+  pushHead(Queue::Main, i);
 }
 
 std::optional<Hash128> S3Fifo::victim(const Pinned& pinned) {
@@ -122,22 +132,17 @@ std::optional<Hash128> S3Fifo::victim(const Pinned& pinned) {
       uint32_t i = small_.tail;
       Node& n = nodes_[i];
       if (pinned && pinned(n.hash)) {
-        unlink(i);
-        pushHead(Queue::Main, i);
+        rotate(i);
         ++mainPinnedRun;
         continue;
       }
       if (n.freq->get() > 0) {
         // Requested while in S: promoted, and must earn its stay in M anew.
         n.freq->set(0);
-        unlink(i);
-        pushHead(Queue::Main, i);
+        rotate(i);
         continue;
       }
-      Hash128 h = n.hash;
-      index_.erase(h);
-      unlink(i);
-      release(i);
+      Hash128 h = drop(i);
       ghostAdd(h);
       return h;
     }
@@ -145,23 +150,17 @@ std::optional<Hash128> S3Fifo::victim(const Pinned& pinned) {
     uint32_t i = main_.tail;
     Node& n = nodes_[i];
     if (pinned && pinned(n.hash)) {
-      unlink(i);
-      pushHead(Queue::Main, i);
+      rotate(i);
       ++mainPinnedRun;
       continue;
     }
     mainPinnedRun = 0;
     if (uint8_t f = n.freq->get(); f > 0) {
       n.freq->set(static_cast<uint8_t>(f - 1));
-      unlink(i);
-      pushHead(Queue::Main, i);
+      rotate(i);
       continue;
     }
-    Hash128 h = n.hash;
-    index_.erase(h);
-    unlink(i);
-    release(i);
-    return h;
+    return drop(i);
   }
   return std::nullopt;
 }

@@ -136,6 +136,8 @@ class S3Fifo {
   void unlink(uint32_t i);
   uint32_t allocate(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq);
   void release(uint32_t i);
+  Hash128 drop(uint32_t i);   // out of its queue and the index, node freed
+  void rotate(uint32_t i);    // to the head of M
   void add(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq, Queue q);
   void ghostAdd(const Hash128& hash);
   bool ghostTake(const Hash128& hash);

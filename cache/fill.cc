@@ -647,9 +647,7 @@ size_t FillTable::inFlight() const {
 bool FillTable::busy(const Hash128& h) const {
   const Shard& s = shardFor(h);
   std::lock_guard<std::mutex> lock(s.mu);
-  auto it = s.fills.find(h);
-  if (it == s.fills.end()) return false;
-  return true;
+  return s.fills.count(h) > 0;
 }
 
 std::vector<std::shared_ptr<Fill>> FillTable::all() const {

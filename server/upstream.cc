@@ -120,7 +120,6 @@ void UpstreamConn::startExchange(UpstreamRequest req, UpstreamExchange* ex, bool
   if (state_ == State::Idle) {
     reused_ = true;
     state_ = State::Active;
-    pool_->reuses_++;
     // Never call back inside start(): post the send.
     refs_++;
     pool_->worker_->post([this] {
@@ -190,7 +189,6 @@ void UpstreamConn::connectTo(const struct sockaddr* addr) {
   tcpInit_ = true;
   refs_++;
   uv_tcp_nodelay(&tcp_, 1);
-  pool_->connects_++;
   connect_.data = this;
   int rc = uv_tcp_connect(&connect_, &tcp_, addr, [](uv_connect_t* c, int status) {
     auto* self = static_cast<UpstreamConn*>(c->data);

@@ -95,8 +95,6 @@ class UpstreamPool {
   // Closes idle connections and cancels active ones (shutdown).
   void closeAll();
 
-  uint64_t connectsTotal() const { return connects_; }
-  uint64_t reusesTotal() const { return reuses_; }
 
  private:
   friend class UpstreamConn;
@@ -108,8 +106,6 @@ class UpstreamPool {
   const UpstreamOptions options_;
   std::unordered_map<std::string, std::vector<UpstreamConn*>> idle_;
   std::vector<UpstreamConn*> all_;
-  uint64_t connects_ = 0;
-  uint64_t reuses_ = 0;
 };
 
 }  // namespace orchard::server
