@@ -50,6 +50,7 @@ Fill::~Fill() {
 
 Result<void> Fill::adopt(const ObjectMeta& partial) {
   if (!store_ || !shared_) return Error{Errc::Invalid, 0, "fill: adopt needs a shared fill"};
+  if (partial.size > kMaxStoredLength) return Error{Errc::Corrupt, 0, "fill: partial record larger than any object"};
   auto fd = store_->reopenPartial(key_, partial);
   if (!fd) return fd.error();
   object_ = ObjectFile{fd.value(), partial.gen};
@@ -61,10 +62,11 @@ Result<void> Fill::adopt(const ObjectMeta& partial) {
   head_.blocks.clear();
   std::lock_guard<std::mutex> lock(mu_);
   length_ = partial.size;
+  cacheable_ = true;
   sizeBlocksLocked();
   if (partial.blockSize == kBlockSize) {
     for (uint64_t b = 0; b < done_.size(); ++b)
-      done_[b] = (static_cast<unsigned char>(partial.blocks[b / 8]) >> (b % 8)) & 1;
+      done_[b] = b / 8 < partial.blocks.size() && ((static_cast<unsigned char>(partial.blocks[b / 8]) >> (b % 8)) & 1);
   }
   hasHead_ = true;
   cacheable_ = true;
@@ -80,7 +82,13 @@ uint64_t Fill::blockCountLocked() const {
   return (*length_ + kBlockSize - 1) / kBlockSize;
 }
 
-void Fill::sizeBlocksLocked() { done_.assign(blockCountLocked(), false); }
+void Fill::sizeBlocksLocked() {
+  // Only a stored object is tracked in blocks (for resume and several
+  // fetchers); its length was bounded before it was stored. A pass-through
+  // is one run whose readable bytes the fetchers' cursors say, so a length
+  // an origin merely declares never costs memory.
+  done_.assign(cacheable_ ? blockCountLocked() : 0, false);
+}
 
 Fill::Fetcher* Fill::fetcherLocked(uint32_t id) {
   for (auto& f : fetchers_)
@@ -133,6 +141,22 @@ std::optional<uint64_t> Fill::firstGapLocked(uint64_t from) const {
 
 bool Fill::allDoneLocked() const {
   if (!length_) return false;
+  if (!cacheable_) {
+    // Not tracked in blocks: done when no fetcher runs and their runs cover
+    // everything from the first one's start to the end.
+    std::vector<std::pair<uint64_t, uint64_t>> runs;
+    for (const auto& f : fetchers_) {
+      if (f.active) return false;
+      runs.emplace_back(f.start, f.cursor);
+    }
+    std::sort(runs.begin(), runs.end());
+    uint64_t reach = runs.empty() ? 0 : runs.front().first;
+    for (const auto& [a, b] : runs) {
+      if (a > reach) return false;
+      reach = std::max(reach, b);
+    }
+    return reach >= *length_;
+  }
   return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
 }
 
@@ -203,7 +227,9 @@ Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t
     if (state_ != State::Pending) return Error{Errc::Invalid, 0, "fill: begin twice"};
   }
   if (storeKey && storeKey->text != key_.text) storeKey_ = std::move(storeKey);
-  const bool store = cacheable && shared_ && store_ != nullptr;
+  // The caller bounds what it stores (storage.max_object_size); this cap
+  // only keeps the block map small whatever a caller passes.
+  const bool store = cacheable && shared_ && store_ != nullptr && (!length || *length <= kMaxStoredLength);
   if (store) {
     auto obj = store_->createObject(this->storeKey());
     if (!obj) return obj.error();

@@ -71,6 +71,9 @@ class Fill {
   // A reader whose offset lies this close ahead of a running fetcher waits
   // for it instead of starting another origin request.
   static constexpr uint64_t kLookahead = 4ull << 20;
+  // No object longer than this is stored, whatever the caller asks (its
+  // block map would be 2 MiB); callers apply storage.max_object_size first.
+  static constexpr uint64_t kMaxStoredLength = 16ull << 40;
 
   struct Snapshot {
     State state = State::Pending;

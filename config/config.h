@@ -34,6 +34,7 @@ struct Config {
   int workers = 0;                        // event loops; 0 = one per core
   int64_t drainTimeoutMs = 0;             // SIGTERM: how long to let transfers finish
   int64_t idleTimeoutMs = 0;              // close keep-alive client connections idle this long
+  int64_t sendTimeoutMs = 0;              // close a client whose answer made no write progress this long
   int64_t maxConnections = 0;             // client connections across all loops
   log::Level logLevel = log::Level::Info;
   bool accessLog = false;                 // one line per transaction to the log
@@ -46,6 +47,14 @@ struct Config {
   // [storage]
   std::string storageDir;   // objects, packages and the index
   uint64_t cacheLimit = 0;  // bytes of cached objects before eviction
+  uint64_t maxObjectSize = 0;  // storage.max_object_size; 0: a quarter of cacheLimit (see maxStoredObject())
+  // The largest object a fill may store: storage.max_object_size (or its
+  // default share), never above the evictor's low watermark (90 %).
+  uint64_t maxStoredObject() const {
+    uint64_t cap = cacheLimit ? cacheLimit / 10 * 9 : UINT64_MAX;
+    uint64_t want = maxObjectSize ? maxObjectSize : (cacheLimit ? cacheLimit / 4 : UINT64_MAX);
+    return want < cap ? want : cap;
+  }
 
   // [upstream]
   std::vector<std::string> upstreamAllow;                   // normalized host patterns (HostMatcher)

@@ -74,6 +74,10 @@ const Param kParams[] = {
      .choices = "debug|info|warn|error"},
     {.name = "server.access_log", .type = ParamType::Bool, .defaultToml = "false", .reloadable = true,
      .doc = "Log one line per request with its cache status.", ORCHARD_FIELD(accessLog)},
+    {.name = "server.send_timeout", .type = ParamType::Duration, .defaultToml = R"("60s")", .min = kSecond,
+     .max = kHour, .reloadable = true,
+     .doc = "Close a client connection whose answer made no write progress for this long (it stopped reading).",
+     ORCHARD_FIELD(sendTimeoutMs)},
 
     // [tls]
     {.name = "tls.listen", .type = ParamType::AddressList, .defaultToml = "[]", .reloadable = false,
@@ -91,6 +95,11 @@ const Param kParams[] = {
      .max = kMax, .reloadable = true,
      .doc = "Disk space cached objects may use before eviction starts (B, KiB, MiB, GiB, TiB).",
      ORCHARD_FIELD(cacheLimit)},
+    {.name = "storage.max_object_size", .type = ParamType::Size, .defaultToml = R"("0B")", .min = 0, .max = kMax,
+     .reloadable = true,
+     .doc = "Largest object stored; larger ones pass through uncached. 0B = a quarter of storage.cache_limit. "
+            "Never more than 90 % of storage.cache_limit (a bigger one could not stay).",
+     ORCHARD_FIELD(maxObjectSize)},
 
     // [upstream]
     {.name = "upstream.allow", .type = ParamType::HostList,

@@ -236,11 +236,39 @@ void ClientConn::write(std::string data) {
   auto* w = new OwnedWrite;
   w->data = n > 0 ? data.substr(static_cast<size_t>(n)) : std::move(data);
   b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
-               [](uv_write_t* r, int) { delete reinterpret_cast<OwnedWrite*>(r); }) != 0) {
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, [](uv_write_t* r, int status) {
+        // Write callbacks run before the handle's close callback: the
+        // connection is still alive here, even when closing.
+        auto* c = static_cast<ClientConn*>(r->handle->data);
+        delete reinterpret_cast<OwnedWrite*>(r);
+        if (status == 0) c->armSend();
+      }) != 0) {
     delete w;
     close();
+    return;
   }
+  armSend();
+}
+
+void ClientConn::armSend() {
+  if (handlesClosed_ || state_ == State::Idle || state_ == State::Reading) return;  // the idle timer is in charge
+  if (queuedBytes() == 0) {
+    if (state_ == State::Responding) uv_timer_stop(&timer_);
+    return;
+  }
+  // Restarted on every write that completes: it fires only when the client
+  // took nothing for server.send_timeout (it stopped reading, or its window
+  // is shut), and closing frees the buffers its queued writes hold.
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<ClientConn*>(t->data);
+        if (self->handlesClosed_) return;
+        self->wc_->counters.add(self->wc_->counters.send_timeouts);
+        OLOG_RATE(log::Level::Info, "client connection closed: no write progress for server.send_timeout");
+        self->close();
+      },
+      static_cast<uint64_t>(wc_->server->config.sendTimeoutMs > 0 ? wc_->server->config.sendTimeoutMs : 60000), 0);
 }
 
 int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int)) {
@@ -271,6 +299,7 @@ int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*,
     delete bw;
     if (status == 0 && c->txn_ && c->state_ != State::Closing) done(c->txn_, 0);
     else if (status != 0 && c->state_ != State::Closing) c->close();
+    if (status == 0) c->armSend();
     c->unref();
   });
   if (rc != 0) {
@@ -279,6 +308,7 @@ int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*,
     close();
     return -1;
   }
+  armSend();
   return 0;
 }
 
@@ -335,7 +365,9 @@ void ClientConn::finishResponse() {
     delete sreq;
     refs_--;
     closeHandles();
+    return;
   }
+  armSend();  // a client that never reads the rest is not waited for forever
 }
 
 void ClientConn::drain() {
@@ -421,6 +453,15 @@ int ClientConn::onHeadersComplete(llhttp_t* p) {
   if ((p->flags & F_CONTENT_LENGTH) && !r.chunked) r.contentLength = p->content_length;
   for (auto& kv : r.headers)
     while (!kv.second.empty() && (kv.second.back() == ' ' || kv.second.back() == '\t')) kv.second.pop_back();
+  if ((p->flags & F_TRANSFER_ENCODING) && !r.chunked) r.chunked = true;  // refused below, never read as bodiless
+  if (const char* why = requestHeadProblem(r)) {
+    // Refused before anything is routed or forwarded; the connection closes
+    // because the body (if any) cannot be framed safely.
+    self->wc_->counters.add(self->wc_->counters.requests);
+    self->wc_->counters.add(self->wc_->counters.bad_requests);
+    self->failRequest(400, why);
+    return HPE_USER;
+  }
   uv_timer_stop(&self->timer_);
   self->state_ = State::Responding;
   self->wc_->counters.add(self->wc_->counters.requests);

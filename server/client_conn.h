@@ -59,6 +59,8 @@ class ClientConn {
   void disableKeepAlive() { reqKeepAlive_ = false; }
 
   static void onCloseHandle(uv_handle_t* h);
+  // (Re)starts the send timeout while writes are queued; stops it when none is.
+  void armSend();
 
  private:
   enum class State : uint8_t { Idle, Reading, Responding, Closing };

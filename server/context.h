@@ -4,7 +4,10 @@
 // counters), touched only on its loop thread.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <memory>
+#include <new>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -37,22 +40,30 @@ struct ServerContext {
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and
-// returns it when done, so idle connections hold none.
+// returns it when done, so idle connections hold none. Each buffer is its
+// own anonymous mapping: when a burst of slow clients goes (or is timed out
+// by server.send_timeout), the buffers past the kept kKeep go back to the
+// system at once instead of staying in the allocator's heap.
 class BufferPool {
  public:
   static constexpr size_t kSize = 256 * 1024;
+  static constexpr size_t kKeep = 16;  // free buffers kept per loop (4 MiB)
   char* get() {
-    if (free_.empty()) return new char[kSize];
+    if (free_.empty()) {
+      void* p = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      return static_cast<char*>(p);
+    }
     char* b = free_.back();
     free_.pop_back();
     return b;
   }
   void put(char* b) {
-    if (free_.size() < 64) free_.push_back(b);
-    else delete[] b;
+    if (free_.size() < kKeep) free_.push_back(b);
+    else ::munmap(b, kSize);
   }
   ~BufferPool() {
-    for (char* b : free_) delete[] b;
+    for (char* b : free_) ::munmap(b, kSize);
   }
 
  private:

@@ -242,6 +242,17 @@ void FillDriver::headFresh(ResponseHead& head) {
   in.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();
   in.hasExpires = findHeader(head.headers, "Expires").has_value();
   bool cacheable = cache::decideStore(in) == cache::StoreVerdict::Store;
+  // Only an answer to exactly the request we sent is shared: never one to a
+  // request whose body we forwarded (or did not).
+  if (tmpl_->hasBody) cacheable = false;
+  // An object larger than the store may hold passes through uncached; a
+  // declared length is only a claim, so it never sizes anything either.
+  if (cacheable && length && *length > wc_->server->config.maxStoredObject()) {
+    OLOG_RATE(log::Level::Info, "%s: %llu bytes is over storage.max_object_size: passing it through uncached",
+              fill_->key().text.c_str(), static_cast<unsigned long long>(*length));
+    wc_->counters.add(wc_->counters.oversize_passes);
+    cacheable = false;
+  }
 
   std::optional<cache::CacheKey> storeKey;
   auto vary = cache::varyFields(meta.headers);
@@ -262,6 +273,7 @@ void FillDriver::headFresh(ResponseHead& head) {
       }
     }
   }
+  lengthKnown_ = length.has_value();
   auto r = fill_->begin(std::move(meta), cacheable, length, std::move(storeKey));
   if (!r) {
     OLOG_RATE(log::Level::Warn, "fill %s: %s", fill_->key().text.c_str(), r.error().message().c_str());
@@ -315,12 +327,22 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
     if (n == 0) return;
   }
   sinceDiskCheck_ += n;
+  if (!lengthKnown_ && fill_->shared() && !fill_->relaying() && bodyBytes_ + n > wc_->server->config.maxStoredObject() &&
+      fill_->snapshot().cacheable) {
+    // A body of unknown length grew past what may be stored: stop storing
+    // it and relay the rest, as on a full disk.
+    OLOG_RATE(log::Level::Info, "%s: body over storage.max_object_size: passing the rest through uncached",
+              fill_->key().text.c_str());
+    wc_->counters.add(wc_->counters.oversize_passes);
+    fill_->startRelay(fetch_.id);
+  }
   if (!fill_->relaying() && fill_->shared() && diskLow()) {
     // Keep a reserve for the index (RocksDB must never hit ENOSPC): treat a
     // nearly full disk as a full one.
     wc_->server->store->requestEviction(64ull << 20);
     fill_->startRelay(fetch_.id);
   }
+  bodyBytes_ += n;
   auto r = fill_->write(fetch_.id, data, n);
   if (!r && r.error().code == Errc::NoSpace) {
     // Disk full: ask the store for space and carry on as a pass-through

@@ -107,6 +107,8 @@ class FillDriver final : public UpstreamSink {
   int64_t lastCheckpointMs_ = 0;
   uint64_t sinceDiskCheck_ = 0;  // bytes since diskLow() last asked the file system
   bool diskChecked_ = false;
+  bool lengthKnown_ = true;  // false: chunked or close-delimited (bounded by bodyBytes_ instead)
+  uint64_t bodyBytes_ = 0;   // body bytes this driver wrote (for the unknown-length bound)
 };
 
 }  // namespace orchard::server

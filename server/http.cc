@@ -62,6 +62,42 @@ HeaderList endToEndHeaders(const HeaderList& h) {
   return out;
 }
 
+bool isTokenChar(unsigned char c) noexcept {
+  if (c >= '0' && c <= '9') return true;
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+const char* requestHeadProblem(const RequestHead& req) noexcept {
+  int hosts = 0;
+  int codings = 0;
+  bool chunkedOnly = true;
+  for (const auto& [k, v] : req.headers) {
+    if (k.empty()) return "empty header field name";
+    for (char c : k)
+      if (!isTokenChar(static_cast<unsigned char>(c))) return "invalid character in a header field name";
+    if (iequals(k, "Host")) ++hosts;
+    if (iequals(k, "Transfer-Encoding")) {
+      ++codings;
+      std::string_view t(v);
+      while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+      while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+      if (!iequals(t, "chunked")) chunkedOnly = false;
+    }
+  }
+  if (hosts > 1) return "more than one Host header";
+  if (hosts == 0 && req.versionMajor == 1 && req.versionMinor >= 1) return "HTTP/1.1 request without a Host header";
+  if (codings > 1 || (codings == 1 && !chunkedOnly)) return "a transfer coding other than a single chunked";
+  if ((req.method == "GET" || req.method == "HEAD") && req.hasBody()) return "a GET or HEAD request with a body";
+  return nullptr;
+}
+
 const char* reasonPhrase(int s) noexcept {
   switch (s) {
     case 100: return "Continue";

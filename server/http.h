@@ -37,6 +37,21 @@ struct RequestHead {
   std::optional<std::string_view> header(std::string_view n) const { return findHeader(headers, n); }
 };
 
+// Why a parsed request head must be refused with 400 before it is routed,
+// or nullptr when it may go on. llhttp (strict) has already checked the
+// syntax; these are the RFC 9112 rules it leaves to us, and the one rule a
+// cache needs on top (a GET or HEAD carries no body):
+//   - every field name is a token (no "Host : x", RFC 9112 §5.1);
+//   - exactly one Host on HTTP/1.1, at most one on HTTP/1.0 (§3.2);
+//   - Transfer-Encoding, when present, is exactly "chunked" (§6.3: any
+//     other coding leaves the body's length unknowable);
+//   - a GET or HEAD with a body (Content-Length above 0, or chunked):
+//     forwarding its head without the body would leave the next request
+//     on a pooled origin connection read as that body.
+const char* requestHeadProblem(const RequestHead& req) noexcept;
+// RFC 9110 §5.6.2 token characters.
+bool isTokenChar(unsigned char c) noexcept;
+
 struct ResponseHead {
   uint16_t status = 0;
   std::string reason;

@@ -26,7 +26,9 @@ namespace orchard::server {
   X(bytes_from_origin, "body bytes received from origins")                         \
   X(bytes_stored, "body bytes of objects committed to the store")                  \
   X(truncated_responses, "client responses ended without a clean end of message")  \
-  X(connections_accepted, "client connections accepted")
+  X(connections_accepted, "client connections accepted")                          \
+  X(oversize_passes, "answers passed through uncached: larger than storage.max_object_size") \
+  X(send_timeouts, "client connections closed at server.send_timeout (stopped reading)")
 
 struct Counters {
 #define ORCHARD_FIELD(name, help) std::atomic<uint64_t> name{0};

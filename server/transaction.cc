@@ -305,8 +305,12 @@ std::shared_ptr<const UpstreamTemplate> Transaction::upstreamTemplate(bool share
     h += v;
     h += "\r\n";
   }
-  if (req_.chunked) h += "Transfer-Encoding: chunked\r\n";
-  else if (req_.contentLength) h += "Content-Length: " + std::to_string(*req_.contentLength) + "\r\n";
+  // Framing is ours to write. A GET or HEAD reaching here has no body (the
+  // connection refused any other), so it carries none: a stray
+  // Content-Length would make the origin wait for bytes that never come.
+  const bool bodiless = req_.method == "GET" || req_.method == "HEAD";
+  if (req_.chunked && !bodiless) h += "Transfer-Encoding: chunked\r\n";
+  else if (req_.contentLength && !bodiless) h += "Content-Length: " + std::to_string(*req_.contentLength) + "\r\n";
   h += "Via: 1.1 " + wc_->server->viaName + "\r\n";
   return t;
 }

@@ -73,6 +73,7 @@ class UpstreamConn {
   bool reused_ = false;    // exchange runs on a pooled connection
   bool retried_ = false;
   bool headSent_ = false;  // body bytes queue behind the head until it is written
+  bool bodyEnded_ = false;  // endBody() ran: the request is framed to its end (pooling needs it)
   char readBuf_[64 * 1024];
 };
 
@@ -115,6 +116,7 @@ void UpstreamConn::startExchange(UpstreamRequest req, UpstreamExchange* ex, bool
   messageDone_ = false;
   gotBytes_ = false;
   headSent_ = false;
+  bodyEnded_ = false;
   llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
   parser_.data = this;
   if (state_ == State::Idle) {
@@ -247,6 +249,9 @@ void UpstreamConn::write(std::string data) {
       self->fail(uvError(status, "upstream: write"));
       return;
     }
+    // Progress in either direction resets the read timeout: an upload the
+    // origin is still taking is not a silent origin.
+    if (self->state_ == State::Active) self->armTimer(self->pool_->options_.readTimeoutMs);
     if (self->sink() && self->req_.hasBody && self->queuedBytes() < UpstreamExchange::kHighWater)
       self->sink()->onUpstreamWritable();
   });
@@ -277,7 +282,9 @@ void UpstreamConn::writeBody(const char* data, size_t n) {
 }
 
 void UpstreamConn::endBody() {
-  if (!req_.bodyChunked || state_ == State::Closed || state_ == State::Idle) return;
+  if (state_ == State::Closed || state_ == State::Idle) return;
+  bodyEnded_ = true;
+  if (!req_.bodyChunked) return;
   if (headSent_) write("0\r\n\r\n");
   else req_.head += "0\r\n\r\n";
 }
@@ -377,7 +384,10 @@ UpstreamSink* UpstreamConn::retire(UpstreamExchange* ex) {
 void UpstreamConn::finishExchange() {
   UpstreamExchange* ex = ex_;
   ex_ = nullptr;
-  bool keep = head_.keepAlive && llhttp_should_keep_alive(&parser_);
+  // Pooled only when both messages are framed to their end: a request body
+  // we did not finish sending (the origin answered early, the client left)
+  // would be read by the origin as the start of the next request.
+  bool keep = head_.keepAlive && llhttp_should_keep_alive(&parser_) && (!req_.hasBody || bodyEnded_);
   if (keep) {
     state_ = State::Idle;
     armTimer(pool_->options_.readTimeoutMs);

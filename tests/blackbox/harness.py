@@ -155,19 +155,29 @@ def free_port():
 
 # ---------------------------------------------------------------- config + daemon
 
-def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra=""):
+def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sections=None):
+    """`sections`: {"server": "send_timeout = \"2s\"", ...}: lines added to
+    that table (TOML cannot reopen a table, so `extra` suits new ones only)."""
     resolve = ", ".join(f'"{h}" = "127.0.0.1:{origin_port}"'
                         for h in ("swcdn.apple.com", "updates.cdn-apple.com"))
     allow = ", ".join(f'"{h}"' for h in ALLOWED)
+    sections = sections or {}
+
+    def more(name):
+        text = sections.get(name, "").strip()
+        return text + "\n" if text else ""
     return (
         "[server]\n"
         f'listen = ["127.0.0.1:{port}"]\n'
+        + more("server") +
         "\n[storage]\n"
         f'dir = "{state_dir}"\n'
         f'cache_limit = "{cache_limit}"\n'
+        + more("storage") +
         "\n[upstream]\n"
         f"allow = [{allow}]\n"
         f"resolve = {{ {resolve} }}\n"
+        + more("upstream") +
         "\n[access]\n"
         'allow_clients = ["127.0.0.0/8"]\n'
         + (("\n" + extra.strip() + "\n") if extra.strip() else "")
@@ -182,7 +192,7 @@ class Orchard:
     reuses the same config and state dir (and port)."""
 
     def __init__(self, origin_port, workdir=None, state_dir=None, port=None,
-                 cache_limit="4GiB", extra_toml=""):
+                 cache_limit="4GiB", extra_toml="", sections=None):
         self.binary = orchardd_path()
         self.origin_port = origin_port
         self.workdir = workdir or make_tempdir()
@@ -191,6 +201,7 @@ class Orchard:
         self.port = port or free_port()
         self.cache_limit = cache_limit
         self.extra_toml = extra_toml
+        self.sections = sections
         self.config_path = os.path.join(self.workdir, "config.toml")
         self.stderr_path = os.path.join(self.workdir, "stderr.log")
         self.stdout_path = os.path.join(self.workdir, "stdout.log")
@@ -203,7 +214,7 @@ class Orchard:
     def _write_config(self):
         with open(self.config_path, "w") as f:
             f.write(config_toml(self.port, self.origin_port, self.state_dir,
-                                self.cache_limit, self.extra_toml))
+                                self.cache_limit, self.extra_toml, self.sections))
 
     @property
     def pid(self):

@@ -131,6 +131,7 @@ std::vector<KeyCase> keyCases() {
       {"server.max_connections", "100", [](const Config& c) { EXPECT_EQ(c.maxConnections, 100); }},
       {"server.log_level", R"("debug")", [](const Config& c) { EXPECT_EQ(c.logLevel, log::Level::Debug); }},
       {"server.access_log", "true", [](const Config& c) { EXPECT_TRUE(c.accessLog); }},
+      {"server.send_timeout", R"("5s")", [](const Config& c) { EXPECT_EQ(c.sendTimeoutMs, 5'000); }},
       // tls.listen is covered by its own test: any value is a problem in this build.
       {"tls.certificate", R"("/etc/orchard/tls/cert.pem")",
        [](const Config& c) { EXPECT_EQ(c.tlsCertificate, "/etc/orchard/tls/cert.pem"); }},
@@ -138,6 +139,8 @@ std::vector<KeyCase> keyCases() {
        [](const Config& c) { EXPECT_EQ(c.tlsPrivateKey, "/etc/orchard/tls/key.pem"); }},
       {"storage.dir", R"("/var/lib/orchard")", [](const Config& c) { EXPECT_EQ(c.storageDir, "/var/lib/orchard"); }},
       {"storage.cache_limit", R"("1TiB")", [](const Config& c) { EXPECT_EQ(c.cacheLimit, uint64_t(1024) * kGiB); }},
+      {"storage.max_object_size", R"("20GiB")",
+       [](const Config& c) { EXPECT_EQ(c.maxObjectSize, uint64_t(20) * kGiB); }},
       {"upstream.allow", R"(["SWCDN.apple.com", "*.cdn-apple.com", "swcdn.apple.com."])",
        [](const Config& c) {
          EXPECT_EQ(c.upstreamAllow, (std::vector<std::string>{"swcdn.apple.com", "*.cdn-apple.com"}));
@@ -166,6 +169,18 @@ std::vector<KeyCase> keyCases() {
       {"admin.token_file", R"("/etc/orchard/admin.token")",
        [](const Config& c) { EXPECT_EQ(c.adminTokenFile, "/etc/orchard/admin.token"); }},
   };
+}
+
+TEST(Config, MaxStoredObjectIsAShareOfTheCacheAndNeverMoreThanItCanHold) {
+  const uint64_t G = static_cast<uint64_t>(kGiB);
+  Config c = defaults();
+  c.cacheLimit = 200 * G;
+  c.maxObjectSize = 0;
+  EXPECT_EQ(c.maxStoredObject(), 50 * G);  // default: a quarter
+  c.maxObjectSize = 20 * G;
+  EXPECT_EQ(c.maxStoredObject(), 20 * G);
+  c.maxObjectSize = 500 * G;  // more than the cache: capped at the low watermark
+  EXPECT_EQ(c.maxStoredObject(), 200 * G / 10 * 9);
 }
 
 TEST(Load, EveryKeyParsesAndChangesOnlyItsField) {
