@@ -524,6 +524,49 @@ TEST_F(FillTest, PrivateFillWithStoreNeverStores) {
   EXPECT_EQ(bodyFiles(), 0u);
 }
 
+// An origin's declared length is only a claim: a fill that does not store
+// never sizes anything by it (10^18 bytes once cost a bad_alloc).
+TEST_F(FillTest, UnstoredFillWithAnAbsurdLengthCostsNothing) {
+  auto fill = std::make_shared<Fill>(kA, store_.get(), false);
+  ASSERT_TRUE(fill->begin(headFor(kA), true, uint64_t{1000000000000000000}).ok());
+  ASSERT_TRUE(append(*fill, "only this").ok());
+  EXPECT_EQ(fill->readable(0), 9u);
+  EXPECT_EQ(preadAt(fill->fd(), 0, 9), "only this");
+  fill->finish(1);
+  EXPECT_EQ(fill->snapshot().state, State::Failed) << "short of what it declared";
+}
+
+TEST_F(FillTest, StoredFillOverTheHardCapIsNotStored) {
+  auto fill = newFill();
+  ASSERT_TRUE(fill->begin(headFor(kA), true, Fill::kMaxStoredLength + 1).ok());
+  EXPECT_FALSE(fill->snapshot().cacheable);
+  fill->fail(Error{Errc::Closed, 0, "test"});
+  fill.reset();
+  EXPECT_EQ(store_->lookupPartial(kA), nullptr);
+}
+
+// An unstored fill read by two fetchers (a reader far ahead) completes only
+// when their runs cover the whole body.
+TEST_F(FillTest, UnstoredFillWithTwoRunsCompletesWhenBothEnd) {
+  auto fill = std::make_shared<Fill>(kA, store_.get(), false);
+  const uint64_t kB = Fill::kBlockSize;
+  const uint64_t len = 8 * kB;
+  auto first = fill->firstFetch(0);
+  ASSERT_TRUE(fill->begin(headFor(kA), false, len).ok());
+  std::string block(kB, 'x');
+  ASSERT_EQ(fill->write(first.id, block.data(), block.size()).value(), block.size());
+  auto far = fill->need(7 * kB + 10);  // beyond the look-ahead of the first run
+  ASSERT_TRUE(far.has_value());
+  EXPECT_EQ(far->start, 7 * kB);
+  for (int i = 1; i < 7; ++i) ASSERT_EQ(fill->write(first.id, block.data(), block.size()).value(), block.size());
+  EXPECT_EQ(fill->write(first.id, block.data(), block.size()).value(), 0u) << "the first run stops where the far one starts";
+  auto next = fill->fetcherDone(first.id);
+  EXPECT_FALSE(next.complete) << "the far run is still going";
+  ASSERT_EQ(fill->write(far->id, block.data(), block.size()).value(), block.size());
+  next = fill->fetcherDone(far->id);
+  EXPECT_TRUE(next.complete);
+}
+
 TEST_F(FillTest, ReadersCount) {
   auto fill = newFill();
   EXPECT_EQ(fill->readers(), 0);

@@ -125,5 +125,55 @@ TEST(Http, ReasonPhrase) {
   EXPECT_STREQ(reasonPhrase(799), "Unknown");
 }
 
+// requestHeadProblem: the RFC 9112 rules llhttp leaves to us, one row each.
+TEST(Http, RequestHeadProblemTable) {
+  struct Row {
+    const char* name;
+    std::string method;
+    uint8_t minor;
+    HeaderList headers;
+    bool chunked;
+    std::optional<uint64_t> length;
+    bool refused;
+  };
+  const Row rows[] = {
+      {"plain GET", "GET", 1, {{"Host", "a"}}, false, std::nullopt, false},
+      {"GET with Content-Length: 0", "GET", 1, {{"Host", "a"}, {"Content-Length", "0"}}, false, 0, false},
+      {"GET with a body", "GET", 1, {{"Host", "a"}, {"Content-Length", "65"}}, false, 65, true},
+      {"HEAD with a body", "HEAD", 1, {{"Host", "a"}, {"Content-Length", "3"}}, false, 3, true},
+      {"GET chunked", "GET", 1, {{"Host", "a"}, {"Transfer-Encoding", "chunked"}}, true, std::nullopt, true},
+      {"POST with a body", "POST", 1, {{"Host", "a"}, {"Content-Length", "3"}}, false, 3, false},
+      {"POST chunked", "POST", 1, {{"Host", "a"}, {"Transfer-Encoding", " Chunked "}}, true, std::nullopt, false},
+      {"POST gzip", "POST", 1, {{"Host", "a"}, {"Transfer-Encoding", "gzip"}}, true, std::nullopt, true},
+      {"POST gzip, chunked", "POST", 1, {{"Host", "a"}, {"Transfer-Encoding", "gzip, chunked"}}, true,
+       std::nullopt, true},
+      {"two TE fields", "POST", 1, {{"Host", "a"}, {"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}},
+       true, std::nullopt, true},
+      {"space before colon", "GET", 1, {{"Host ", "a"}}, false, std::nullopt, true},
+      {"tab in a name", "GET", 1, {{"Host", "a"}, {"X\tY", "1"}}, false, std::nullopt, true},
+      {"empty name", "GET", 1, {{"Host", "a"}, {"", "1"}}, false, std::nullopt, true},
+      {"no Host on 1.1", "GET", 1, {{"User-Agent", "x"}}, false, std::nullopt, true},
+      {"no Host on 1.0", "GET", 0, {{"User-Agent", "x"}}, false, std::nullopt, false},
+      {"two Hosts", "GET", 1, {{"Host", "a"}, {"host", "a"}}, false, std::nullopt, true},
+      {"two Hosts on 1.0", "GET", 0, {{"Host", "a"}, {"Host", "b"}}, false, std::nullopt, true},
+  };
+  for (const Row& r : rows) {
+    RequestHead h;
+    h.method = r.method;
+    h.versionMinor = r.minor;
+    h.headers = r.headers;
+    h.chunked = r.chunked;
+    h.contentLength = r.length;
+    EXPECT_EQ(requestHeadProblem(h) != nullptr, r.refused) << r.name;
+  }
+}
+
+TEST(Http, TokenChars) {
+  for (char c : std::string("!#$%&'*+-.^_`|~09azAZ")) EXPECT_TRUE(isTokenChar(static_cast<unsigned char>(c))) << c;
+  for (char c : std::string(" \t:\"(),/;<=>?@[\\]{}\x7f")) EXPECT_FALSE(isTokenChar(static_cast<unsigned char>(c))) << int(c);
+  EXPECT_FALSE(isTokenChar(0));
+  EXPECT_FALSE(isTokenChar(0x80));
+}
+
 }  // namespace
 }  // namespace orchard::server
