@@ -482,6 +482,11 @@ void FillDriver::abort() {
 void FillDriver::done() {
   if (finished_) return;
   finished_ = true;
+  // The only driver of a fill without a head is its first one: ending
+  // without a head (for whatever reason) must not leave readers waiting on
+  // a fill nobody will ever answer.
+  if (fill_->snapshot().state == cache::Fill::State::Pending)
+    fill_->fail(Error{Errc::Protocol, 0, "origin exchange ended without an answer"});
   if (body_) body_->onDriverGone();
   body_ = nullptr;
   wc_->drivers.erase(this);

@@ -450,10 +450,13 @@ int UpstreamConn::onHeadersComplete(llhttp_t* p) {
   auto& h = self->head_;
   h.status = p->status_code;
   if (h.status < 200) {
-    // 1xx interim answers are dropped; the final one follows.
+    // 1xx interim answers are dropped; the final one follows. An interim
+    // answer ends at its blank line whatever framing it claims (RFC 9112
+    // §6.3): 1 tells llhttp no body follows, so bytes after it must parse
+    // as the next response.
     h = ResponseHead{};
     self->lastWasValue_ = false;
-    return 0;
+    return 1;
   }
   for (auto& kv : h.headers) {
     while (!kv.second.empty() && (kv.second.back() == ' ' || kv.second.back() == '\t')) kv.second.pop_back();
@@ -471,6 +474,10 @@ int UpstreamConn::onHeadersComplete(llhttp_t* p) {
 
 int UpstreamConn::onBody(llhttp_t* p, const char* at, size_t n) {
   auto* self = static_cast<UpstreamConn*>(p->data);
+  if (!self->headDelivered_) {  // body bytes before a final head: never ours
+    self->fail(Error{Errc::Protocol, 0, "upstream: body before a final head"});
+    return HPE_USER;
+  }
   if (UpstreamSink* s = self->sink()) s->onUpstreamBody(at, n);
   return self->state_ == State::Active ? 0 : HPE_USER;
 }

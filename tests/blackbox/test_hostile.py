@@ -268,6 +268,21 @@ class OriginAttacks(RawOriginCase):
         self.assertEqual(len([q for q in self.raw.requests if q.path == "/badchunk"]), 2)
         self.assertStillServes()
 
+    def test_interim_answer_with_a_body_does_not_hang_the_object(self):
+        # Found by the upstream fuzz target: llhttp read a 103's
+        # Content-Length as a body, the fill got bytes before any head and
+        # stayed Pending for good, so every client of that URL waited forever.
+        self.routes["/interim"] = lambda req: (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nContent-Length: 2\r\n\r\nvv", "close")
+        for _ in range(2):
+            t0 = time.monotonic()
+            r = self.orchard.get("/interim", host=HOST, timeout=10)
+            self.assertEqual(r.status, 502, r)
+            self.assertLess(time.monotonic() - t0, 5)
+        self.routes["/interim"] = lambda req: ok_response(b"fine now\n")
+        self.assertEqual(self.orchard.get("/interim", host=HOST).body, b"fine now\n")
+        self.assertStillServes()
+
     def test_response_transfer_coding_is_close_delimited(self):
         self.routes["/gz"] = lambda req: (
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nraw-gzip-bytes", "close")
