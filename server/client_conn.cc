@@ -1,6 +1,8 @@
 // ClientConn implementation; see client_conn.h for the state table.
 #include "server/client_conn.h"
 
+#include <malloc.h>
+
 #include <cstring>
 
 #include "common/log.h"
@@ -23,6 +25,7 @@ struct BodyWrite {
   uv_write_t req;
   ClientConn* conn;
   void (*done)(Transaction*, int);
+  std::string copy;  // bounded writes: the queued bytes, so the caller's buffer is free at once
 };
 
 }  // namespace
@@ -250,6 +253,23 @@ void ClientConn::write(std::string data) {
   armSend();
 }
 
+void ClientConn::trimSoon() {
+  // Stalled clients usually go in a crowd (their timers fire together):
+  // once their connections are freed (close callbacks run at the end of
+  // this loop iteration; two posts later they are done), hand the freed
+  // heap back to the system, once per crowd.
+  thread_local bool pending = false;
+  if (pending) return;
+  pending = true;
+  Worker* w = wc_->worker;
+  w->post([w] {
+    w->post([] {
+      ::malloc_trim(0);
+      pending = false;
+    });
+  });
+}
+
 void ClientConn::armSend() {
   if (handlesClosed_ || state_ == State::Idle || state_ == State::Reading) return;  // the idle timer is in charge
   if (queuedBytes() == 0) {
@@ -267,19 +287,25 @@ void ClientConn::armSend() {
         self->wc_->counters.add(self->wc_->counters.send_timeouts);
         OLOG_RATE(log::Level::Info, "client connection closed: no write progress for server.send_timeout");
         self->close();
+        self->trimSoon();
       },
       static_cast<uint64_t>(wc_->server->config.sendTimeoutMs > 0 ? wc_->server->config.sendTimeoutMs : 60000), 0);
 }
 
-int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int)) {
+int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int), size_t maxQueued,
+                          size_t* accepted) {
   if (state_ == State::Closing) return -1;
+  size_t total = 0;
+  for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+  if (accepted) *accepted = total;
   int w0 = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n);
   if (w0 < 0 && w0 != UV_EAGAIN) {
     close();
     return -1;
   }
   // Skip what went out; queue the rest (buffers stay the caller's until done).
-  size_t written = w0 > 0 ? static_cast<size_t>(w0) : 0;
+  const size_t sent = w0 > 0 ? static_cast<size_t>(w0) : 0;
+  size_t written = sent;
   unsigned first = 0;
   while (first < n && written >= bufs[first].len) {
     written -= bufs[first].len;
@@ -291,6 +317,20 @@ int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*,
   auto* w = new BodyWrite;
   w->conn = this;
   w->done = done;
+  uv_buf_t one;
+  if (accepted && total - sent > maxQueued) {
+    // Bounded: queue a copy of at most maxQueued bytes; the caller takes
+    // the rest back (and may free its buffer now).
+    size_t take = maxQueued;
+    w->copy.reserve(take);
+    for (unsigned i = first; i < n && w->copy.size() < take; ++i)
+      w->copy.append(bufs[i].base, std::min<size_t>(bufs[i].len, take - w->copy.size()));
+    *accepted = sent + w->copy.size();
+    one = uv_buf_init(w->copy.data(), static_cast<unsigned>(w->copy.size()));
+    bufs = &one;
+    first = 0;
+    n = 1;
+  }
   refs_++;
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs + first, n - first, [](uv_write_t* r, int status) {
     auto* bw = reinterpret_cast<BodyWrite*>(r);

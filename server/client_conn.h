@@ -42,7 +42,12 @@ class ClientConn {
   // Returns 1 when everything went out at once, 0 when the rest is queued
   // and `done` will be called with the libuv status (not if the connection
   // closed first), -1 when the connection is closing.
-  int writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int status));
+  // With `accepted`: at most maxQueued bytes beyond what the socket took at
+  // once are queued, as a copy; *accepted says how many of the buffers'
+  // bytes were taken (sent or queued): the caller resends the rest later
+  // and its buffers are free as soon as this returns.
+  int writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int status), size_t maxQueued = 0,
+                size_t* accepted = nullptr);
   size_t queuedBytes() const;
   // The response ended. clean: its framing is complete, the connection may be
   // reused; otherwise it is closed so the client sees a broken message.
@@ -61,6 +66,7 @@ class ClientConn {
   static void onCloseHandle(uv_handle_t* h);
   // (Re)starts the send timeout while writes are queued; stops it when none is.
   void armSend();
+  void trimSoon();  // after a send timeout: give freed heap back (malloc_trim), once per burst
 
  private:
   enum class State : uint8_t { Idle, Reading, Responding, Closing };

@@ -48,7 +48,14 @@ class BufferPool {
  public:
   static constexpr size_t kSize = 256 * 1024;
   static constexpr size_t kKeep = 16;  // free buffers kept per loop (4 MiB)
+  // Above this many buffers lent out per loop, senders keep at most
+  // kQueuedUnderPressure bytes queued per connection (see Transaction::pump):
+  // a crowd of clients that stopped reading costs 16 KiB each, not 256.
+  static constexpr size_t kPressure = 64;
+  static constexpr size_t kQueuedUnderPressure = 16 * 1024;
+  size_t inUse() const { return inUse_; }
   char* get() {
+    ++inUse_;
     if (free_.empty()) {
       void* p = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) throw std::bad_alloc();
@@ -59,6 +66,7 @@ class BufferPool {
     return b;
   }
   void put(char* b) {
+    --inUse_;
     if (free_.size() < kKeep) free_.push_back(b);
     else ::munmap(b, kSize);
   }
@@ -68,6 +76,7 @@ class BufferPool {
 
  private:
   std::vector<char*> free_;
+  size_t inUse_ = 0;
 };
 
 struct WorkerContext {

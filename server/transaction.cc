@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -652,6 +653,7 @@ void Transaction::pump() {
         continue;
       }
       ssize_t n;
+      if (!buf_) buf_ = wc_->buffers.get();  // given back while a bounded write was queued
       if (fill_) {
         auto r = fill_->read(cursor_, buf_, want);
         n = r ? static_cast<ssize_t>(r.value()) : -1;
@@ -680,11 +682,28 @@ void Transaction::pump() {
       }
       bufs[nb++] = uv_buf_init(buf_, static_cast<unsigned>(n));
       if (chunkedOut_) bufs[nb++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
-      cursor_ += static_cast<uint64_t>(n);
-      bytesSent_ += static_cast<uint64_t>(n);
-      wc_->counters.add(wc_->counters.bytes_to_clients, static_cast<uint64_t>(n));
       writing_ = true;
-      int w = conn_->writeBody(bufs, nb, &Transaction::onBodyWritten);
+      // Under memory pressure (many buffers lent out on this loop: clients
+      // that stopped reading), a connection queues at most 16 KiB beyond
+      // what its socket takes, as a copy, and this buffer goes back to the
+      // pool; the rest is read again when the socket drains. Chunked
+      // answers keep the plain path (a chunk's size is already written).
+      const bool bounded = !chunkedOut_ && wc_->buffers.inUse() > BufferPool::kPressure;
+      const size_t headLen = headInFlight_.size();
+      size_t accepted = 0;
+      int w = bounded ? conn_->writeBody(bufs, nb, &Transaction::onBodyWritten,
+                                         std::max(BufferPool::kQueuedUnderPressure, headLen), &accepted)
+                      : conn_->writeBody(bufs, nb, &Transaction::onBodyWritten);
+      uint64_t taken = static_cast<uint64_t>(n);
+      if (bounded && w == 0 && accepted < headLen + taken) {
+        taken = accepted - headLen;  // the queued copy always covers the head
+        headInFlight_.clear();
+        wc_->buffers.put(buf_);
+        buf_ = nullptr;
+      }
+      cursor_ += taken;
+      bytesSent_ += taken;
+      wc_->counters.add(wc_->counters.bytes_to_clients, taken);
       if (w == 0) return;  // onBodyWritten continues
       writing_ = false;
       headInFlight_.clear();

@@ -342,9 +342,9 @@ class OversizeObjects(unittest.TestCase):
 class NeverReadingClients(unittest.TestCase):
     """1,000 sockets with a 4 KiB receive buffer asking for a cached 32 MiB
     object and never reading were reported to hold ~240 KB each for good.
-    Here 300 of them (bounded in count and time) against send_timeout = 2s."""
+    Here 600 of them (bounded in count and time) against send_timeout = 2s."""
 
-    N = 300
+    N = 600
 
     def setUp(self):
         self.tmp = make_tempdir()
@@ -374,6 +374,10 @@ class NeverReadingClients(unittest.TestCase):
                 socks.append(s)
             time.sleep(1.0)
             held = self.orchard.rss_kb()["VmRSS"]
+            # While they are held: past 64 lent buffers per loop each one
+            # queues at most 16 KiB, so 600 cost far less than 600 x 256 KiB
+            # (150 MiB): 2 loops x 64 x 256 KiB + 600 x 16 KiB + heads ~ 45 MiB.
+            self.assertLess(held - rss0, 64 * 1024, f"RSS {rss0} kB -> {held} kB with {self.N} stalled clients")
             # Closed by the box once nothing moved for 2 s.
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline and metric(self.orchard, "send_timeouts_total") < self.N:
@@ -383,6 +387,7 @@ class NeverReadingClients(unittest.TestCase):
             self.assertLessEqual(open_now, 1, "stalled connections still open")
             time.sleep(0.5)
             rss1 = self.orchard.rss_kb()["VmRSS"]
+            print(f"\n  {self.N} stalled clients: RSS {rss0} kB idle, {held} kB held, {rss1} kB after", flush=True)
             # Memory comes back: within 16 MiB of where it started (each
             # loop's pool keeps up to 4 MiB of free buffers).
             self.assertLess(rss1 - rss0, 16 * 1024, f"RSS {rss0} kB -> held {held} kB -> after {rss1} kB")

@@ -294,7 +294,11 @@ std::string answerBody(std::string_view a) {
   std::string head(a.substr(0, end));
   for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   std::string_view rest = a.substr(end + 4);
-  if (head.find("transfer-encoding: chunked") == std::string::npos) return std::string(rest);
+  // A field line of its own (another field's value may contain the words).
+  if (head.find("\r\ntransfer-encoding: chunked\r\n") == std::string::npos &&
+      head.find("\r\ntransfer-encoding: chunked", head.size() - std::min<size_t>(head.size(), 28)) ==
+          std::string::npos)
+    return std::string(rest);
   std::string out;
   size_t pos = 0;
   while (pos < rest.size()) {
