@@ -794,6 +794,7 @@ class FailingStore final : public Store {
   explicit FailingStore(Store* inner) : inner_(inner) {}
   bool failCreate = false;       // createObject / createTemp fail with EACCES
   bool readOnlyObjects = false;  // createObject hands out a read-only descriptor
+  bool failRecord = false;       // recordPartial / commitObject fail as an unwritable index would
 
   std::shared_ptr<const ObjectMeta> lookup(const CacheKey& k) const override { return inner_->lookup(k); }
   Result<int> openObject(const CacheKey& k, const ObjectMeta& m) override { return inner_->openObject(k, m); }
@@ -813,8 +814,14 @@ class FailingStore final : public Store {
     return ObjectFile{ro, f->gen};
   }
   Result<int> reopenPartial(const CacheKey& k, const ObjectMeta& m) override { return inner_->reopenPartial(k, m); }
-  Result<void> recordPartial(const CacheKey& k, ObjectMeta m) override { return inner_->recordPartial(k, std::move(m)); }
-  Result<void> commitObject(const CacheKey& k, ObjectMeta m) override { return inner_->commitObject(k, std::move(m)); }
+  Result<void> recordPartial(const CacheKey& k, ObjectMeta m) override {
+    if (failRecord) return indexFailure();
+    return inner_->recordPartial(k, std::move(m));
+  }
+  Result<void> commitObject(const CacheKey& k, ObjectMeta m) override {
+    if (failRecord) return indexFailure();
+    return inner_->commitObject(k, std::move(m));
+  }
   void dropObject(const CacheKey& k, uint64_t gen) override { inner_->dropObject(k, gen); }
   Result<void> putStub(const CacheKey& k, ObjectMeta m) override { return inner_->putStub(k, std::move(m)); }
   Result<void> refresh(const CacheKey& k, const ObjectMeta& m) override { return inner_->refresh(k, m); }
@@ -838,6 +845,11 @@ class FailingStore final : public Store {
   std::string objectFilePath(const Hash128& h, uint64_t gen) const override { return inner_->objectFilePath(h, gen); }
 
  private:
+  Error indexFailure() {
+    Error e{Errc::Io, EROFS, "index: put"};
+    health().writeFailed(e, "index", 1000);
+    return e;
+  }
   Store* inner_;
 };
 
@@ -928,6 +940,54 @@ TEST_F(FillTest, FailedWriteIsReportedAndTheRelayCarriesOn) {
   EXPECT_EQ(store_->lookup(kA), nullptr) << "a relayed fill is never stored";
   fill.reset();
   EXPECT_EQ(bodyFiles(), 0u) << "the object file of the failed fill is dropped";
+}
+
+TEST_F(FillTest, CheckpointThatCannotBeRecordedTellsTheWriterToRelay) {
+  FailingStore failing(store_.get());
+  failing.failRecord = true;
+  auto fill = std::make_shared<Fill>(kA, &failing, true);
+  auto fetch = fill->firstFetch(0);
+  const uint64_t len = 3 * Fill::kBlockSize;
+  ASSERT_TRUE(fill->begin(headFor(kA), true, len).ok());
+  const std::string block(Fill::kBlockSize, 'b');
+  ASSERT_TRUE(fill->write(fetch.id, block.data(), block.size()).ok());
+  EXPECT_FALSE(fill->storeFailed());
+  fill->checkpoint(1);
+  EXPECT_TRUE(fill->storeFailed()) << "the blocks could not be recorded";
+  EXPECT_EQ(store_->lookupPartial(kA), nullptr);
+  // The driver relays from here on; the readers get every byte.
+  fill->startRelay(fetch.id);
+  ASSERT_TRUE(fill->write(fetch.id, block.data(), block.size()).ok());
+  ASSERT_TRUE(fill->write(fetch.id, block.data(), block.size()).ok());
+  EXPECT_EQ(fill->readable(0), Fill::kBlockSize) << "from the file";
+  EXPECT_EQ(fill->readable(Fill::kBlockSize), 2 * Fill::kBlockSize) << "from the window";
+  EXPECT_TRUE(readFill(*fill, 0, len) == std::string(len, 'b'));
+  EXPECT_TRUE(fill->fetcherDone(fetch.id).complete);
+  fill->complete(1);
+  EXPECT_EQ(fill->snapshot().state, State::Complete);
+  EXPECT_EQ(store_->lookup(kA), nullptr);
+  EXPECT_GE(failing.health().writeErrors(), 1u);
+}
+
+TEST_F(FillTest, CommitThatFailsCompletesForTheReadersAndStoresNothing) {
+  FailingStore failing(store_.get());
+  auto fill = std::make_shared<Fill>(kA, &failing, true);
+  fill->firstFetch(0);
+  ASSERT_TRUE(fill->begin(headFor(kA), true, 6).ok());
+  ASSERT_TRUE(append(*fill, "commit").ok());
+  failing.failRecord = true;
+  fill->finish(1);
+  auto snap = fill->snapshot();
+  EXPECT_EQ(snap.state, State::Complete) << "the readers have every byte: they end cleanly";
+  EXPECT_FALSE(snap.cacheable) << "not stored, and not counted as stored";
+  EXPECT_TRUE(fill->storeFailed());
+  EXPECT_EQ(readFill(*fill, 0, 6), "commit");
+  EXPECT_EQ(store_->lookup(kA), nullptr);
+  fill.reset();
+  EXPECT_EQ(bodyFiles(), 0u) << "the unstored object file is dropped";
+  auto h = failing.health().report(1000);
+  EXPECT_TRUE(h.degraded);
+  EXPECT_NE(h.reason.find("Read-only file system (index)"), std::string::npos) << h.reason;
 }
 
 }  // namespace
