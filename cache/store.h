@@ -7,6 +7,8 @@
 //                                refetch writes a new generation, so a reader of
 //                                the old one never sees its bytes change
 //   tmp/<hex>.<n>                private (never stored) bodies; emptied at open()
+//   lock                         flock held by the one daemon using this dir
+//                                (cache/dir_lock.h; taken by the server before open())
 //
 // Lifecycle of a shared object:
 //   createObject() -> bytes written in place (any order, in blocks) ->
