@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace orchard::cache {
@@ -229,28 +230,41 @@ Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t
   if (storeKey && storeKey->text != key_.text) storeKey_ = std::move(storeKey);
   // The caller bounds what it stores (storage.max_object_size); this cap
   // only keeps the block map small whatever a caller passes.
-  const bool store = cacheable && shared_ && store_ != nullptr && (!length || *length <= kMaxStoredLength);
+  bool store = cacheable && shared_ && store_ != nullptr && (!length || *length <= kMaxStoredLength);
+  bool noFile = false;  // the store cannot give us a file: relay from memory
   if (store) {
-    auto obj = store_->createObject(this->storeKey());
-    if (!obj) return obj.error();
-    object_ = obj.value();
-    writeFd_ = object_.fd;
+    auto obj = store_->createObject(this->storeKey());  // a failure is reported by the store
+    if (obj) {
+      object_ = obj.value();
+      writeFd_ = object_.fd;
+    } else {
+      noFile = true;
+    }
   } else if (store_) {
     auto tmp = store_->createTemp(key_);
-    if (!tmp) return tmp.error();
-    temp_ = std::move(tmp.value());
-    ::unlink(temp_.path().c_str());  // nothing to keep: gone with the last descriptor
-    writeFd_ = temp_.fd();
+    if (tmp) {
+      temp_ = std::move(tmp.value());
+      ::unlink(temp_.path().c_str());  // nothing to keep: gone with the last descriptor
+      writeFd_ = temp_.fd();
+    } else {
+      noFile = true;
+    }
   } else {
     char path[] = "/tmp/orchard-fill-XXXXXX";
     int fd = ::mkostemp(path, O_CLOEXEC);
-    if (fd < 0) return Error{Errc::Io, errno, "fill: create temp file"};
-    ::unlink(path);
-    temp_ = TempFile(fd, std::string(), key_.hash);
-    writeFd_ = fd;
+    if (fd >= 0) {
+      ::unlink(path);
+      temp_ = TempFile(fd, std::string(), key_.hash);
+      writeFd_ = fd;
+    } else {
+      noFile = true;
+    }
   }
-  readFd_ = ::fcntl(writeFd_, F_DUPFD_CLOEXEC, 0);
-  if (readFd_ < 0) return Error{Errc::Io, errno, "fill: dup"};
+  if (!noFile) {
+    readFd_ = ::fcntl(writeFd_, F_DUPFD_CLOEXEC, 0);
+    if (readFd_ < 0) return Error{Errc::Io, errno, "fill: dup"};
+  }
+  if (noFile) store = false;
   head_ = std::move(head);
   std::vector<Waiter> wake;
   {
@@ -261,6 +275,17 @@ Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t
     hasHead_ = true;
     state_ = State::Streaming;
     for (auto& f : fetchers_) f.end = runEndLocked(f.start, f.id);
+    if (noFile) {
+      // Before its head is known a fill has only its first fetcher.
+      Fetcher* first = nullptr;
+      for (auto& f : fetchers_)
+        if (f.active && !first) first = &f;
+      if (!first) {
+        addFetcherLocked(0);
+        first = &fetchers_.back();
+      }
+      enterRelayLocked(*first);
+    }
     wake = bumpLocked();
   }
   if (shared_ && !cacheable_) leaveTable();
@@ -292,14 +317,14 @@ Result<size_t> Fill::write(uint32_t id, const char* data, size_t n) {
       if (id != relayFetcher_) return size_t{0};
       // Into the window; the oldest bytes make room (slow readers lose them).
       for (uint64_t i = 0; i < take;) {
-        uint64_t at = (off + i) % kRelayBytes;
-        uint64_t chunk = std::min<uint64_t>(take - i, kRelayBytes - at);
-        std::memcpy(relay_.data() + at, data + i, chunk);
+        uint64_t at = (off + i) % relayCap_;
+        uint64_t chunk = std::min<uint64_t>(take - i, relayCap_ - at);
+        std::memcpy(relay_.get() + at, data + i, chunk);
         i += chunk;
       }
       f->cursor = off + take;
       relayEnd_ = f->cursor;
-      if (relayEnd_ - relayStart_ > kRelayBytes) relayStart_ = relayEnd_ - kRelayBytes;
+      if (relayEnd_ - relayStart_ > relayCap_) relayStart_ = relayEnd_ - relayCap_;
       relayed = bumpLocked();
       viaRelay = true;
     }
@@ -313,7 +338,9 @@ Result<size_t> Fill::write(uint32_t id, const char* data, size_t n) {
     ssize_t w = ::pwrite(writeFd_, data + done, take - done, static_cast<off_t>(off + done));
     if (w < 0) {
       if (errno == EINTR) continue;
-      return Error{errno == ENOSPC ? Errc::NoSpace : Errc::Io, errno, "fill: write"};
+      Error e{errno == ENOSPC || errno == EDQUOT ? Errc::NoSpace : Errc::Io, errno, "fill: write"};
+      reportWriteFailure(e);
+      return e;
     }
     done += static_cast<size_t>(w);
   }
@@ -387,14 +414,26 @@ void Fill::complete(int64_t nowSeconds) {
     meta.gen = object_.gen;
     meta.lastAccess = nowSeconds;
     // Durable before it is recorded as complete: a power cut must never
-    // leave a Complete record over bytes that were not written.
-    if (::fdatasync(writeFd_) != 0)
-      OLOG_RATE(log::Level::Warn, "fdatasync of %s failed: %s", key_.text.c_str(), std::strerror(errno));
-    auto r = store_->commitObject(storeKey(), std::move(meta));
-    if (!r) {
-      // The bytes are intact for the readers already streaming; the object
-      // is simply not stored.
+    // leave a Complete record over bytes that were not written. A failed
+    // sync or commit leaves the object unstored; the bytes are intact for
+    // the readers already streaming (they read the page cache).
+    bool stored = false;
+    if (::fdatasync(writeFd_) != 0) {
+      Error e{errno == ENOSPC || errno == EDQUOT ? Errc::NoSpace : Errc::Io, errno, "fill: sync before commit"};
+      reportWriteFailure(e);
+    } else if (auto r = store_->commitObject(storeKey(), std::move(meta)); !r) {
       OLOG_RATE(log::Level::Warn, "store commit failed for %s: %s", key_.text.c_str(), r.error().message().c_str());
+    } else {
+      stored = true;
+    }
+    if (!stored) {
+      storeFailed_.store(true, std::memory_order_release);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        cacheable_ = false;
+        dropped_ = true;
+      }
+      store_->dropObject(storeKey(), object_.gen);
     }
   }
   // Complete is published before leaving the table: a reader that found the
@@ -497,10 +536,16 @@ void Fill::checkpoint(int64_t nowSeconds) {
     meta = partialMetaLocked(nowSeconds);
   }
   // The blocks named in the record must be on disk before the record is.
-  if (::fdatasync(writeFd_) != 0) return;
-  if (store_->recordPartial(storeKey(), std::move(meta))) {
+  if (::fdatasync(writeFd_) != 0) {
+    reportWriteFailure(Error{errno == ENOSPC || errno == EDQUOT ? Errc::NoSpace : Errc::Io, errno, "fill: sync"});
+    storeFailed_.store(true, std::memory_order_release);
+    return;
+  }
+  if (store_->recordPartial(storeKey(), std::move(meta))) {  // a failure is reported by the store
     std::lock_guard<std::mutex> lock(mu_);
     recorded_ = true;
+  } else {
+    storeFailed_.store(true, std::memory_order_release);
   }
 }
 
@@ -531,19 +576,31 @@ void Fill::startRelay(uint32_t id) {
     if (relayMode_ || state_ != State::Streaming) return;
     Fetcher* f = fetcherLocked(id);
     if (!f) return;
-    relayMode_ = true;
-    relayFetcher_ = id;
-    relayStart_ = relayEnd_ = f->cursor;
-    relay_.resize(kRelayBytes);
-    if (length_) f->end = *length_;  // this fetcher brings everything from here on
-    for (auto& o : fetchers_)
-      if (o.id != id) o.active = false;
     drop = cacheable_;
-    cacheable_ = false;
-    dropped_ = true;
+    enterRelayLocked(*f);
   }
   leaveTable();  // nobody new joins a fill that will not be stored
   if (drop && store_) store_->dropObject(storeKey(), object_.gen);
+}
+
+void Fill::enterRelayLocked(Fetcher& f) {
+  relayMode_ = true;
+  relayFetcher_ = f.id;
+  relayStart_ = relayEnd_ = f.cursor;
+  if (length_) f.end = *length_;  // this fetcher brings everything from here on
+  relayCap_ = kRelayBytes;
+  if (length_ && *length_ > f.cursor) relayCap_ = std::min<uint64_t>(kRelayBytes, *length_ - f.cursor);
+  relay_.reset(new char[relayCap_]);  // uninitialised on purpose: see relay_
+  for (auto& o : fetchers_)
+    if (o.id != f.id) o.active = false;
+  cacheable_ = false;
+  dropped_ = true;
+}
+
+void Fill::reportWriteFailure(const Error& e) {
+  if (!store_) return;
+  std::string path = object_.fd >= 0 ? store_->objectFilePath(storeKey().hash, object_.gen) : temp_.path();
+  store_->health().writeFailed(e, path, SystemClock::instance().monotonicMs());
 }
 
 bool Fill::relaying() const {
@@ -557,9 +614,9 @@ Result<size_t> Fill::read(uint64_t offset, char* buf, size_t n) const {
     if (relayMode_ && offset >= relayStart_ && offset < relayEnd_) {
       size_t take = static_cast<size_t>(std::min<uint64_t>(n, relayEnd_ - offset));
       for (size_t i = 0; i < take;) {
-        uint64_t at = (offset + i) % kRelayBytes;
-        size_t chunk = static_cast<size_t>(std::min<uint64_t>(take - i, kRelayBytes - at));
-        std::memcpy(buf + i, relay_.data() + at, chunk);
+        uint64_t at = (offset + i) % relayCap_;
+        size_t chunk = static_cast<size_t>(std::min<uint64_t>(take - i, relayCap_ - at));
+        std::memcpy(buf + i, relay_.get() + at, chunk);
         i += chunk;
       }
       return take;

@@ -16,8 +16,8 @@
 //   published, so a reader that misses the table finds the store.
 // - Revalidated: a conditional request got 304 and the stored object was
 //   refreshed; readers serve it from the store.
-// - Failed: the origin broke, changed, or the disk failed; readers end their
-//   responses without a clean end of message. Blocks already durable stay
+// - Failed: the origin broke or changed; readers end their responses without
+//   a clean end of message. Blocks already durable stay
 //   recorded (Partial) so that the next request resumes instead of starting
 //   over, unless the object changed at the origin.
 //
@@ -36,6 +36,14 @@
 // not to the first client (a reader leaving never stops it). A private
 // fill (pass-through responses) has one reader and is cancelled by its
 // writer when that reader leaves.
+//
+// A store that cannot be written never fails a fill: when the backing file
+// cannot be created (begin()), a write into it fails (write() returns the
+// error; the writer calls startRelay()), or a checkpoint cannot make its
+// blocks durable (storeFailed()), the fill turns into a pass-through: the
+// rest of the body reaches the readers through the relay window in memory
+// and nothing is stored. Every such failure is reported to the store's
+// health() (Degraded, counted, logged once per interval).
 //
 // Readers follow STYLE pattern 3: look at snapshot()/readable(); if there is
 // nothing new, waitIfUnchanged() either says "something changed, look again"
@@ -116,6 +124,9 @@ class Fill {
   // publishes the head. `length` is the full body length when known (from
   // Content-Length of a 200, or the total of a 206's Content-Range). An
   // uncacheable shared fill leaves the table at once so no new reader joins.
+  // When the backing file cannot be created (an unwritable or failing store)
+  // the fill still begins: it relays the body from memory from the start
+  // (relaying() is true, snapshot().cacheable false) and stores nothing.
   // `storeKey`: where the object is stored when it differs from the fill's
   // key (a Vary variant of the key the fill was looked up by).
   Result<void> begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length,
@@ -150,13 +161,17 @@ class Fill {
   // The origin's object changed under a partial fill: fail and drop the blocks.
   void failChanged();
 
-  // Disk full (ENOSPC) under fetcher `id`: the fill stops writing to disk and
+  // Disk full (ENOSPC), or any failed write into the store (EIO, EROFS,
+  // EACCES, EPERM...), under fetcher `id`: the fill stops writing to disk and
   // relays the rest of the body through a bounded window in memory (a
   // pass-through for its readers). Its object file and any partial record
   // are dropped at once (the space goes back), nothing is ever stored, and
   // readers that fall further behind than the window end uncleanly.
   void startRelay(uint32_t id);
   bool relaying() const;
+  // A checkpoint or the commit could not make the bytes durable: the writer
+  // should startRelay() before writing more (the store is failing).
+  bool storeFailed() const { return storeFailed_.load(std::memory_order_acquire); }
 
   // Single-run convenience (private fills, tests): one fetcher from 0.
   Result<void> append(const char* data, size_t n);
@@ -224,6 +239,10 @@ class Fill {
   uint64_t readableLocked(uint64_t offset) const;
   Fetch addFetcherLocked(uint64_t start);
   std::vector<Waiter> bumpLocked();  // version++; takes the waiters
+  // Switches to relay mode with `f` as the only writer, from its cursor on.
+  void enterRelayLocked(Fetcher& f);
+  // Reports a failed write into this fill's backing file to the store's health.
+  void reportWriteFailure(const Error& e);
 
   void post(std::vector<Waiter> wake);
   void failInternal(Error error, bool dropBlocks);
@@ -259,14 +278,19 @@ class Fill {
   bool recorded_ = false;  // a Partial record names object_.gen: keep the file for a resume
   bool dropped_ = false;   // the blocks were dropped (object changed): never record them
 
-  // Relay mode (ENOSPC): bytes [relayStart_, relayEnd_) live in relay_, a
-  // ring of kRelayBytes indexed by offset % kRelayBytes. Under mu_.
+  // Relay mode (disk full or failing): bytes [relayStart_, relayEnd_) live
+  // in relay_, a ring of relayCap_ bytes indexed by offset % relayCap_: at
+  // most kRelayBytes, and no more than the rest of the body when its length
+  // is known (a small object relayed costs its size, not 16 MiB). Allocated
+  // uninitialised, so untouched pages of a big window cost nothing. Under mu_.
   static constexpr uint64_t kRelayBytes = 16ull << 20;
   bool relayMode_ = false;
   uint32_t relayFetcher_ = 0;
   uint64_t relayStart_ = 0;
   uint64_t relayEnd_ = 0;
-  std::vector<char> relay_;
+  uint64_t relayCap_ = 0;
+  std::unique_ptr<char[]> relay_;
+  std::atomic<bool> storeFailed_{false};  // see storeFailed()
 
   std::mutex checkpointMu_;  // one checkpoint at a time
   std::atomic<uint64_t> sinceCheckpoint_{0};

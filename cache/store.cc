@@ -213,6 +213,7 @@ class FileStore final : public Store {
   void setBusyCheck(std::function<bool(const Hash128&)> busy) override;
   void requestEviction(uint64_t bytesNeeded) override;
   bool reconciled() const override { return reconciled_.load(std::memory_order_acquire); }
+  std::string objectFilePath(const Hash128& hash, uint64_t gen) const override { return objectPath(hash, gen); }
 
  private:
   using BusyCheck = std::function<bool(const Hash128&)>;
@@ -231,6 +232,11 @@ class FileStore final : public Store {
   enum class Tally : uint8_t { None, Bytes, Eviction };
   void erasePartialLocked(const Hash128& hash, Tally tally = Tally::None);
   std::mutex& keyLock(const Hash128& h) { return keyLocks_[h.lo % kKeyLockCount]; }
+  // Reports a failed store write to health() and returns it.
+  Error writeFailed(Error e, const std::string& path) {
+    health().writeFailed(e, path, steadyMs());
+    return e;
+  }
 
   // Opens the object file and checks its size. Returns the fd, or the errno
   // of the failed call (-1 with *sizeMismatch set when the size differs).
@@ -515,7 +521,7 @@ Result<TempFile> FileStore::createTemp(const CacheKey& key) {
     std::string path = prefix + std::to_string(tempCounter_.fetch_add(1, std::memory_order_relaxed));
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) return TempFile(fd, std::move(path), key.hash);
-    if (errno != EEXIST) return errnoError(errno, "create temp file");
+    if (errno != EEXIST) return writeFailed(errnoError(errno, "create temp file"), path);
   }
   return Error{Errc::Exists, EEXIST, "create temp file"};
 }
@@ -540,14 +546,16 @@ Result<void> FileStore::commit(const CacheKey& key, TempFile&& file, ObjectMeta 
   auto published = std::make_shared<const ObjectMeta>(std::move(meta));
 
   std::lock_guard keyGuard(keyLock(key.hash));
-  if (::rename(file.path().c_str(), finalPath.c_str()) != 0) return errnoError(errno, "commit: rename");
+  if (::rename(file.path().c_str(), finalPath.c_str()) != 0)
+    return writeFailed(errnoError(errno, "commit: rename"), finalPath);
   if (Result<void> r = index_->put(key.hash, record); !r) {
     ::unlink(finalPath.c_str());
-    return r;
+    return writeFailed(r.error(), options_.dir + "/index");
   }
   publishLocked(key.hash, std::move(published));
   syncLocked(key.hash);
   TempFile done(std::move(file));  // closes the fd; the path is now the object's
+  health().writeSucceeded(steadyMs());
   return ok();
 }
 
@@ -645,12 +653,13 @@ Result<ObjectFile> FileStore::createObject(const CacheKey& key) {
     ::close(spare.fd);
     ::unlink(spare.path.c_str());
   }
-  if (Result<void> r = makeDirs(objectDir(hex)); !r) return r.error();
+  if (Result<void> r = makeDirs(objectDir(hex)); !r) return writeFailed(r.error(), objectDir(hex));
   for (int attempt = 0; attempt < 8; ++attempt) {
     uint64_t gen = genCounter_.fetch_add(1, std::memory_order_relaxed);
-    int fd = ::open(objectPath(key.hash, gen).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    std::string path = objectPath(key.hash, gen);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) return ObjectFile{fd, gen};
-    if (errno != EEXIST) return errnoError(errno, "create object file");
+    if (errno != EEXIST) return writeFailed(errnoError(errno, "create object file"), path);
   }
   return Error{Errc::Exists, EEXIST, "create object file"};
 }
@@ -697,7 +706,7 @@ Result<void> FileStore::recordPartial(const CacheKey& key, ObjectMeta meta) {
     auto it = map_.find(key.hash);
     if (it != map_.end() && it->second->kind == ObjectMeta::Kind::Complete) return ok();
   }
-  if (Result<void> r = index_->put(key.hash, record); !r) return r;
+  if (Result<void> r = index_->put(key.hash, record); !r) return writeFailed(r.error(), options_.dir + "/index");
   std::unique_lock lock(mu_);
   auto [it, inserted] = partial_.try_emplace(key.hash, published);
   if (inserted) {
@@ -709,6 +718,7 @@ Result<void> FileStore::recordPartial(const CacheKey& key, ObjectMeta meta) {
   stats_.partialBytes += durableBytes(*published);
   lock.unlock();
   syncLocked(key.hash);
+  health().writeSucceeded(steadyMs());
   return ok();
 }
 
@@ -718,15 +728,17 @@ Result<void> FileStore::commitObject(const CacheKey& key, ObjectMeta meta) {
   meta.blocks.clear();
   meta.blockSize = 0;
   struct stat st;
-  if (::stat(objectPath(key.hash, meta.gen).c_str(), &st) != 0) return errnoError(errno, "commit object: stat");
+  if (::stat(objectPath(key.hash, meta.gen).c_str(), &st) != 0)
+    return writeFailed(errnoError(errno, "commit object: stat"), objectPath(key.hash, meta.gen));
   if (static_cast<uint64_t>(st.st_size) != meta.size) return Error{Errc::Corrupt, 0, "commit object: size mismatch"};
   std::string record = encodeMeta(meta);
   auto published = std::make_shared<const ObjectMeta>(std::move(meta));
   std::lock_guard keyGuard(keyLock(key.hash));
-  if (Result<void> r = index_->put(key.hash, record); !r) return r;
+  if (Result<void> r = index_->put(key.hash, record); !r) return writeFailed(r.error(), options_.dir + "/index");
   erasePartialLocked(key.hash);
   publishLocked(key.hash, std::move(published));
   syncLocked(key.hash);
+  health().writeSucceeded(steadyMs());
   return ok();
 }
 
@@ -1223,6 +1235,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   Result<std::unique_ptr<Index>> index = Index::open(options.dir + "/index");
   if (!index) return index.error();
   auto store = std::make_unique<FileStore>(options, std::move(index).value());
+  store->health().setRoot(options.dir);
   if (Result<void> r = store->load(); !r) return r.error();
   store->start();
   return std::unique_ptr<Store>(std::move(store));

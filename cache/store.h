@@ -7,6 +7,8 @@
 //                                refetch writes a new generation, so a reader of
 //                                the old one never sees its bytes change
 //   tmp/<hex>.<n>                private (never stored) bodies; emptied at open()
+//   lock                         flock held by the one daemon using this dir
+//                                (cache/dir_lock.h; taken by the server before open())
 //
 // Lifecycle of a shared object:
 //   createObject() -> bytes written in place (any order, in blocks) ->
@@ -44,6 +46,7 @@
 
 #include "cache/key.h"
 #include "cache/object_meta.h"
+#include "cache/store_health.h"
 #include "common/result.h"
 
 namespace orchard::cache {
@@ -186,6 +189,18 @@ class Store {
   virtual void requestEviction(uint64_t bytesNeeded) = 0;
   // True once the start-up reconciliation of files and records has finished.
   virtual bool reconciled() const = 0;
+
+  // ---- health ----
+  // Whether store writes are failing (see store_health.h). The store reports
+  // its own failed writes here; a fill reports failed writes into the file
+  // the store gave it, naming it with objectFilePath().
+  StoreHealth& health() { return health_; }
+  const StoreHealth& health() const { return health_; }
+  // The path of object file `gen` of this hash (for messages).
+  virtual std::string objectFilePath(const Hash128& hash, uint64_t gen) const = 0;
+
+ private:
+  StoreHealth health_;
 };
 
 }  // namespace orchard::cache

@@ -336,7 +336,11 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
     wc_->counters.add(wc_->counters.oversize_passes);
     fill_->startRelay(fetch_.id);
   }
-  if (!fill_->relaying() && fill_->shared() && diskLow()) {
+  if (!fill_->relaying() && fill_->storeFailed()) {
+    // A checkpoint could not make our blocks durable: stop writing to a
+    // failing store, carry on from memory.
+    fill_->startRelay(fetch_.id);
+  } else if (!fill_->relaying() && fill_->shared() && diskLow()) {
     // Keep a reserve for the index (RocksDB must never hit ENOSPC): treat a
     // nearly full disk as a full one.
     wc_->server->store->requestEviction(64ull << 20);
@@ -344,12 +348,16 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
   }
   bodyBytes_ += n;
   auto r = fill_->write(fetch_.id, data, n);
-  if (!r && r.error().code == Errc::NoSpace) {
-    // Disk full: ask the store for space and carry on as a pass-through
-    // (this fill is not stored; its readers are served from memory).
-    OLOG_RATE(log::Level::Warn, "disk full while filling %s: passing it through uncached",
-              fill_->key().text.c_str());
-    wc_->server->store->requestEviction(64ull << 20);
+  if (!r && r.error().code != Errc::Closed) {
+    // The store cannot take the bytes (disk full, or EIO, EROFS, EACCES...):
+    // carry on as a pass-through (this fill is not stored; its readers are
+    // served from memory). The origin is fine: its client must not suffer.
+    // The failure is counted and logged by the store's health record.
+    if (r.error().code == Errc::NoSpace) {
+      OLOG_RATE(log::Level::Warn, "disk full while filling %s: passing it through uncached",
+                fill_->key().text.c_str());
+      wc_->server->store->requestEviction(64ull << 20);
+    }
     fill_->startRelay(fetch_.id);
     r = fill_->write(fetch_.id, data, n);
   }
@@ -374,17 +382,23 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
     scheduleCheckpoint();
 }
 
+bool storageBelowReserve(const std::string& dir, uint64_t* availOut, uint64_t* reserveOut) {
+  struct statvfs v;
+  if (::statvfs(dir.c_str(), &v) != 0) return false;
+  const uint64_t size = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+  const uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  const uint64_t reserve = std::min<uint64_t>(64ull << 20, size / 20);
+  if (availOut) *availOut = avail;
+  if (reserveOut) *reserveOut = reserve;
+  return avail < reserve;
+}
+
 bool FillDriver::diskLow() {
   // statvfs is cheap, but once per 4 MiB written is plenty.
   if (diskChecked_ && sinceDiskCheck_ < (4ull << 20)) return false;
   diskChecked_ = true;
   sinceDiskCheck_ = 0;
-  struct statvfs v;
-  if (::statvfs(wc_->server->config.storageDir.c_str(), &v) != 0) return false;
-  const uint64_t size = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
-  const uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
-  const uint64_t reserve = std::min<uint64_t>(64ull << 20, size / 20);
-  return avail < reserve;
+  return storageBelowReserve(wc_->server->config.storageDir);
 }
 
 void FillDriver::onUpstreamComplete() {

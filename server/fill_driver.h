@@ -32,6 +32,11 @@ namespace orchard::server {
 
 struct FillWork;
 
+// Free space on the file system of `dir` is under the reserve kept for the
+// index (min(64 MiB, 5 % of the file system)): fills stop writing to disk.
+// Fills *availOut / *reserveOut when given. False when statvfs fails.
+bool storageBelowReserve(const std::string& dir, uint64_t* availOut = nullptr, uint64_t* reserveOut = nullptr);
+
 class BodySource {
  public:
   virtual ~BodySource() = default;

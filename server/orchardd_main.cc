@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
   server::Server server(cfg);
   auto r = server.start();
   if (!r) {
-    std::fprintf(stderr, "orchardd: cannot start: %s\n", r.error().message().c_str());
+    const std::string why = server.startError().empty() ? r.error().message() : server.startError();
+    std::fprintf(stderr, "orchardd: cannot start: %s\n", why.c_str());
     return 1;
   }
   std::fprintf(stderr, "orchardd ready\n");

@@ -3,9 +3,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <chrono>
 #include <random>
 #include <condition_variable>
@@ -49,7 +54,10 @@ Server::~Server() { stop(); }
 
 namespace {
 
-Result<int> bindSocket(const config::ListenAddress& a, uint16_t* boundPort) {
+// Binds (and unless `probe`, listens on) a socket for `a`. The real
+// listeners set SO_REUSEPORT (every loop binds its own); a probe does not,
+// so that its bind fails while any other socket listens on the address.
+Result<int> bindSocket(const config::ListenAddress& a, uint16_t* boundPort, bool probe = false) {
   struct sockaddr_storage ss;
   std::memset(&ss, 0, sizeof ss);
   socklen_t len;
@@ -72,14 +80,14 @@ Result<int> bindSocket(const config::ListenAddress& a, uint16_t* boundPort) {
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   // libuv 1.44 has no SO_REUSEPORT flag for uv_tcp_bind: every loop binds its
   // own socket and the kernel spreads connections across them.
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (!probe) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (a.v6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     int e = errno;
     ::close(fd);
     return Error{Errc::Io, e, "listen: bind"};
   }
-  if (::listen(fd, 4096) != 0) {
+  if (!probe && ::listen(fd, 4096) != 0) {
     int e = errno;
     ::close(fd);
     return Error{Errc::Io, e, "listen: listen"};
@@ -92,14 +100,83 @@ Result<int> bindSocket(const config::ListenAddress& a, uint16_t* boundPort) {
   return fd;
 }
 
+// Whether a socket that is not one of `ours` (socket inodes) listens on
+// `port` at an address overlapping `a` (the same, or either a wildcard),
+// from /proc/net/tcp or tcp6. False when the table cannot be read.
+bool foreignListener(const config::ListenAddress& a, uint16_t port, const std::vector<ino_t>& ours) {
+  uint32_t want[4] = {0, 0, 0, 0};  // the address as /proc prints it: 32-bit words in host order
+  if (a.v6) {
+    in6_addr addr;
+    if (inet_pton(AF_INET6, a.host.c_str(), &addr) != 1) return false;
+    std::memcpy(want, &addr, sizeof want);
+  } else {
+    in_addr addr;
+    if (inet_pton(AF_INET, a.host.c_str(), &addr) != 1) return false;
+    std::memcpy(want, &addr, sizeof addr);
+  }
+  const bool wantAny = !want[0] && !want[1] && !want[2] && !want[3];
+  FILE* f = std::fopen(a.v6 ? "/proc/net/tcp6" : "/proc/net/tcp", "re");
+  if (!f) return false;
+  char line[512];
+  bool found = false;
+  if (!std::fgets(line, sizeof line, f)) line[0] = 0;  // the header
+  while (!found && std::fgets(line, sizeof line, f)) {
+    char local[40];
+    unsigned p = 0, st = 0;
+    unsigned long inode = 0;
+    if (std::sscanf(line, " %*u: %39[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*u %*u %lu", local, &p, &st, &inode) != 4)
+      continue;
+    if (st != 0x0A || p != port) continue;  // TCP_LISTEN on our port
+    uint32_t got[4] = {0, 0, 0, 0};
+    const size_t words = a.v6 ? 4 : 1;
+    if (std::strlen(local) != words * 8) continue;
+    for (size_t w = 0; w < words; ++w) {
+      char word[9];
+      std::memcpy(word, local + w * 8, 8);
+      word[8] = 0;
+      got[w] = static_cast<uint32_t>(std::strtoul(word, nullptr, 16));
+    }
+    const bool gotAny = !got[0] && !got[1] && !got[2] && !got[3];
+    if (!wantAny && !gotAny && std::memcmp(got, want, sizeof got) != 0) continue;
+    if (std::find(ours.begin(), ours.end(), static_cast<ino_t>(inode)) == ours.end()) found = true;
+  }
+  std::fclose(f);
+  return found;
+}
+
 }  // namespace
 
 Result<void> Server::start() {
   // A client hanging up mid-write must be an EPIPE, not a dead process.
   ::signal(SIGPIPE, SIG_IGN);
   const auto& cfg = ctx_.config;
+  startError_.clear();
+  // One daemon per store, before anything in it is touched (Store::open
+  // clears tmp/ and reconciliation removes files it does not know).
+  pid_t holder = 0;
+  auto lock = cache::DirLock::acquire(cfg.storageDir, &holder);
+  if (!lock) {
+    if (lock.error().code == Errc::Busy) {
+      startError_ = "storage.dir " + cfg.storageDir + ": in use by another orchardd (" +
+                    (holder > 0 ? "pid " + std::to_string(holder) : std::string("pid unknown")) + " holds " +
+                    cfg.storageDir + "/" + cache::DirLock::kFileName + ")";
+    } else {
+      startError_ = "storage.dir " + cfg.storageDir + ": " + lock.error().message();
+    }
+    return lock.error();
+  }
+  dirLock_ = std::move(lock.value());
+  // Refuse an address another process holds before opening the store.
+  if (auto r = probeListeners(); !r) {
+    dirLock_ = cache::DirLock();
+    return r;
+  }
   auto store = cache::Store::open(cache::StoreOptions{cfg.storageDir, cfg.cacheLimit});
-  if (!store) return store.error();
+  if (!store) {
+    startError_ = "storage.dir " + cfg.storageDir + ": " + store.error().message();
+    dirLock_ = cache::DirLock();
+    return store.error();
+  }
   store_ = std::move(store.value());
   fills_ = std::make_unique<cache::FillTable>(store_.get());
   // Never evict what a fill is writing.
@@ -132,9 +209,25 @@ Result<void> Server::start() {
   for (auto& slot : workers_) {
     auto r = openListeners(*slot);
     if (!r) {
-      for (auto& s : workers_)
-        for (int fd : s->fds) ::close(fd);
+      abandonStart();
       return r;
+    }
+  }
+  // Closes the probe's race (see server.h): every socket is listening now,
+  // so of two daemons that both passed their probes, the later to get here
+  // sees the other's sockets. Both may refuse; both never run.
+  {
+    std::vector<ino_t> ours;
+    for (auto& slot : workers_)
+      for (int fd : slot->fds) {
+        struct stat st;
+        if (::fstat(fd, &st) == 0) ours.push_back(st.st_ino);
+      }
+    for (size_t i = 0; i < cfg.listen.size(); ++i) {
+      if (!foreignListener(cfg.listen[i], ports_[i], ours)) continue;
+      startError_ = "server.listen " + cfg.listen[i].text + ": address already in use by another process";
+      abandonStart();
+      return Error{Errc::Exists, EADDRINUSE, "listen: address in use by another process"};
     }
   }
   std::mutex mu;
@@ -172,27 +265,60 @@ Result<void> Server::start() {
   }
   started_ = true;
   if (failed) {
+    startError_ = "server.listen: " + failed->message();
     stop();
     return *failed;
   }
   return ok();
 }
 
+void Server::abandonStart() {
+  for (auto& slot : workers_)
+    for (int fd : slot->fds) ::close(fd);
+  workers_.clear();
+  ctx_.counters.clear();
+  if (store_) store_->setBusyCheck(nullptr);
+  fills_.reset();
+  store_.reset();
+  dirLock_ = cache::DirLock();  // last: the store is closed
+}
+
+Result<void> Server::probeListeners() {
+  ports_.clear();
+  for (const auto& a : ctx_.config.listen) {
+    uint16_t port = 0;
+    auto fd = bindSocket(a, &port, /*probe=*/true);
+    if (!fd) {
+      const Error& e = fd.error();
+      if (e.sys == EADDRINUSE)
+        startError_ = "server.listen " + a.text + ": address already in use by another process";
+      else
+        startError_ = "server.listen " + a.text + ": " + e.message();
+      ports_.clear();
+      return e;
+    }
+    ::close(fd.value());
+    // Port 0 (tests): the probe picked a free port; every loop binds it.
+    ports_.push_back(port);
+  }
+  return ok();
+}
+
 Result<void> Server::openListeners(WorkerSlot& slot) {
-  bool first = ports_.empty();
   size_t i = 0;
   for (const auto& a : ctx_.config.listen) {
     config::ListenAddress addr = a;
-    // Port 0 (tests): every worker must share the port the first one got.
-    if (addr.port == 0 && !first) addr.port = ports_[i];
+    addr.port = ports_[i];  // what probeListeners() found free (and picked, for port 0)
     uint16_t port = 0;
     auto fd = bindSocket(addr, &port);
     if (!fd) {
-      OLOG_ERROR("cannot listen on %s: %s", a.text.c_str(), fd.error().message().c_str());
+      // Taken between the probe and this bind (see server.h).
+      startError_ = "server.listen " + a.text + ": " +
+                    (fd.error().sys == EADDRINUSE ? std::string("address already in use by another process")
+                                                  : fd.error().message());
       return fd.error();
     }
     slot.fds.push_back(fd.value());
-    if (first) ports_.push_back(port);
     ++i;
   }
   return ok();
@@ -245,6 +371,7 @@ void Server::stop() {
   store_->setBusyCheck(nullptr);  // the evictor must not ask a table that is going away
   fills_.reset();
   store_.reset();
+  dirLock_ = cache::DirLock();  // the store is closed: another daemon may have it
 }
 
 }  // namespace orchard::server

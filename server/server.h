@@ -4,12 +4,30 @@
 // Lifecycle: start() -> (serving) -> drain(timeout) -> stop(). start()
 // returns once every listener accepts; stop() closes every handle, joins
 // the loops and closes the store.
+//
+// Exclusive start: start() refuses to run beside another process on the
+// same storage.dir (a flock on storage.dir/lock, see cache/dir_lock.h, held
+// until stop()) or on an address another process listens on. SO_REUSEPORT
+// would let a second daemon of the same user bind our port and take half
+// the clients, so:
+//   1. each listen address is probed with a socket bound WITHOUT
+//      SO_REUSEPORT, which fails while anyone listens there; it is closed
+//      before the real SO_REUSEPORT sockets bind the port it got (so port 0
+//      picks one port, once, for every loop);
+//   2. once every real socket listens, /proc/net/tcp(6) must show no
+//      listener on that address and port but ours. This closes the window
+//      between the probe's close and our binds: of two daemons started at
+//      the same instant that both passed step 1, the later to reach step 2
+//      sees the other's sockets and refuses (both may refuse; both never
+//      run). Without /proc only step 1 guards.
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "cache/dir_lock.h"
 #include "cache/fill.h"
 #include "cache/store.h"
 #include "config/config.h"
@@ -33,18 +51,29 @@ class Server {
   uint16_t boundPort(size_t i = 0) const { return i < ports_.size() ? ports_[i] : 0; }
   ServerContext& context() { return ctx_; }
   int64_t openConnections() const;
+  // Why start() failed, for the operator: names the setting and what was
+  // wrong ("server.listen 127.0.0.1:8080: address already in use by another
+  // process"). Empty after a successful start().
+  const std::string& startError() const { return startError_; }
 
  private:
   struct WorkerSlot;
+  // Binds a probe socket without SO_REUSEPORT on every listen address
+  // (fails when another process holds one) and records the port to use.
+  Result<void> probeListeners();
   Result<void> openListeners(WorkerSlot& slot);
+  // Undoes a start() that failed after the storage lock was taken.
+  void abandonStart();
 
   ServerContext ctx_;
+  cache::DirLock dirLock_;  // held from start() until the store is closed
   std::unique_ptr<cache::Store> store_;
   std::unique_ptr<cache::FillTable> fills_;
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
   bool started_ = false;
   bool stopped_ = false;
+  std::string startError_;
 };
 
 }  // namespace orchard::server

@@ -804,8 +804,35 @@ std::string renderMetrics(const ServerContext& ctx) {
   line("store_bytes", "bytes of complete objects in the store", "gauge", st.bytes);
   line("store_limit_bytes", "storage.cache_limit", "gauge", ctx.config.cacheLimit);
   line("fills_in_flight", "shared origin fetches in progress", "gauge", ctx.fills->inFlight());
+  auto health = ctx.store->health().report(ctx.clock->monotonicMs());
+  line("store_write_errors_total",
+       "store writes (object and temp files, syncs, index records) that failed; each fill hit passed through uncached",
+       "counter", health.writeErrors);
+  line("store_degraded", "1 while store writes are failing (see CacheProblems in /api/v1/status)", "gauge",
+       health.degraded ? 1 : 0);
   return out;
 }
+
+namespace {
+
+void appendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(c));
+      out += esc;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
 
 std::string renderStatus(const ServerContext& ctx) {
   CounterTotals t = sumCounters(ctx.counters);
@@ -835,9 +862,28 @@ std::string renderStatus(const ServerContext& ctx) {
   num("CacheUsed", st.bytes);
   num("CacheFree", freeBytes);
   num("CacheLimit", limit);
+  // CacheStatus: DEGRADED while store writes fail (misses are passed
+  // through uncached), else LOWSPACE when the cache or its disk is nearly
+  // full, else OK. CacheProblems says why, always present (empty when OK).
+  std::vector<std::string> problems;
+  auto health = ctx.store->health().report(ctx.clock->monotonicMs());
+  if (health.degraded) problems.push_back(health.reason);
+  uint64_t diskAvail = 0, diskReserve = 0;
+  const bool diskLow = storageBelowReserve(ctx.config.storageDir, &diskAvail, &diskReserve);
+  if (diskLow)
+    problems.push_back("disk below reserve: " + std::to_string(diskAvail) + " bytes free, " +
+                       std::to_string(diskReserve) + " kept for the index (fills pass through uncached)");
+  const bool cacheLow = limit && freeBytes < limit / 20;
+  if (cacheLow) problems.push_back("cache nearly full: " + std::to_string(freeBytes) + " of " + std::to_string(limit) +
+                                   " bytes free under storage.cache_limit");
   out += "\"CacheStatus\":\"";
-  out += (limit && freeBytes < limit / 20) ? "LOWSPACE" : "OK";
-  out += "\",";
+  out += health.degraded ? "DEGRADED" : (diskLow || cacheLow) ? "LOWSPACE" : "OK";
+  out += "\",\"CacheProblems\":[";
+  for (size_t i = 0; i < problems.size(); ++i) {
+    if (i) out += ',';
+    appendJsonString(out, problems[i]);
+  }
+  out += "],";
   num("Objects", st.objects);
   out += "\"HitRatio\":";
   out += ratio;
