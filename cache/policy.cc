@@ -9,15 +9,12 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/ascii.h"
+
 namespace orchard::cache {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
+bool iequals(std::string_view a, std::string_view b) { return asciiIEquals(a, b); }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -205,7 +202,7 @@ std::vector<std::string> varyFields(const HeaderList& responseHeaders) {
       std::string_view t = trim(std::string_view(v).substr(i, j - i));
       if (!t.empty()) {
         std::string f(t);
-        for (auto& c : f) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (auto& c : f) c = static_cast<char>(asciiLower(static_cast<unsigned char>(c)));
         if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(std::move(f));
       }
       i = j + 1;

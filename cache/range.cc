@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "common/ascii.h"
 #include "cache/policy.h"
 
 namespace orchard::cache {
@@ -33,7 +34,7 @@ std::optional<std::vector<RangeSpecItem>> parseRange(std::string_view value) {
   if (!(unit[0] == 'b' || unit[0] == 'B') || value.substr(1, 4) != "ytes" || value[5] != '=') {
     // Case-insensitive "bytes" per RFC 9110 §14.1.
     std::string u(unit);
-    for (auto& c : u) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : u) c = static_cast<char>(asciiLower(static_cast<unsigned char>(c)));
     if (u != "bytes" || value.size() < 6 || value[5] != '=') return std::nullopt;
   }
   std::string_view set = value.substr(6);

@@ -2,14 +2,11 @@
 
 #include <cctype>
 
+#include "common/ascii.h"
+
 namespace orchard::server {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
+bool iequals(std::string_view a, std::string_view b) noexcept { return asciiIEquals(a, b); }
 
 std::optional<std::string_view> findHeader(const HeaderList& h, std::string_view name) noexcept {
   for (const auto& [k, v] : h)

@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "common/ascii.h"
 #include "cache/key.h"
 
 namespace orchard::server {
@@ -9,7 +10,7 @@ namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : out) c = static_cast<char>(asciiLower(static_cast<unsigned char>(c)));
   return out;
 }
 
