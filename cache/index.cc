@@ -9,6 +9,8 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <sys/stat.h>
+
 #include <vector>
 
 #include "common/log.h"
@@ -156,6 +158,21 @@ Result<std::unique_ptr<Index>> Index::open(const std::string& path, const IndexO
   impl->writeOptions.sync = false;
   impl->writeOptions.disableWAL = false;
   return std::unique_ptr<Index>(new Index(std::move(impl)));
+}
+
+Result<void> repairIndex(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return Error{Errc::NotFound, ENOENT, "index repair: no index"};
+  rocksdb::DBOptions db;
+  db.create_if_missing = false;
+  rocksdb::ColumnFamilyOptions cf;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, cf},
+      {kCacheFamily, cf},
+  };
+  rocksdb::Status s = rocksdb::RepairDB(path, db, families, cf);
+  if (!s.ok()) return statusError(s, "index repair");
+  return ok();
 }
 
 Result<void> Index::put(const Hash128& hash, std::string_view bytes) {

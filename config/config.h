@@ -46,6 +46,7 @@ struct Config {
   // [storage]
   std::string storageDir;   // objects, packages and the index
   uint64_t cacheLimit = 0;  // bytes of cached objects before eviction
+  int64_t scrubIntervalMs = 0;  // re-verify every stored object's block checksums this often; 0 = never
 
   // [upstream]
   std::vector<std::string> upstreamAllow;                   // normalized host patterns (HostMatcher)

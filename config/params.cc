@@ -91,6 +91,11 @@ const Param kParams[] = {
      .max = kMax, .reloadable = true,
      .doc = "Disk space cached objects may use before eviction starts (B, KiB, MiB, GiB, TiB).",
      ORCHARD_FIELD(cacheLimit)},
+    {.name = "storage.scrub_interval", .type = ParamType::Duration, .defaultToml = R"("24h")", .min = 0,
+     .max = 366 * 24 * kHour, .reloadable = false,
+     .doc = "How often a background scrub re-reads every stored object and checks its block checksums, at most "
+            "64 MiB/s, dropping (and counting) objects that fail; 0 disables it. Hits verify each block once anyway.",
+     ORCHARD_FIELD(scrubIntervalMs)},
 
     // [upstream]
     {.name = "upstream.allow", .type = ParamType::HostList,

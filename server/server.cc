@@ -98,7 +98,11 @@ Result<void> Server::start() {
   // A client hanging up mid-write must be an EPIPE, not a dead process.
   ::signal(SIGPIPE, SIG_IGN);
   const auto& cfg = ctx_.config;
-  auto store = cache::Store::open(cache::StoreOptions{cfg.storageDir, cfg.cacheLimit});
+  cache::StoreOptions storeOptions;
+  storeOptions.dir = cfg.storageDir;
+  storeOptions.cacheLimit = cfg.cacheLimit;
+  storeOptions.scrubIntervalMs = cfg.scrubIntervalMs;
+  auto store = cache::Store::open(storeOptions);
   if (!store) return store.error();
   store_ = std::move(store.value());
   fills_ = std::make_unique<cache::FillTable>(store_.get());

@@ -475,11 +475,31 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, std
       cachedFd_ = true;
   }
   fdGen_ = meta->gen;
-  wc_->counters.add(wc_->counters.hits);
-  store->touch(key_);
   cacheStatus_ = std::move(cacheStatus);
   bool noBody = false;
   headOut_ = responseHead(*meta, meta->size, true, cache::currentAge(*meta, now), &noBody);
+  if (!noBody && !segs_.empty()) {
+    // The first block sent is checked before anything is: a corrupt object
+    // is dropped by the store and this request becomes a miss. pump()
+    // checks the blocks after it (cheap once each passed).
+    if (auto v = store->ensureVerified(key_, *meta, fd_, segs_.front().first, 1); !v) {
+      OLOG_RATE(log::Level::Warn, "hit on %s not served: %s", key_.text.c_str(), v.error().message().c_str());
+      if (cachedFd_) wc_->files.release(key_.hash, fdGen_);
+      else ::close(fd_);
+      fd_ = -1;
+      cachedFd_ = false;
+      pin_.reset();
+      headOut_.clear();
+      segs_.clear();
+      trailer_.clear();
+      wholeBody_ = chunkedOut_ = false;
+      status_ = 0;
+      return false;
+    }
+  }
+  storedMeta_ = meta;
+  wc_->counters.add(wc_->counters.hits);
+  store->touch(key_);
   if (noBody || segs_.empty()) {
     flushHead();
     finish(true);
@@ -653,6 +673,14 @@ void Transaction::pump() {
         n = r ? static_cast<ssize_t>(r.value()) : -1;
         if (!r) errno = r.error().sys ? r.error().sys : EIO;
       } else {
+        // Blocks not verified yet are checked before their first send; a
+        // corrupt one (dropped by the store) ends the response uncleanly.
+        if (auto v = wc_->server->store->ensureVerified(key_, *storedMeta_, fd, cursor_, want); !v) {
+          OLOG_RATE(log::Level::Warn, "hit on %s cut at %llu: %s", key_.text.c_str(),
+                    static_cast<unsigned long long>(cursor_), v.error().message().c_str());
+          finish(false);
+          return;
+        }
         do n = ::pread(fd, buf_, want, static_cast<off_t>(cursor_));
         while (n < 0 && errno == EINTR);
       }
@@ -779,6 +807,9 @@ std::string renderMetrics(const ServerContext& ctx) {
   auto st = ctx.store->stats();
   line("store_objects", "complete objects in the store", "gauge", st.objects);
   line("store_bytes", "bytes of complete objects in the store", "gauge", st.bytes);
+  line("store_corrupt_objects", "objects dropped because a block failed its checksum (hit or scrub)", "counter",
+       st.corruptObjects);
+  line("store_scrub_passes", "background scrub passes finished", "counter", st.scrubPasses);
   line("store_limit_bytes", "storage.cache_limit", "gauge", ctx.config.cacheLimit);
   line("fills_in_flight", "shared origin fetches in progress", "gauge", ctx.fills->inFlight());
   return out;
@@ -816,6 +847,7 @@ std::string renderStatus(const ServerContext& ctx) {
   out += (limit && freeBytes < limit / 20) ? "LOWSPACE" : "OK";
   out += "\",";
   num("Objects", st.objects);
+  num("CorruptObjectsFound", st.corruptObjects);
   out += "\"HitRatio\":";
   out += ratio;
   out += ',';
