@@ -93,8 +93,8 @@ const Param kParams[] = {
      ORCHARD_FIELD(cacheLimit)},
     {.name = "storage.scrub_interval", .type = ParamType::Duration, .defaultToml = R"("24h")", .min = 0,
      .max = 366 * 24 * kHour, .reloadable = false,
-     .doc = "How often a background scrub re-reads every stored object and checks its block checksums, at most "
-            "64 MiB/s, dropping (and counting) objects that fail; 0 disables it. Hits verify each block once anyway.",
+     .doc = "How often a background scrub re-checks every stored object's block checksums (at most 64 MiB/s) "
+            "and drops those that fail; 0 disables it.",
      ORCHARD_FIELD(scrubIntervalMs)},
 
     // [upstream]
