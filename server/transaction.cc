@@ -479,10 +479,15 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, std
   bool noBody = false;
   headOut_ = responseHead(*meta, meta->size, true, cache::currentAge(*meta, now), &noBody);
   if (!noBody && !segs_.empty()) {
-    // The first block sent is checked before anything is: a corrupt object
-    // is dropped by the store and this request becomes a miss. pump()
-    // checks the blocks after it (cheap once each passed).
-    if (auto v = store->ensureVerified(key_, *meta, fd_, segs_.front().first, 1); !v) {
+    // The first blocks to send (up to 4 MiB: a small object whole) are
+    // checked before anything is sent: a corrupt object is dropped by the
+    // store and this request becomes a miss. pump() checks the blocks after
+    // them as it reaches them (one atomic load once all passed).
+    constexpr uint64_t kVerifyBeforeHead = 4ull << 20;
+    const Segment& first = segs_.front();
+    const uint64_t span = std::min<uint64_t>(std::min(first.end, meta->size) - std::min(first.first, meta->size),
+                                             kVerifyBeforeHead);
+    if (auto v = store->ensureVerified(key_, *meta, fd_, first.first, std::max<uint64_t>(span, 1)); !v) {
       OLOG_RATE(log::Level::Warn, "hit on %s not served: %s", key_.text.c_str(), v.error().message().c_str());
       if (cachedFd_) wc_->files.release(key_.hash, fdGen_);
       else ::close(fd_);
