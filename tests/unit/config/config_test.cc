@@ -138,6 +138,7 @@ std::vector<KeyCase> keyCases() {
        [](const Config& c) { EXPECT_EQ(c.tlsPrivateKey, "/etc/orchard/tls/key.pem"); }},
       {"storage.dir", R"("/var/lib/orchard")", [](const Config& c) { EXPECT_EQ(c.storageDir, "/var/lib/orchard"); }},
       {"storage.cache_limit", R"("1TiB")", [](const Config& c) { EXPECT_EQ(c.cacheLimit, uint64_t(1024) * kGiB); }},
+      {"storage.scrub_interval", R"("0")", [](const Config& c) { EXPECT_EQ(c.scrubIntervalMs, 0); }},
       {"upstream.allow", R"(["SWCDN.apple.com", "*.cdn-apple.com", "swcdn.apple.com."])",
        [](const Config& c) {
          EXPECT_EQ(c.upstreamAllow, (std::vector<std::string>{"swcdn.apple.com", "*.cdn-apple.com"}));
