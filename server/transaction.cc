@@ -502,7 +502,7 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, std
       return false;
     }
   }
-  storedMeta_ = meta;
+  storedMeta_ = std::move(meta);  // the last use of the parameter
   wc_->counters.add(wc_->counters.hits);
   store->touch(key_);
   if (noBody || segs_.empty()) {
