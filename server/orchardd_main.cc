@@ -82,6 +82,11 @@ int main(int argc, char** argv) {
     // reconciliation of the next normal start.
     const std::string index = cfg.storageDir + "/index";
     auto r = cache::repairStoreIndex(cfg.storageDir);
+    if (!r && r.error().code == Errc::NotFound) {
+      std::fprintf(stderr, "orchardd: there is no index at %s: nothing to repair (a normal start creates one)\n",
+                   index.c_str());
+      return 1;
+    }
     if (!r) {
       std::fprintf(stderr,
                    "orchardd: repairing the index %s failed: %s\n"
