@@ -38,23 +38,26 @@ inline constexpr uint32_t kChecksumBlockSize = 1u << 20;
 class VerifiedBlocks {
  public:
   explicit VerifiedBlocks(uint64_t blocks)
-      : blocks_(blocks), words_(new std::atomic<uint64_t>[(blocks + 63) / 64]()), all_(blocks == 0) {}
+      : blocks_(blocks), rest_(blocks > 64 ? new std::atomic<uint64_t>[(blocks - 1) / 64]() : nullptr),
+        all_(blocks == 0) {}
   uint64_t blocks() const { return blocks_; }
   bool allVerified() const { return all_.load(std::memory_order_acquire); }
-  bool test(uint64_t b) const {
-    return (words_[b / 64].load(std::memory_order_acquire) >> (b % 64)) & 1;
-  }
+  bool test(uint64_t b) const { return (word(b).load(std::memory_order_acquire) >> (b % 64)) & 1; }
   // Marks block b verified; the last one marked sets allVerified().
   void mark(uint64_t b) {
-    uint64_t bit = uint64_t{1} << (b % 64);
-    uint64_t before = words_[b / 64].fetch_or(bit, std::memory_order_acq_rel);
+    const uint64_t bit = uint64_t{1} << (b % 64);
+    const uint64_t before = word(b).fetch_or(bit, std::memory_order_acq_rel);
     if ((before & bit) == 0 && marked_.fetch_add(1, std::memory_order_acq_rel) + 1 == blocks_)
       all_.store(true, std::memory_order_release);
   }
 
  private:
+  std::atomic<uint64_t>& word(uint64_t b) const { return b < 64 ? first_ : rest_[b / 64 - 1]; }
+
   const uint64_t blocks_;
-  std::unique_ptr<std::atomic<uint64_t>[]> words_;
+  // Blocks 0..63 inline (most objects: no second allocation), the rest after.
+  mutable std::atomic<uint64_t> first_{0};
+  std::unique_ptr<std::atomic<uint64_t>[]> rest_;
   std::atomic<uint64_t> marked_{0};
   std::atomic<bool> all_;
 };
