@@ -1,5 +1,7 @@
 // file_util: POSIX helpers for the store (errno translation, mkdir -p,
-// emptying a directory). Blocking calls: run off the event loops.
+// emptying a directory, checksumming a file range). Blocking calls: run off
+// the event loops (checksumRange() also runs on a hit's first send, like the
+// hit path's own pread).
 #include "cache/file_util.h"
 
 #include <dirent.h>
@@ -7,8 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack: no allocation per checksum
+#include <xxhash.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 namespace orchard::cache {
 
@@ -24,7 +31,7 @@ Error errnoError(int err, const char* context) noexcept {
   return Error{code, err, context};
 }
 
-Result<void> makeDirs(const std::string& path) {
+Result<void> makeDirs(const std::string& path, std::string* failedPath) {
   if (path.empty()) return Error{Errc::Invalid, 0, "mkdir: empty path"};
   std::string partial;
   partial.reserve(path.size());
@@ -35,12 +42,43 @@ Result<void> makeDirs(const std::string& path) {
     partial.assign(path, 0, slash);
     pos = slash + 1;
     if (partial.empty() || partial.back() == '/') continue;  // leading or doubled '/'
-    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return errnoError(errno, "mkdir");
+    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+      int err = errno;
+      if (failedPath) *failedPath = partial;
+      return errnoError(err, "mkdir");
+    }
   }
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return errnoError(errno, "mkdir: stat");
-  if (!S_ISDIR(st.st_mode)) return Error{Errc::Exists, ENOTDIR, "mkdir: not a directory"};
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (failedPath) *failedPath = path;
+    return errnoError(err, "mkdir: stat");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (failedPath) *failedPath = path;
+    return Error{Errc::Exists, ENOTDIR, "mkdir: not a directory"};
+  }
   return ok();
+}
+
+Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length) {
+  constexpr size_t kChunk = 256 << 10;
+  thread_local std::unique_ptr<char[]> buf(new char[kChunk]);
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  uint64_t done = 0;
+  while (done < length) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, length - done));
+    ssize_t n = ::pread(fd, buf.get(), want, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errnoError(errno, "checksum: read");
+    }
+    if (n == 0) return Error{Errc::Corrupt, 0, "checksum: file shorter than its record"};
+    XXH3_64bits_update(&state, buf.get(), static_cast<size_t>(n));
+    done += static_cast<uint64_t>(n);
+  }
+  return static_cast<uint64_t>(XXH3_64bits_digest(&state));
 }
 
 namespace {

@@ -13,8 +13,15 @@ namespace orchard::cache {
 // `context` must be a static string.
 Error errnoError(int err, const char* context) noexcept;
 
-// mkdir -p with mode 0755. Existing directories are fine.
-Result<void> makeDirs(const std::string& path);
+// mkdir -p with mode 0755. Existing directories are fine. On failure,
+// `failedPath` (if given) is set to the path whose mkdir or stat failed,
+// for a message that names it.
+Result<void> makeDirs(const std::string& path, std::string* failedPath = nullptr);
+
+// XXH3-64 of `length` bytes of `fd` at `offset`, read with pread through a
+// 256 KiB buffer of the calling thread (the checksum of one block, see
+// ObjectMeta::sums). Corrupt if the file ends before offset + length.
+Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length);
 
 // Removes everything inside `path` (files and, recursively, directories),
 // keeping `path` itself. Returns how many entries were removed.

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "common/clock.h"
+#include "cache/file_util.h"
 #include "common/log.h"
 
 namespace orchard::cache {
@@ -61,13 +62,23 @@ Result<void> Fill::adopt(const ObjectMeta& partial) {
   head_ = partial;
   head_.kind = ObjectMeta::Kind::Complete;
   head_.blocks.clear();
+  head_.sums.clear();
+  head_.verified.reset();
   std::lock_guard<std::mutex> lock(mu_);
   length_ = partial.size;
   cacheable_ = true;
   sizeBlocksLocked();
   if (partial.blockSize == kBlockSize) {
-    for (uint64_t b = 0; b < done_.size(); ++b)
+    // The record's checksums come along; blocks of a record without them
+    // (written before checksums) are read back at the next checkpoint.
+    const bool sums = partial.sums.size() == done_.size();
+    for (uint64_t b = 0; b < done_.size(); ++b) {
       done_[b] = b / 8 < partial.blocks.size() && ((static_cast<unsigned char>(partial.blocks[b / 8]) >> (b % 8)) & 1);
+      if (done_[b] && sums) {
+        sums_[b] = partial.sums[b];
+        summed_[b] = true;
+      }
+    }
   }
   hasHead_ = true;
   cacheable_ = true;
@@ -89,6 +100,8 @@ void Fill::sizeBlocksLocked() {
   // is one run whose readable bytes the fetchers' cursors say, so a length
   // an origin merely declares never costs memory.
   done_.assign(cacheable_ ? blockCountLocked() : 0, false);
+  sums_.assign(done_.size(), 0);
+  summed_.assign(done_.size(), false);
 }
 
 Fill::Fetcher* Fill::fetcherLocked(uint32_t id) {
@@ -411,6 +424,16 @@ void Fill::complete(int64_t nowSeconds) {
     meta.size = *length_;
   }
   if (cacheable_) {
+    // The last blocks' checksums (the earlier ones came with checkpoints).
+    if (sumBlocks()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (std::all_of(summed_.begin(), summed_.end(), [](bool b) { return b; })) {
+        meta.sums = sums_;
+        meta.blockSize = kBlockSize;
+      }
+    }
+    if (meta.sums.empty())
+      OLOG_RATE(log::Level::Warn, "fill of %s: stored without block checksums (read-back failed)", key_.text.c_str());
     meta.gen = object_.gen;
     meta.lastAccess = nowSeconds;
     // Durable before it is recorded as complete: a power cut must never
@@ -514,14 +537,58 @@ ObjectMeta Fill::partialMetaLocked(int64_t now) const {
   m.size = *length_;
   m.blockSize = kBlockSize;
   m.blocks.assign((done_.size() + 7) / 8, '\0');
-  for (uint64_t b = 0; b < done_.size(); ++b)
-    if (done_[b]) m.blocks[b / 8] = static_cast<char>(m.blocks[b / 8] | (1 << (b % 8)));
+  m.sums.assign(done_.size(), 0);
+  m.verified.reset();
+  // Only blocks with their checksum are listed: a resume keeps them, and a
+  // block whose read-back failed is fetched again.
+  for (uint64_t b = 0; b < done_.size(); ++b) {
+    if (done_[b] && summed_[b]) {
+      m.blocks[b / 8] = static_cast<char>(m.blocks[b / 8] | (1 << (b % 8)));
+      m.sums[b] = sums_[b];
+    }
+  }
   m.lastAccess = now;
   return m;
 }
 
+bool Fill::sumBlocks() {
+  std::lock_guard<std::mutex> one(sumMu_);
+  std::vector<uint64_t> todo;
+  uint64_t length;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!cacheable_ || !length_ || dropped_ || relayMode_) return true;
+    length = *length_;
+    for (uint64_t b = 0; b < done_.size(); ++b)
+      if (done_[b] && !summed_[b]) todo.push_back(b);
+  }
+  if (todo.empty()) return true;
+  std::vector<std::pair<uint64_t, uint64_t>> got;
+  got.reserve(todo.size());
+  bool allRead = true;
+  for (uint64_t b : todo) {
+    const uint64_t off = b * kBlockSize;
+    auto sum = checksumRange(readFd_, off, std::min<uint64_t>(kBlockSize, length - off));
+    if (!sum) {
+      OLOG_RATE(log::Level::Warn, "fill of %s: reading block %llu back for its checksum: %s", key_.text.c_str(),
+                static_cast<unsigned long long>(b), sum.error().message().c_str());
+      allRead = false;
+      break;
+    }
+    got.emplace_back(b, *sum);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [b, sum] : got) {
+    if (b >= sums_.size()) continue;
+    sums_[b] = sum;
+    summed_[b] = true;
+  }
+  return allRead;
+}
+
 void Fill::checkpoint(int64_t nowSeconds) {
   if (!shared_ || !store_ || object_.fd < 0) return;
+  (void)sumBlocks();  // every checkpoint, also for objects that are not resumable
   std::lock_guard<std::mutex> one(checkpointMu_);
   sinceCheckpoint_.store(0, std::memory_order_relaxed);
   ObjectMeta meta;

@@ -44,6 +44,14 @@
 // rest of the body reaches the readers through the relay window in memory
 // and nothing is stored. Every such failure is reported to the store's
 // health() (Degraded, counted, logged once per interval).
+// Block checksums: a shared cacheable fill records an XXH3-64 of each block
+// (ObjectMeta::sums) once the block is complete. A block may be completed by
+// two fetchers (a cold range starts at the exact byte asked, mid-block), so
+// the checksum is not streamed from the writes: sumBlocks() reads each newly
+// completed block back from the file (the page cache, just written) at the
+// next checkpoint (every 8 MiB or second, off the loops) and at complete().
+// A Partial record lists only blocks with a checksum, so a resumed fill keeps
+// them (adopt()).
 //
 // Readers follow STYLE pattern 3: look at snapshot()/readable(); if there is
 // nothing new, waitIfUnchanged() either says "something changed, look again"
@@ -76,6 +84,7 @@ class Fill {
   static const char* stateName(State s);
 
   static constexpr uint32_t kBlockSize = 1u << 20;
+  static_assert(kBlockSize == kChecksumBlockSize, "a fill's blocks are the store's checksummed blocks");
   // A reader whose offset lies this close ahead of a running fetcher waits
   // for it instead of starting another origin request.
   static constexpr uint64_t kLookahead = 4ull << 20;
@@ -248,6 +257,9 @@ class Fill {
   void failInternal(Error error, bool dropBlocks);
   void leaveTable();
   ObjectMeta partialMetaLocked(int64_t now) const;
+  // Checksums every block that is done and has none yet (preads readFd_).
+  // Blocks; off the loops. Returns false when a read failed.
+  bool sumBlocks();
 
   const CacheKey key_;
   Store* const store_;
@@ -271,6 +283,8 @@ class Fill {
   std::optional<uint64_t> length_;
   Error error_{Errc::Io};
   std::vector<bool> done_;          // durable-on-page-cache blocks (length known)
+  std::vector<uint64_t> sums_;      // XXH3-64 of block b, valid when summed_[b]
+  std::vector<bool> summed_;        // sums_[b] computed (implies done_[b])
   std::vector<Fetcher> fetchers_;
   uint32_t nextFetcherId_ = 0;
   std::vector<Waiter> waiters_;
@@ -293,6 +307,7 @@ class Fill {
   std::atomic<bool> storeFailed_{false};  // see storeFailed()
 
   std::mutex checkpointMu_;  // one checkpoint at a time
+  std::mutex sumMu_;         // one sumBlocks() at a time (checkpoint and complete may overlap)
   std::atomic<uint64_t> sinceCheckpoint_{0};
   std::atomic<int> readers_{0};
 };

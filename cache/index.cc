@@ -9,6 +9,13 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <vector>
 
 #include "common/log.h"
@@ -101,6 +108,14 @@ struct Index::Impl {
 
   ~Impl() {
     if (db == nullptr) return;
+    // With the WAL on, RocksDB leaves the memtables in the log at close; a
+    // flush puts them in a table file, which is what a repair
+    // (repairIndex()) can salvage: it drops log records of families other
+    // than "default".
+    if (cacheCf) {
+      rocksdb::Status f = db->Flush(rocksdb::FlushOptions(), cacheCf);
+      if (!f.ok()) OLOG_WARN("rocksdb flush at close: %s", f.ToString().c_str());
+    }
     if (defaultCf) db->DestroyColumnFamilyHandle(defaultCf);
     if (cacheCf) db->DestroyColumnFamilyHandle(cacheCf);
     rocksdb::Status s = db->Close();
@@ -156,6 +171,72 @@ Result<std::unique_ptr<Index>> Index::open(const std::string& path, const IndexO
   impl->writeOptions.sync = false;
   impl->writeOptions.disableWAL = false;
   return std::unique_ptr<Index>(new Index(std::move(impl)));
+}
+
+namespace {
+
+// Rewrites <path>/CURRENT to name the newest MANIFEST-<n> there (via a
+// temp file and a rename). False if there is none or the write failed.
+bool pointCurrentAtNewestManifest(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return false;
+  std::string newest;
+  unsigned long long best = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    unsigned long long n = 0;
+    int used = 0;
+    if (std::sscanf(e->d_name, "MANIFEST-%llu%n", &n, &used) == 1 && e->d_name[used] == '\0' &&
+        (newest.empty() || n > best)) {
+      best = n;
+      newest = e->d_name;
+    }
+  }
+  ::closedir(d);
+  if (newest.empty()) return false;
+  const std::string tmp = path + "/CURRENT.repair";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  const std::string text = newest + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), (path + "/CURRENT").c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<void> repairIndex(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return Error{Errc::NotFound, ENOENT, "index repair: no index"};
+  rocksdb::DBOptions db;
+  db.create_if_missing = false;
+  rocksdb::ColumnFamilyOptions cf;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, cf},
+      {kCacheFamily, cf},
+  };
+  // First the cheap fix that loses nothing: a damaged CURRENT pointed at the
+  // newest MANIFEST again, if the database then opens (its logs replayed).
+  if (pointCurrentAtNewestManifest(path)) {
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* opened = nullptr;
+    rocksdb::Status o = rocksdb::DB::Open(db, path, families, &handles, &opened);
+    if (o.ok()) {
+      for (auto* h : handles) opened->DestroyColumnFamilyHandle(h);
+      (void)opened->Close();
+      delete opened;
+      OLOG_INFO("index repair: %s/CURRENT rewritten, the index opens again", path.c_str());
+      return ok();
+    }
+  }
+  // Then RocksDB's repair: rebuilds the metadata from the table files and
+  // logs it finds (log records of the "cache" family are lost: see ~Impl).
+  rocksdb::Status s = rocksdb::RepairDB(path, db, families, cf);
+  if (!s.ok()) return statusError(s, "index repair");
+  return ok();
 }
 
 Result<void> Index::put(const Hash128& hash, std::string_view bytes) {

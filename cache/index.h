@@ -54,6 +54,13 @@ class IndexBatch {
   std::unique_ptr<Impl> impl_;
 };
 
+// Runs RocksDB's repair on the index at `path` (a damaged CURRENT,
+// MANIFEST or table file): salvages what it can read and rewrites the
+// metadata. Records it cannot salvage are lost; the store's start-up
+// reconciliation then removes their object files. The store must not be
+// open. NotFound if there is no index there.
+Result<void> repairIndex(const std::string& path);
+
 class Index {
  public:
   ~Index();  // closes the database

@@ -13,11 +13,18 @@
 //   u8     kind (0 Complete, 1 Partial, 2 VaryStub)       (version 2)
 //   varint gen, blockSize
 //   str    blocks, vary
-// The record must end exactly after vary. decodeMeta() treats the
+//   varint sum count, then count x u64 little-endian    (version 3)
+//          Complete: one XXH3-64 per blockSize block (count = block count);
+//          Partial: one per block set in `blocks`, in block order
+//          (count = set bits). A record without checksums is written as
+//          version 2, which ends after vary.
+// The record must end exactly after its last field. decodeMeta() treats the
 // bytes as untrusted (a damaged disk, a fuzzer): every length is checked
 // against what is left, nothing is read out of bounds, and any inconsistency
 // is Errc::Corrupt. A new field means a new version byte.
 #include "cache/object_meta.h"
+
+#include <xxhash.h>
 
 #include <limits>
 
@@ -25,7 +32,22 @@ namespace orchard::cache {
 
 namespace {
 
-constexpr uint8_t kFormatVersion = 2;
+// Version 2: no checksums (today's stores before the upgrade: still decoded,
+// and still written for records without checksums). Version 3: checksums.
+constexpr uint8_t kVersionNoSums = 2;
+constexpr uint8_t kVersionSums = 3;
+
+bool blockSet(const std::string& bitmap, uint64_t b) {
+  return b / 8 < bitmap.size() && ((static_cast<unsigned char>(bitmap[b / 8]) >> (b % 8)) & 1);
+}
+
+// Whether meta.sums is encodable: Complete, one per block; Partial, indexed
+// by block.
+bool hasSums(const ObjectMeta& m) {
+  if (m.sums.empty() || m.blockSize == 0) return false;
+  if (m.kind == ObjectMeta::Kind::VaryStub) return false;
+  return m.sums.size() == m.blockCount();
+}
 
 const Error kCorrupt{Errc::Corrupt, 0, "decode object meta"};
 
@@ -83,6 +105,15 @@ class Reader {
     return true;
   }
 
+  bool fixed64(uint64_t* out) {
+    if (remaining() < 8) return false;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(b_[pos_ + i])) << (8 * i);
+    pos_ += 8;
+    *out = v;
+    return true;
+  }
+
   bool string(std::string* out) {
     uint64_t n;
     if (!varint(&n) || n > remaining()) return false;
@@ -116,12 +147,16 @@ std::string_view ObjectMeta::header(std::string_view name) const {
   return {};
 }
 
+uint64_t blockChecksum(const void* data, size_t n) { return XXH3_64bits(data, n); }
+
 std::string encodeMeta(const ObjectMeta& meta) {
-  size_t estimate = 32 + meta.key.size() + meta.reason.size() + meta.etag.size() + meta.lastModified.size();
+  const bool sums = hasSums(meta);
+  size_t estimate = 32 + meta.key.size() + meta.reason.size() + meta.etag.size() + meta.lastModified.size() +
+                    meta.blocks.size() + meta.vary.size() + (sums ? 8 * meta.sums.size() + 10 : 0);
   for (const auto& [n, v] : meta.headers) estimate += n.size() + v.size() + 4;
   std::string out;
   out.reserve(estimate);
-  out.push_back(static_cast<char>(kFormatVersion));
+  out.push_back(static_cast<char>(sums ? kVersionSums : kVersionNoSums));
   putString(&out, meta.key);
   putVarint(&out, meta.status);
   putString(&out, meta.reason);
@@ -141,6 +176,16 @@ std::string encodeMeta(const ObjectMeta& meta) {
   putVarint(&out, meta.blockSize);
   putString(&out, meta.blocks);
   putString(&out, meta.vary);
+  if (sums) {
+    const bool partial = meta.kind == ObjectMeta::Kind::Partial;
+    uint64_t count = 0;
+    for (uint64_t b = 0; b < meta.sums.size(); ++b) count += !partial || blockSet(meta.blocks, b);
+    putVarint(&out, count);
+    for (uint64_t b = 0; b < meta.sums.size(); ++b) {
+      if (partial && !blockSet(meta.blocks, b)) continue;
+      for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(meta.sums[b] >> (8 * i)));
+    }
+  }
   return out;
 }
 
@@ -148,7 +193,7 @@ Result<ObjectMeta> decodeMeta(std::string_view bytes) {
   Reader r(bytes);
   ObjectMeta m;
   uint8_t version;
-  if (!r.byte(&version) || version != kFormatVersion) return kCorrupt;
+  if (!r.byte(&version) || (version != kVersionNoSums && version != kVersionSums)) return kCorrupt;
   uint64_t status, count;
   if (!r.string(&m.key) || !r.varint(&status) || status > std::numeric_limits<uint16_t>::max() ||
       !r.string(&m.reason) || !r.varint(&m.size) || !r.varint(&count)) {
@@ -176,16 +221,41 @@ Result<ObjectMeta> decodeMeta(std::string_view bytes) {
   uint8_t kind;
   uint64_t blockSize;
   if (!r.byte(&kind) || kind > 2 || !r.varint(&m.gen) || !r.varint(&blockSize) ||
-      blockSize > std::numeric_limits<uint32_t>::max() || !r.string(&m.blocks) || !r.string(&m.vary) || !r.atEnd()) {
+      blockSize > std::numeric_limits<uint32_t>::max() || !r.string(&m.blocks) || !r.string(&m.vary)) {
     return kCorrupt;
   }
   m.kind = static_cast<ObjectMeta::Kind>(kind);
   m.blockSize = static_cast<uint32_t>(blockSize);
+  const uint64_t nblocks = m.blockCount();
   if (m.kind == ObjectMeta::Kind::Partial) {
     if (m.blockSize == 0) return kCorrupt;
-    uint64_t nblocks = m.size / m.blockSize + (m.size % m.blockSize ? 1 : 0);
     if (m.blocks.size() != (nblocks + 7) / 8) return kCorrupt;
   }
+  // Version 2 (records from before checksums) ends here: decoded as it is,
+  // with no checksums; the store serves such objects unverified until they
+  // are refetched (they are not rehashed lazily: bytes of unknown origin
+  // would only be certified as they are now).
+  if (version == kVersionSums) {
+    uint64_t count;
+    if (m.kind == ObjectMeta::Kind::VaryStub || m.blockSize == 0 || !r.varint(&count) || count > r.remaining() / 8)
+      return kCorrupt;
+    if (m.kind == ObjectMeta::Kind::Complete) {
+      if (count != nblocks) return kCorrupt;
+      m.sums.resize(static_cast<size_t>(count));
+      for (uint64_t b = 0; b < count; ++b)
+        if (!r.fixed64(&m.sums[b])) return kCorrupt;
+    } else {
+      uint64_t set = 0;
+      for (uint64_t b = 0; b < nblocks; ++b) set += blockSet(m.blocks, b);
+      if (count != set) return kCorrupt;
+      m.sums.assign(static_cast<size_t>(nblocks), 0);
+      for (uint64_t b = 0; b < nblocks; ++b)
+        if (blockSet(m.blocks, b) && !r.fixed64(&m.sums[b])) return kCorrupt;
+    }
+    // A Partial with no block set carries no checksum: canonical is version 2.
+    if (count == 0) m.sums.clear();
+  }
+  if (!r.atEnd()) return kCorrupt;
   return m;
 }
 

@@ -27,6 +27,12 @@
 // queued events, asks the policy for victims with no lock held, and evicts
 // each under its key lock after checking that no event re-added it and that
 // no reader pinned it meanwhile. Hits only bump EntryState::freq.
+//
+// Verification: every published Complete entry with checksums gets a fresh
+// VerifiedBlocks (a refresh() of the same generation keeps it), so a block
+// is verified once per generation. A mismatch, found by a reader or the
+// scrub, drops the entry under its key lock if it still names that
+// generation, and is counted once (stats_.corruptObjects).
 #include "cache/store.h"
 
 #include <dirent.h>
@@ -202,6 +208,9 @@ class FileStore final : public Store {
   Result<int> reopenPartial(const CacheKey& key, const ObjectMeta& meta) override;
   Result<void> recordPartial(const CacheKey& key, ObjectMeta meta) override;
   Result<void> commitObject(const CacheKey& key, ObjectMeta meta) override;
+  Result<void> verifyBlocks(const CacheKey& key, const ObjectMeta& meta, int fd, uint64_t offset,
+                            uint64_t length) override;
+  uint64_t scrubNow() override { return scrubPass(false); }
   void dropObject(const CacheKey& key, uint64_t gen) override;
   Result<void> putStub(const CacheKey& key, ObjectMeta meta) override;
   Result<void> refresh(const CacheKey& key, const ObjectMeta& updated) override;
@@ -224,6 +233,17 @@ class FileStore final : public Store {
     return objectDir(hex) + "/" + hex + "." + std::to_string(gen);
   }
   static uint64_t durableBytes(const ObjectMeta& m);
+  // Gives a Complete meta about to be published its verification marks
+  // (none without checksums; checksums that do not cover the object are
+  // dropped: it is then served unverified).
+  static void prepareMarks(ObjectMeta* m);
+  // Block `block` of generation `gen` failed its checksum: drops the entry
+  // if it still names that generation, and counts it. Returns whether it did.
+  bool dropCorrupt(const Hash128& hash, uint64_t gen, const std::string& keyText, uint64_t block, const char* who);
+  // Verifies every block of each complete object with checksums; drops the
+  // ones that fail. Rate-limited (scrubBytesPerSecond) and evicting in
+  // between when run by the background thread. Returns the objects dropped.
+  uint64_t scrubPass(bool background);
   // Publishes `published` as the complete entry (map + stats); unlinks the
   // file of the generation it replaces. Caller holds keyLock.
   void publishLocked(const Hash128& hash, std::shared_ptr<const ObjectMeta> published);
@@ -319,6 +339,7 @@ class FileStore final : public Store {
   bool spareWanted_ = false;   // guarded by bgMu_
   S3Fifo policy_;                        // background thread only
   int64_t lastPassMs_ = 0;               // background thread only
+  int64_t lastScrubMs_ = 0;              // background thread only: when the last scrub pass ended
   // Generations below this existed when the store opened: the only ones
   // reconciliation may remove (set by start(), read by the thread).
   uint64_t reconcileBelowGen_ = 0;
@@ -344,6 +365,7 @@ FileStore::~FileStore() {
 
 void FileStore::start() {
   reconcileBelowGen_ = genCounter_.load(std::memory_order_relaxed);
+  lastScrubMs_ = steadyMs();
   bg_ = std::thread([this] { run(); });
 }
 
@@ -366,6 +388,7 @@ Result<void> FileStore::load() {
           return;
         }
         if (meta->kind != ObjectMeta::Kind::VaryStub) maxGen = std::max(maxGen, meta->gen);
+        if (meta->kind == ObjectMeta::Kind::Complete) prepareMarks(&meta.value());
         if (meta->kind == ObjectMeta::Kind::Partial) {
           stats.partials += 1;
           stats.partialBytes += durableBytes(*meta);
@@ -541,6 +564,17 @@ Result<void> FileStore::commit(const CacheKey& key, TempFile&& file, ObjectMeta 
   meta.kind = ObjectMeta::Kind::Complete;
   meta.gen = genCounter_.fetch_add(1, std::memory_order_relaxed);
   meta.blocks.clear();
+  // Checksums of a body filled privately, read back here (the caller's
+  // thread, off the loops like the rest of commit()).
+  meta.blockSize = kChecksumBlockSize;
+  meta.sums.resize(meta.blockCount());
+  for (uint64_t b = 0; b < meta.sums.size(); ++b) {
+    const uint64_t off = b * kChecksumBlockSize;
+    auto sum = checksumRange(file.fd(), off, std::min<uint64_t>(kChecksumBlockSize, meta.size - off));
+    if (!sum) return sum.error();
+    meta.sums[b] = *sum;
+  }
+  prepareMarks(&meta);
   std::string finalPath = objectPath(key.hash, meta.gen);
   std::string record = encodeMeta(meta);
   auto published = std::make_shared<const ObjectMeta>(std::move(meta));
@@ -557,6 +591,16 @@ Result<void> FileStore::commit(const CacheKey& key, TempFile&& file, ObjectMeta 
   TempFile done(std::move(file));  // closes the fd; the path is now the object's
   health().writeSucceeded(steadyMs());
   return ok();
+}
+
+void FileStore::prepareMarks(ObjectMeta* m) {
+  m->verified.reset();
+  if (m->kind != ObjectMeta::Kind::Complete) return;
+  if (m->sums.empty() || m->blockSize == 0 || m->sums.size() != m->blockCount()) {
+    m->sums.clear();
+    return;
+  }
+  m->verified = std::make_shared<VerifiedBlocks>(m->sums.size());
 }
 
 uint64_t FileStore::durableBytes(const ObjectMeta& m) {
@@ -726,7 +770,8 @@ Result<void> FileStore::commitObject(const CacheKey& key, ObjectMeta meta) {
   meta.key = key.text;
   meta.kind = ObjectMeta::Kind::Complete;
   meta.blocks.clear();
-  meta.blockSize = 0;
+  if (meta.sums.empty()) meta.blockSize = 0;
+  prepareMarks(&meta);
   struct stat st;
   if (::stat(objectPath(key.hash, meta.gen).c_str(), &st) != 0)
     return writeFailed(errnoError(errno, "commit object: stat"), objectPath(key.hash, meta.gen));
@@ -799,6 +844,10 @@ Result<void> FileStore::refresh(const CacheKey& key, const ObjectMeta& updated) 
   ObjectMeta m = updated;
   m.key = key.text;
   m.kind = ObjectMeta::Kind::Complete;
+  // Same generation, same bytes: its checksums and what passed them stay.
+  m.blockSize = current->blockSize;
+  m.sums = current->sums;
+  m.verified = current->verified;
   if (Result<void> r = index_->put(key.hash, encodeMeta(m)); !r) return r;
   publishLocked(key.hash, std::make_shared<const ObjectMeta>(std::move(m)));
   syncLocked(key.hash);
@@ -937,6 +986,10 @@ void FileStore::run() {
     if (evict || steadyMs() - lastPassMs_ >= static_cast<int64_t>(kEvictInterval.count())) {
       lastPassMs_ = steadyMs();
       evictPass();
+    }
+    if (options_.scrubIntervalMs > 0 && steadyMs() - lastScrubMs_ >= options_.scrubIntervalMs) {
+      (void)scrubPass(true);
+      lastScrubMs_ = steadyMs();
     }
     lock.lock();
   }
@@ -1086,6 +1139,111 @@ bool FileStore::evictLocked(const Hash128& hash) {
   return true;
 }
 
+// ---- verification and scrub ----
+
+Result<void> FileStore::verifyBlocks(const CacheKey& key, const ObjectMeta& meta, int fd, uint64_t offset,
+                                     uint64_t length) {
+  const std::shared_ptr<VerifiedBlocks>& marks = meta.verified;
+  if (!marks || meta.blockSize == 0 || meta.sums.size() != marks->blocks()) return ok();  // nothing to check against
+  if (length == 0 || offset >= meta.size) return ok();
+  const uint64_t bs = meta.blockSize;
+  const uint64_t last = (std::min(meta.size, offset + length) - 1) / bs;
+  for (uint64_t b = offset / bs; b <= last; ++b) {
+    if (marks->test(b)) continue;
+    const uint64_t off = b * bs;
+    Result<uint64_t> sum = checksumRange(fd, off, std::min(bs, meta.size - off));
+    if (!sum && sum.error().code != Errc::Corrupt) return sum.error();  // a read error says nothing about the bytes
+    if (!sum || *sum != meta.sums[b]) {
+      (void)dropCorrupt(key.hash, meta.gen, meta.key, b, "hit");
+      return Error{Errc::Corrupt, 0, "verify: block checksum mismatch"};
+    }
+    marks->mark(b);
+  }
+  return ok();
+}
+
+bool FileStore::dropCorrupt(const Hash128& hash, uint64_t gen, const std::string& keyText, uint64_t block,
+                            const char* who) {
+  std::lock_guard keyGuard(keyLock(hash));
+  {
+    std::shared_lock lock(mu_);
+    auto it = map_.find(hash);
+    if (it == map_.end() || it->second->kind != ObjectMeta::Kind::Complete || it->second->gen != gen) return false;
+  }
+  OLOG_RATE(log::Level::Warn, "store: dropping %s (generation %llu): block %llu failed its checksum (%s)",
+            keyText.c_str(), static_cast<unsigned long long>(gen), static_cast<unsigned long long>(block), who);
+  (void)dropLocked(hash);
+  {
+    std::unique_lock lock(mu_);
+    stats_.corruptObjects += 1;
+  }
+  syncLocked(hash);
+  return true;
+}
+
+uint64_t FileStore::scrubPass(bool background) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::pair<Hash128, std::shared_ptr<const ObjectMeta>>> objects;
+  {
+    std::shared_lock lock(mu_);
+    objects.reserve(map_.size());
+    for (const auto& [h, m] : map_)
+      if (m->kind == ObjectMeta::Kind::Complete && m->verified) objects.emplace_back(h, m);
+  }
+  const uint64_t rate = background ? options_.scrubBytesPerSecond : 0;
+  uint64_t bytes = 0, corrupt = 0, unverifiable = 0;
+  double debtMs = 0;  // sleep owed to the rate cap, paid in slices of >= 10 ms
+  for (const auto& [h, m] : objects) {
+    if (stopping_.load(std::memory_order_relaxed)) break;
+    if (background) {
+      maybeEvict();
+      refillSpares();
+    }
+    int err = 0;
+    bool mismatch = false;
+    int fd = openChecked(h, m->gen, m->size, &err, &mismatch);
+    if (fd < 0) {
+      // Gone or resized: replaced or removed since the snapshot, or for
+      // openObject() to drop on the next hit (it checks the size).
+      ++unverifiable;
+      continue;
+    }
+    const uint64_t bs = m->blockSize;
+    for (uint64_t b = 0; b < m->sums.size() && !stopping_.load(std::memory_order_relaxed); ++b) {
+      const uint64_t off = b * bs, len = std::min(bs, m->size - off);
+      Result<uint64_t> sum = checksumRange(fd, off, len);
+      bytes += len;
+      if (!sum && sum.error().code != Errc::Corrupt) {
+        ++unverifiable;
+        break;
+      }
+      if (!sum || *sum != m->sums[b]) {
+        if (dropCorrupt(h, m->gen, m->key, b, "scrub")) ++corrupt;
+        break;
+      }
+      m->verified->mark(b);
+      if (rate > 0) {
+        debtMs += static_cast<double>(len) * 1000.0 / static_cast<double>(rate);
+        if (debtMs >= 10) {
+          std::unique_lock lock(bgMu_);
+          bgCv_.wait_for(lock, std::chrono::milliseconds(static_cast<int64_t>(debtMs)), [this] { return stop_; });
+          debtMs = 0;
+        }
+      }
+    }
+    ::close(fd);
+  }
+  {
+    std::unique_lock lock(mu_);
+    stats_.scrubPasses += 1;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  OLOG_INFO("store: scrub verified %zu objects (%llu bytes) in %.3f s: %llu corrupt (dropped), %llu not readable",
+            objects.size(), static_cast<unsigned long long>(bytes), secs, static_cast<unsigned long long>(corrupt),
+            static_cast<unsigned long long>(unverifiable));
+  return corrupt;
+}
+
 void FileStore::reconcile() {
   const auto t0 = std::chrono::steady_clock::now();
   const uint64_t below = reconcileBelowGen_;
@@ -1219,26 +1377,47 @@ void FileStore::reconcile() {
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   if (options.dir.empty()) return Error{Errc::Invalid, 0, "store open: empty dir"};
   for (const char* sub : {"", "/objects", "/tmp"}) {
-    if (Result<void> r = makeDirs(options.dir + sub); !r) return r.error();
+    std::string failed;
+    if (Result<void> r = makeDirs(options.dir + sub, &failed); !r) {
+      OLOG_ERROR("store: cannot create directory %s: %s (storage.dir is %s)", failed.c_str(),
+                 r.error().message().c_str(), options.dir.c_str());
+      return Error{r.error().code, r.error().sys, "store open: cannot create a storage directory (the log names it)"};
+    }
   }
   // objects/00 .. objects/ff exist from the start: no mkdir on a miss.
   for (int i = 0; i < 256; ++i) {
     char sub[16];
     std::snprintf(sub, sizeof sub, "/objects/%02x", i);
-    if (::mkdir((options.dir + sub).c_str(), 0755) != 0 && errno != EEXIST)
-      return errnoError(errno, "store open: mkdir objects");
+    if (::mkdir((options.dir + sub).c_str(), 0755) != 0 && errno != EEXIST) {
+      int err = errno;
+      OLOG_ERROR("store: cannot create directory %s%s: %s", options.dir.c_str(), sub,
+                 errnoError(err, "mkdir").message().c_str());
+      return errnoError(err, "store open: mkdir objects/xx (the log names it)");
+    }
   }
   Result<uint64_t> cleared = clearDir(options.dir + "/tmp");
   if (!cleared) return cleared.error();
   if (*cleared > 0) OLOG_INFO("store: removed %llu leftover temp files", static_cast<unsigned long long>(*cleared));
 
-  Result<std::unique_ptr<Index>> index = Index::open(options.dir + "/index");
-  if (!index) return index.error();
+  const std::string indexPath = options.dir + "/index";
+  Result<std::unique_ptr<Index>> index = Index::open(indexPath);
+  if (!index) {
+    OLOG_ERROR("store: cannot open the index %s: %s. To recover, stop orchardd and either run "
+               "`orchardd --repair-index` (with the same --config) to salvage it, or move %s aside: orchardd then "
+               "starts with an empty index and the start-up reconciliation removes the object files no record "
+               "names (the cache refills from the origins)",
+               indexPath.c_str(), index.error().message().c_str(), indexPath.c_str());
+    return Error{index.error().code, index.error().sys,
+                 "store open: the index (storage.dir/index) is corrupt or unreadable; run orchardd --repair-index or "
+                 "move it aside (the log says more)"};
+  }
   auto store = std::make_unique<FileStore>(options, std::move(index).value());
   store->health().setRoot(options.dir);
   if (Result<void> r = store->load(); !r) return r.error();
   store->start();
   return std::unique_ptr<Store>(std::move(store));
 }
+
+Result<void> repairStoreIndex(const std::string& storageDir) { return repairIndex(storageDir + "/index"); }
 
 }  // namespace orchard::cache

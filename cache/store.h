@@ -33,6 +33,20 @@
 //      every second; it evicts until usage is under kLowWatermarkPercent. An
 //      object with a reader pin (openForRead()) or for which the busy check
 //      says a fill is in flight is never evicted. lookup() never waits for it.
+//   3. Scrub, every scrubIntervalMs when it is > 0 (the first one an interval
+//      after open()): re-verifies every block of every complete object that
+//      has checksums, at most scrubBytesPerSecond (sleeping between blocks,
+//      evicting in between), and drops the objects that fail.
+//
+// Block verification: a complete object with checksums (ObjectMeta::sums)
+// carries a VerifiedBlocks in its published entry. ensureVerified() is the
+// hit path's check before it sends bytes: one atomic load once every block
+// of the generation passed, otherwise it preads and hashes the blocks the
+// range covers that have not passed yet. A block that does not match its
+// checksum drops the object (record, memory entry, file) and counts it in
+// StoreStats::corruptObjects; the caller treats the object as a miss.
+// Objects from records without checksums (before the upgrade) are served
+// unverified.
 //
 // Thread safety: every method may be called from any thread. lookup() never
 // touches RocksDB (an in-memory map loaded at open() serves hits).
@@ -54,6 +68,8 @@ namespace orchard::cache {
 struct StoreOptions {
   std::string dir;            // created if missing
   uint64_t cacheLimit = 0;    // bytes; 0 = unlimited (no eviction)
+  int64_t scrubIntervalMs = 0;  // background re-verification of every object; 0 = never
+  uint64_t scrubBytesPerSecond = 64ull << 20;  // the scrub's read rate cap; 0 = uncapped (tests)
 };
 
 // Eviction starts when usage exceeds this share of cacheLimit: the 5 % of
@@ -93,6 +109,8 @@ struct StoreStats {
   uint64_t partialBytes = 0;  // bytes of their durable blocks
   uint64_t evictions = 0;     // objects (complete or partial) evicted since open()
   uint64_t evictedBytes = 0;  // their bytes (as counted in bytes/partialBytes)
+  uint64_t corruptObjects = 0;  // objects dropped because a block failed its checksum (hit or scrub)
+  uint64_t scrubPasses = 0;     // scrub passes finished since open()
 };
 
 // A stored object opened for reading. While `pin` (or a copy) lives, the
@@ -114,7 +132,9 @@ class Store {
   virtual ~Store() = default;
 
   // Opens (creating if needed) the store at options.dir, removes leftover
-  // temp files and loads the index into memory.
+  // temp files and loads the index into memory. A failure at start is also
+  // logged at error level naming the path (a directory it cannot make, an
+  // index it cannot open, with the ways to recover).
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
 
   // The complete object stored under this key, or nullptr. Compares the full
@@ -129,6 +149,23 @@ class Store {
   // pin lives (it can still be replaced or removed explicitly; the open fd
   // keeps the bytes it had).
   virtual Result<OpenObject> openForRead(const CacheKey& key, const ObjectMeta& meta) = 0;
+  // Checks the blocks of [offset, offset + length) of a complete object
+  // against its checksums before they are sent: `meta` is the entry from
+  // lookup(), `fd` its open file. Cheap when every block of the generation
+  // has passed already (one atomic load); otherwise preads and hashes the
+  // blocks not verified yet (blocks: call it where the hit path preads).
+  // Corrupt: a block failed, the object is dropped (refetch it); another
+  // error: the read failed (the object stays). Any thread.
+  Result<void> ensureVerified(const CacheKey& key, const ObjectMeta& meta, int fd, uint64_t offset, uint64_t length) {
+    if (!meta.verified || meta.verified->allVerified()) return ok();
+    return verifyBlocks(key, meta, fd, offset, length);
+  }
+  // The slow half of ensureVerified().
+  virtual Result<void> verifyBlocks(const CacheKey& key, const ObjectMeta& meta, int fd, uint64_t offset,
+                                    uint64_t length) = 0;
+  // One scrub pass now, on the calling thread (the background thread runs
+  // them every scrubIntervalMs): returns how many corrupt objects it dropped.
+  virtual uint64_t scrubNow() = 0;
   // Records a hit for the eviction policy. Cheap: a shared lock for a map
   // look-up and one relaxed atomic store; no RocksDB write.
   virtual void touch(const CacheKey& key) = 0;
@@ -202,5 +239,9 @@ class Store {
  private:
   StoreHealth health_;
 };
+
+// `orchardd --repair-index`: runs the index repair (see repairIndex() in
+// cache/index.h) on <storageDir>/index. The store must not be open.
+Result<void> repairStoreIndex(const std::string& storageDir);
 
 }  // namespace orchard::cache

@@ -55,6 +55,7 @@ struct Config {
     uint64_t want = maxObjectSize ? maxObjectSize : (cacheLimit ? cacheLimit / 4 : UINT64_MAX);
     return want < cap ? want : cap;
   }
+  int64_t scrubIntervalMs = 0;  // re-verify every stored object's block checksums this often; 0 = never
 
   // [upstream]
   std::vector<std::string> upstreamAllow;                   // normalized host patterns (HostMatcher)

@@ -100,6 +100,11 @@ const Param kParams[] = {
      .doc = "Largest object stored; larger ones pass through uncached. 0B = a quarter of storage.cache_limit. "
             "Never more than 90 % of storage.cache_limit (a bigger one could not stay).",
      ORCHARD_FIELD(maxObjectSize)},
+    {.name = "storage.scrub_interval", .type = ParamType::Duration, .defaultToml = R"("24h")", .min = 0,
+     .max = 366 * 24 * kHour, .reloadable = false,
+     .doc = "How often a background scrub re-checks every stored object's block checksums (at most 64 MiB/s) "
+            "and drops those that fail; 0 disables it.",
+     ORCHARD_FIELD(scrubIntervalMs)},
 
     // [upstream]
     {.name = "upstream.allow", .type = ParamType::HostList,

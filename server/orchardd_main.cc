@@ -2,6 +2,9 @@
 //
 //   orchardd [--config FILE]        run (embedded defaults without --config)
 //   orchardd --check-config FILE    validate a config, print every problem
+//   orchardd [--config FILE] --repair-index
+//                                   repair the RocksDB index under storage.dir
+//                                   (orchardd stopped), then exit
 //
 // Signals are handled on the main thread with sigwait(): SIGTERM/SIGINT
 // drain and exit 0, SIGHUP reloads the reloadable settings.
@@ -13,6 +16,7 @@
 #include <string>
 
 #include "common/log.h"
+#include "cache/store.h"
 #include "config/config.h"
 #include "server/server.h"
 
@@ -24,6 +28,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: orchardd [--config FILE]\n"
                "       orchardd --check-config FILE\n"
+               "       orchardd [--config FILE] --repair-index\n"
                "       orchardd --print-defaults\n");
 }
 
@@ -42,10 +47,12 @@ bool loadOrReport(const std::string& path, config::Config* out) {
 int main(int argc, char** argv) {
   std::string configPath;
   std::string checkPath;
+  bool repair = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if ((a == "--config" || a == "-c") && i + 1 < argc) configPath = argv[++i];
     else if (a == "--check-config" && i + 1 < argc) checkPath = argv[++i];
+    else if (a == "--repair-index") repair = true;
     else if (a == "--print-defaults") {
       std::fputs(config::defaultsToml().c_str(), stdout);
       return 0;
@@ -68,6 +75,29 @@ int main(int argc, char** argv) {
   config::Config cfg = config::defaults();
   if (!configPath.empty() && !loadOrReport(configPath, &cfg)) return 1;
   log::setLevel(cfg.logLevel);
+
+  if (repair) {
+    // RocksDB's repair: salvages the records it can read and rewrites the
+    // metadata. Object files of lost records are removed by the start-up
+    // reconciliation of the next normal start.
+    const std::string index = cfg.storageDir + "/index";
+    auto r = cache::repairStoreIndex(cfg.storageDir);
+    if (!r && r.error().code == Errc::NotFound) {
+      std::fprintf(stderr, "orchardd: there is no index at %s: nothing to repair (a normal start creates one)\n",
+                   index.c_str());
+      return 1;
+    }
+    if (!r) {
+      std::fprintf(stderr,
+                   "orchardd: repairing the index %s failed: %s\n"
+                   "orchardd: to start over, move %s aside: orchardd then starts with an empty index and the "
+                   "start-up reconciliation removes the object files no record names\n",
+                   index.c_str(), r.error().message().c_str(), index.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "orchardd: repaired the index %s; start orchardd normally\n", index.c_str());
+    return 0;
+  }
 
   // Every thread inherits this mask; only the main thread takes signals.
   sigset_t set;

@@ -171,7 +171,11 @@ Result<void> Server::start() {
     dirLock_ = cache::DirLock();
     return r;
   }
-  auto store = cache::Store::open(cache::StoreOptions{cfg.storageDir, cfg.cacheLimit});
+  cache::StoreOptions storeOptions;
+  storeOptions.dir = cfg.storageDir;
+  storeOptions.cacheLimit = cfg.cacheLimit;
+  storeOptions.scrubIntervalMs = cfg.scrubIntervalMs;
+  auto store = cache::Store::open(storeOptions);
   if (!store) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + store.error().message();
     dirLock_ = cache::DirLock();

@@ -480,11 +480,36 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, std
       cachedFd_ = true;
   }
   fdGen_ = meta->gen;
-  wc_->counters.add(wc_->counters.hits);
-  store->touch(key_);
   cacheStatus_ = std::move(cacheStatus);
   bool noBody = false;
   headOut_ = responseHead(*meta, meta->size, true, cache::currentAge(*meta, now), &noBody);
+  if (!noBody && !segs_.empty()) {
+    // The first blocks to send (up to 4 MiB: a small object whole) are
+    // checked before anything is sent: a corrupt object is dropped by the
+    // store and this request becomes a miss. pump() checks the blocks after
+    // them as it reaches them (one atomic load once all passed).
+    constexpr uint64_t kVerifyBeforeHead = 4ull << 20;
+    const Segment& first = segs_.front();
+    const uint64_t span = std::min<uint64_t>(std::min(first.end, meta->size) - std::min(first.first, meta->size),
+                                             kVerifyBeforeHead);
+    if (auto v = store->ensureVerified(key_, *meta, fd_, first.first, std::max<uint64_t>(span, 1)); !v) {
+      OLOG_RATE(log::Level::Warn, "hit on %s not served: %s", key_.text.c_str(), v.error().message().c_str());
+      if (cachedFd_) wc_->files.release(key_.hash, fdGen_);
+      else ::close(fd_);
+      fd_ = -1;
+      cachedFd_ = false;
+      pin_.reset();
+      headOut_.clear();
+      segs_.clear();
+      trailer_.clear();
+      wholeBody_ = chunkedOut_ = false;
+      status_ = 0;
+      return false;
+    }
+  }
+  storedMeta_ = std::move(meta);  // the last use of the parameter
+  wc_->counters.add(wc_->counters.hits);
+  store->touch(key_);
   if (noBody || segs_.empty()) {
     flushHead();
     finish(true);
@@ -659,6 +684,14 @@ void Transaction::pump() {
         n = r ? static_cast<ssize_t>(r.value()) : -1;
         if (!r) errno = r.error().sys ? r.error().sys : EIO;
       } else {
+        // Blocks not verified yet are checked before their first send; a
+        // corrupt one (dropped by the store) ends the response uncleanly.
+        if (auto v = wc_->server->store->ensureVerified(key_, *storedMeta_, fd, cursor_, want); !v) {
+          OLOG_RATE(log::Level::Warn, "hit on %s cut at %llu: %s", key_.text.c_str(),
+                    static_cast<unsigned long long>(cursor_), v.error().message().c_str());
+          finish(false);
+          return;
+        }
         do n = ::pread(fd, buf_, want, static_cast<off_t>(cursor_));
         while (n < 0 && errno == EINTR);
       }
@@ -802,6 +835,9 @@ std::string renderMetrics(const ServerContext& ctx) {
   auto st = ctx.store->stats();
   line("store_objects", "complete objects in the store", "gauge", st.objects);
   line("store_bytes", "bytes of complete objects in the store", "gauge", st.bytes);
+  line("store_corrupt_objects_total", "objects dropped because a block failed its checksum (hit or scrub)", "counter",
+       st.corruptObjects);
+  line("store_scrub_passes_total", "background scrub passes finished", "counter", st.scrubPasses);
   line("store_limit_bytes", "storage.cache_limit", "gauge", ctx.config.cacheLimit);
   line("fills_in_flight", "shared origin fetches in progress", "gauge", ctx.fills->inFlight());
   auto health = ctx.store->health().report(ctx.clock->monotonicMs());
@@ -885,6 +921,7 @@ std::string renderStatus(const ServerContext& ctx) {
   }
   out += "],";
   num("Objects", st.objects);
+  num("CorruptObjectsFound", st.corruptObjects);
   out += "\"HitRatio\":";
   out += ratio;
   out += ',';

@@ -105,6 +105,7 @@ class Transaction final : public BodySource {
   bool cachedFd_ = false;
   uint64_t fdGen_ = 0;
   std::shared_ptr<void> pin_;  // hit: keeps the object from eviction while it is read
+  std::shared_ptr<const cache::ObjectMeta> storedMeta_;  // hit: the entry served (its checksums, verified blocks)
   std::vector<Segment> segs_;
   size_t seg_ = 0;
   bool prefixSent_ = false;

@@ -6,6 +6,11 @@
 // createTemp()/commit() path (empty object files), or opened from
 // $ORCHARD_BENCH_INDEX_DIR if that names a store already populated with the
 // same N by orchard_bench_populate (then Store::open's load time is shown).
+//
+// Block checksums: Store::ensureVerified() on a hit whose blocks all passed
+// already (the per-send cost: one atomic load), and checksumRange() of a
+// 1 MiB block in the page cache (the once-per-generation cost of verifying
+// a block, and what the scrub pays per block).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -18,7 +23,11 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "bench/tools/populate.h"
+#include "cache/file_util.h"
 #include "cache/store.h"
 
 namespace {
@@ -152,5 +161,96 @@ void BM_StoreLookupLatency(benchmark::State& state) {
   state.counters["setup_s"] = f.setupSeconds;
 }
 BENCHMARK(BM_StoreLookupLatency);
+
+// One stored object of `size` bytes with checksums, in its own store.
+struct VerifyFixture {
+  std::string dir;
+  std::unique_ptr<Store> store;
+  CacheKey key = CacheKey::fromText("http://swcdn.apple.com/bench/verify.pkg");
+  std::shared_ptr<const orchard::cache::ObjectMeta> meta;
+  int fd = -1;
+  std::string error;
+
+  explicit VerifyFixture(uint64_t size) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "orchard-bench-verify.XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) {
+      error = "mkdtemp failed";
+      return;
+    }
+    dir = tmpl;
+    auto s = Store::open(orchard::cache::StoreOptions{dir, 0});
+    if (!s) {
+      error = "Store::open: " + s.error().message();
+      return;
+    }
+    store = std::move(s).value();
+    auto t = store->createTemp(key);
+    if (!t) {
+      error = "createTemp";
+      return;
+    }
+    std::string body(size, 'v');
+    if (::write(t->fd(), body.data(), body.size()) != static_cast<ssize_t>(body.size())) {
+      error = "write";
+      return;
+    }
+    orchard::cache::ObjectMeta m;
+    m.key = key.text;
+    m.size = size;
+    if (auto r = store->commit(key, std::move(t).value(), m); !r) {
+      error = "commit: " + r.error().message();
+      return;
+    }
+    meta = store->lookup(key);
+    auto o = store->openObject(key, *meta);
+    if (!o) {
+      error = "openObject";
+      return;
+    }
+    fd = *o;
+  }
+  ~VerifyFixture() {
+    if (fd >= 0) ::close(fd);
+    store.reset();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+  }
+};
+
+void BM_StoreEnsureVerifiedHit(benchmark::State& state) {
+  static VerifyFixture f(64 << 10);
+  if (!f.error.empty()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  if (!f.store->ensureVerified(f.key, *f.meta, f.fd, 0, f.meta->size)) {
+    state.SkipWithError("verification failed");
+    return;
+  }
+  for (auto _ : state) {
+    auto r = f.store->ensureVerified(f.key, *f.meta, f.fd, 0, f.meta->size);
+    benchmark::DoNotOptimize(r.ok());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_StoreEnsureVerifiedHit);
+
+void BM_BlockChecksum1MiB(benchmark::State& state) {
+  static VerifyFixture f(1 << 20);
+  if (!f.error.empty()) {
+    state.SkipWithError(f.error.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    auto r = orchard::cache::checksumRange(f.fd, 0, 1 << 20);
+    if (!r) {
+      state.SkipWithError("checksumRange failed");
+      break;
+    }
+    benchmark::DoNotOptimize(*r);
+  }
+  state.SetBytesProcessed(state.iterations() * (int64_t{1} << 20));
+}
+BENCHMARK(BM_BlockChecksum1MiB);
 
 }  // namespace

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes corpus/object_meta/*.bin: ObjectMeta records in format version 2
-(see cache/object_meta.cc), the seeds of the object_meta fuzz target.
+"""Writes corpus/object_meta/*.bin: ObjectMeta records in format versions 2
+(no block checksums) and 3 (with them; see cache/object_meta.cc), the seeds
+of the object_meta fuzz target.
 Run from tests/fuzz/; the output is committed, rerun only when the format
 changes."""
 import os
@@ -26,12 +27,16 @@ def s(b):
 
 
 def meta(key, status=200, reason="OK", size=0, headers=(), etag="", lm="", req=0, resp=0, access=0,
-         kind=0, gen=0, block_size=0, blocks=b"", vary=""):
-    out = bytes([2]) + s(key) + varint(status) + s(reason) + varint(size) + varint(len(headers))
+         kind=0, gen=0, block_size=0, blocks=b"", vary="", sums=None):
+    # sums: None = version 2; else the checksums as encoded (Complete: one per
+    # block; Partial: one per block set in `blocks`), version 3.
+    out = bytes([2 if sums is None else 3]) + s(key) + varint(status) + s(reason) + varint(size) + varint(len(headers))
     for n, v in headers:
         out += s(n) + s(v)
     out += s(etag) + s(lm) + svarint(req) + svarint(resp) + svarint(access)
     out += bytes([kind]) + varint(gen) + varint(block_size) + s(blocks) + s(vary)
+    if sums is not None:
+        out += varint(len(sums)) + b"".join(x.to_bytes(8, "little") for x in sums)
     return out
 
 
@@ -52,6 +57,11 @@ seeds = {
                           req=1699990000, resp=1699990002, access=1699990002),
     "times.bin": meta("http://h/t", headers=[("Cache-Control", "stale-while-revalidate=10, stale-if-error=99")],
                       req=1700000000, resp=1699999990, access=-(1 << 40)),
+    "complete-sums.bin": meta("http://swcdn.apple.com/content/y.pkg", size=3 * 65536 + 7, etag='"s"', gen=9,
+                              block_size=65536, sums=[0x0123456789ABCDEF, 0, 0xFFFFFFFFFFFFFFFF, 42]),
+    "partial-sums.bin": meta("http://origin.test/big2", size=10 * 65536 + 1, kind=1, gen=4, block_size=65536,
+                             blocks=b"\x05\x04", headers=[("ETag", '"c"')], req=1700000000, resp=1700000000,
+                             sums=[1, 2, 3]),
     # Reproducer (fails until fixed): times far apart overflow currentAge().
     "repro-age-overflow.bin": meta("", req=-(1 << 62), resp=1 << 62),
 }

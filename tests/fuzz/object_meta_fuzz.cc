@@ -7,6 +7,8 @@
 //   - the canonical encoding is never longer than the bytes it came from
 //     (varints are minimal there; the input may use padded ones);
 //   - a Partial record's bitmap covers exactly ceil(size / blockSize) blocks;
+//   - checksums (version 3), when present, cover every block (sums.size()
+//     == blockCount()), and a record without them encodes as version 2;
 //   - everything the server does next with a decoded record works on it:
 //     header lookups, Vary, freshness, age and the cached decision (a bad
 //     record must fail here, at decode, not as undefined behaviour later).
@@ -26,7 +28,8 @@ bool sameMeta(const ObjectMeta& a, const ObjectMeta& b) {
   return a.kind == b.kind && a.gen == b.gen && a.blockSize == b.blockSize && a.blocks == b.blocks &&
          a.vary == b.vary && a.key == b.key && a.status == b.status && a.reason == b.reason && a.size == b.size &&
          a.headers == b.headers && a.etag == b.etag && a.lastModified == b.lastModified &&
-         a.requestTime == b.requestTime && a.responseTime == b.responseTime && a.lastAccess == b.lastAccess;
+         a.requestTime == b.requestTime && a.responseTime == b.responseTime && a.lastAccess == b.lastAccess &&
+         a.sums == b.sums;
 }
 
 }  // namespace
@@ -48,6 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(sameMeta(m, *again), "decode(encode(m)) != m");
   FUZZ_CHECK(cache::encodeMeta(*again) == enc, "encode(decode(encode(m))) != encode(m)");
 
+  FUZZ_CHECK(m.sums.empty() || m.sums.size() == m.blockCount(), "%zu checksums for %llu blocks", m.sums.size(),
+             static_cast<unsigned long long>(m.blockCount()));
+  FUZZ_CHECK(static_cast<uint8_t>(enc[0]) == (m.sums.empty() ? 2 : 3), "version byte %u", static_cast<uint8_t>(enc[0]));
   if (m.kind == ObjectMeta::Kind::Partial) {
     FUZZ_CHECK(m.blockSize > 0, "Partial record with blockSize 0");
     uint64_t nblocks = m.size / m.blockSize + (m.size % m.blockSize ? 1 : 0);

@@ -4,7 +4,10 @@
 // Readers follow STYLE pattern 3 ("bytes past my cursor, or register me"):
 // most tests drive one writer and any number of readers by hand with
 // ManualExecutor, so that every wake-up is observable (posted, never run
-// inline, exactly once). One test runs a real writer thread and four reader
+// inline, exactly once). Block checksums: recorded for whole fills, fills
+// of unknown length, fills whose first run starts mid-block (a block then
+// completed by two fetchers), and kept by Partial records across a resume.
+// One test runs a real writer thread and four reader
 // threads, each waking on its own condition-variable executor, with every
 // wait bounded so that a lost wake-up fails the test instead of hanging it.
 #include "cache/fill.h"
@@ -842,6 +845,10 @@ class FailingStore final : public Store {
   std::shared_ptr<const ObjectMeta> lookup(const CacheKey& k) const override { return inner_->lookup(k); }
   Result<int> openObject(const CacheKey& k, const ObjectMeta& m) override { return inner_->openObject(k, m); }
   Result<OpenObject> openForRead(const CacheKey& k, const ObjectMeta& m) override { return inner_->openForRead(k, m); }
+  Result<void> verifyBlocks(const CacheKey& k, const ObjectMeta& m, int fd, uint64_t off, uint64_t len) override {
+    return inner_->verifyBlocks(k, m, fd, off, len);
+  }
+  uint64_t scrubNow() override { return inner_->scrubNow(); }
   void touch(const CacheKey& k) override { inner_->touch(k); }
   std::shared_ptr<const ObjectMeta> lookupPartial(const CacheKey& k) const override { return inner_->lookupPartial(k); }
   Result<ObjectFile> createObject(const CacheKey& k) override {
@@ -1031,6 +1038,117 @@ TEST_F(FillTest, CommitThatFailsCompletesForTheReadersAndStoresNothing) {
   auto h = failing.health().report(1000);
   EXPECT_TRUE(h.degraded);
   EXPECT_NE(h.reason.find("Read-only file system (index)"), std::string::npos) << h.reason;
+}
+
+// ---- block checksums ----
+
+std::string patternedBody(uint64_t size) {
+  std::string body(size, '\0');
+  for (uint64_t i = 0; i < size; ++i) body[i] = static_cast<char>((i * 7 + i / 65536) & 0xff);
+  return body;
+}
+
+void expectSumsOf(const ObjectMeta& meta, const std::string& body) {
+  ASSERT_EQ(meta.blockSize, Fill::kBlockSize);
+  const uint64_t blocks = (body.size() + Fill::kBlockSize - 1) / Fill::kBlockSize;
+  ASSERT_EQ(meta.sums.size(), blocks);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    const uint64_t off = b * Fill::kBlockSize;
+    EXPECT_EQ(meta.sums[b], blockChecksum(body.data() + off, std::min<uint64_t>(Fill::kBlockSize, body.size() - off)))
+        << "block " << b;
+  }
+}
+
+// Writes body[from, ...) as fetcher `id` in 64 KiB pieces until its run ends.
+void writeRun(Fill& fill, uint32_t id, const std::string& body, uint64_t from) {
+  uint64_t at = from;
+  while (at < body.size()) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(64 << 10, body.size() - at));
+    Result<size_t> w = fill.write(id, body.data() + at, n);
+    ASSERT_TRUE(w.ok()) << w.error().message();
+    at += *w;
+    if (*w < n) break;
+  }
+}
+
+TEST_F(FillTest, WholeFillRecordsAChecksumPerBlock) {
+  const std::string body = patternedBody(2 * Fill::kBlockSize + Fill::kBlockSize / 2);
+  auto fill = newFill();
+  ASSERT_TRUE(fill->begin(headFor(kA), true, body.size()).ok());
+  for (uint64_t at = 0; at < body.size(); at += 100'000)
+    ASSERT_TRUE(append(*fill, std::string_view(body).substr(at, 100'000)).ok());
+  fill->finish(1'700'000'000);
+  auto meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  expectSumsOf(*meta, body);
+  ASSERT_NE(meta->verified, nullptr);
+  EXPECT_FALSE(meta->verified->allVerified()) << "the first hit verifies";
+}
+
+TEST_F(FillTest, FillOfUnknownLengthRecordsChecksums) {
+  const std::string body = patternedBody(Fill::kBlockSize + 17);
+  auto fill = newFill();
+  ASSERT_TRUE(fill->begin(headFor(kA), true, std::nullopt).ok());  // chunked
+  ASSERT_TRUE(append(*fill, body).ok());
+  fill->finish(1'700'000'000);
+  auto meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  expectSumsOf(*meta, body);
+}
+
+TEST_F(FillTest, FillStartedMidBlockRecordsTheChecksumOfTheBlockTwoFetchersWrote) {
+  // A cold range starts at the exact byte asked for: block 1 is written from
+  // its middle by the first run and whole by the run that fills behind it.
+  const std::string body = patternedBody(3 * Fill::kBlockSize + 5);
+  const uint64_t start = Fill::kBlockSize + Fill::kBlockSize / 2 + 3;
+  auto fill = newFill();
+  Fill::Fetch first = fill->firstFetch(start);
+  ASSERT_TRUE(fill->begin(headFor(kA), true, body.size()).ok());
+  writeRun(*fill, first.id, body, start);
+  Fill::Next next = fill->fetcherDone(first.id);
+  ASSERT_TRUE(next.fetch.has_value());
+  EXPECT_EQ(next.fetch->start, 0u);
+  fill->checkpoint(1'700'000'000);  // sums what is complete so far (block 2, 3)
+  writeRun(*fill, next.fetch->id, body, 0);
+  Fill::Next last = fill->fetcherDone(next.fetch->id);
+  ASSERT_TRUE(last.complete);
+  fill->complete(1'700'000'001);
+  auto meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  expectSumsOf(*meta, body);
+  EXPECT_EQ(storedBytes(kA), body);
+}
+
+TEST_F(FillTest, PartialRecordKeepsChecksumsOfItsBlocksAcrossAResume) {
+  const std::string body = patternedBody(3 * Fill::kBlockSize + 1000);
+  {
+    auto fill = newFill();
+    Fill::Fetch f = fill->firstFetch(0);
+    ASSERT_TRUE(fill->begin(headFor(kA), true, body.size()).ok());
+    ASSERT_TRUE(fill->write(f.id, body.data(), 2 * Fill::kBlockSize + 100).ok());
+    fill->checkpoint(1'700'000'000);
+    fill->fail(Error{Errc::Closed, 0, "origin went away"});
+  }
+  auto partial = store_->lookupPartial(kA);
+  ASSERT_NE(partial, nullptr);
+  ASSERT_EQ(partial->sums.size(), 4u);
+  EXPECT_EQ(static_cast<unsigned char>(partial->blocks[0]), 0x03);
+  for (uint64_t b = 0; b < 2; ++b)
+    EXPECT_EQ(partial->sums[b], blockChecksum(body.data() + b * Fill::kBlockSize, Fill::kBlockSize));
+  // The record as stored (a restart between the two runs changes nothing).
+  ObjectMeta decoded = decodeMeta(encodeMeta(*partial)).value();
+  EXPECT_EQ(decoded.sums, partial->sums);
+
+  auto resumed = newFill();
+  ASSERT_TRUE(resumed->adopt(decoded).ok());
+  Fill::Fetch f = resumed->firstFetch(0);
+  EXPECT_EQ(f.start, 2 * Fill::kBlockSize);
+  writeRun(*resumed, f.id, body, f.start);
+  ASSERT_TRUE(resumed->fetcherDone(f.id).complete);
+  resumed->complete(1'700'000'002);
+  auto meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  expectSumsOf(*meta, body);
 }
 
 }  // namespace

@@ -1,12 +1,15 @@
 // Tests for cache/object_meta: encode/decode round trips, and that damaged
 // records (every truncation, bad versions, lying lengths, trailing bytes)
-// decode to Errc::Corrupt without reading out of bounds.
+// decode to Errc::Corrupt without reading out of bounds; block checksums
+// (version 3) and records from before them (version 2) decoding as they are.
 #include "cache/object_meta.h"
 
 #include <gtest/gtest.h>
 
 #include <limits>
 #include <memory>
+
+#include "tests/unit/cache/meta_v2.h"
 
 namespace orchard::cache {
 namespace {
@@ -45,6 +48,7 @@ void expectEqual(const ObjectMeta& a, const ObjectMeta& b) {
   EXPECT_EQ(a.blockSize, b.blockSize);
   EXPECT_EQ(a.blocks, b.blocks);
   EXPECT_EQ(a.vary, b.vary);
+  EXPECT_EQ(a.sums, b.sums);
 }
 
 // Decodes from an exactly-sized heap copy so ASan catches any overread.
@@ -137,7 +141,7 @@ TEST(ObjectMeta, TrailingBytesAreCorrupt) {
 
 TEST(ObjectMeta, UnknownVersionIsCorrupt) {
   std::string bytes = encodeMeta(sampleMeta());
-  for (uint8_t v : {0, 1, 3, 255}) {
+  for (uint8_t v : {0, 1, 4, 255}) {
     bytes[0] = static_cast<char>(v);
     Result<ObjectMeta> d = decodeExact(bytes);
     ASSERT_FALSE(d.ok());
@@ -187,6 +191,109 @@ TEST(ObjectMeta, HeaderLookupIsCaseInsensitiveFirstMatch) {
   EXPECT_EQ(m.header("etag"), "\"e\"");
   EXPECT_EQ(m.header("Content-Typ"), "");
   EXPECT_EQ(m.header("missing"), "");
+}
+
+// ---- block checksums (version 3) and the version 2 records before them ----
+
+ObjectMeta withSums(ObjectMeta m, uint32_t blockSize) {
+  m.blockSize = blockSize;
+  m.sums.clear();
+  for (uint64_t b = 0; b < m.blockCount(); ++b) m.sums.push_back(0x0123456789abcdefull * (b + 1));
+  return m;
+}
+
+TEST(ObjectMeta, CompleteChecksumsRoundTripAsVersion3) {
+  ObjectMeta m = sampleMeta();
+  m.size = 5 * 1024 + 1;  // 6 blocks of 1 KiB
+  m = withSums(m, 1024);
+  ASSERT_EQ(m.sums.size(), 6u);
+  std::string bytes = encodeMeta(m);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 3);
+  Result<ObjectMeta> d = decodeExact(bytes);
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  expectEqual(m, *d);
+  EXPECT_EQ(encodeMeta(*d), bytes);
+  EXPECT_EQ(d->verified, nullptr);  // in memory only: the store sets it
+}
+
+TEST(ObjectMeta, PartialEncodesChecksumsOfItsListedBlocksOnly) {
+  ObjectMeta m = sampleMeta();
+  m.kind = ObjectMeta::Kind::Partial;
+  m.size = 10 * 1024;
+  m = withSums(m, 1024);
+  m.blocks = std::string("\x05\x02", 2);  // blocks 0, 2 and 9
+  std::string bytes = encodeMeta(m);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 3);
+  EXPECT_EQ(bytes.size(), oldformat::encodeMetaV2(m).size() + 1 + 3 * 8) << "three checksums, not ten";
+  Result<ObjectMeta> d = decodeExact(bytes);
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  ASSERT_EQ(d->sums.size(), 10u);
+  for (uint64_t b : {0, 2, 9}) EXPECT_EQ(d->sums[b], m.sums[b]) << b;
+  for (uint64_t b : {1, 3, 8}) EXPECT_EQ(d->sums[b], 0u) << b;
+  EXPECT_EQ(encodeMeta(*d), bytes);
+}
+
+TEST(ObjectMeta, ChecksumsThatDoNotCoverTheObjectAreNotWritten) {
+  ObjectMeta m = withSums(sampleMeta(), 1u << 20);
+  m.sums.pop_back();
+  EXPECT_EQ(encodeMeta(m), oldformat::encodeMetaV2(m));
+}
+
+TEST(ObjectMeta, WithoutChecksumsTheEncodingIsVersion2ByteForByte) {
+  ObjectMeta complete = sampleMeta();
+  ObjectMeta partial = sampleMeta();
+  partial.kind = ObjectMeta::Kind::Partial;
+  partial.size = 3000;
+  partial.blockSize = 1024;
+  partial.blocks = "\x03";
+  ObjectMeta stub;
+  stub.kind = ObjectMeta::Kind::VaryStub;
+  stub.key = "http://h/v";
+  stub.vary = "accept-encoding";
+  for (const ObjectMeta& m : {complete, partial, stub}) {
+    std::string old = oldformat::encodeMetaV2(m);
+    EXPECT_EQ(encodeMeta(m), old);
+    Result<ObjectMeta> d = decodeExact(old);  // a record written by a store before the upgrade
+    ASSERT_TRUE(d.ok()) << d.error().message();
+    expectEqual(m, *d);
+    EXPECT_TRUE(d->sums.empty());
+  }
+}
+
+TEST(ObjectMeta, DamagedChecksumsAreCorrupt) {
+  ObjectMeta m = sampleMeta();
+  m.size = 3 * 1024;
+  m = withSums(m, 1024);
+  std::string bytes = encodeMeta(m);
+  // Every truncation, including inside the checksums.
+  for (size_t n = 0; n < bytes.size(); ++n)
+    ASSERT_FALSE(decodeExact(std::string_view(bytes).substr(0, n)).ok()) << n;
+  // A count that is not the block count: the count byte is just before the 24 checksum bytes.
+  std::string wrong = bytes;
+  wrong[wrong.size() - 25] = 2;
+  EXPECT_EQ(decodeExact(wrong).error().code, Errc::Corrupt);
+  // Checksums on a Vary stub.
+  ObjectMeta stub;
+  stub.kind = ObjectMeta::Kind::VaryStub;
+  std::string stubBytes = oldformat::encodeMetaV2(stub);
+  stubBytes[0] = 3;
+  stubBytes.push_back('\0');
+  EXPECT_EQ(decodeExact(stubBytes).error().code, Errc::Corrupt);
+}
+
+TEST(ObjectMeta, VerifiedBlocksMarksEachBlockAndThenAll) {
+  VerifiedBlocks v(130);
+  EXPECT_FALSE(v.allVerified());
+  for (uint64_t b = 0; b < 130; ++b) {
+    EXPECT_FALSE(v.test(b));
+    v.mark(b);
+    v.mark(b);  // twice counts once
+    EXPECT_TRUE(v.test(b));
+    EXPECT_EQ(v.allVerified(), b == 129);
+  }
+  EXPECT_TRUE(VerifiedBlocks(0).allVerified());
+  uint8_t data[3] = {1, 2, 3};
+  EXPECT_NE(blockChecksum(data, 3), blockChecksum(data, 2));
 }
 
 }  // namespace

@@ -2,11 +2,14 @@
 // collisions, size checks, persistence across reopen, temp file cleanup,
 // damaged objects and records, replacement stats and removal; eviction
 // (watermarks, pins, the busy check, ENOSPC requests, hits) and start-up
-// reconciliation of files and records. Each test works in its own mkdtemp
+// reconciliation of files and records; block checksums (verification on
+// the hit path, cached per generation, the scrub, records from before
+// checksums) and start-up errors (a damaged index, its repair). Each test works in its own mkdtemp
 // directory under /tmp, removed afterwards. Background work is awaited by
 // polling with a deadline, never by sleeping a fixed time.
 #include "cache/store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <cstring>
@@ -29,6 +32,7 @@
 
 #include "cache/file_util.h"
 #include "cache/index.h"
+#include "tests/unit/cache/meta_v2.h"
 
 namespace orchard::cache {
 namespace {
@@ -840,6 +844,241 @@ TEST(StoreOpen, FailsCleanlyWhenDirIsAFile) {
   ::close(fd);
   Result<std::unique_ptr<Store>> s = Store::open(StoreOptions{tmpl, 0});
   EXPECT_FALSE(s.ok());
+  ::unlink(tmpl);
+}
+
+// ---- block checksums ----
+
+// A body of `size` bytes that differs from block to block.
+std::string patterned(uint64_t size) {
+  std::string body(size, '\0');
+  for (uint64_t i = 0; i < size; ++i) body[i] = static_cast<char>((i * 131 + i / 4096) & 0xff);
+  return body;
+}
+
+// Overwrites one byte of a file in place (same size, other bytes).
+void flipByte(const std::string& path, uint64_t offset) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << path;
+  char c;
+  ASSERT_EQ(::pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  c = static_cast<char>(c ^ 0x40);
+  ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  ::close(fd);
+}
+
+TEST_F(StoreTest, CommitRecordsAChecksumPerBlockThatSurvivesReopen) {
+  const uint64_t size = 2 * kChecksumBlockSize + 12345;
+  std::string body = patterned(size);
+  ASSERT_TRUE(put(kA, body).ok());
+  auto meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  ASSERT_EQ(meta->blockSize, kChecksumBlockSize);
+  ASSERT_EQ(meta->sums.size(), 3u);
+  for (uint64_t b = 0; b < 3; ++b) {
+    uint64_t off = b * kChecksumBlockSize;
+    EXPECT_EQ(meta->sums[b], blockChecksum(body.data() + off, std::min<uint64_t>(kChecksumBlockSize, size - off)));
+  }
+  std::vector<uint64_t> sums = meta->sums;
+  meta.reset();
+  reopen();
+  meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  EXPECT_EQ(meta->sums, sums);
+  ASSERT_NE(meta->verified, nullptr);
+  EXPECT_FALSE(meta->verified->allVerified());  // a new process verifies again
+}
+
+TEST_F(StoreTest, VerificationDetectsAFlippedByteAndDropsTheObject) {
+  const uint64_t size = 3 * kChecksumBlockSize;
+  ASSERT_TRUE(put(kA, patterned(size)).ok());
+  auto meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  const std::string path = objectPath(kA);
+  flipByte(path, kChecksumBlockSize + 7);  // block 1
+  Result<int> fd = store_->openObject(kA, *meta);
+  ASSERT_TRUE(fd.ok());  // same size: the open cannot tell
+  // Block 0 is fine; a range inside block 0 passes.
+  EXPECT_TRUE(store_->ensureVerified(kA, *meta, *fd, 0, 100).ok());
+  EXPECT_TRUE(meta->verified->test(0));
+  Result<void> v = store_->ensureVerified(kA, *meta, *fd, 0, size);
+  ::close(*fd);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code, Errc::Corrupt);
+  EXPECT_FALSE(meta->verified->test(1));
+  EXPECT_EQ(store_->lookup(kA), nullptr);
+  EXPECT_FALSE(exists(path));
+  EXPECT_EQ(store_->stats().corruptObjects, 1u);
+  EXPECT_EQ(store_->stats().objects, 0u);
+  reopen();
+  EXPECT_EQ(store_->lookup(kA), nullptr) << "the record is gone too";
+}
+
+TEST_F(StoreTest, VerifiedBlocksAreRememberedPerGeneration) {
+  std::string body = patterned(kChecksumBlockSize + 10);
+  ASSERT_TRUE(put(kA, body).ok());
+  auto meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  Result<int> fd = store_->openObject(kA, *meta);
+  ASSERT_TRUE(fd.ok());
+  ASSERT_TRUE(store_->ensureVerified(kA, *meta, *fd, 0, body.size()).ok());
+  EXPECT_TRUE(meta->verified->allVerified());
+  // Later sends are not re-read: a change now goes unseen by hits...
+  flipByte(objectPath(kA), 3);
+  EXPECT_TRUE(store_->ensureVerified(kA, *meta, *fd, 0, body.size()).ok());
+  EXPECT_TRUE(store_->lookup(kA)->verified->allVerified()) << "every lookup shares the marks";
+  ::close(*fd);
+  // ...until the scrub, or a new generation, or a restart.
+  reopen();
+  meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  fd = store_->openObject(kA, *meta);
+  ASSERT_TRUE(fd.ok());
+  EXPECT_FALSE(store_->ensureVerified(kA, *meta, *fd, 0, 1).ok());
+  ::close(*fd);
+  EXPECT_EQ(store_->lookup(kA), nullptr);
+  // A new generation starts unverified.
+  ASSERT_TRUE(put(kA, body).ok());
+  meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr);
+  EXPECT_FALSE(meta->verified->test(0));
+}
+
+TEST_F(StoreTest, RefreshKeepsChecksumsAndVerifiedBlocks) {
+  ASSERT_TRUE(put(kA, patterned(1000)).ok());
+  auto meta = store_->lookup(kA);
+  Result<int> fd = store_->openObject(kA, *meta);
+  ASSERT_TRUE(fd.ok());
+  ASSERT_TRUE(store_->ensureVerified(kA, *meta, *fd, 0, 1000).ok());
+  ::close(*fd);
+  ObjectMeta updated = *meta;
+  updated.sums.clear();  // a caller's copy without them must not lose them
+  updated.verified.reset();
+  updated.responseTime += 60;
+  ASSERT_TRUE(store_->refresh(kA, updated).ok());
+  auto after = store_->lookup(kA);
+  EXPECT_EQ(after->sums, meta->sums);
+  EXPECT_EQ(after->verified, meta->verified);
+}
+
+TEST_F(StoreTest, ScrubFindsCorruptionAndDropsOnlyThatObject) {
+  ASSERT_TRUE(put(kA, patterned(2 * kChecksumBlockSize)).ok());
+  ASSERT_TRUE(put(kB, patterned(5000)).ok());
+  const std::string pathA = objectPath(kA);
+  flipByte(pathA, 2 * kChecksumBlockSize - 1);  // the last byte of block 1
+  EXPECT_EQ(store_->scrubNow(), 1u);
+  EXPECT_EQ(store_->lookup(kA), nullptr);
+  EXPECT_FALSE(exists(pathA));
+  auto b = store_->lookup(kB);
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(b->verified->allVerified()) << "a scrub that passes marks the blocks";
+  StoreStats st = store_->stats();
+  EXPECT_EQ(st.corruptObjects, 1u);
+  EXPECT_EQ(st.scrubPasses, 1u);
+  EXPECT_EQ(store_->scrubNow(), 0u);
+  EXPECT_EQ(store_->stats().corruptObjects, 1u);
+}
+
+TEST_F(StoreTest, BackgroundScrubRunsEveryInterval) {
+  store_.reset();
+  StoreOptions o{dir_, 0};
+  o.scrubIntervalMs = 1000;
+  o.scrubBytesPerSecond = 0;
+  auto s = Store::open(o);
+  ASSERT_TRUE(s.ok());
+  store_ = std::move(s).value();
+  ASSERT_TRUE(put(kA, patterned(4096)).ok());
+  flipByte(objectPath(kA), 100);
+  EXPECT_TRUE(waitUntil([&] { return store_->stats().corruptObjects == 1; }, 10));
+  EXPECT_EQ(store_->lookup(kA), nullptr);
+  EXPECT_TRUE(waitUntil([&] { return store_->stats().scrubPasses >= 2; }, 10)) << "and again";
+}
+
+TEST_F(StoreTest, RecordFromBeforeChecksumsOpensAndServesUnverified) {
+  // A store written by the previous release: a version 2 record (no
+  // checksums) over its object file.
+  store_.reset();
+  const std::string body = patterned(kChecksumBlockSize + 99);
+  const uint64_t gen = 42;
+  {
+    std::string hex = kA.hash.hex();
+    int fd = ::open(pathOf(kA.hash, gen).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, body.data(), body.size()), static_cast<ssize_t>(body.size()));
+    ::close(fd);
+    ObjectMeta m = metaFor(kA, body.size());
+    m.gen = gen;
+    std::string record = oldformat::encodeMetaV2(m);
+    ASSERT_EQ(record[0], 2);
+    auto index = Index::open(dir_ + "/index");
+    ASSERT_TRUE(index.ok());
+    ASSERT_TRUE((*index)->put(kA.hash, record).ok());
+  }
+  reopen();
+  ASSERT_TRUE(waitUntil([&] { return store_->reconciled(); }));
+  auto meta = store_->lookup(kA);
+  ASSERT_NE(meta, nullptr) << "an old record must survive the upgrade";
+  EXPECT_EQ(meta->gen, gen);
+  EXPECT_TRUE(meta->sums.empty());
+  EXPECT_EQ(meta->verified, nullptr);
+  Result<OpenObject> o = store_->openForRead(kA, *meta);
+  ASSERT_TRUE(o.ok());
+  EXPECT_TRUE(store_->ensureVerified(kA, *meta, o->fd, 0, body.size()).ok());
+  EXPECT_EQ(readAll(o->fd), body);
+  ::close(o->fd);
+  EXPECT_EQ(store_->scrubNow(), 0u) << "nothing to check it against";
+  EXPECT_NE(store_->lookup(kA), nullptr);
+}
+
+// ---- start-up errors ----
+
+TEST_F(StoreTest, GarbledIndexFailsToOpenThenRepairBringsItBack) {
+  ASSERT_TRUE(put(kA, patterned(3000)).ok());
+  store_.reset();
+  {
+    int fd = ::open((dir_ + "/index/CURRENT").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "garbage\n", 8), 8);
+    ::close(fd);
+  }
+  auto s = Store::open(StoreOptions{dir_, 0});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.error().context).find("--repair-index"), std::string::npos) << s.error().message();
+  ASSERT_TRUE(repairStoreIndex(dir_).ok());
+  reopen();
+  EXPECT_NE(store_->lookup(kA), nullptr) << "the repair salvaged the record";
+}
+
+TEST_F(StoreTest, LostManifestIsRepairedFromTheTableFiles) {
+  ASSERT_TRUE(put(kA, patterned(3000)).ok());
+  store_.reset();  // closing flushes the records into a table file
+  DIR* d = ::opendir((dir_ + "/index").c_str());
+  ASSERT_NE(d, nullptr);
+  while (struct dirent* e = ::readdir(d))
+    if (std::strncmp(e->d_name, "MANIFEST-", 9) == 0) ::unlink((dir_ + "/index/" + e->d_name).c_str());
+  ::closedir(d);
+  ASSERT_FALSE(Store::open(StoreOptions{dir_, 0}).ok());
+  ASSERT_TRUE(repairStoreIndex(dir_).ok());
+  reopen();
+  EXPECT_NE(store_->lookup(kA), nullptr) << "RocksDB's repair salvaged the record";
+}
+
+TEST(StoreOpen, RepairWithoutAnIndexIsNotFound) {
+  Result<void> r = repairStoreIndex("/nonexistent/orchard-store");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::NotFound);
+}
+
+TEST(StoreOpen, MakeDirsNamesThePathItCouldNotMake) {
+  char tmpl[] = "/tmp/orchard-store-file-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  std::string failed;
+  Result<void> r = makeDirs(std::string(tmpl) + "/sub/deeper", &failed);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(failed, std::string(tmpl) + "/sub");
+  EXPECT_FALSE(Store::open(StoreOptions{std::string(tmpl) + "/sub", 0}).ok());
   ::unlink(tmpl);
 }
 

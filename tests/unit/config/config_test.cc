@@ -141,6 +141,7 @@ std::vector<KeyCase> keyCases() {
       {"storage.cache_limit", R"("1TiB")", [](const Config& c) { EXPECT_EQ(c.cacheLimit, uint64_t(1024) * kGiB); }},
       {"storage.max_object_size", R"("20GiB")",
        [](const Config& c) { EXPECT_EQ(c.maxObjectSize, uint64_t(20) * kGiB); }},
+      {"storage.scrub_interval", R"("0")", [](const Config& c) { EXPECT_EQ(c.scrubIntervalMs, 0); }},
       {"upstream.allow", R"(["SWCDN.apple.com", "*.cdn-apple.com", "swcdn.apple.com."])",
        [](const Config& c) {
          EXPECT_EQ(c.upstreamAllow, (std::vector<std::string>{"swcdn.apple.com", "*.cdn-apple.com"}));
