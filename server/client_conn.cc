@@ -494,6 +494,13 @@ int ClientConn::onHeadersComplete(llhttp_t* p) {
   for (auto& kv : r.headers)
     while (!kv.second.empty() && (kv.second.back() == ' ' || kv.second.back() == '\t')) kv.second.pop_back();
   if ((p->flags & F_TRANSFER_ENCODING) && !r.chunked) r.chunked = true;  // refused below, never read as bodiless
+  if (p->http_major != 1) {
+    // llhttp parses "HTTP/2.0" in a request line: not a version we speak here.
+    self->wc_->counters.add(self->wc_->counters.requests);
+    self->wc_->counters.add(self->wc_->counters.bad_requests);
+    self->failRequest(505, "only HTTP/1.0 and HTTP/1.1 are spoken on this connection");
+    return HPE_USER;
+  }
   if (const char* why = requestHeadProblem(r)) {
     // Refused before anything is routed or forwarded; the connection closes
     // because the body (if any) cannot be framed safely.

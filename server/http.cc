@@ -91,6 +91,8 @@ const char* requestHeadProblem(const RequestHead& req) noexcept {
   if (hosts > 1) return "more than one Host header";
   if (hosts == 0 && req.versionMajor == 1 && req.versionMinor >= 1) return "HTTP/1.1 request without a Host header";
   if (codings > 1 || (codings == 1 && !chunkedOnly)) return "a transfer coding other than a single chunked";
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+  if (codings > 0 && req.versionMajor == 1 && req.versionMinor == 0) return "Transfer-Encoding in an HTTP/1.0 request";
   if ((req.method == "GET" || req.method == "HEAD") && req.hasBody()) return "a GET or HEAD request with a body";
   return nullptr;
 }

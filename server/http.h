@@ -44,7 +44,8 @@ struct RequestHead {
 //   - every field name is a token (no "Host : x", RFC 9112 §5.1);
 //   - exactly one Host on HTTP/1.1, at most one on HTTP/1.0 (§3.2);
 //   - Transfer-Encoding, when present, is exactly "chunked" (§6.3: any
-//     other coding leaves the body's length unknowable);
+//     other coding leaves the body's length unknowable), and never on
+//     HTTP/1.0 (§6.1);
 //   - a GET or HEAD with a body (Content-Length above 0, or chunked):
 //     forwarding its head without the body would leave the next request
 //     on a pooled origin connection read as that body.

@@ -449,6 +449,12 @@ int UpstreamConn::onHeadersComplete(llhttp_t* p) {
   auto* self = static_cast<UpstreamConn*>(p->data);
   auto& h = self->head_;
   h.status = p->status_code;
+  if (p->http_major != 1 || (p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING))) {
+    // Not HTTP/1.x, or Transfer-Encoding on HTTP/1.0 (faulty framing, RFC
+    // 9112 §6.1): nothing of this answer can be trusted.
+    self->fail(Error{Errc::Protocol, 0, "upstream: unusable HTTP version or framing"});
+    return HPE_USER;
+  }
   if (h.status < 200) {
     // 1xx interim answers are dropped; the final one follows. An interim
     // answer ends at its blank line whatever framing it claims (RFC 9112

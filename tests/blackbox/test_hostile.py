@@ -168,6 +168,18 @@ class ClientAttacks(RawOriginCase):
         self.assertEqual(len(self.raw.requests), before, "a refused request reached the origin")
         self.assertStillServes()
 
+    def test_http_versions_and_te_on_http10(self):
+        raw, closed = raw_exchange(self.orchard.port, f"GET /normal.txt HTTP/2.0\r\nHost: {HOST}\r\n\r\n".encode())
+        self.assertEqual(statuses(raw), [505], raw[:300])
+        raw, closed = raw_exchange(self.orchard.port, (f"POST /upload HTTP/1.0\r\nHost: {HOST}\r\n"
+                                                       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n").encode())
+        self.assertEqual(statuses(raw), [400], raw[:300])
+        self.assertTrue(closed)
+        self.routes["/te10"] = lambda req: (b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                            b"5\r\nhello\r\n0\r\n\r\n", "close")
+        self.assertEqual(self.orchard.get("/te10", host=HOST).status, 502)
+        self.assertStillServes()
+
     def test_request_transfer_coding_other_than_chunked(self):
         for te in ("gzip", "chunked, gzip", "gzip, chunked", "identity"):
             req = (f"POST /upload HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: {te}\r\n\r\n"

@@ -156,6 +156,7 @@ TEST(Http, RequestHeadProblemTable) {
       {"no Host on 1.0", "GET", 0, {{"User-Agent", "x"}}, false, std::nullopt, false},
       {"two Hosts", "GET", 1, {{"Host", "a"}, {"host", "a"}}, false, std::nullopt, true},
       {"two Hosts on 1.0", "GET", 0, {{"Host", "a"}, {"Host", "b"}}, false, std::nullopt, true},
+      {"chunked on 1.0", "POST", 0, {{"Transfer-Encoding", "chunked"}}, true, std::nullopt, true},
   };
   for (const Row& r : rows) {
     RequestHead h;
