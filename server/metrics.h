@@ -28,7 +28,8 @@ namespace orchard::server {
   X(truncated_responses, "client responses ended without a clean end of message")  \
   X(connections_accepted, "client connections accepted")                          \
   X(oversize_passes, "answers passed through uncached: larger than storage.max_object_size") \
-  X(send_timeouts, "client connections closed at server.send_timeout (stopped reading)")
+  X(send_timeouts, "client connections closed at server.send_timeout (stopped reading)") \
+  X(bounded_writes, "body writes cut to 16 KiB queued under buffer pressure (slow clients)")
 
 struct Counters {
 #define ORCHARD_FIELD(name, help) std::atomic<uint64_t> name{0};

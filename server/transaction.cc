@@ -730,6 +730,7 @@ void Transaction::pump() {
       uint64_t taken = static_cast<uint64_t>(n);
       if (bounded && w == 0 && accepted < headLen + taken) {
         taken = accepted - headLen;  // the queued copy always covers the head
+        wc_->counters.add(wc_->counters.bounded_writes);
         headInFlight_.clear();
         wc_->buffers.put(buf_);
         buf_ = nullptr;

@@ -25,8 +25,8 @@ import socket
 import time
 import unittest
 
-from harness import Orchard, Origin, gen_path, make_tempdir, remove_tempdir, request, MiB
-from origin import expected_bytes
+from harness import Orchard, Origin, gen_path, make_tempdir, remove_tempdir, request, run_parallel, MiB
+from origin import expected_sha256
 from raw_origin import RawOrigin
 
 HOST = "swcdn.apple.com"
@@ -395,6 +395,7 @@ class NeverReadingClients(unittest.TestCase):
             while time.monotonic() < deadline and metric(self.orchard, "send_timeouts_total") < self.N:
                 time.sleep(0.25)
             self.assertGreaterEqual(metric(self.orchard, "send_timeouts_total"), self.N)
+            self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0, "no write was bounded")
             open_now = metric(self.orchard, "open_connections")
             self.assertLessEqual(open_now, 1, "stalled connections still open")
             time.sleep(0.5)
@@ -409,6 +410,79 @@ class NeverReadingClients(unittest.TestCase):
         r = self.orchard.get(path, keep_body=False)
         self.assertEqual(r.status, 200)
         self.assertTrue(r.complete)
+
+
+class ManySlowReaders(unittest.TestCase):
+    """Past 64 buffers lent out on a loop, answers go out in bounded writes
+    (16 KiB queued, the rest re-read when the socket drains): 160 clients
+    with small receive buffers reading an 8 MiB hit or an 8 MiB miss,
+    all at once, must each get every byte, in order."""
+
+    N = 160
+
+    def setUp(self):
+        self.tmp = make_tempdir()
+        self.addCleanup(remove_tempdir, self.tmp)
+        self.origin = Origin().start()
+        self.addCleanup(self.origin.stop)
+        self.orchard = Orchard(self.origin.port, workdir=self.tmp)
+        self.addCleanup(self.orchard.kill9)
+        self.addCleanup(self.orchard.stop, expect_exit=0)
+        self.orchard.start()
+
+    def test_bounded_writes_keep_every_byte(self):
+        import hashlib
+        import selectors
+        size = 8 * MiB
+        hit = gen_path("slow-hit", size)
+        self.assertEqual(self.orchard.get(hit, keep_body=False).status, 200)
+        miss = gen_path("slow-miss", size, rate=64 * MiB)
+        want = {hit: expected_sha256("slow-hit", size), miss: expected_sha256("slow-miss", size)}
+        sel = selectors.DefaultSelector()
+        state = {}
+        for i in range(self.N):
+            path = hit if i % 2 else miss
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the box's writes back up at once
+            c.connect(("127.0.0.1", self.orchard.port))
+            c.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+            c.setblocking(False)
+            state[c] = {"path": path, "buf": b"", "head": None, "sha": hashlib.sha256(), "n": 0}
+            sel.register(c, selectors.EVENT_READ)
+        time.sleep(0.5)  # let every answer fill its socket before anyone reads
+        deadline = time.monotonic() + 90
+        open_socks = set(state)
+        while open_socks and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1.0):
+                c = key.fileobj
+                st = state[c]
+                try:
+                    data = c.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    sel.unregister(c)
+                    c.close()
+                    open_socks.discard(c)
+                    continue
+                if st["head"] is None:
+                    st["buf"] += data
+                    if b"\r\n\r\n" in st["buf"]:
+                        st["head"], _, body = st["buf"].partition(b"\r\n\r\n")
+                        st["sha"].update(body)
+                        st["n"] += len(body)
+                else:
+                    st["sha"].update(data)
+                    st["n"] += len(data)
+        for c in list(open_socks):
+            c.close()
+        self.assertFalse(open_socks, f"{len(open_socks)} answers did not finish")
+        for st in state.values():
+            self.assertTrue(st["head"].startswith(b"HTTP/1.1 200"), st["head"][:100])
+            self.assertEqual(st["n"], size, st["path"])
+            self.assertEqual(st["sha"].hexdigest(), want[st["path"]], f"{st['path']}: bytes differ")
+        self.assertTrue(self.orchard.alive())
+        self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0, "the bounded path was not exercised")
 
 
 if __name__ == "__main__":
