@@ -206,6 +206,7 @@ def make_data():
                     left -= n
             os.rename(path + ".tmp", path)
             sums[name] = sha256_file(path)
+            changed = True
         # The origin answers without Cache-Control, so a cache's heuristic
         # freshness is 10 % of the file's age: a file made seconds ago would
         # go stale between the warm-up fetches. A day-old mtime keeps the
@@ -213,7 +214,6 @@ def make_data():
         day_ago = time.time() - 86400
         if os.path.getmtime(path) > day_ago:
             os.utime(path, (day_ago, day_ago))
-            changed = True
     key = f"f1g@{RANGE_FIRST}+{RANGE_LEN}"
     if key not in sums:
         sums[key] = sha256_file(os.path.join(DATA, "files", "f1g"), RANGE_FIRST, RANGE_LEN)
