@@ -1222,6 +1222,12 @@ uint64_t FileStore::scrubPass(bool background) {
         break;
       }
       m->verified->mark(b);
+      if (background && b % 16 == 15) {
+        // A large object takes minutes at the scrub's rate: eviction and
+        // spare files must not wait for it to end.
+        maybeEvict();
+        refillSpares();
+      }
       if (rate > 0) {
         debtMs += static_cast<double>(len) * 1000.0 / static_cast<double>(rate);
         if (debtMs >= 10) {
