@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack: no allocation per checksum
@@ -61,21 +62,39 @@ Result<void> makeDirs(const std::string& path, std::string* failedPath) {
   return ok();
 }
 
-Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length) {
+Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length, bool spareCache) {
   constexpr size_t kChunk = 256 << 10;
   thread_local std::unique_ptr<char[]> buf(new char[kChunk]);
   XXH3_state_t state;
   XXH3_64bits_reset(&state);
   uint64_t done = 0;
+  // No readahead on this descriptor: pages it would bring in ahead of us
+  // would look cached to the next RWF_NOWAIT read and stay.
+  if (spareCache) (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
   while (done < length) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, length - done));
-    ssize_t n = ::pread(fd, buf.get(), want, static_cast<off_t>(offset + done));
+    const off_t at = static_cast<off_t>(offset + done);
+    if (spareCache) {
+      // RWF_NOWAIT reads only what the page cache holds: those bytes were
+      // someone's and stay; what it cannot read comes from the disk below
+      // and is dropped from the cache after hashing.
+      struct iovec v = {buf.get(), want};
+      ssize_t c = ::preadv2(fd, &v, 1, at, RWF_NOWAIT);
+      if (c > 0) {
+        XXH3_64bits_update(&state, buf.get(), static_cast<size_t>(c));
+        done += static_cast<uint64_t>(c);
+        continue;
+      }
+      if (c == 0) return Error{Errc::Corrupt, 0, "checksum: file shorter than its record"};
+    }
+    ssize_t n = ::pread(fd, buf.get(), want, at);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errnoError(errno, "checksum: read");
     }
     if (n == 0) return Error{Errc::Corrupt, 0, "checksum: file shorter than its record"};
     XXH3_64bits_update(&state, buf.get(), static_cast<size_t>(n));
+    if (spareCache) (void)::posix_fadvise(fd, at, n, POSIX_FADV_DONTNEED);
     done += static_cast<uint64_t>(n);
   }
   return static_cast<uint64_t>(XXH3_64bits_digest(&state));

@@ -21,7 +21,11 @@ Result<void> makeDirs(const std::string& path, std::string* failedPath = nullptr
 // XXH3-64 of `length` bytes of `fd` at `offset`, read with pread through a
 // 256 KiB buffer of the calling thread (the checksum of one block, see
 // ObjectMeta::sums). Corrupt if the file ends before offset + length.
-Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length);
+// spareCache (the scrub): bytes that were not in the page cache are dropped
+// from it again once read, so a pass over the whole store does not push
+// the hot objects out; bytes that were cached stay. It turns readahead off
+// on `fd` (pass a descriptor of the caller's own).
+Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length, bool spareCache = false);
 
 // Removes everything inside `path` (files and, recursively, directories),
 // keeping `path` itself. Returns how many entries were removed.

@@ -1211,7 +1211,7 @@ uint64_t FileStore::scrubPass(bool background) {
     const uint64_t bs = m->blockSize;
     for (uint64_t b = 0; b < m->sums.size() && !stopping_.load(std::memory_order_relaxed); ++b) {
       const uint64_t off = b * bs, len = std::min(bs, m->size - off);
-      Result<uint64_t> sum = checksumRange(fd, off, len);
+      Result<uint64_t> sum = checksumRange(fd, off, len, /*spareCache=*/background);
       bytes += len;
       if (!sum && sum.error().code != Errc::Corrupt) {
         ++unverifiable;
