@@ -212,7 +212,67 @@ std::vector<Fill::Waiter> Fill::bumpLocked() {
   ++version_;
   std::vector<Waiter> w;
   w.swap(waiters_);
+  if (roomWaiter_) {
+    w.push_back(std::move(*roomWaiter_));
+    roomWaiter_.reset();
+  }
   return w;
+}
+
+uint64_t Fill::relayRoomLocked() const {
+  uint64_t slowest = relayEnd_;
+  for (const auto& c : cursors_) slowest = std::min(slowest, c.second);
+  slowest = std::max(slowest, relayStart_);  // behind the window: lost already, it holds nothing back
+  return relayCap_ - (relayEnd_ - slowest);
+}
+
+std::vector<Fill::Waiter> Fill::roomFreedLocked() const {
+  std::vector<Waiter> w;
+  if (roomWaiter_ && relayRoomLocked() >= roomWanted_) {
+    w.push_back(std::move(*roomWaiter_));
+    roomWaiter_.reset();
+  }
+  return w;
+}
+
+uint32_t Fill::addCursor(uint64_t at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cursors_.emplace_back(nextCursor_, at);
+  return nextCursor_++;
+}
+
+void Fill::removeCursor(uint32_t cursor) {
+  std::vector<Waiter> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < cursors_.size(); ++i)
+      if (cursors_[i].first == cursor) {
+        cursors_[i] = cursors_.back();
+        cursors_.pop_back();
+        break;
+      }
+    if (relayMode_) wake = roomFreedLocked();
+  }
+  post(std::move(wake));
+}
+
+bool Fill::dropSlowestCursor() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cursors_.size() < 2) return false;
+  size_t slowest = 0;
+  for (size_t i = 1; i < cursors_.size(); ++i)
+    if (cursors_[i].second < cursors_[slowest].second) slowest = i;
+  cursors_[slowest] = cursors_.back();
+  cursors_.pop_back();
+  return true;
+}
+
+bool Fill::waitForRoom(size_t n, Executor* executor, Executor::Task wake) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!relayMode_ || state_ != State::Streaming || relayRoomLocked() >= n) return false;
+  roomWaiter_ = Waiter{executor, std::move(wake)};
+  roomWanted_ = n;
+  return true;
 }
 
 void Fill::post(std::vector<Waiter> wake) {
@@ -328,7 +388,10 @@ Result<size_t> Fill::write(uint32_t id, const char* data, size_t n) {
     take = f->end == kUnknown ? n : std::min<uint64_t>(n, f->end - f->cursor);
     if (relayMode_) {
       if (id != relayFetcher_) return size_t{0};
-      // Into the window; the oldest bytes make room (slow readers lose them).
+      // Never over bytes a reader with a cursor still needs: the writer
+      // waits for room (waitForRoom()). Readers without one may lose the
+      // oldest bytes.
+      if (relayRoomLocked() < take) return Error{Errc::Busy, 0, "fill: relay window full"};
       for (uint64_t i = 0; i < take;) {
         uint64_t at = (off + i) % relayCap_;
         uint64_t chunk = std::min<uint64_t>(take - i, relayCap_ - at);
@@ -676,8 +739,25 @@ bool Fill::relaying() const {
 }
 
 Result<size_t> Fill::read(uint64_t offset, char* buf, size_t n) const {
+  return read(offset, buf, n, UINT32_MAX);
+}
+
+Result<size_t> Fill::read(uint64_t offset, char* buf, size_t n, uint32_t cursor) const {
+  std::vector<Waiter> wake;  // a writer waiting for the room this read frees; posted after the lock
+  struct PostAfter {
+    std::vector<Waiter>& w;
+    ~PostAfter() {
+      for (auto& x : w) x.executor->post(std::move(x.task));
+    }
+  } postAfter{wake};
   {
     std::lock_guard<std::mutex> lock(mu_);
+    auto moveTo = [&](uint64_t at) {
+      if (cursor == UINT32_MAX) return;
+      for (auto& c : cursors_)
+        if (c.first == cursor) c.second = at;
+      if (relayMode_) wake = roomFreedLocked();
+    };
     if (relayMode_ && offset >= relayStart_ && offset < relayEnd_) {
       size_t take = static_cast<size_t>(std::min<uint64_t>(n, relayEnd_ - offset));
       for (size_t i = 0; i < take;) {
@@ -686,8 +766,10 @@ Result<size_t> Fill::read(uint64_t offset, char* buf, size_t n) const {
         std::memcpy(buf + i, relay_.get() + at, chunk);
         i += chunk;
       }
+      moveTo(offset + take);  // copied out: the window may reuse these bytes
       return take;
     }
+    moveTo(offset);
     uint64_t avail = readableLocked(offset);
     if (relayMode_ && avail == 0 && offset < relayStart_)
       return Error{Errc::Closed, 0, "fill: reader fell behind the relay window"};

@@ -206,6 +206,28 @@ class Fill {
   // from the relay window). 0 when nothing is readable there; an error when
   // the bytes are gone (a reader left behind by the relay window, or EIO).
   Result<size_t> read(uint64_t offset, char* buf, size_t n) const;
+  // The same, for a reader with a cursor (below): it moves to where this
+  // read leaves the reader.
+  Result<size_t> read(uint64_t offset, char* buf, size_t n, uint32_t cursor) const;
+
+  // Reader cursors: where each reader that registered one is. In relay
+  // mode the writer never overwrites bytes the slowest of them has not
+  // read: write() answers Busy instead, and waitForRoom() wakes the writer
+  // when a read (or a reader leaving) makes room. This is the relay's
+  // backpressure: a slow client slows the origin exchange of a pass-through
+  // instead of losing bytes. A reader that registers must remove its cursor
+  // when it leaves the fill, or the writer of a relaying fill would wait
+  // for it for good (readers that stop reading are closed by the server's
+  // send timeout, which removes theirs).
+  uint32_t addCursor(uint64_t at);
+  void removeCursor(uint32_t cursor);
+  // Removes the cursor furthest behind when there are at least two (the
+  // writer gave up waiting for it); true if one was removed.
+  bool dropSlowestCursor();
+  // Relay mode: if fewer than `n` bytes of room are free now, registers
+  // `wake` (posted once on the next read that frees room, or any change of
+  // the fill) and returns true; false: try the write again now.
+  bool waitForRoom(size_t n, Executor* executor, Executor::Task wake);
   // A reader needs `offset` and readable(offset) is 0: returns a run that
   // the caller must start fetching (it becomes that fetcher's writer), or
   // nullopt when a fetcher will bring the bytes soon (then wait).
@@ -247,7 +269,9 @@ class Fill {
   bool allDoneLocked() const;
   uint64_t readableLocked(uint64_t offset) const;
   Fetch addFetcherLocked(uint64_t start);
-  std::vector<Waiter> bumpLocked();  // version++; takes the waiters
+  std::vector<Waiter> bumpLocked();  // version++; takes the waiters (and the room waiter)
+  uint64_t relayRoomLocked() const;  // free bytes of the relay window for the slowest cursor
+  std::vector<Waiter> roomFreedLocked() const;  // the room waiter, when its room is there now
   // Switches to relay mode with `f` as the only writer, from its cursor on.
   void enterRelayLocked(Fetcher& f);
   // Reports a failed write into this fill's backing file to the store's health.
@@ -304,6 +328,12 @@ class Fill {
   uint64_t relayEnd_ = 0;
   uint64_t relayCap_ = 0;
   std::unique_ptr<char[]> relay_;
+  // Reader cursors (id, offset) and the writer waiting for room. Under mu_;
+  // mutable because reads (const) move cursors.
+  mutable std::vector<std::pair<uint32_t, uint64_t>> cursors_;
+  uint32_t nextCursor_ = 0;
+  mutable std::optional<Waiter> roomWaiter_;
+  size_t roomWanted_ = 0;
   std::atomic<bool> storeFailed_{false};  // see storeFailed()
 
   std::mutex checkpointMu_;  // one checkpoint at a time

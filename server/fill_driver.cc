@@ -326,6 +326,12 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
     n -= skip;
     if (n == 0) return;
   }
+  if (!held_.empty()) {
+    // Waiting for room in the relay window: keep the order (the exchange is
+    // paused; this is the rest of the read that was being parsed).
+    held_.append(data, n);
+    return;
+  }
   sinceDiskCheck_ += n;
   if (!lengthKnown_ && fill_->shared() && !fill_->relaying() && bodyBytes_ + n > wc_->server->config.maxStoredObject() &&
       fill_->snapshot().cacheable) {
@@ -348,6 +354,13 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
   }
   bodyBytes_ += n;
   auto r = fill_->write(fetch_.id, data, n);
+  if (!r && r.error().code == Errc::Busy) {
+    // Relaying and the slowest reader has not read the window yet: hold
+    // these bytes, stop reading the origin, and go on when it has room.
+    held_.assign(data, n);
+    holdForRoom();
+    return;
+  }
   if (!r && r.error().code != Errc::Closed) {
     // The store cannot take the bytes (disk full, or EIO, EROFS, EACCES...):
     // carry on as a pass-through (this fill is not stored; its readers are
@@ -401,9 +414,60 @@ bool FillDriver::diskLow() {
   return storageBelowReserve(wc_->server->config.storageDir);
 }
 
+void FillDriver::holdForRoom() {
+  if (ex_) ex_->pauseReading();
+  std::weak_ptr<bool> alive = alive_;
+  auto wake = [alive, this] {
+    if (auto a = alive.lock(); a && *a) drainHeld();
+  };
+  // Never inline (we may be inside the parser's callback): post it when
+  // there is room already.
+  if (!fill_->waitForRoom(held_.size(), &wc_->worker->executor(), wake)) wc_->worker->post(wake);
+}
+
+void FillDriver::drainHeld() {
+  if (finished_ || held_.empty()) return;
+  auto r = fill_->write(fetch_.id, held_.data(), held_.size());
+  if (!r && r.error().code == Errc::Busy) {
+    holdForRoom();
+    return;
+  }
+  if (!r) {
+    failFill(r.error());
+    return;
+  }
+  held_.clear();
+  if (unwanted()) {
+    failFill(Error{Errc::Closed, 0, "fill: no reader left"});
+    return;
+  }
+  if (heldComplete_) {
+    heldComplete_ = false;
+    runDone();
+    return;
+  }
+  if (ex_) ex_->resumeReading();
+}
+
+void FillDriver::onUpstreamStalled() {
+  // The relay has waited kPausedStallMs for its slowest reader while others
+  // wait too: let that one go (it is cut, as a reader left behind by the
+  // window always was) so the rest move on. A lone reader is waited for
+  // until the server's send timeout closes it.
+  if (!held_.empty() && fill_->dropSlowestCursor()) {
+    OLOG_RATE(log::Level::Info, "relay of %s: a reader stalled the others for %lld ms: it is cut",
+              fill_->key().text.c_str(), static_cast<long long>(UpstreamExchange::kPausedStallMs));
+    drainHeld();
+  }
+}
+
 void FillDriver::onUpstreamComplete() {
   ex_ = nullptr;
   if (finished_) return;
+  if (!held_.empty()) {
+    heldComplete_ = true;  // the body ended; its last bytes wait for room (drainHeld())
+    return;
+  }
   if (skipBody_) {
     done();
     return;
@@ -496,6 +560,8 @@ void FillDriver::abort() {
 void FillDriver::done() {
   if (finished_) return;
   finished_ = true;
+  *alive_ = false;
+  held_.clear();
   // The only driver of a fill without a head is its first one: ending
   // without a head (for whatever reason) must not leave readers waiting on
   // a fill nobody will ever answer.

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "cache/fill.h"
 #include "server/context.h"
@@ -76,6 +77,7 @@ class FillDriver final : public UpstreamSink {
   void onUpstreamComplete() override;
   void onUpstreamError(Error error, bool afterHead) override;
   void onUpstreamWritable() override;
+  void onUpstreamStalled() override;
 
  private:
   FillDriver(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, cache::Fill::Fetch fetch,
@@ -112,6 +114,13 @@ class FillDriver final : public UpstreamSink {
   int64_t lastCheckpointMs_ = 0;
   uint64_t sinceDiskCheck_ = 0;  // bytes since diskLow() last asked the file system
   bool diskChecked_ = false;
+  // Relay backpressure: bytes the relay window could not take yet (at most
+  // the rest of one read, 64 KiB), and whether the body ended behind them.
+  void holdForRoom();
+  void drainHeld();
+  std::string held_;
+  bool heldComplete_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // room wake-ups check it
   bool lengthKnown_ = true;  // false: chunked or close-delimited (bounded by bodyBytes_ instead)
   uint64_t bodyBytes_ = 0;   // body bytes this driver wrote (for the unknown-length bound)
 };

@@ -29,12 +29,23 @@ Transaction::~Transaction() {
     else ::close(fd_);
   }
   if (fill_ && leader_) fill_->removeReader();
+  leaveFill();
   if (driver_) driver_->detachBody();
+}
+
+void Transaction::leaveFill() {
+  if (fill_ && fillCursor_ != kNoCursor) fill_->removeCursor(fillCursor_);
+  fillCursor_ = kNoCursor;
+  fill_.reset();
 }
 
 void Transaction::onConnClosed() {
   conn_ = nullptr;
   *alive_ = false;
+  if (fill_ && fillCursor_ != kNoCursor) {
+    fill_->removeCursor(fillCursor_);  // a relaying writer must not wait for a reader that left
+    fillCursor_ = kNoCursor;
+  }
   if (!finished_) {
     finished_ = true;
     accessLog();
@@ -525,6 +536,7 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, std
 
 void Transaction::follow(std::shared_ptr<cache::Fill> fill, bool leader) {
   fill_ = std::move(fill);
+  fillCursor_ = fill_->addCursor(0);  // the relay's backpressure follows this reader
   leader_ = leader;
   if (leader_) fill_->addReader();
   headOnly_ = req_.method == "HEAD";
@@ -548,7 +560,7 @@ void Transaction::waitHead() {
         // 304: the stored object is fresh again.
         if (leader_) fill_->removeReader();
         leader_ = false;
-        fill_.reset();
+        leaveFill();
         auto meta = wc_->server->store->lookup(key_);
         std::string status = cacheStatus_ + "; fwd-status=304";  // keeps "collapsed" for followers
         if (meta && meta->kind == cache::ObjectMeta::Kind::Complete && serveStored(meta, status)) return;
@@ -562,7 +574,7 @@ void Transaction::waitHead() {
             auto stale = stale_;
             if (leader_) fill_->removeReader();
             leader_ = false;
-            fill_.reset();
+            leaveFill();
             if (serveStored(stale, "orchard; hit; detail=stale-if-error")) return;
           }
           // Nothing was answered: the origin failed before its head.
@@ -575,7 +587,7 @@ void Transaction::waitHead() {
       case cache::Fill::State::Complete: {
         if (!leader_ && fill_->shared() && !snap.cacheable) {
           // The answer is not shareable: fetch our own.
-          fill_.reset();
+          leaveFill();
           startPass("orchard; fwd=miss");
           return;
         }
@@ -584,7 +596,7 @@ void Transaction::waitHead() {
           auto fields = cache::varyFields(fill_->head().headers);
           std::string mine = cache::variantKeyText(primaryKey_, fields, req_.headers);
           if (mine != fill_->storeKey().text) {
-            fill_.reset();
+            leaveFill();
             key_ = cache::CacheKey::fromText(mine);
             cacheStatus_ = "orchard; fwd=vary-miss";
             miss();
@@ -680,7 +692,7 @@ void Transaction::pump() {
       ssize_t n;
       if (!buf_) buf_ = wc_->buffers.get();  // given back while a bounded write was queued
       if (fill_) {
-        auto r = fill_->read(cursor_, buf_, want);
+        auto r = fill_->read(cursor_, buf_, want, fillCursor_);
         n = r ? static_cast<ssize_t>(r.value()) : -1;
         if (!r) errno = r.error().sys ? r.error().sys : EIO;
       } else {
@@ -796,6 +808,12 @@ void Transaction::finish(bool clean) {
   if (fill_ && leader_) {
     fill_->removeReader();
     leader_ = false;
+  }
+  if (fill_ && fillCursor_ != kNoCursor) {
+    // Done reading: never hold a relaying writer back (fill_ stays for the
+    // checks after finish()).
+    fill_->removeCursor(fillCursor_);
+    fillCursor_ = kNoCursor;
   }
   accessLog();
   if (conn_) conn_->endResponse(clean);  // deletes this transaction later

@@ -97,6 +97,9 @@ class Transaction final : public BodySource {
 
   // What is being delivered.
   std::shared_ptr<cache::Fill> fill_;
+  static constexpr uint32_t kNoCursor = UINT32_MAX;
+  uint32_t fillCursor_ = kNoCursor;  // this reader's cursor in fill_ (relay backpressure)
+  void leaveFill();                  // removes the cursor, drops fill_
   bool leader_ = false;        // this transaction counts as a reader of fill_
   bool revalidating_ = false;  // waiting on a revalidation fill for stale_
   bool staleIfError_ = false;

@@ -22,6 +22,8 @@ class UpstreamConn {
     return tcpInit_ ? uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) : 0;
   }
   void detach() { ex_ = nullptr; }  // the exchange was cancelled
+  void pauseReading();
+  void resumeReading();
   void close();
   State state() const { return state_; }
   const std::string& poolKey() const { return poolKey_; }
@@ -31,6 +33,8 @@ class UpstreamConn {
   void resolve();
   void connectTo(const struct sockaddr* addr);
   void sendHead();
+  void startRead();
+  void armStall();
   void write(std::string data);
   void armTimer(int64_t ms);
   void fail(Error e);
@@ -74,6 +78,7 @@ class UpstreamConn {
   bool retried_ = false;
   bool headSent_ = false;  // body bytes queue behind the head until it is written
   bool bodyEnded_ = false;  // endBody() ran: the request is framed to its end (pooling needs it)
+  bool paused_ = false;     // the sink asked to stop reading (pauseReading())
   char readBuf_[64 * 1024];
 };
 
@@ -117,6 +122,7 @@ void UpstreamConn::startExchange(UpstreamRequest req, UpstreamExchange* ex, bool
   gotBytes_ = false;
   headSent_ = false;
   bodyEnded_ = false;
+  paused_ = false;
   llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
   parser_.data = this;
   if (state_ == State::Idle) {
@@ -215,6 +221,19 @@ void UpstreamConn::sendHead() {
     req_.head.clear();
   }
   if (state_ == State::Closed) return;
+  startRead();
+  if (state_ == State::Closed) return;
+  // Body-less requests and pooled connections: tell the body source it may write.
+  if (req_.hasBody && sink()) {
+    refs_++;
+    pool_->worker_->post([this] {
+      if (state_ == State::Active && sink()) sink()->onUpstreamWritable();
+      unref();
+    });
+  }
+}
+
+void UpstreamConn::startRead() {
   int rc = uv_read_start(
       reinterpret_cast<uv_stream_t*>(&tcp_),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -225,14 +244,32 @@ void UpstreamConn::sendHead() {
         static_cast<UpstreamConn*>(s->data)->onRead(nread, buf);
       });
   if (rc != 0 && rc != UV_EALREADY) fail(uvError(rc, "upstream: read"));
-  // Body-less requests and pooled connections: tell the body source it may write.
-  if (req_.hasBody && sink()) {
-    refs_++;
-    pool_->worker_->post([this] {
-      if (state_ == State::Active && sink()) sink()->onUpstreamWritable();
-      unref();
-    });
-  }
+}
+
+void UpstreamConn::pauseReading() {
+  if (state_ != State::Active || paused_ || !tcpInit_) return;
+  paused_ = true;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  armStall();  // our reader is slow, not the origin: no read timeout while paused
+}
+
+void UpstreamConn::armStall() {
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<UpstreamConn*>(t->data);
+        if (self->state_ != State::Active || !self->paused_) return;
+        self->armStall();
+        if (UpstreamSink* s = self->sink()) s->onUpstreamStalled();
+      },
+      static_cast<uint64_t>(UpstreamExchange::kPausedStallMs), 0);
+}
+
+void UpstreamConn::resumeReading() {
+  if (!paused_ || state_ == State::Closed) return;
+  paused_ = false;
+  startRead();
+  if (state_ == State::Active) armTimer(pool_->options_.readTimeoutMs);
 }
 
 void UpstreamConn::write(std::string data) {
@@ -251,7 +288,7 @@ void UpstreamConn::write(std::string data) {
     }
     // Progress in either direction resets the read timeout: an upload the
     // origin is still taking is not a silent origin.
-    if (self->state_ == State::Active) self->armTimer(self->pool_->options_.readTimeoutMs);
+    if (self->state_ == State::Active && !self->paused_) self->armTimer(self->pool_->options_.readTimeoutMs);
     if (self->sink() && self->req_.hasBody && self->queuedBytes() < UpstreamExchange::kHighWater)
       self->sink()->onUpstreamWritable();
   });
@@ -389,6 +426,7 @@ void UpstreamConn::finishExchange() {
   // would be read by the origin as the start of the next request.
   bool keep = head_.keepAlive && llhttp_should_keep_alive(&parser_) && (!req_.hasBody || bodyEnded_);
   if (keep) {
+    if (paused_) resumeReading();  // an idle pooled connection reads, to see the origin close it
     state_ = State::Idle;
     armTimer(pool_->options_.readTimeoutMs);
     pool_->release(this);
@@ -504,6 +542,12 @@ void UpstreamExchange::endBody() {
   if (conn_) conn_->endBody();
 }
 size_t UpstreamExchange::queuedBytes() const { return conn_ ? conn_->queuedBytes() : 0; }
+void UpstreamExchange::pauseReading() {
+  if (conn_) conn_->pauseReading();
+}
+void UpstreamExchange::resumeReading() {
+  if (conn_) conn_->resumeReading();
+}
 void UpstreamExchange::cancel() {
   sink_ = nullptr;
   if (conn_) {

@@ -37,6 +37,9 @@ class UpstreamSink {
   virtual void onUpstreamError(Error error, bool afterHead) = 0;
   // The request body queue fell below the high-water mark again.
   virtual void onUpstreamWritable() {}
+  // Reading has been paused (pauseReading()) for kPausedStallMs, and again
+  // every kPausedStallMs while it stays paused.
+  virtual void onUpstreamStalled() {}
 };
 
 struct UpstreamOptions {
@@ -62,6 +65,13 @@ class UpstreamExchange {
   // caller should stop reading its source until onUpstreamWritable().
   size_t queuedBytes() const;
   static constexpr size_t kHighWater = 1 << 20;
+  // Stops (and restarts) reading the response: the sink cannot take more
+  // now. Bytes already read may still be delivered before the pause takes
+  // hold (the rest of the current read, at most 64 KiB). The read timeout
+  // does not run while paused.
+  void pauseReading();
+  void resumeReading();
+  static constexpr int64_t kPausedStallMs = 5000;
   // Stops the exchange; the connection is closed, never reused.
   void cancel();
 

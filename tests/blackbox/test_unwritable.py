@@ -8,7 +8,9 @@ when chattr +i does not work here (not root, or a file system without it).
 
   - an object stored before keeps being a hit;
   - new objects (a small one, a 12 MiB one, a chunked one, a pass-through
-    one) arrive whole and byte-identical with status 200, and are not stored
+    one, and a 40 MiB one read by a client slower than the origin, whom
+    the relay waits for) arrive whole and byte-identical with status 200,
+    and are not stored
     (Cache-Status has no "stored", the next GET goes to the origin again);
   - /api/v1/status says CacheStatus DEGRADED with a CacheProblems entry
     naming the failing write; /metrics counts store write errors;
@@ -88,6 +90,13 @@ class UnwritableStore(OrchardCase):
                 self.assertNotIn("stored", r.cache_status, f"{name}: claims to be stored: {r.cache_status!r}")
                 self.assertFalse(r.is_hit(), f"{name}: a hit from an unwritable store? {r.cache_status!r}")
             self.assertEqual(self.origin.count(path), 2, f"{name}: not fetched again, so it was stored")
+
+        # A slow client of a fast origin, on a body larger than the 16 MiB
+        # relay window: the relay waits for the client (backpressure) instead
+        # of cutting it once it falls behind.
+        slow = gen_path("uw-slow", 40 * MiB)
+        r = self.get(slow, keep_body=False, read_rate=12 * MiB, timeout=60)
+        self.assertWhole(r, "uw-slow", 40 * MiB)
 
         # A private pass-through (uncacheable answer) needs a temp file: also unwritable.
         private = gen_path("uw-private", 256 * 1024, cc="no-store")

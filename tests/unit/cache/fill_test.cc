@@ -946,6 +946,70 @@ TEST_F(FillTest, ObjectFileThatCannotBeCreatedRelaysTheBodyAndStoresNothing) {
   EXPECT_NE(h.reason.find("create object file: Permission denied (objects/"), std::string::npos) << h.reason;
 }
 
+// Relay backpressure: the writer never overwrites what a reader with a
+// cursor has not read; it is told Busy and woken (posted, once) by the read
+// that makes room, or by the reader leaving.
+TEST_F(FillTest, RelayWaitsForTheSlowestCursorInsteadOfDroppingBytes) {
+  FailingStore failing(store_.get());
+  failing.failCreate = true;
+  Fill fill(kA, &failing, false);
+  auto fetch = fill.firstFetch(0);
+  const uint64_t len = 40ull << 20;  // bigger than the 16 MiB window
+  ASSERT_TRUE(fill.begin(headFor(kA), false, len).ok());
+  ASSERT_TRUE(fill.relaying());
+  const uint32_t slow = fill.addCursor(0);
+  const uint32_t fast = fill.addCursor(0);
+  std::string chunk(64 * 1024, 'r');
+  uint64_t written = 0;
+  while (true) {
+    auto w = fill.write(fetch.id, chunk.data(), chunk.size());
+    if (!w) {
+      EXPECT_EQ(w.error().code, Errc::Busy);
+      break;
+    }
+    written += w.value();
+  }
+  EXPECT_EQ(written, 16ull << 20) << "the window holds exactly what the slowest reader has not read";
+  ManualExecutor ex;
+  bool woke = false;
+  ASSERT_TRUE(fill.waitForRoom(chunk.size(), &ex, [&] { woke = true; }));
+  // The fast reader reading everything frees nothing: the slow one holds it.
+  std::string buf(1 << 20, '\0');
+  uint64_t at = 0;
+  while (at < written) at += fill.read(at, buf.data(), buf.size(), fast).value();
+  EXPECT_EQ(ex.pending(), 0u);
+  // The slow reader reading 1 MiB frees room: the writer is woken, once.
+  EXPECT_EQ(fill.read(0, buf.data(), buf.size(), slow).value(), buf.size());
+  ASSERT_EQ(ex.pending(), 1u);
+  ex.runAll();
+  EXPECT_TRUE(woke);
+  EXPECT_TRUE(fill.write(fetch.id, chunk.data(), chunk.size()).ok());
+  // Every byte the slow reader reads is still there, in order.
+  EXPECT_EQ(fill.read(buf.size(), buf.data(), 4096, slow).value(), 4096u);
+  // Given up on, the slowest of several readers holds nothing back; a lone
+  // reader is never dropped.
+  const uint32_t third = fill.addCursor(at);
+  EXPECT_TRUE(fill.dropSlowestCursor());  // `slow`, at 1 MiB + 4 KiB, is behind `third`
+  EXPECT_TRUE(fill.dropSlowestCursor());  // then `fast`... both at the same place: one of them
+  fill.removeCursor(fast);
+  fill.removeCursor(third);
+  const uint32_t lone = fill.addCursor(at);
+  EXPECT_FALSE(fill.dropSlowestCursor());
+  fill.removeCursor(lone);
+  const uint32_t again = fill.addCursor(0);
+  (void)again;
+  // A reader that leaves holds nothing back.
+  woke = false;
+  while (fill.write(fetch.id, chunk.data(), chunk.size())) {
+  }
+  ASSERT_TRUE(fill.waitForRoom(chunk.size(), &ex, [&] { woke = true; }));
+  fill.removeCursor(again);
+  ASSERT_EQ(ex.pending(), 1u);
+  ex.runAll();
+  EXPECT_TRUE(woke);
+  fill.fail(Error{Errc::Closed, 0, "test"});
+}
+
 TEST_F(FillTest, PrivateFillWhoseTempFileCannotBeCreatedRelays) {
   FailingStore failing(store_.get());
   failing.failCreate = true;
