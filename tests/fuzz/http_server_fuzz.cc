@@ -54,6 +54,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "server/server.h"
+#include "tests/fuzz/fuzz_server.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/integration/test_origin.h"
 
@@ -65,21 +66,15 @@ using Clock = std::chrono::steady_clock;
 
 struct Env {
   itest::TestOrigin origin;
-  std::unique_ptr<server::Server> server;
-  std::string dir;
-  uint16_t port = 0;
+  fuzz::FuzzServer box;
 };
 
 Env* gEnv = nullptr;
 
 void teardown() {
   if (!gEnv) return;
-  gEnv->server->drain(500);
-  gEnv->server->stop();
-  gEnv->server.reset();
+  gEnv->box.stop();
   gEnv->origin.stop();
-  std::error_code ec;
-  std::filesystem::remove_all(gEnv->dir, ec);
   delete gEnv;
   gEnv = nullptr;
 }
@@ -127,53 +122,18 @@ void setup() {
   FUZZ_CHECK(gEnv->origin.start(), "test origin failed to start");
   scriptOrigin(gEnv->origin);
 
-  config::Config c = config::defaults();
-  config::ListenAddress any;  // parse() rejects port 0; bind it directly
-  any.host = "127.0.0.1";
-  any.port = 0;
-  any.text = "127.0.0.1:0";
-  c.listen = {any};
-  c.workers = 1;
-  char tmpl[] = "/tmp/orchard-fuzz-XXXXXX";
-  char* d = ::mkdtemp(tmpl);
-  FUZZ_CHECK(d != nullptr, "mkdtemp failed");
-  gEnv->dir = d;
-  c.storageDir = gEnv->dir;
-  c.upstreamAllow = {"origin.test"};
-  const auto originAddr = config::ListenAddress::parse("127.0.0.1:" + std::to_string(gEnv->origin.port())).value();
-  c.upstreamResolve["origin.test"] = originAddr;
-  // "Host: origin.test.." reaches the upstream as "origin.test." (see the
-  // router target's repro-host-double-trailing-dot), which would miss the
-  // entry above and go to DNS: pin it too, so no input waits on a resolver.
-  c.upstreamResolve["origin.test."] = originAddr;
-  c.logLevel = log::Level::Error;
-  // Longer than the 5 s answer-or-close deadline, so a connection the
-  // server forgets to close after the client's half-close is caught rather
-  // than rescued by the idle timer.
-  c.idleTimeoutMs = 30000;
-  c.readTimeoutMs = 2000;
-  c.connectTimeoutMs = 1000;
-  gEnv->server = std::make_unique<server::Server>(std::move(c));
-  auto r = gEnv->server->start();
-  FUZZ_CHECK(r.ok(), "server failed to start: %s", r.ok() ? "" : r.error().message().c_str());
-  gEnv->port = gEnv->server->boundPort(0);
-  FUZZ_CHECK(gEnv->port != 0, "server bound no port");
+  gEnv->box.start(gEnv->origin.port(), [](config::Config& c) {
+    // Longer than the 5 s answer-or-close deadline, so a connection the
+    // server forgets to close after the client's half-close is caught rather
+    // than rescued by the idle timer.
+    c.idleTimeoutMs = 30000;
+    c.readTimeoutMs = 2000;
+    c.connectTimeoutMs = 1000;
+  });
   std::atexit(teardown);
 }
 
-int connectServer() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  FUZZ_CHECK(fd >= 0, "socket: %s", std::strerror(errno));
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(gEnv->port);
-  FUZZ_CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "connect to the server: %s",
-             std::strerror(errno));
-  return fd;
-}
+int connectServer() { return gEnv->box.connect(); }
 
 // Sends everything; false if the server closed or reset first (allowed: it
 // may refuse a request before reading all of it).
@@ -206,18 +166,8 @@ bool readToClose(int fd, std::string* out, std::chrono::milliseconds timeout) {
   }
 }
 
-bool statusLineOk(std::string_view s) {
-  if (s.size() < 13 || s.substr(0, 9) != "HTTP/1.1 ") return false;
-  for (size_t i = 9; i < 12; ++i)
-    if (s[i] < '0' || s[i] > '9') return false;
-  return s[9] >= '1' && s[9] <= '5' && s[12] == ' ';
-}
-
-uint64_t fnv(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
+using fuzz::fnv;
+using fuzz::statusLineOk;
 
 void checkStillServing(std::string_view input) {
   int fd = connectServer();
@@ -239,9 +189,9 @@ void checkStillServing(std::string_view input) {
 
 void checkNoOpenConnections() {
   const auto deadline = Clock::now() + 3s;
-  while (gEnv->server->openConnections() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
-  FUZZ_CHECK(gEnv->server->openConnections() == 0, "%lld client connections still open 3 s after the client left",
-             static_cast<long long>(gEnv->server->openConnections()));
+  while (gEnv->box.server->openConnections() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  FUZZ_CHECK(gEnv->box.server->openConnections() == 0, "%lld client connections still open 3 s after the client left",
+             static_cast<long long>(gEnv->box.server->openConnections()));
 }
 
 

@@ -48,6 +48,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "server/server.h"
+#include "tests/fuzz/fuzz_server.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {
@@ -148,9 +149,7 @@ class RawOrigin {
 
 struct Env {
   RawOrigin origin;
-  std::unique_ptr<server::Server> server;
-  std::string dir;
-  uint16_t port = 0;
+  fuzz::FuzzServer box;
   uint64_t n = 0;
 };
 
@@ -158,12 +157,8 @@ Env* gEnv = nullptr;
 
 void teardown() {
   if (!gEnv) return;
-  gEnv->server->drain(500);
-  gEnv->server->stop();
-  gEnv->server.reset();
+  gEnv->box.stop();
   gEnv->origin.stop();
-  std::error_code ec;
-  std::filesystem::remove_all(gEnv->dir, ec);
   delete gEnv;
   gEnv = nullptr;
 }
@@ -174,43 +169,16 @@ void setup() {
   log::setLevel(log::Level::Error);
   gEnv = new Env;
   FUZZ_CHECK(gEnv->origin.start(), "raw origin failed to start");
-  config::Config c = config::defaults();
-  config::ListenAddress any;
-  any.host = "127.0.0.1";
-  any.port = 0;
-  any.text = "127.0.0.1:0";
-  c.listen = {any};
-  c.workers = 1;
-  char tmpl[] = "/tmp/orchard-fuzz-up-XXXXXX";
-  char* d = ::mkdtemp(tmpl);
-  FUZZ_CHECK(d != nullptr, "mkdtemp failed");
-  gEnv->dir = d;
-  c.storageDir = gEnv->dir;
-  c.cacheLimit = 64ull << 20;
-  c.upstreamAllow = {"origin.test"};
-  c.upstreamResolve["origin.test"] =
-      config::ListenAddress::parse("127.0.0.1:" + std::to_string(gEnv->origin.port())).value();
-  c.logLevel = log::Level::Error;
-  c.idleTimeoutMs = 30000;
-  c.readTimeoutMs = 1000;
-  c.connectTimeoutMs = 1000;
-  gEnv->server = std::make_unique<server::Server>(std::move(c));
-  auto r = gEnv->server->start();
-  FUZZ_CHECK(r.ok(), "server failed to start: %s", r.ok() ? "" : r.error().message().c_str());
-  gEnv->port = gEnv->server->boundPort(0);
+  gEnv->box.start(gEnv->origin.port(), [](config::Config& c) {
+    c.cacheLimit = 64ull << 20;
+    c.idleTimeoutMs = 30000;
+    c.readTimeoutMs = 1000;
+    c.connectTimeoutMs = 1000;
+  });
   std::atexit(teardown);
 }
 
-int connectServer() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  FUZZ_CHECK(fd >= 0, "socket: %s", std::strerror(errno));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(gEnv->port);
-  FUZZ_CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "connect: %s", std::strerror(errno));
-  return fd;
-}
+int connectServer() { return gEnv->box.connect(); }
 
 // Sends `req`, reads until the box closes. False on timeout.
 bool exchange(const std::string& req, std::string* out) {
@@ -239,12 +207,7 @@ bool exchange(const std::string& req, std::string* out) {
   return closed;
 }
 
-bool statusLineOk(std::string_view s) {
-  if (s.size() < 13 || s.substr(0, 9) != "HTTP/1.1 ") return false;
-  for (size_t i = 9; i < 12; ++i)
-    if (s[i] < '0' || s[i] > '9') return false;
-  return s[12] == ' ';
-}
+using fuzz::statusLineOk;
 
 // The input parsed as the box parses an origin's answer (strict llhttp):
 // whether it holds one complete final response, and that response's body.
@@ -320,11 +283,7 @@ size_t rssBytes() {
   return resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-uint64_t fnv(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
+using fuzz::fnv;
 
 }  // namespace
 
@@ -364,8 +323,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(exchange(sreq, &status) && status.rfind("HTTP/1.1 200 ", 0) == 0,
              "the box no longer answers /api/v1/status after:\n%s", fuzz::escape(input, 600).c_str());
   const auto deadline = SteadyClock::now() + 3s;
-  while (gEnv->server->openConnections() > 0 && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
-  FUZZ_CHECK(gEnv->server->openConnections() == 0, "client connections still open 3 s after the client left");
+  while (gEnv->box.server->openConnections() > 0 && SteadyClock::now() < deadline) std::this_thread::sleep_for(1ms);
+  FUZZ_CHECK(gEnv->box.server->openConnections() == 0, "client connections still open 3 s after the client left");
   FUZZ_CHECK(rssBytes() < (2ull << 30), "RSS %zu bytes after:\n%s", rssBytes(), fuzz::escape(input, 600).c_str());
   return 0;
 }
