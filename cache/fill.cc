@@ -81,7 +81,7 @@ Result<void> Fill::adopt(const ObjectMeta& partial) {
     }
   }
   hasHead_ = true;
-  cacheable_ = true;
+  shareable_ = true;
   recorded_ = true;
   state_ = State::Streaming;
   return ok();
@@ -295,7 +295,7 @@ Fill::Fetch Fill::firstFetch(uint64_t start) {
 }
 
 Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length,
-                         std::optional<CacheKey> storeKey) {
+                         std::optional<CacheKey> storeKey, std::optional<bool> shareable) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ != State::Pending) return Error{Errc::Invalid, 0, "fill: begin twice"};
@@ -343,6 +343,7 @@ Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t
   {
     std::lock_guard<std::mutex> lock(mu_);
     cacheable_ = store;
+    shareable_ = shared_ && shareable.value_or(cacheable);
     length_ = length;
     sizeBlocksLocked();
     hasHead_ = true;
@@ -689,6 +690,7 @@ Fill::Snapshot Fill::snapshot() const {
   s.committed = readableLocked(0);
   s.hasHead = hasHead_;
   s.cacheable = cacheable_;
+  s.shareable = shareable_;
   s.length = length_;
   s.error = error_;
   return s;

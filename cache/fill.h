@@ -98,6 +98,7 @@ class Fill {
     uint64_t committed = 0;  // bytes readable contiguously from offset 0
     bool hasHead = false;    // begin() ran: head() is readable
     bool cacheable = false;  // the object will be stored
+    bool shareable = false;  // other clients may be given this answer, stored or not
     std::optional<uint64_t> length;  // body length, once known
     Error error{Errc::Io};   // valid when Failed
   };
@@ -138,8 +139,12 @@ class Fill {
   // (relaying() is true, snapshot().cacheable false) and stores nothing.
   // `storeKey`: where the object is stored when it differs from the fill's
   // key (a Vary variant of the key the fill was looked up by).
+  // `shareable`: whether readers other than the first may be given this
+  // answer (default: `cacheable`); an answer too large to store, or one the
+  // store fails to take, is still shared by the readers that joined the fill
+  // before its head, instead of each fetching its own.
   Result<void> begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length,
-                     std::optional<CacheKey> storeKey = std::nullopt);
+                     std::optional<CacheKey> storeKey = std::nullopt, std::optional<bool> shareable = std::nullopt);
   // The key the object is stored under (valid once hasHead).
   const CacheKey& storeKey() const { return storeKey_ ? *storeKey_ : key_; }
   // The origin ignored a range request and sends the body from byte 0:
@@ -304,6 +309,7 @@ class Fill {
   uint64_t version_ = 0;
   bool hasHead_ = false;
   bool cacheable_ = false;
+  bool shareable_ = false;
   std::optional<uint64_t> length_;
   Error error_{Errc::Io};
   std::vector<bool> done_;          // durable-on-page-cache blocks (length known)

@@ -245,8 +245,11 @@ void FillDriver::headFresh(ResponseHead& head) {
   // Only an answer to exactly the request we sent is shared: never one to a
   // request whose body we forwarded (or did not).
   if (tmpl_->hasBody) cacheable = false;
+  // Others may be given what could be stored, stored or not.
+  bool shareable = cacheable;
   // An object larger than the store may hold passes through uncached; a
   // declared length is only a claim, so it never sizes anything either.
+  // The readers that joined before the head still share the one fetch.
   if (cacheable && length && *length > wc_->server->config.maxStoredObject()) {
     OLOG_RATE(log::Level::Info, "%s: %llu bytes is over storage.max_object_size: passing it through uncached",
               fill_->key().text.c_str(), static_cast<unsigned long long>(*length));
@@ -274,7 +277,10 @@ void FillDriver::headFresh(ResponseHead& head) {
     }
   }
   lengthKnown_ = length.has_value();
-  auto r = fill_->begin(std::move(meta), cacheable, length, std::move(storeKey));
+  // A varying answer is shared only with the requests that select the same
+  // variant, which followers tell by its variant key.
+  if (!vary.empty() && !storeKey) shareable = false;
+  auto r = fill_->begin(std::move(meta), cacheable, length, std::move(storeKey), shareable);
   if (!r) {
     OLOG_RATE(log::Level::Warn, "fill %s: %s", fill_->key().text.c_str(), r.error().message().c_str());
     failFill(r.error());

@@ -28,12 +28,13 @@ Transaction::~Transaction() {
     if (cachedFd_) wc_->files.release(key_.hash, fdGen_);
     else ::close(fd_);
   }
-  if (fill_ && leader_) fill_->removeReader();
   leaveFill();
   if (driver_) driver_->detachBody();
 }
 
 void Transaction::leaveFill() {
+  if (fill_ && counted_) fill_->removeReader();
+  counted_ = false;
   if (fill_ && fillCursor_ != kNoCursor) fill_->removeCursor(fillCursor_);
   fillCursor_ = kNoCursor;
   fill_.reset();
@@ -538,7 +539,11 @@ void Transaction::follow(std::shared_ptr<cache::Fill> fill, bool leader) {
   fill_ = std::move(fill);
   fillCursor_ = fill_->addCursor(0);  // the relay's backpressure follows this reader
   leader_ = leader;
-  if (leader_) fill_->addReader();
+  // Every reader counts, followers too: a fill that is shared but not
+  // stored (too large, or the store failing) goes on while any reader of
+  // it is left, and stops when none is.
+  fill_->addReader();
+  counted_ = true;
   headOnly_ = req_.method == "HEAD";
   waitHead();
 }
@@ -558,7 +563,6 @@ void Transaction::waitHead() {
       }
       case cache::Fill::State::Revalidated: {
         // 304: the stored object is fresh again.
-        if (leader_) fill_->removeReader();
         leader_ = false;
         leaveFill();
         auto meta = wc_->server->store->lookup(key_);
@@ -572,7 +576,6 @@ void Transaction::waitHead() {
         if (!snap.hasHead) {
           if (stale_ && staleIfError_) {
             auto stale = stale_;
-            if (leader_) fill_->removeReader();
             leader_ = false;
             leaveFill();
             if (serveStored(stale, "orchard; hit; detail=stale-if-error")) return;
@@ -585,8 +588,8 @@ void Transaction::waitHead() {
         return;
       case cache::Fill::State::Streaming:
       case cache::Fill::State::Complete: {
-        if (!leader_ && fill_->shared() && !snap.cacheable) {
-          // The answer is not shareable: fetch our own.
+        if (!leader_ && fill_->shared() && !snap.shareable) {
+          // The answer is not for other clients (private, Vary: *, ...): fetch our own.
           leaveFill();
           startPass("orchard; fwd=miss");
           return;
@@ -805,9 +808,9 @@ void Transaction::finish(bool clean) {
     wc_->buffers.put(buf_);
     buf_ = nullptr;
   }
-  if (fill_ && leader_) {
+  if (fill_ && counted_) {
     fill_->removeReader();
-    leader_ = false;
+    counted_ = false;
   }
   if (fill_ && fillCursor_ != kNoCursor) {
     // Done reading: never hold a relaying writer back (fill_ stays for the

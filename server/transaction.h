@@ -100,7 +100,8 @@ class Transaction final : public BodySource {
   static constexpr uint32_t kNoCursor = UINT32_MAX;
   uint32_t fillCursor_ = kNoCursor;  // this reader's cursor in fill_ (relay backpressure)
   void leaveFill();                  // removes the cursor, drops fill_
-  bool leader_ = false;        // this transaction counts as a reader of fill_
+  bool leader_ = false;        // this transaction created fill_ (and started its driver)
+  bool counted_ = false;       // this transaction counts as a reader of fill_ (addReader)
   bool revalidating_ = false;  // waiting on a revalidation fill for stale_
   bool staleIfError_ = false;
   std::shared_ptr<const cache::ObjectMeta> stale_;

@@ -343,6 +343,21 @@ class OversizeObjects(unittest.TestCase):
         # The small object was not pushed out by them.
         self.assertIn("hit", o.get(gen_path("ov-small", 1 * MiB), keep_body=False).cache_status)
 
+    def test_simultaneous_clients_of_an_oversize_object_share_one_fetch(self):
+        o = self.start("16MiB", {"storage": 'max_object_size = "2MiB"'})
+        path = gen_path("ov-shared", 6 * MiB, delay=0.5)
+        results = run_parallel([lambda: o.get(path, keep_body=False, timeout=60) for _ in range(4)])
+        for r in results:
+            self.assertNotIsInstance(r, BaseException, r)
+            self.assertEqual(r.status, 200, r)
+            self.assertTrue(r.complete, r)
+            self.assertEqual(r.sha256, expected_sha256("ov-shared", 6 * MiB))
+            self.assertNotIn("stored", r.cache_status)
+        self.assertEqual(self.origin.count(path), 1, "simultaneous clients fetched the object separately")
+        # Not stored: the next request goes to the origin again.
+        self.assertNotIn("hit", o.get(path, keep_body=False).cache_status)
+        self.assertEqual(self.origin.count(path), 2)
+
     def test_default_share_of_the_cache(self):
         o = self.start("16MiB")  # default: a quarter, 4 MiB
         r = self.fetch_twice(o, "ov-d3", 3 * MiB)

@@ -23,7 +23,7 @@ import os
 import subprocess
 import unittest
 
-from harness import OrchardCase, gen_path, MiB
+from harness import OrchardCase, gen_path, run_parallel, MiB
 
 
 def chattr(flag, paths):
@@ -97,6 +97,16 @@ class UnwritableStore(OrchardCase):
         slow = gen_path("uw-slow", 40 * MiB)
         r = self.get(slow, keep_body=False, read_rate=12 * MiB, timeout=60)
         self.assertWhole(r, "uw-slow", 40 * MiB)
+
+        # Clients asking at once still share one origin fetch (the relay
+        # waits for the slowest of them), though nothing can be stored.
+        shared = gen_path("uw-shared", 24 * MiB, delay=0.5)
+        results = run_parallel([lambda: self.get(shared, keep_body=False, timeout=60) for _ in range(4)])
+        for r in results:
+            self.assertNotIsInstance(r, BaseException, r)
+            self.assertWhole(r, "uw-shared", 24 * MiB)
+        self.assertEqual(self.origin.count(shared), 1, "simultaneous clients fetched the object separately")
+        self.assertEqual(sum("collapsed" in r.cache_status for r in results), 3)
 
         # A private pass-through (uncacheable answer) needs a temp file: also unwritable.
         private = gen_path("uw-private", 256 * 1024, cc="no-store")
