@@ -1010,6 +1010,35 @@ TEST_F(FillTest, RelayWaitsForTheSlowestCursorInsteadOfDroppingBytes) {
   fill.fail(Error{Errc::Closed, 0, "test"});
 }
 
+// Shareable apart from stored: what followers may be given.
+TEST_F(FillTest, ShareableIsApartFromStored) {
+  auto stored = newFill(kA);
+  ASSERT_TRUE(stored->begin(headFor(kA), true, 4).ok());
+  EXPECT_TRUE(stored->snapshot().cacheable);
+  EXPECT_TRUE(stored->snapshot().shareable) << "by default what is stored is shared";
+  stored->fail(Error{Errc::Closed, 0, "test"});
+
+  auto large = newFill(kB);
+  ASSERT_TRUE(large->begin(headFor(kB), /*cacheable=*/false, 4, std::nullopt, /*shareable=*/true).ok());
+  EXPECT_FALSE(large->snapshot().cacheable);
+  EXPECT_TRUE(large->snapshot().shareable) << "too large to store, still one fetch for everyone who asked";
+  large->fail(Error{Errc::Closed, 0, "test"});
+
+  Fill priv(kA, store_.get(), false);
+  ASSERT_TRUE(priv.begin(headFor(kA), true, 4, std::nullopt, true).ok());
+  EXPECT_FALSE(priv.snapshot().shareable) << "a private fill has one reader";
+  priv.fail(Error{Errc::Closed, 0, "test"});
+
+  FailingStore failing(store_.get());
+  failing.failCreate = true;
+  auto degraded = std::make_shared<Fill>(kA, &failing, true);
+  degraded->firstFetch(0);
+  ASSERT_TRUE(degraded->begin(headFor(kA), true, 4).ok());
+  EXPECT_FALSE(degraded->snapshot().cacheable);
+  EXPECT_TRUE(degraded->snapshot().shareable) << "the store failing does not make the answer private";
+  degraded->fail(Error{Errc::Closed, 0, "test"});
+}
+
 TEST_F(FillTest, PrivateFillWhoseTempFileCannotBeCreatedRelays) {
   FailingStore failing(store_.get());
   failing.failCreate = true;
