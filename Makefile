@@ -10,7 +10,7 @@ CMAKE_FLAGS ?=
 # Debian packages the build, the tests and the benchmarks need.
 DEPS := build-essential cmake pkg-config git \
         libuv1-dev node-llhttp libssl-dev librocksdb-dev libxxhash-dev libzstd-dev \
-        libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev \
+        libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev nlohmann-json3-dev \
         python3 curl
 
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)

@@ -178,13 +178,12 @@ void ClientConn::parse(const char* data, size_t n) {
 
 void ClientConn::failRequest(int status, const char* why) {
   OLOG_RATE(log::Level::Info, "client request refused with %d: %s", status, why);
-  char body[256];
-  int bl = std::snprintf(body, sizeof body, "{\"error\":\"%s\",\"detail\":\"%s\"}\n", reasonPhrase(status), why);
+  std::string body = errorBody(status, why);
   char head[256];
   int hl = std::snprintf(head, sizeof head,
-                         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
-                         status, reasonPhrase(status), bl);
-  write(std::string(head, hl) + std::string(body, bl));
+                         "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                         status, reasonPhrase(status), body.size());
+  write(std::string(head, static_cast<size_t>(hl)) + body);
   state_ = State::Responding;
   reqKeepAlive_ = false;
   requestDone_ = true;

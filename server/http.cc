@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include <nlohmann/json.hpp>
+
 #include "common/ascii.h"
 
 namespace orchard::server {
@@ -95,6 +97,14 @@ const char* requestHeadProblem(const RequestHead& req) noexcept {
   if (codings > 0 && req.versionMajor == 1 && req.versionMinor == 0) return "Transfer-Encoding in an HTTP/1.0 request";
   if ((req.method == "GET" || req.method == "HEAD") && req.hasBody()) return "a GET or HEAD request with a body";
   return nullptr;
+}
+
+std::string errorBody(int status, std::string_view detail) {
+  nlohmann::ordered_json j;
+  j["error"] = reasonPhrase(status);
+  // Details quote requests and origins: invalid UTF-8 is replaced, never thrown.
+  j["detail"] = std::string(detail);
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 const char* reasonPhrase(int s) noexcept {

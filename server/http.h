@@ -23,6 +23,9 @@ bool isHopByHop(std::string_view name) noexcept;
 // Also drops headers named by the message's own Connection header.
 HeaderList endToEndHeaders(const HeaderList& h);
 const char* reasonPhrase(int status) noexcept;
+// The JSON error body every error answer carries:
+// {"error": "<reason phrase>", "detail": "<detail>"} and a newline.
+std::string errorBody(int status, std::string_view detail);
 
 struct RequestHead {
   std::string method;

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
 #include "cache/range.h"
 #include "common/log.h"
 #include "server/client_conn.h"
@@ -83,17 +85,9 @@ void Transaction::answer(int status, std::string_view contentType, std::string_v
 }
 
 void Transaction::answerError(int status, std::string_view detail) {
-  std::string body = "{\"error\":\"";
-  body += reasonPhrase(status);
-  body += "\",\"detail\":\"";
-  for (char c : detail) {
-    if (c == '"' || c == '\\') body += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) body += c;
-  }
-  body += "\"}\n";
   std::string extra;
   if (!cacheStatus_.empty()) extra = "Cache-Status: " + cacheStatus_ + "\r\n";
-  answer(status, "application/json", body, extra);
+  answer(status, "application/json", errorBody(status, detail), extra);
 }
 
 void Transaction::start() {
@@ -871,27 +865,6 @@ std::string renderMetrics(const ServerContext& ctx) {
   return out;
 }
 
-namespace {
-
-void appendJsonString(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(c));
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-}
-
-}  // namespace
-
 std::string renderStatus(const ServerContext& ctx) {
   CounterTotals t = sumCounters(ctx.counters);
   auto st = ctx.store->stats();
@@ -901,25 +874,6 @@ std::string renderStatus(const ServerContext& ctx) {
   uint64_t limit = ctx.config.cacheLimit;
   uint64_t freeBytes = limit > st.bytes ? limit - st.bytes : 0;
   uint64_t lookups = t.hits + t.misses + t.collapsed;
-  char ratio[32];
-  std::snprintf(ratio, sizeof ratio, "%.4f", lookups ? static_cast<double>(t.hits) / static_cast<double>(lookups) : 0.0);
-  std::string out = "{";
-  auto num = [&](const char* k, uint64_t v) {
-    out += '"';
-    out += k;
-    out += "\":";
-    out += std::to_string(v);
-    out += ',';
-  };
-  num("TotalBytesReturnedToClients", t.bytes_to_clients);
-  num("TotalBytesStoredFromOrigin", t.bytes_stored);
-  num("TotalBytesDropped", t.bytes_from_origin > t.bytes_stored ? t.bytes_from_origin - t.bytes_stored : 0);
-  out += "\"TotalBytesAreSince\":\"";
-  out += since;
-  out += "\",";
-  num("CacheUsed", st.bytes);
-  num("CacheFree", freeBytes);
-  num("CacheLimit", limit);
   // CacheStatus: DEGRADED while store writes fail (misses are passed
   // through uncached), else LOWSPACE when the cache or its disk is nearly
   // full, else OK. CacheProblems says why, always present (empty when OK).
@@ -934,25 +888,24 @@ std::string renderStatus(const ServerContext& ctx) {
   const bool cacheLow = limit && freeBytes < limit / 20;
   if (cacheLow) problems.push_back("cache nearly full: " + std::to_string(freeBytes) + " of " + std::to_string(limit) +
                                    " bytes free under storage.cache_limit");
-  out += "\"CacheStatus\":\"";
-  out += health.degraded ? "DEGRADED" : (diskLow || cacheLow) ? "LOWSPACE" : "OK";
-  out += "\",\"CacheProblems\":[";
-  for (size_t i = 0; i < problems.size(); ++i) {
-    if (i) out += ',';
-    appendJsonString(out, problems[i]);
-  }
-  out += "],";
-  num("Objects", st.objects);
-  num("CorruptObjectsFound", st.corruptObjects);
-  out += "\"HitRatio\":";
-  out += ratio;
-  out += ',';
-  num("FillsInFlight", ctx.fills->inFlight());
-  num("UptimeSeconds", static_cast<uint64_t>(std::max<int64_t>(0, now - ctx.startedAt)));
-  num("Requests", t.requests);
-  out.back() = '}';
-  out += '\n';
-  return out;
+  // Keys in the order an admin of Apple's content caching reads them.
+  nlohmann::ordered_json j;
+  j["TotalBytesReturnedToClients"] = t.bytes_to_clients;
+  j["TotalBytesStoredFromOrigin"] = t.bytes_stored;
+  j["TotalBytesDropped"] = t.bytes_from_origin > t.bytes_stored ? t.bytes_from_origin - t.bytes_stored : 0;
+  j["TotalBytesAreSince"] = since;
+  j["CacheUsed"] = st.bytes;
+  j["CacheFree"] = freeBytes;
+  j["CacheLimit"] = limit;
+  j["CacheStatus"] = health.degraded ? "DEGRADED" : (diskLow || cacheLow) ? "LOWSPACE" : "OK";
+  j["CacheProblems"] = problems;
+  j["Objects"] = st.objects;
+  j["CorruptObjectsFound"] = st.corruptObjects;
+  j["HitRatio"] = lookups ? static_cast<double>(t.hits) / static_cast<double>(lookups) : 0.0;
+  j["FillsInFlight"] = ctx.fills->inFlight();
+  j["UptimeSeconds"] = static_cast<uint64_t>(std::max<int64_t>(0, now - ctx.startedAt));
+  j["Requests"] = t.requests;
+  return j.dump() + "\n";
 }
 
 }  // namespace orchard::server
