@@ -1,3 +1,9 @@
+// HTTP/1.1 helpers shared by both sides: case-insensitive header look-up
+// and token lists, hop-by-hop filtering, reason phrases, the JSON error body,
+// and requestHeadProblem(), the RFC 9112 rules a request head must pass
+// before it is routed (what llhttp's strict mode leaves to us). The hard
+// part is the last: each rule there closes a way for one client's bytes to
+// reach an origin as framing the cache did not see (see README, Security).
 #include "server/http.h"
 
 #include <cctype>
