@@ -687,9 +687,26 @@ void Transaction::pump() {
         continue;
       }
       ssize_t n;
-      if (!buf_) buf_ = wc_->buffers.get();  // given back while a bounded write was queued
+      char* dst;
+      if (chunkedOut_ && wc_->buffers.inUse() > BufferPool::kPressure) {
+        // Under memory pressure (see the bounded writes below), a chunked
+        // answer cannot take bytes back once its chunk size is written: it
+        // reads 16 KiB at a time into a small buffer of its own instead and
+        // gives the big one back.
+        if (buf_) {
+          wc_->buffers.put(buf_);
+          buf_ = nullptr;
+        }
+        if (!small_) small_.reset(new char[BufferPool::kQueuedUnderPressure]);
+        dst = small_.get();
+        want = std::min(want, BufferPool::kQueuedUnderPressure);
+        wc_->counters.add(wc_->counters.bounded_writes);
+      } else {
+        if (!buf_) buf_ = wc_->buffers.get();  // given back while a bounded write was queued
+        dst = buf_;
+      }
       if (fill_) {
-        auto r = fill_->read(cursor_, buf_, want, fillCursor_);
+        auto r = fill_->read(cursor_, dst, want, fillCursor_);
         n = r ? static_cast<ssize_t>(r.value()) : -1;
         if (!r) errno = r.error().sys ? r.error().sys : EIO;
       } else {
@@ -701,7 +718,7 @@ void Transaction::pump() {
           finish(false);
           return;
         }
-        do n = ::pread(fd, buf_, want, static_cast<off_t>(cursor_));
+        do n = ::pread(fd, dst, want, static_cast<off_t>(cursor_));
         while (n < 0 && errno == EINTR);
       }
       if (n <= 0) {
@@ -722,7 +739,7 @@ void Transaction::pump() {
         int l = std::snprintf(chunkHead_, sizeof chunkHead_, "%zx\r\n", static_cast<size_t>(n));
         bufs[nb++] = uv_buf_init(chunkHead_, l);
       }
-      bufs[nb++] = uv_buf_init(buf_, static_cast<unsigned>(n));
+      bufs[nb++] = uv_buf_init(dst, static_cast<unsigned>(n));
       if (chunkedOut_) bufs[nb++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
       writing_ = true;
       // Under memory pressure (many buffers lent out on this loop: clients

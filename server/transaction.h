@@ -122,6 +122,7 @@ class Transaction final : public BodySource {
   bool finished_ = false;
   bool requestComplete_ = false;  // the request body (if any) was read to its end
   char* buf_ = nullptr;        // borrowed from the worker's BufferPool
+  std::unique_ptr<char[]> small_;  // chunked answers under memory pressure: 16 KiB reads instead
   char chunkHead_[24];
   std::string headOut_;       // response head not written yet: goes out with the first bytes
   std::string headInFlight_;  // the head inside the body write in flight

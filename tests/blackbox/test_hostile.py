@@ -427,6 +427,48 @@ class NeverReadingClients(unittest.TestCase):
         self.assertTrue(r.complete)
 
 
+class NeverReadingChunkedFollowers(unittest.TestCase):
+    """The same crowd on an answer of unknown length (a chunked origin,
+    still filling, so every client gets chunked framing): chunked answers
+    cannot take bytes back, so under pressure they read 16 KiB at a time."""
+
+    N = 400
+
+    def setUp(self):
+        self.tmp = make_tempdir()
+        self.addCleanup(remove_tempdir, self.tmp)
+        self.origin = Origin().start()
+        self.addCleanup(self.origin.stop)
+        self.orchard = Orchard(self.origin.port, workdir=self.tmp,
+                               sections={"server": 'send_timeout = "3s"'})
+        self.addCleanup(self.orchard.kill9)
+        self.addCleanup(self.orchard.stop, expect_exit=0)
+        self.orchard.start()
+
+    def test_chunked_followers_are_bounded(self):
+        path = gen_path("stall-chunked", 64 * MiB, chunked=1, rate=8 * MiB)
+        rss0 = self.orchard.rss_kb()["VmRSS"]
+        socks = []
+        try:
+            for _ in range(self.N):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", self.orchard.port))
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+                socks.append(s)
+            time.sleep(2.0)  # 16 MiB in: every reader has had bytes to send
+            held = self.orchard.rss_kb()["VmRSS"]
+            print(f"\n  {self.N} stalled chunked followers: RSS {rss0} kB idle, {held} kB held", flush=True)
+            # 400 x 256 KiB would be 100 MiB; bounded: 2 x 64 x 256 KiB + 400 x 16 KiB ~ 40 MiB.
+            self.assertLess(held - rss0, 64 * 1024)
+            self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0)
+            self.assertEqual(self.origin.count(path), 1, "followers share the one fetch")
+        finally:
+            for s in socks:
+                s.close()
+        self.assertTrue(self.orchard.alive())
+
+
 class ManySlowReaders(unittest.TestCase):
     """Past 64 buffers lent out on a loop, answers go out in bounded writes
     (16 KiB queued, the rest re-read when the socket drains): 160 clients
