@@ -290,6 +290,15 @@ void Server::abandonStart() {
 Result<void> Server::probeListeners() {
   ports_.clear();
   for (const auto& a : ctx_.config.listen) {
+    if (a.port == 0) {
+      // Any free port (tests): nobody can hold a port the kernel has not
+      // picked yet, and probing would pick one, let it go and bind it again
+      // later, leaving a window in which an outgoing connection may take it
+      // as its local port. The first loop's socket picks it instead and the
+      // others bind that one (openListeners()).
+      ports_.push_back(0);
+      continue;
+    }
     uint16_t port = 0;
     auto fd = bindSocket(a, &port, /*probe=*/true);
     if (!fd) {
@@ -302,7 +311,6 @@ Result<void> Server::probeListeners() {
       return e;
     }
     ::close(fd.value());
-    // Port 0 (tests): the probe picked a free port; every loop binds it.
     ports_.push_back(port);
   }
   return ok();
@@ -312,7 +320,7 @@ Result<void> Server::openListeners(WorkerSlot& slot) {
   size_t i = 0;
   for (const auto& a : ctx_.config.listen) {
     config::ListenAddress addr = a;
-    addr.port = ports_[i];  // what probeListeners() found free (and picked, for port 0)
+    addr.port = ports_[i];  // what probeListeners() found free; 0: the first loop picks one
     uint16_t port = 0;
     auto fd = bindSocket(addr, &port);
     if (!fd) {
@@ -323,6 +331,7 @@ Result<void> Server::openListeners(WorkerSlot& slot) {
       return fd.error();
     }
     slot.fds.push_back(fd.value());
+    if (ports_[i] == 0) ports_[i] = port;  // the later loops share the port this one got
     ++i;
   }
   return ok();
