@@ -366,23 +366,30 @@ class OversizeObjects(unittest.TestCase):
         self.assertNotIn("hit", r.cache_status)
 
 
-class NeverReadingClients(unittest.TestCase):
-    """1,000 sockets with a 4 KiB receive buffer asking for a cached 32 MiB
-    object and never reading were reported to hold ~240 KB each for good.
-    Here 600 of them (bounded in count and time) against send_timeout = 2s."""
+class OriginCase(unittest.TestCase):
+    """One scriptable Origin and one orchardd (config `sections`) per test."""
 
-    N = 600
+    sections = None
 
     def setUp(self):
         self.tmp = make_tempdir()
         self.addCleanup(remove_tempdir, self.tmp)
         self.origin = Origin().start()
         self.addCleanup(self.origin.stop)
-        self.orchard = Orchard(self.origin.port, workdir=self.tmp,
-                               sections={"server": 'send_timeout = "2s"\nidle_timeout = "60s"'})
+        self.orchard = Orchard(self.origin.port, workdir=self.tmp, sections=self.sections)
         self.addCleanup(self.orchard.kill9)
         self.addCleanup(self.orchard.stop, expect_exit=0)
         self.orchard.start()
+
+
+class NeverReadingClients(OriginCase):
+    """1,000 sockets with a 4 KiB receive buffer asking for a cached 32 MiB
+    object and never reading were reported to hold ~240 KB each for good.
+    Here 600 of them (bounded in count and time) against send_timeout = 2s."""
+
+    N = 600
+
+    sections = {"server": 'send_timeout = "2s"\nidle_timeout = "60s"'}
 
     def test_stalled_readers_are_closed_and_memory_returns(self):
         path = gen_path("stall", 32 * MiB)
@@ -427,23 +434,14 @@ class NeverReadingClients(unittest.TestCase):
         self.assertTrue(r.complete)
 
 
-class NeverReadingChunkedFollowers(unittest.TestCase):
+class NeverReadingChunkedFollowers(OriginCase):
     """The same crowd on an answer of unknown length (a chunked origin,
     still filling, so every client gets chunked framing): chunked answers
     cannot take bytes back, so under pressure they read 16 KiB at a time."""
 
     N = 400
 
-    def setUp(self):
-        self.tmp = make_tempdir()
-        self.addCleanup(remove_tempdir, self.tmp)
-        self.origin = Origin().start()
-        self.addCleanup(self.origin.stop)
-        self.orchard = Orchard(self.origin.port, workdir=self.tmp,
-                               sections={"server": 'send_timeout = "3s"'})
-        self.addCleanup(self.orchard.kill9)
-        self.addCleanup(self.orchard.stop, expect_exit=0)
-        self.orchard.start()
+    sections = {"server": 'send_timeout = "3s"'}
 
     def test_chunked_followers_are_bounded(self):
         path = gen_path("stall-chunked", 64 * MiB, chunked=1, rate=8 * MiB)
@@ -469,23 +467,13 @@ class NeverReadingChunkedFollowers(unittest.TestCase):
         self.assertTrue(self.orchard.alive())
 
 
-class ManySlowReaders(unittest.TestCase):
+class ManySlowReaders(OriginCase):
     """Past 64 buffers lent out on a loop, answers go out in bounded writes
     (16 KiB queued, the rest re-read when the socket drains): 160 clients
     with small receive buffers reading an 8 MiB hit or an 8 MiB miss,
     all at once, must each get every byte, in order."""
 
     N = 160
-
-    def setUp(self):
-        self.tmp = make_tempdir()
-        self.addCleanup(remove_tempdir, self.tmp)
-        self.origin = Origin().start()
-        self.addCleanup(self.origin.stop)
-        self.orchard = Orchard(self.origin.port, workdir=self.tmp)
-        self.addCleanup(self.orchard.kill9)
-        self.addCleanup(self.orchard.stop, expect_exit=0)
-        self.orchard.start()
 
     def test_bounded_writes_keep_every_byte(self):
         import hashlib
