@@ -442,7 +442,14 @@ void FillDriver::drainHeld() {
     failFill(r.error());
     return;
   }
+  const bool runEnded = r.value() < held_.size();  // as in onUpstreamBody(): our run reached its end
   held_.clear();
+  if (runEnded) {
+    heldComplete_ = false;
+    stopExchange();
+    runDone();
+    return;
+  }
   if (unwanted()) {
     failFill(Error{Errc::Closed, 0, "fill: no reader left"});
     return;

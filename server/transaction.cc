@@ -34,21 +34,23 @@ Transaction::~Transaction() {
   if (driver_) driver_->detachBody();
 }
 
-void Transaction::leaveFill() {
-  if (fill_ && counted_) fill_->removeReader();
+void Transaction::stopReadingFill() {
+  if (!fill_) return;
+  if (counted_) fill_->removeReader();
   counted_ = false;
-  if (fill_ && fillCursor_ != kNoCursor) fill_->removeCursor(fillCursor_);
+  if (fillCursor_ != kNoCursor) fill_->removeCursor(fillCursor_);  // never hold a relaying writer back
   fillCursor_ = kNoCursor;
+}
+
+void Transaction::leaveFill() {
+  stopReadingFill();
   fill_.reset();
 }
 
 void Transaction::onConnClosed() {
   conn_ = nullptr;
   *alive_ = false;
-  if (fill_ && fillCursor_ != kNoCursor) {
-    fill_->removeCursor(fillCursor_);  // a relaying writer must not wait for a reader that left
-    fillCursor_ = kNoCursor;
-  }
+  stopReadingFill();
   if (!finished_) {
     finished_ = true;
     accessLog();
@@ -688,7 +690,9 @@ void Transaction::pump() {
       }
       ssize_t n;
       char* dst;
-      if (chunkedOut_ && wc_->buffers.inUse() > BufferPool::kPressure) {
+      // Many buffers lent out on this loop: clients that stopped reading.
+      const bool pressure = wc_->buffers.inUse() > BufferPool::kPressure;
+      if (chunkedOut_ && pressure) {
         // Under memory pressure (see the bounded writes below), a chunked
         // answer cannot take bytes back once its chunk size is written: it
         // reads 16 KiB at a time into a small buffer of its own instead and
@@ -747,7 +751,7 @@ void Transaction::pump() {
       // what its socket takes, as a copy, and this buffer goes back to the
       // pool; the rest is read again when the socket drains. Chunked
       // answers keep the plain path (a chunk's size is already written).
-      const bool bounded = !chunkedOut_ && wc_->buffers.inUse() > BufferPool::kPressure;
+      const bool bounded = !chunkedOut_ && pressure;
       const size_t headLen = headInFlight_.size();
       size_t accepted = 0;
       int w = bounded ? conn_->writeBody(bufs, nb, &Transaction::onBodyWritten,
@@ -819,16 +823,7 @@ void Transaction::finish(bool clean) {
     wc_->buffers.put(buf_);
     buf_ = nullptr;
   }
-  if (fill_ && counted_) {
-    fill_->removeReader();
-    counted_ = false;
-  }
-  if (fill_ && fillCursor_ != kNoCursor) {
-    // Done reading: never hold a relaying writer back (fill_ stays for the
-    // checks after finish()).
-    fill_->removeCursor(fillCursor_);
-    fillCursor_ = kNoCursor;
-  }
+  stopReadingFill();  // fill_ itself stays for the checks after finish()
   accessLog();
   if (conn_) conn_->endResponse(clean);  // deletes this transaction later
 }

@@ -99,7 +99,8 @@ class Transaction final : public BodySource {
   std::shared_ptr<cache::Fill> fill_;
   static constexpr uint32_t kNoCursor = UINT32_MAX;
   uint32_t fillCursor_ = kNoCursor;  // this reader's cursor in fill_ (relay backpressure)
-  void leaveFill();                  // removes the cursor, drops fill_
+  void stopReadingFill();            // no longer counted as fill_'s reader, cursor removed
+  void leaveFill();                  // stopReadingFill(), then drops fill_
   bool leader_ = false;        // this transaction created fill_ (and started its driver)
   bool counted_ = false;       // this transaction counts as a reader of fill_ (addReader)
   bool revalidating_ = false;  // waiting on a revalidation fill for stale_
