@@ -127,24 +127,11 @@ class Reader {
   size_t pos_ = 0;
 };
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::string_view ObjectMeta::header(std::string_view name) const {
-  for (const auto& [n, v] : headers) {
-    if (equalsIgnoreCase(n, name)) return v;
-  }
-  return {};
+  auto v = findHeader(headers, name);
+  return v ? *v : std::string_view();
 }
 
 uint64_t blockChecksum(const void* data, size_t n) { return XXH3_64bits(data, n); }

@@ -22,11 +22,12 @@
 #include <utility>
 #include <vector>
 
+#include "common/headers.h"
 #include "common/result.h"
 
 namespace orchard::cache {
 
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
+using orchard::HeaderList;
 
 // Bytes per checksummed block of a stored object (== Fill::kBlockSize).
 inline constexpr uint32_t kChecksumBlockSize = 1u << 20;

@@ -9,18 +9,12 @@
 #include <cstring>
 #include <ctime>
 
-#include "common/ascii.h"
+#include "common/headers.h"
 
 namespace orchard::cache {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) { return asciiIEquals(a, b); }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+std::string_view trim(std::string_view s) { return trimOws(s); }
 
 std::optional<int64_t> parseDelta(std::string_view v) {
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
@@ -35,16 +29,6 @@ std::optional<int64_t> parseDelta(std::string_view v) {
 }
 
 }  // namespace
-
-std::string joinedHeader(const HeaderList& headers, std::string_view name) {
-  std::string out;
-  for (const auto& [k, v] : headers) {
-    if (!iequals(k, name)) continue;
-    if (!out.empty()) out += ", ";
-    out += v;
-  }
-  return out;
-}
 
 CacheControl parseCacheControl(std::string_view value) {
   CacheControl cc;
@@ -195,18 +179,11 @@ std::vector<std::string> varyFields(const HeaderList& responseHeaders) {
   std::vector<std::string> out;
   for (const auto& [k, v] : responseHeaders) {
     if (!iequals(k, "Vary")) continue;
-    size_t i = 0;
-    while (i <= v.size()) {
-      size_t j = v.find(',', i);
-      if (j == std::string::npos) j = v.size();
-      std::string_view t = trim(std::string_view(v).substr(i, j - i));
-      if (!t.empty()) {
-        std::string f(t);
-        for (auto& c : f) c = static_cast<char>(asciiLower(static_cast<unsigned char>(c)));
-        if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(std::move(f));
-      }
-      i = j + 1;
-    }
+    forEachListItem(v, [&](std::string_view t) {
+      std::string f(t);
+      for (auto& c : f) c = static_cast<char>(asciiLower(static_cast<unsigned char>(c)));
+      if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(std::move(f));
+    });
   }
   return out;
 }
@@ -245,13 +222,9 @@ bool notModified(const HeaderList& requestHeaders, const ObjectMeta& meta) {
     if (trim(v) == "*") return true;
     if (meta.etag.empty()) continue;
     std::string_view mine = opaqueTag(meta.etag);
-    size_t i = 0;
-    while (i <= v.size()) {
-      size_t j = v.find(',', i);
-      if (j == std::string::npos) j = v.size();
-      if (opaqueTag(std::string_view(v).substr(i, j - i)) == mine) return true;
-      i = j + 1;
-    }
+    bool match = false;
+    forEachListItem(v, [&](std::string_view t) { match = match || opaqueTag(t) == mine; });
+    if (match) return true;
   }
   if (sawInm) return false;
   for (const auto& [k, v] : requestHeaders) {

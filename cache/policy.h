@@ -34,10 +34,6 @@ struct CacheControl {
   std::optional<int64_t> sMaxAge;
 };
 
-// Every value of a header joined with ", " (a list header sent as several
-// fields is one list, RFC 9110 §5.3).
-std::string joinedHeader(const HeaderList& headers, std::string_view name);
-
 // Parses a Cache-Control field value (directives are case-insensitive,
 // unknown ones ignored, quoted arguments accepted; an invalid delta-seconds
 // leaves that directive unset).

@@ -16,11 +16,11 @@
 #include "cache/store.h"
 #include "common/clock.h"
 #include "config/config.h"
-#include "server/loop.h"
+#include "server/net/loop.h"
 #include "server/metrics.h"
-#include "server/open_file_cache.h"
-#include "server/router.h"
-#include "server/upstream.h"
+#include "server/proxy/open_file_cache.h"
+#include "server/proxy/router.h"
+#include "server/http/upstream.h"
 
 namespace orchard::server {
 

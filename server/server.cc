@@ -19,8 +19,8 @@
 #include <thread>
 
 #include "common/log.h"
-#include "server/client_conn.h"
-#include "server/fill_driver.h"
+#include "server/http/client_conn.h"
+#include "server/proxy/fill_driver.h"
 
 namespace orchard::server {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "config/net.h"
-#include "server/router.h"
+#include "server/proxy/router.h"
 
 namespace {
 

@@ -35,7 +35,7 @@ using namespace orchard;
 using cache::CachedDecision;
 using cache::HeaderList;
 
-bool iequals(std::string_view a, std::string_view b) {
+bool refIEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
@@ -78,13 +78,13 @@ void checkDate(std::string_view s) {
 }
 
 bool keptFromStored(std::string_view n) {
-  return iequals(n, "Content-Length") || iequals(n, "Transfer-Encoding") || iequals(n, "Content-Encoding") ||
-         iequals(n, "Content-Range") || iequals(n, "Content-Type") || iequals(n, "Connection");
+  return refIEquals(n, "Content-Length") || refIEquals(n, "Transfer-Encoding") || refIEquals(n, "Content-Encoding") ||
+         refIEquals(n, "Content-Range") || refIEquals(n, "Content-Type") || refIEquals(n, "Connection");
 }
 
 size_t countNamed(const HeaderList& l, std::string_view n) {
   size_t c = 0;
-  for (const auto& kv : l) c += iequals(kv.first, n) ? 1 : 0;
+  for (const auto& kv : l) c += refIEquals(kv.first, n) ? 1 : 0;
   return c;
 }
 
@@ -169,7 +169,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return t;
   };
   for (const auto& [k, v] : request) {
-    if (!iequals(k, "If-None-Match")) continue;
+    if (!refIEquals(k, "If-None-Match")) continue;
     hasInm = true;
     if (trimSp(v) == "*") inmStar = true;
     if (meta.etag.empty()) continue;

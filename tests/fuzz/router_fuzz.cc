@@ -27,7 +27,7 @@
 
 #include "cache/key.h"
 #include "config/net.h"
-#include "server/router.h"
+#include "server/proxy/router.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

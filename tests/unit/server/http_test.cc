@@ -2,7 +2,7 @@
 // lists (several fields, spaces, empty members), and endToEndHeaders, which
 // drops hop-by-hop fields and the ones the message's Connection names while
 // keeping every other field, duplicates included, in order.
-#include "server/http.h"
+#include "server/http/message.h"
 
 #include <gtest/gtest.h>
 

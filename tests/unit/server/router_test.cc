@@ -4,7 +4,7 @@
 // keep the box from being an open proxy, the 400/501 rejects, IPv6 literals,
 // the parameters that leave the key and the upstream target, and
 // splitHostPort on its own.
-#include "server/router.h"
+#include "server/proxy/router.h"
 
 #include <gtest/gtest.h>
 

@@ -7,17 +7,11 @@
 #include <string>
 #include <string_view>
 
-#include "cache/object_meta.h"
+#include "common/headers.h"
 
 namespace orchard::server {
 
-using cache::HeaderList;
-
-bool iequals(std::string_view a, std::string_view b) noexcept;
-// First value of header `name` (case-insensitive), or nullopt.
-std::optional<std::string_view> findHeader(const HeaderList& h, std::string_view name) noexcept;
-// Whether a comma-separated header contains `token` (case-insensitive).
-bool headerHasToken(const HeaderList& h, std::string_view name, std::string_view token) noexcept;
+using orchard::HeaderList;  // common/headers.h: look-up, lists, trimming
 // Hop-by-hop per RFC 9110 §7.6.1 plus the framing headers we always rewrite.
 bool isHopByHop(std::string_view name) noexcept;
 // Also drops headers named by the message's own Connection header.

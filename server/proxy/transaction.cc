@@ -1,5 +1,5 @@
 // Transaction implementation; see transaction.h for the steps.
-#include "server/transaction.h"
+#include "server/proxy/transaction.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,14 +13,13 @@
 
 #include "cache/range.h"
 #include "common/log.h"
-#include "server/client_conn.h"
 
 namespace orchard::server {
 namespace {
 constexpr uint64_t kToEnd = std::numeric_limits<uint64_t>::max();
 }
 
-Transaction::Transaction(ClientConn* conn, RequestHead req)
+Transaction::Transaction(ResponseWriter* conn, RequestHead req)
     : conn_(conn), wc_(conn->wc()), req_(std::move(req)), startMs_(wc_->server->clock->monotonicMs()) {}
 
 Transaction::~Transaction() {
@@ -754,9 +753,8 @@ void Transaction::pump() {
       const bool bounded = !chunkedOut_ && pressure;
       const size_t headLen = headInFlight_.size();
       size_t accepted = 0;
-      int w = bounded ? conn_->writeBody(bufs, nb, &Transaction::onBodyWritten,
-                                         std::max(BufferPool::kQueuedUnderPressure, headLen), &accepted)
-                      : conn_->writeBody(bufs, nb, &Transaction::onBodyWritten);
+      int w = bounded ? conn_->writeBody(bufs, nb, std::max(BufferPool::kQueuedUnderPressure, headLen), &accepted)
+                      : conn_->writeBody(bufs, nb);
       uint64_t taken = static_cast<uint64_t>(n);
       if (bounded && w == 0 && accepted < headLen + taken) {
         taken = accepted - headLen;  // the queued copy always covers the head
@@ -806,14 +804,14 @@ void Transaction::flushHead() {
   headOut_.clear();
 }
 
-void Transaction::onBodyWritten(Transaction* t, int status) {
-  t->writing_ = false;
-  t->headInFlight_.clear();
+void Transaction::onBodyWritten(int status) {
+  writing_ = false;
+  headInFlight_.clear();
   if (status != 0) {
-    t->finish(false);
+    finish(false);
     return;
   }
-  t->pump();
+  pump();
 }
 
 void Transaction::finish(bool clean) {

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "common/result.h"
-#include "server/http.h"
-#include "server/loop.h"
+#include "server/http/message.h"
+#include "server/net/loop.h"
 
 namespace orchard::server {
 

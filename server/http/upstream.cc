@@ -1,5 +1,5 @@
 // Upstream client implementation; see upstream.h for the contract.
-#include "server/upstream.h"
+#include "server/http/upstream.h"
 
 #include <llhttp.h>
 

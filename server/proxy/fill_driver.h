@@ -27,7 +27,7 @@
 
 #include "cache/fill.h"
 #include "server/context.h"
-#include "server/upstream.h"
+#include "server/http/upstream.h"
 
 namespace orchard::server {
 

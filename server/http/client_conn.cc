@@ -1,12 +1,12 @@
 // ClientConn implementation; see client_conn.h for the state table.
-#include "server/client_conn.h"
+#include "server/http/client_conn.h"
 
 #include <malloc.h>
 
 #include <cstring>
 
 #include "common/log.h"
-#include "server/transaction.h"
+#include "server/routes.h"
 
 namespace orchard::server {
 namespace {
@@ -24,7 +24,6 @@ struct OwnedWrite {
 struct BodyWrite {
   uv_write_t req;
   ClientConn* conn;
-  void (*done)(Transaction*, int);
   std::string copy;  // bounded writes: the queued bytes, so the caller's buffer is free at once
 };
 
@@ -291,8 +290,7 @@ void ClientConn::armSend() {
       static_cast<uint64_t>(wc_->server->config.sendTimeoutMs > 0 ? wc_->server->config.sendTimeoutMs : 60000), 0);
 }
 
-int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int), size_t maxQueued,
-                          size_t* accepted) {
+int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued, size_t* accepted) {
   if (state_ == State::Closing) return -1;
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
@@ -315,7 +313,6 @@ int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*,
   bufs[first].len -= static_cast<unsigned>(written);
   auto* w = new BodyWrite;
   w->conn = this;
-  w->done = done;
   uv_buf_t one;
   if (accepted && total - sent > maxQueued) {
     // Bounded: queue a copy of at most maxQueued bytes; the caller takes
@@ -334,9 +331,8 @@ int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*,
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), bufs + first, n - first, [](uv_write_t* r, int status) {
     auto* bw = reinterpret_cast<BodyWrite*>(r);
     ClientConn* c = bw->conn;
-    auto done = bw->done;
     delete bw;
-    if (status == 0 && c->txn_ && c->state_ != State::Closing) done(c->txn_, 0);
+    if (status == 0 && c->txn_ && c->state_ != State::Closing) c->txn_->onBodyWritten(0);
     else if (status != 0 && c->state_ != State::Closing) c->close();
     if (status == 0) c->armSend();
     c->unref();
@@ -418,7 +414,7 @@ void ClientConn::close() {
   if (state_ != State::Closing) {
     state_ = State::Closing;
     if (txn_) {
-      Transaction* t = txn_;
+      RequestHandler* t = txn_;
       txn_ = nullptr;
       t->onConnClosed();
       wc_->worker->deferDelete(t);
@@ -513,7 +509,7 @@ int ClientConn::onHeadersComplete(llhttp_t* p) {
   self->wc_->counters.add(self->wc_->counters.requests);
   self->reqKeepAlive_ = r.keepAlive;
   self->reqHasBody_ = r.hasBody();
-  self->txn_ = new Transaction(self, std::move(r));
+  self->txn_ = dispatch(self, std::move(r));
   self->txn_->start();
   if (self->state_ == State::Closing) return HPE_USER;
   return 0;

@@ -1,5 +1,5 @@
 // FillDriver implementation; see fill_driver.h.
-#include "server/fill_driver.h"
+#include "server/proxy/fill_driver.h"
 
 #include <sys/statvfs.h>
 #include <uv.h>
@@ -236,7 +236,7 @@ void FillDriver::headFresh(ResponseHead& head) {
   in.method = tmpl_->method;
   in.status = head.status;
   in.requestCacheControl = tmpl_->requestCacheControl;
-  std::string respCc = cache::joinedHeader(head.headers, "Cache-Control");
+  std::string respCc = joinedHeader(head.headers, "Cache-Control");
   in.responseCacheControl = respCc;
   in.requestHasAuthorization = tmpl_->hasAuthorization;
   in.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();

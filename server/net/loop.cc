@@ -1,4 +1,4 @@
-#include "server/loop.h"
+#include "server/net/loop.h"
 
 #include "common/log.h"
 

@@ -1,4 +1,4 @@
-#include "server/open_file_cache.h"
+#include "server/proxy/open_file_cache.h"
 
 #include <unistd.h>
 

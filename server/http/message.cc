@@ -4,7 +4,7 @@
 // before it is routed (what llhttp's strict mode leaves to us). The hard
 // part is the last: each rule there closes a way for one client's bytes to
 // reach an origin as framing the cache did not see (see README, Security).
-#include "server/http.h"
+#include "server/http/message.h"
 
 #include <cctype>
 
@@ -13,39 +13,6 @@
 #include "common/ascii.h"
 
 namespace orchard::server {
-
-bool iequals(std::string_view a, std::string_view b) noexcept { return asciiIEquals(a, b); }
-
-std::optional<std::string_view> findHeader(const HeaderList& h, std::string_view name) noexcept {
-  for (const auto& [k, v] : h)
-    if (iequals(k, name)) return std::string_view(v);
-  return std::nullopt;
-}
-
-namespace {
-template <typename F>
-void forEachToken(std::string_view v, F&& f) {
-  size_t i = 0;
-  while (i <= v.size()) {
-    size_t j = v.find(',', i);
-    if (j == std::string_view::npos) j = v.size();
-    std::string_view t = v.substr(i, j - i);
-    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-    if (!t.empty()) f(t);
-    i = j + 1;
-  }
-}
-}  // namespace
-
-bool headerHasToken(const HeaderList& h, std::string_view name, std::string_view token) noexcept {
-  bool found = false;
-  for (const auto& [k, v] : h) {
-    if (!iequals(k, name)) continue;
-    forEachToken(v, [&](std::string_view t) { found = found || iequals(t, token); });
-  }
-  return found;
-}
 
 bool isHopByHop(std::string_view n) noexcept {
   static constexpr std::string_view kHop[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",

@@ -1,4 +1,4 @@
-#include "server/router.h"
+#include "server/proxy/router.h"
 
 #include <cctype>
 

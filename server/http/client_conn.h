@@ -1,6 +1,7 @@
 // ClientConn: one accepted client connection: reads and parses requests
-// with llhttp (strict), runs one Transaction at a time, answers pipelined
-// requests in order, and writes responses.
+// with llhttp (strict), hands each to the RequestHandler dispatch() picks
+// (one at a time, pipelined requests answered in order), and is that
+// handler's ResponseWriter (server/http/handler.h).
 //
 // States:  Idle (waiting for a request; idle timer armed)
 //          -> Reading (head/body of a request being parsed)
@@ -20,48 +21,31 @@
 #include <string>
 
 #include "server/context.h"
-#include "server/http.h"
+#include "server/http/handler.h"
+#include "server/http/message.h"
 
 namespace orchard::server {
 
-class Transaction;
-
-class ClientConn {
+class ClientConn final : public ResponseWriter {
  public:
   // Accepts one pending connection from `listener` (a libuv server stream).
   static void accept(WorkerContext* wc, uv_stream_t* listener);
 
-  WorkerContext* wc() { return wc_; }
-  const struct sockaddr* peer() const { return reinterpret_cast<const sockaddr*>(&peer_); }
-  bool peerAllowed() const { return peerAllowed_; }
-
-  // ---- for the transaction ----
-  // Queues bytes the connection owns until written.
-  void write(std::string data);
-  // Writes body buffers (the transaction's own, untouched until done).
-  // Returns 1 when everything went out at once, 0 when the rest is queued
-  // and `done` will be called with the libuv status (not if the connection
-  // closed first), -1 when the connection is closing.
-  // With `accepted`: at most maxQueued bytes beyond what the socket took at
-  // once are queued, as a copy; *accepted says how many of the buffers'
-  // bytes were taken (sent or queued): the caller resends the rest later
-  // and its buffers are free as soon as this returns.
-  int writeBody(uv_buf_t* bufs, unsigned n, void (*done)(Transaction*, int status), size_t maxQueued = 0,
-                size_t* accepted = nullptr);
-  size_t queuedBytes() const;
-  // The response ended. clean: its framing is complete, the connection may be
-  // reused; otherwise it is closed so the client sees a broken message.
-  void endResponse(bool clean);
-  // Pause/resume reading the request body (upstream backpressure).
-  void pauseReading();
-  void resumeReading();
+  // ---- ResponseWriter (see handler.h) ----
+  WorkerContext* wc() override { return wc_; }
+  const struct sockaddr* peer() const override { return reinterpret_cast<const sockaddr*>(&peer_); }
+  bool peerAllowed() const override { return peerAllowed_; }
+  void write(std::string data) override;
+  int writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued = 0, size_t* accepted = nullptr) override;
+  size_t queuedBytes() const override;
+  void endResponse(bool clean) override;
+  void pauseReading() override;
+  void resumeReading() override;
   // Closes now (drain timeout, fatal errors).
   void close();
   bool closing() const { return state_ == State::Closing; }
   void drain();  // server is stopping: close when idle or after this response
-  // The response cannot be followed by another on this connection
-  // (close-delimited body, HTTP/1.0 without keep-alive).
-  void disableKeepAlive() { reqKeepAlive_ = false; }
+  void disableKeepAlive() override { reqKeepAlive_ = false; }
 
   static void onCloseHandle(uv_handle_t* h);
   // (Re)starts the send timeout while writes are queued; stops it when none is.
@@ -71,7 +55,7 @@ class ClientConn {
  private:
   enum class State : uint8_t { Idle, Reading, Responding, Closing };
   ClientConn(WorkerContext* wc);
-  ~ClientConn();
+  ~ClientConn() override;
   void startReading();
   void onRead(ssize_t nread, const uv_buf_t* buf);
   void parse(const char* data, size_t n);
@@ -115,7 +99,7 @@ class ClientConn {
   size_t headBytes_ = 0;
   bool lastWasValue_ = false;
   std::string pending_;  // pipelined bytes not parsed yet
-  Transaction* txn_ = nullptr;
+  RequestHandler* txn_ = nullptr;  // the handler of the request being answered
   bool requestDone_ = false;   // on_message_complete seen for txn_
   bool responseDone_ = false;  // txn_ ended its response
 };

@@ -30,27 +30,27 @@
 #include "cache/fill.h"
 #include "cache/key.h"
 #include "cache/policy.h"
-#include "server/fill_driver.h"
-#include "server/http.h"
-#include "server/router.h"
+#include "server/http/handler.h"
+#include "server/http/message.h"
+#include "server/proxy/fill_driver.h"
+#include "server/proxy/router.h"
 
 namespace orchard::server {
 
-class ClientConn;
-
-class Transaction final : public BodySource {
+class Transaction final : public RequestHandler, public BodySource {
  public:
-  Transaction(ClientConn* conn, RequestHead req);
+  Transaction(ResponseWriter* conn, RequestHead req);
   ~Transaction() override;
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
 
   const RequestHead& request() const { return req_; }
-  void start();
-  void onRequestBody(const char* data, size_t n);
-  void onRequestComplete();
+  void start() override;
+  void onRequestBody(const char* data, size_t n) override;
+  void onRequestComplete() override;
+  void onBodyWritten(int status) override;
   // The connection is gone: drop every reference to it.
-  void onConnClosed();
+  void onConnClosed() override;
 
   void onBodyWritable() override;
   void onDriverGone() override { driver_ = nullptr; }
@@ -82,11 +82,10 @@ class Transaction final : public BodySource {
                            int64_t age, bool* noBody);
   void pump();
   void flushHead();  // writes headOut_ alone (before a wait, a prefix or the end)
-  static void onBodyWritten(Transaction* t, int status);
   void finish(bool clean);
   void accessLog() const;
 
-  ClientConn* conn_;
+  ResponseWriter* conn_;
   WorkerContext* wc_;
   RequestHead req_;
   Route route_;

@@ -1,0 +1,70 @@
+// RequestHandler and ResponseWriter: the seam between a connection and
+// whatever answers one request on it.
+//
+// The connection (ClientConn) parses a request head, asks dispatch()
+// (server/routes.h) for the handler that owns it, and from then on:
+//   - calls start() once, then onRequestBody() for each piece of the body
+//     as it is parsed and onRequestComplete() at its end (bodies stream:
+//     a handler that cannot take more calls pauseReading() and
+//     resumeReading() later, so a 15 GB upload never sits in memory);
+//   - calls onBodyWritten() when a writeBody() that was queued completes;
+//   - calls onConnClosed() if the connection goes before the handler ended
+//     its response; after that the writer must not be used.
+// The handler answers through the ResponseWriter: write() for bytes the
+// connection keeps (heads, small bodies), writeBody() for the handler's own
+// buffers with backpressure, then endResponse() exactly once. After
+// endResponse() or onConnClosed() the connection deletes the handler from a
+// fresh stack (never inside one of its own callbacks).
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <string>
+
+struct sockaddr;
+
+namespace orchard::server {
+
+struct WorkerContext;
+
+class ResponseWriter {
+ public:
+  virtual ~ResponseWriter() = default;
+  virtual WorkerContext* wc() = 0;
+  virtual const struct sockaddr* peer() const = 0;
+  virtual bool peerAllowed() const = 0;
+
+  // Queues bytes the connection owns until written.
+  virtual void write(std::string data) = 0;
+  // Writes the handler's buffers. Returns 1 when everything went out at
+  // once, 0 when the rest is queued and onBodyWritten() follows (not if the
+  // connection closed first), -1 when the connection is closing.
+  // With `accepted`: at most maxQueued bytes beyond what the socket took at
+  // once are queued, as a copy; *accepted says how many of the buffers'
+  // bytes were taken (sent or queued): the caller resends the rest later and
+  // its buffers are free as soon as this returns.
+  virtual int writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued = 0, size_t* accepted = nullptr) = 0;
+  virtual size_t queuedBytes() const = 0;
+  // The response ended. clean: its framing is complete, the connection may
+  // be reused; otherwise it is closed so the client sees a broken message.
+  virtual void endResponse(bool clean) = 0;
+  // Stop and restart reading the request body (backpressure).
+  virtual void pauseReading() = 0;
+  virtual void resumeReading() = 0;
+  // The response cannot be followed by another on this connection
+  // (close-delimited body, HTTP/1.0 without keep-alive).
+  virtual void disableKeepAlive() = 0;
+};
+
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  virtual void start() = 0;
+  virtual void onRequestBody(const char* data, size_t n) = 0;
+  virtual void onRequestComplete() = 0;
+  virtual void onBodyWritten(int status) = 0;
+  virtual void onConnClosed() = 0;
+};
+
+}  // namespace orchard::server
