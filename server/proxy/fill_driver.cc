@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "cache/policy.h"
+#include "cache/response_decision.h"
 #include "common/log.h"
 
 namespace orchard::server {
@@ -15,19 +16,6 @@ namespace {
 
 constexpr uint64_t kCheckpointBytes = 8ull << 20;  // record durable blocks at least this often
 constexpr int64_t kCheckpointMs = 1000;            // ... or this often while bytes arrive
-
-// "bytes a-b/total" -> a, total. False unless well formed.
-bool parseContentRange(std::string_view v, uint64_t* first, uint64_t* total) {
-  unsigned long long a, b, t;
-  std::string s(v);
-  int n = 0;
-  if (std::sscanf(s.c_str(), "bytes %llu-%llu/%llu%n", &a, &b, &t, &n) != 3 || n != static_cast<int>(s.size()))
-    return false;
-  if (b < a || b >= t) return false;
-  *first = a;
-  *total = t;
-  return true;
-}
 
 }  // namespace
 
@@ -148,22 +136,10 @@ void FillDriver::onUpstreamHead(ResponseHead&& head) {
     done();
     return;
   }
-  // Unsafe methods that succeed invalidate what is stored for the URI
-  // (RFC 9111 §4.4): the fill's key and Location/Content-Location on the same host.
-  if (tmpl_->method != "GET" && tmpl_->method != "HEAD" && head.status >= 200 && head.status < 400) {
-    wc_->server->store->remove(cache::CacheKey::fromText(tmpl_->primaryKey)).ok();
-    for (const char* h : {"Location", "Content-Location"}) {
-      auto v = findHeader(head.headers, h);
-      if (!v || v->empty()) continue;
-      std::string target(*v);
-      std::string prefix = "http://" + tmpl_->host;
-      if (target.rfind(prefix, 0) == 0) target = target.substr(prefix.size());
-      if (target.empty() || target.front() != '/') continue;
-      auto scheme = tmpl_->primaryKey.substr(0, tmpl_->primaryKey.find("://"));
-      std::string k = cache::normaliseKey(scheme, tmpl_->host, tmpl_->port, target, wc_->server->config.ignoreQuery);
-      wc_->server->store->remove(cache::CacheKey::fromText(k)).ok();
-    }
-  }
+  // Unsafe methods that succeed invalidate what is stored for the URI.
+  for (const auto& k : cache::invalidatedKeys(tmpl_->method, head.status, head.headers, tmpl_->primaryKey,
+                                              tmpl_->host, tmpl_->port, wc_->server->config.ignoreQuery))
+    wc_->server->store->remove(cache::CacheKey::fromText(k)).ok();
   if (revalidation_) headRevalidation(head);
   else if (!snap.hasHead) headFresh(head);
   else headRun(head);
@@ -171,7 +147,8 @@ void FillDriver::onUpstreamHead(ResponseHead&& head) {
 
 void FillDriver::headRevalidation(ResponseHead& head) {
   const auto& stored = *fill_->revalidating();
-  if (head.status == 304) {
+  const auto verdict = cache::judgeRevalidation(head.status);
+  if (verdict == cache::RevalidationVerdict::Refresh) {
     cache::ObjectMeta m = stored;
     m.headers = cache::mergeNotModified(stored.headers, endToEndHeaders(head.headers));
     if (auto v = findHeader(m.headers, "ETag")) m.etag = std::string(*v);
@@ -184,7 +161,7 @@ void FillDriver::headRevalidation(ResponseHead& head) {
     fill_->revalidated();
     return;  // the exchange completes (no body) and the driver ends
   }
-  if (head.status >= 500) {
+  if (verdict == cache::RevalidationVerdict::Fail) {
     // Origin trouble: readers may serve the stale object (stale-if-error).
     skipBody_ = true;
     failFill(Error{Errc::Busy, 0, "origin answered 5xx to revalidation"});
@@ -198,13 +175,12 @@ void FillDriver::headFresh(ResponseHead& head) {
   int64_t now = wc_->server->clock->nowSeconds();
   std::optional<uint64_t> length;
   bool fromZero = true;
-  if (head.status == 206 && fetch_.start > 0) {
-    uint64_t first = 0, total = 0;
-    auto cr = findHeader(head.headers, "Content-Range");
-    if (!cr || !parseContentRange(*cr, &first, &total) || first != fetch_.start) {
-      failFill(Error{Errc::Protocol, 0, "origin answered a range we did not ask for"});
-      return;
-    }
+  const auto run = cache::judgeFirstRun(head.status, head.headers, fetch_.start);
+  if (run.kind == cache::FirstRun::Kind::Mismatch) {
+    failFill(Error{Errc::Protocol, 0, "origin answered a range we did not ask for"});
+    return;
+  }
+  if (run.kind == cache::FirstRun::Kind::Offset) {
     // Stored as the whole object: a 200 head without the range framing.
     head.status = 200;
     head.reason = "OK";
@@ -212,7 +188,7 @@ void FillDriver::headFresh(ResponseHead& head) {
     for (auto& kv : head.headers)
       if (!iequals(kv.first, "Content-Range")) h.push_back(std::move(kv));
     head.headers = std::move(h);
-    length = total;
+    length = run.total;
     fromZero = false;
   } else if (head.noBody) {
     length = 0;
@@ -232,55 +208,37 @@ void FillDriver::headFresh(ResponseHead& head) {
   // HEAD: the body length the origin declared, for the client's Content-Length.
   meta.size = head.contentLength.value_or(0);
 
-  cache::StoreInput in;
-  in.method = tmpl_->method;
-  in.status = head.status;
-  in.requestCacheControl = tmpl_->requestCacheControl;
-  std::string respCc = joinedHeader(head.headers, "Cache-Control");
-  in.responseCacheControl = respCc;
-  in.requestHasAuthorization = tmpl_->hasAuthorization;
-  in.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();
-  in.hasExpires = findHeader(head.headers, "Expires").has_value();
-  bool cacheable = cache::decideStore(in) == cache::StoreVerdict::Store;
-  // Only an answer to exactly the request we sent is shared: never one to a
-  // request whose body we forwarded (or did not).
-  if (tmpl_->hasBody) cacheable = false;
-  // Others may be given what could be stored, stored or not.
-  bool shareable = cacheable;
-  // An object larger than the store may hold passes through uncached; a
-  // declared length is only a claim, so it never sizes anything either.
-  // The readers that joined before the head still share the one fetch.
-  if (cacheable && length && *length > wc_->server->config.maxStoredObject()) {
+  cache::ResponseFacts rf;
+  rf.method = tmpl_->method;
+  rf.status = head.status;
+  rf.requestCacheControl = tmpl_->requestCacheControl;
+  rf.responseHeaders = &head.headers;
+  rf.requestHeaders = &tmpl_->requestHeaders;
+  rf.requestHasAuthorization = tmpl_->hasAuthorization;
+  rf.requestHadBody = tmpl_->hasBody;
+  rf.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();
+  rf.length = length;
+  rf.maxStoredObject = wc_->server->config.maxStoredObject();
+  rf.primaryKey = tmpl_->primaryKey;
+  rf.primaryShared = fill_->key().text == tmpl_->primaryKey && fill_->shared();
+  cache::StorePlan plan = cache::planStore(rf);
+  if (plan.oversize) {
     OLOG_RATE(log::Level::Info, "%s: %llu bytes is over storage.max_object_size: passing it through uncached",
               fill_->key().text.c_str(), static_cast<unsigned long long>(*length));
     wc_->counters.add(wc_->counters.oversize_passes);
-    cacheable = false;
   }
-
+  if (plan.varyStub) {
+    cache::ObjectMeta stub;
+    stub.kind = cache::ObjectMeta::Kind::VaryStub;
+    stub.vary = std::move(*plan.varyStub);
+    stub.responseTime = now;
+    auto r = wc_->server->store->putStub(cache::CacheKey::fromText(tmpl_->primaryKey), std::move(stub));
+    if (!r) plan.cacheable = false;
+  }
   std::optional<cache::CacheKey> storeKey;
-  auto vary = cache::varyFields(meta.headers);
-  if (!vary.empty() && cacheable) {
-    if (std::find(vary.begin(), vary.end(), "*") != vary.end()) {
-      cacheable = false;  // Vary: * never matches a later request
-    } else {
-      std::string variant = cache::variantKeyText(tmpl_->primaryKey, vary, tmpl_->requestHeaders);
-      storeKey = cache::CacheKey::fromText(variant);
-      if (fill_->key().text == tmpl_->primaryKey && fill_->shared()) {
-        cache::ObjectMeta stub;
-        stub.kind = cache::ObjectMeta::Kind::VaryStub;
-        stub.vary.clear();
-        for (size_t i = 0; i < vary.size(); ++i) stub.vary += (i ? "," : "") + vary[i];
-        stub.responseTime = now;
-        auto r = wc_->server->store->putStub(cache::CacheKey::fromText(tmpl_->primaryKey), std::move(stub));
-        if (!r) cacheable = false;
-      }
-    }
-  }
+  if (plan.storeKey) storeKey = cache::CacheKey::fromText(*plan.storeKey);
   lengthKnown_ = length.has_value();
-  // A varying answer is shared only with the requests that select the same
-  // variant, which followers tell by its variant key.
-  if (!vary.empty() && !storeKey) shareable = false;
-  auto r = fill_->begin(std::move(meta), cacheable, length, std::move(storeKey), shareable);
+  auto r = fill_->begin(std::move(meta), plan.cacheable, length, std::move(storeKey), plan.shareable);
   if (!r) {
     OLOG_RATE(log::Level::Warn, "fill %s: %s", fill_->key().text.c_str(), r.error().message().c_str());
     failFill(r.error());
@@ -292,25 +250,14 @@ void FillDriver::headFresh(ResponseHead& head) {
 void FillDriver::headRun(ResponseHead& head) {
   const auto& h = fill_->head();
   auto snap = fill_->snapshot();
-  if (head.status == 206) {
-    uint64_t first = 0, total = 0;
-    auto cr = findHeader(head.headers, "Content-Range");
-    if (cr && parseContentRange(*cr, &first, &total) && first == fetch_.start && snap.length && total == *snap.length)
+  switch (cache::judgeRun(head.status, head.headers, head.contentLength, h, fetch_.start, snap.length)) {
+    case cache::RunVerdict::Continue:
       return;  // the bytes of our run follow
-    fill_->failChanged();
-    stopExchange();
-    done();
-    return;
-  }
-  if (head.status == 200) {
-    auto et = findHeader(head.headers, "ETag");
-    auto lm = findHeader(head.headers, "Last-Modified");
-    bool same = (!h.etag.empty() && et && *et == h.etag) ||
-                (h.etag.empty() && !h.lastModified.empty() && lm && *lm == h.lastModified);
-    if (same && head.contentLength && snap.length && *head.contentLength == *snap.length) {
+    case cache::RunVerdict::Discard:
       discard_ = fetch_.start;  // the origin ignores ranges: skip to our run
       return;
-    }
+    case cache::RunVerdict::Changed:
+      break;
   }
   // Another representation (If-Range failed) or an error: the blocks we
   // hold cannot be completed with this object.

@@ -1,0 +1,127 @@
+// Response-side decisions; see response_decision.h. The hard parts: a
+// varying answer is shared only under its variant key (followers compare
+// keys), `Vary: *` is never stored, and an answer to a request that carried
+// a body or credentials never reaches another client.
+#include "cache/response_decision.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "cache/key.h"
+#include "cache/policy.h"
+
+namespace orchard::cache {
+
+std::vector<std::string> invalidatedKeys(std::string_view method, int status, const HeaderList& responseHeaders,
+                                         std::string_view primaryKey, std::string_view host, uint16_t port,
+                                         const std::vector<std::string>& ignoreQuery) {
+  std::vector<std::string> out;
+  if (method == "GET" || method == "HEAD" || status < 200 || status >= 400) return out;
+  out.emplace_back(primaryKey);
+  const std::string_view scheme = primaryKey.substr(0, primaryKey.find("://"));
+  const std::string prefix = std::string(scheme) + "://" + std::string(host);
+  for (const char* h : {"Location", "Content-Location"}) {
+    auto v = findHeader(responseHeaders, h);
+    if (!v || v->empty()) continue;
+    std::string_view target = *v;
+    if (target.substr(0, prefix.size()) == prefix) target.remove_prefix(prefix.size());
+    if (target.empty() || target.front() != '/') continue;  // another host, or not a path
+    out.push_back(normaliseKey(scheme, host, port, target, ignoreQuery));
+  }
+  return out;
+}
+
+StorePlan planStore(const ResponseFacts& f) {
+  StorePlan p;
+  const std::string responseCc = joinedHeader(*f.responseHeaders, "Cache-Control");
+  StoreInput in;
+  in.method = f.method;
+  in.status = static_cast<uint16_t>(f.status);
+  in.requestCacheControl = f.requestCacheControl;
+  in.responseCacheControl = responseCc;
+  in.requestHasAuthorization = f.requestHasAuthorization;
+  in.lengthKnown = f.lengthKnown;
+  in.hasExpires = findHeader(*f.responseHeaders, "Expires").has_value();
+  p.cacheable = decideStore(in) == StoreVerdict::Store;
+  // Only an answer to exactly the request we sent is shared: never one to a
+  // request whose body we forwarded (or did not).
+  if (f.requestHadBody) p.cacheable = false;
+  // Others may be given what could be stored, stored or not.
+  p.shareable = p.cacheable;
+  // Larger than the store may hold: passed through uncached. A declared
+  // length is only a claim; it never sizes anything either.
+  if (p.cacheable && f.length && *f.length > f.maxStoredObject) {
+    p.cacheable = false;
+    p.oversize = true;
+  }
+  auto vary = varyFields(*f.responseHeaders);
+  if (!vary.empty() && p.cacheable) {
+    if (std::find(vary.begin(), vary.end(), "*") != vary.end()) {
+      p.cacheable = false;  // Vary: * never matches a later request
+    } else {
+      p.storeKey = variantKeyText(f.primaryKey, vary, *f.requestHeaders);
+      if (f.primaryShared) {
+        std::string stub;
+        for (size_t i = 0; i < vary.size(); ++i) stub += (i ? "," : "") + vary[i];
+        p.varyStub = std::move(stub);
+      }
+    }
+  }
+  // A varying answer is shared only with the requests that select the same
+  // variant, which followers tell by its variant key.
+  if (!vary.empty() && !p.storeKey) p.shareable = false;
+  return p;
+}
+
+bool parseContentRange(std::string_view v, uint64_t* first, uint64_t* total) {
+  unsigned long long a, b, t;
+  std::string s(v);
+  int n = 0;
+  if (std::sscanf(s.c_str(), "bytes %llu-%llu/%llu%n", &a, &b, &t, &n) != 3 || n != static_cast<int>(s.size()))
+    return false;
+  if (b < a || b >= t) return false;
+  *first = a;
+  *total = t;
+  return true;
+}
+
+FirstRun judgeFirstRun(int status, const HeaderList& headers, uint64_t fetchStart) {
+  FirstRun r;
+  if (status != 206 || fetchStart == 0) return r;
+  uint64_t first = 0, total = 0;
+  auto cr = findHeader(headers, "Content-Range");
+  if (!cr || !parseContentRange(*cr, &first, &total) || first != fetchStart) {
+    r.kind = FirstRun::Kind::Mismatch;
+    return r;
+  }
+  r.kind = FirstRun::Kind::Offset;
+  r.total = total;
+  return r;
+}
+
+RunVerdict judgeRun(int status, const HeaderList& headers, std::optional<uint64_t> contentLength,
+                    const ObjectMeta& stored, uint64_t fetchStart, std::optional<uint64_t> length) {
+  if (status == 206) {
+    uint64_t first = 0, total = 0;
+    auto cr = findHeader(headers, "Content-Range");
+    if (cr && parseContentRange(*cr, &first, &total) && first == fetchStart && length && total == *length)
+      return RunVerdict::Continue;
+    return RunVerdict::Changed;
+  }
+  if (status == 200) {
+    auto et = findHeader(headers, "ETag");
+    auto lm = findHeader(headers, "Last-Modified");
+    bool same = (!stored.etag.empty() && et && *et == stored.etag) ||
+                (stored.etag.empty() && !stored.lastModified.empty() && lm && *lm == stored.lastModified);
+    if (same && contentLength && length && *contentLength == *length) return RunVerdict::Discard;
+  }
+  return RunVerdict::Changed;
+}
+
+RevalidationVerdict judgeRevalidation(int status) noexcept {
+  if (status == 304) return RevalidationVerdict::Refresh;
+  if (status >= 500) return RevalidationVerdict::Fail;
+  return RevalidationVerdict::Replace;
+}
+
+}  // namespace orchard::cache
