@@ -19,6 +19,7 @@
 #include "server/net/loop.h"
 #include "server/metrics.h"
 #include "server/proxy/open_file_cache.h"
+#include "server/http/route_table.h"
 #include "server/proxy/router.h"
 #include "server/http/upstream.h"
 
@@ -31,6 +32,9 @@ struct ServerContext {
   config::Config config;
   config::HostMatcher allow;
   RouterConfig router;
+  // Local routes (requests for the box itself): admin rows are added by the
+  // Server; tests and later features add theirs before start().
+  RouteTable routes;
   cache::Store* store = nullptr;
   cache::FillTable* fills = nullptr;
   Clock* clock = &SystemClock::instance();

@@ -36,6 +36,7 @@ struct Counters {
   ORCHARD_COUNTERS(ORCHARD_FIELD)
 #undef ORCHARD_FIELD
   std::atomic<int64_t> open_connections{0};
+  std::atomic<uint64_t> none{0};  // what the ORCHARD_STEPS steps that count nothing add to (not exported)
 
   void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
 };

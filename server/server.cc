@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include "server/admin/admin.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -48,6 +50,7 @@ Server::Server(config::Config config) {
     }
     return false;
   };
+  registerAdminRoutes(ctx_.routes, &ctx_);
 }
 
 Server::~Server() { stop(); }

@@ -80,6 +80,34 @@ std::string errorBody(int status, std::string_view detail) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+void appendStatusLine(std::string& out, int status, std::string_view reason) {
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += reason.empty() ? std::string_view(reasonPhrase(status)) : reason;
+  out += "\r\n";
+}
+
+std::string smallResponse(int status, std::string_view contentType, std::string_view body, std::string_view extra,
+                          bool close, bool headOnly) {
+  std::string out;
+  out.reserve(160 + extra.size() + (headOnly ? 0 : body.size()));
+  appendStatusLine(out, status);
+  if (!contentType.empty()) {
+    out += "Content-Type: ";
+    out += contentType;
+    out += "\r\n";
+  }
+  out += "Content-Length: ";
+  out += std::to_string(body.size());
+  out += "\r\n";
+  out += extra;
+  if (close) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (!headOnly) out += body;
+  return out;
+}
+
 const char* reasonPhrase(int s) noexcept {
   switch (s) {
     case 100: return "Continue";

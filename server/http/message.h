@@ -20,6 +20,15 @@ const char* reasonPhrase(int status) noexcept;
 // The JSON error body every error answer carries:
 // {"error": "<reason phrase>", "detail": "<detail>"} and a newline.
 std::string errorBody(int status, std::string_view detail);
+// "HTTP/1.1 <status> <reason>\r\n" appended to out (reason: the standard
+// phrase when empty).
+void appendStatusLine(std::string& out, int status, std::string_view reason = {});
+// A whole small answer: status line, Content-Type (when not empty),
+// Content-Length, the `extra` header lines (each ending in CRLF),
+// Connection: close when `close`, the blank line, and the body unless
+// `headOnly` (a HEAD: the same head, no body).
+std::string smallResponse(int status, std::string_view contentType, std::string_view body, std::string_view extra,
+                          bool close, bool headOnly);
 
 struct RequestHead {
   std::string method;

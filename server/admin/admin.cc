@@ -1,0 +1,110 @@
+// The box's own documents: /metrics (Prometheus text exposition) and
+// /api/v1/status (JSON with the keys an admin of Apple's content caching
+// reads in `AssetCacheManagerUtil status`). Both read the per-loop counters
+// (summed with relaxed loads: a scrape may be a few requests behind) and
+// the store's stats and health; rendering never blocks on the store.
+#include "server/admin/admin.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "cache/policy.h"
+#include "server/http/local_handler.h"
+#include "server/proxy/fill_driver.h"
+
+namespace orchard::server {
+
+std::string renderMetrics(const ServerContext& ctx) {
+  CounterTotals t = sumCounters(ctx.counters);
+  std::string out;
+  out.reserve(4096);
+  auto line = [&](const char* name, const char* help, const char* type, uint64_t v) {
+    out += "# HELP orchard_";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE orchard_";
+    out += name;
+    out += ' ';
+    out += type;
+    out += "\norchard_";
+    out += name;
+    out += ' ';
+    out += std::to_string(v);
+    out += '\n';
+  };
+#define ORCHARD_METRIC(name, help) line(#name "_total", help, "counter", t.name);
+  ORCHARD_COUNTERS(ORCHARD_METRIC)
+#undef ORCHARD_METRIC
+  line("open_connections", "client connections open", "gauge", static_cast<uint64_t>(std::max<int64_t>(0, t.open_connections)));
+  auto st = ctx.store->stats();
+  line("store_objects", "complete objects in the store", "gauge", st.objects);
+  line("store_bytes", "bytes of complete objects in the store", "gauge", st.bytes);
+  line("store_corrupt_objects_total", "objects dropped because a block failed its checksum (hit or scrub)", "counter",
+       st.corruptObjects);
+  line("store_scrub_passes_total", "background scrub passes finished", "counter", st.scrubPasses);
+  line("store_limit_bytes", "storage.cache_limit", "gauge", ctx.config.cacheLimit);
+  line("fills_in_flight", "shared origin fetches in progress", "gauge", ctx.fills->inFlight());
+  auto health = ctx.store->health().report(ctx.clock->monotonicMs());
+  line("store_write_errors_total",
+       "store writes (object and temp files, syncs, index records) that failed; each fill hit passed through uncached",
+       "counter", health.writeErrors);
+  line("store_degraded", "1 while store writes are failing (see CacheProblems in /api/v1/status)", "gauge",
+       health.degraded ? 1 : 0);
+  return out;
+}
+
+std::string renderStatus(const ServerContext& ctx) {
+  CounterTotals t = sumCounters(ctx.counters);
+  auto st = ctx.store->stats();
+  int64_t now = ctx.clock->nowSeconds();
+  char since[30];
+  cache::formatHttpDate(ctx.startedAt, since);
+  uint64_t limit = ctx.config.cacheLimit;
+  uint64_t freeBytes = limit > st.bytes ? limit - st.bytes : 0;
+  uint64_t lookups = t.hits + t.misses + t.collapsed;
+  // CacheStatus: DEGRADED while store writes fail (misses are passed
+  // through uncached), else LOWSPACE when the cache or its disk is nearly
+  // full, else OK. CacheProblems says why, always present (empty when OK).
+  std::vector<std::string> problems;
+  auto health = ctx.store->health().report(ctx.clock->monotonicMs());
+  if (health.degraded) problems.push_back(health.reason);
+  uint64_t diskAvail = 0, diskReserve = 0;
+  const bool diskLow = storageBelowReserve(ctx.config.storageDir, &diskAvail, &diskReserve);
+  if (diskLow)
+    problems.push_back("disk below reserve: " + std::to_string(diskAvail) + " bytes free, " +
+                       std::to_string(diskReserve) + " kept for the index (fills pass through uncached)");
+  const bool cacheLow = limit && freeBytes < limit / 20;
+  if (cacheLow) problems.push_back("cache nearly full: " + std::to_string(freeBytes) + " of " + std::to_string(limit) +
+                                   " bytes free under storage.cache_limit");
+  // Keys in the order an admin of Apple's content caching reads them.
+  nlohmann::ordered_json j;
+  j["TotalBytesReturnedToClients"] = t.bytes_to_clients;
+  j["TotalBytesStoredFromOrigin"] = t.bytes_stored;
+  j["TotalBytesDropped"] = t.bytes_from_origin > t.bytes_stored ? t.bytes_from_origin - t.bytes_stored : 0;
+  j["TotalBytesAreSince"] = since;
+  j["CacheUsed"] = st.bytes;
+  j["CacheFree"] = freeBytes;
+  j["CacheLimit"] = limit;
+  j["CacheStatus"] = health.degraded ? "DEGRADED" : (diskLow || cacheLow) ? "LOWSPACE" : "OK";
+  j["CacheProblems"] = problems;
+  j["Objects"] = st.objects;
+  j["CorruptObjectsFound"] = st.corruptObjects;
+  j["HitRatio"] = lookups ? static_cast<double>(t.hits) / static_cast<double>(lookups) : 0.0;
+  j["FillsInFlight"] = ctx.fills->inFlight();
+  j["UptimeSeconds"] = static_cast<uint64_t>(std::max<int64_t>(0, now - ctx.startedAt));
+  j["Requests"] = t.requests;
+  return j.dump() + "\n";
+}
+
+void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
+  routes.add("GET", "/metrics", [ctx](HandlerRequest&& r) -> RequestHandler* {
+    return new FixedAnswer(r.writer, std::move(r.head), 200, "text/plain; version=0.0.4", renderMetrics(*ctx));
+  });
+  routes.add("GET", "/api/v1/status", [ctx](HandlerRequest&& r) -> RequestHandler* {
+    return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", renderStatus(*ctx));
+  });
+}
+
+}  // namespace orchard::server

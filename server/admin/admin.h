@@ -1,0 +1,19 @@
+// The local routes every box has: /metrics and /api/v1/status. A new local
+// route is a row added here (or in the registration function of its own
+// folder, e.g. the catalog's) and a handler: see server/routes.h.
+#pragma once
+
+#include <string>
+
+#include "server/context.h"
+#include "server/http/route_table.h"
+
+namespace orchard::server {
+
+std::string renderMetrics(const ServerContext& ctx);
+std::string renderStatus(const ServerContext& ctx);
+
+// Adds GET /metrics and GET /api/v1/status. `ctx` outlives the table.
+void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx);
+
+}  // namespace orchard::server
