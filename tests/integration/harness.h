@@ -98,6 +98,7 @@ class ServerTest : public ::testing::Test {
     config::Config c = baseConfig();
     if (tweak) tweak(c);
     server = std::make_unique<server::Server>(std::move(c));
+    if (beforeStart) beforeStart(*server);
     auto r = server->start();
     ASSERT_TRUE(r.ok()) << r.error().message();
     ASSERT_NE(server->boundPort(0), 0);
@@ -132,6 +133,9 @@ class ServerTest : public ::testing::Test {
 
   TestOrigin origin;
   std::unique_ptr<server::Server> server;
+  // Runs between constructing the Server and start(): tests register
+  // routes of their own here (server.context().routes).
+  std::function<void(server::Server&)> beforeStart;
 
  private:
   std::vector<std::string> dirs_;
