@@ -5,7 +5,6 @@
 #include "cache/response_decision.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "cache/key.h"
 #include "cache/policy.h"
@@ -73,11 +72,31 @@ StorePlan planStore(const ResponseFacts& f) {
   return p;
 }
 
+namespace {
+// 1*DIGIT into *out; false on anything else or past 2^63 (RFC 9110 §14.4).
+bool parseDigits(std::string_view d, uint64_t* out) {
+  if (d.empty() || d.size() > 18) return false;
+  uint64_t v = 0;
+  for (char c : d) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+bool strongTag(std::string_view t) { return t.size() >= 2 && t.front() == '"'; }
+}  // namespace
+
 bool parseContentRange(std::string_view v, uint64_t* first, uint64_t* total) {
-  unsigned long long a, b, t;
-  std::string s(v);
-  int n = 0;
-  if (std::sscanf(s.c_str(), "bytes %llu-%llu/%llu%n", &a, &b, &t, &n) != 3 || n != static_cast<int>(s.size()))
+  constexpr std::string_view kUnit = "bytes ";
+  if (v.substr(0, kUnit.size()) != kUnit) return false;
+  v.remove_prefix(kUnit.size());
+  const size_t dash = v.find('-'), slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return false;
+  uint64_t a = 0, b = 0, t = 0;
+  if (!parseDigits(v.substr(0, dash), &a) || !parseDigits(v.substr(dash + 1, slash - dash - 1), &b) ||
+      !parseDigits(v.substr(slash + 1), &t))
     return false;
   if (b < a || b >= t) return false;
   *first = a;
@@ -111,7 +130,9 @@ RunVerdict judgeRun(int status, const HeaderList& headers, std::optional<uint64_
   if (status == 200) {
     auto et = findHeader(headers, "ETag");
     auto lm = findHeader(headers, "Last-Modified");
-    bool same = (!stored.etag.empty() && et && *et == stored.etag) ||
+    // Bytes are combined only under a strong validator (RFC 9111 §3.4):
+    // a weak ETag never matches, a Last-Modified only without ETags.
+    bool same = (strongTag(stored.etag) && et && *et == stored.etag) ||
                 (stored.etag.empty() && !stored.lastModified.empty() && lm && *lm == stored.lastModified);
     if (same && contentLength && length && *contentLength == *length) return RunVerdict::Discard;
   }

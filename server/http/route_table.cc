@@ -7,6 +7,7 @@
 // add(), so no request is ever ambiguous.
 #include "server/http/route_table.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace orchard::server {
@@ -25,7 +26,15 @@ std::vector<std::string_view> splitPath(std::string_view path) {
   return out;
 }
 
-bool isParam(std::string_view seg) { return seg.size() >= 3 && seg.front() == '{' && seg.back() == '}'; }
+bool isParam(std::string_view seg) {
+  return seg.size() >= 3 && seg.front() == '{' && seg.back() == '}' &&
+         seg.substr(1, seg.size() - 2).find_first_of("{}") == std::string_view::npos;
+}
+
+// Two rows' methods can answer the same request.
+bool methodsOverlap(std::string_view a, std::string_view b) {
+  return a == b || a == "*" || b == "*" || (a == "GET" && b == "HEAD") || (a == "HEAD" && b == "GET");
+}
 
 bool methodMatches(std::string_view rowMethod, std::string_view method) {
   return rowMethod == "*" || rowMethod == method || (rowMethod == "GET" && method == "HEAD");
@@ -75,7 +84,9 @@ void RouteTable::add(std::string method, std::string pattern, HandlerFactory mak
     row->segments.emplace_back(seg);
   }
   for (const auto& r : rows_) {
-    if (r->method != method || !(r->listeners & listeners) || r->segments.size() != row->segments.size()) continue;
+    if (!methodsOverlap(r->method, method) || !(r->listeners & listeners) ||
+        r->segments.size() != row->segments.size())
+      continue;
     bool same = true;
     for (size_t i = 0; i < r->segments.size() && same; ++i) {
       const bool pa = isParam(r->segments[i]), pb = isParam(row->segments[i]);
@@ -104,7 +115,7 @@ RouteTable::Match RouteTable::match(std::string_view method, std::string_view pa
     bool ok = true;
     for (size_t i = 0; i < segs.size() && ok; ++i) {
       const std::string& p = row->segments[i];
-      ok = isParam(p) ? !decoded[i].empty() : p == segs[i];
+      ok = isParam(p) ? !decoded[i].empty() : p == decoded[i];  // %-escapes are the same URI (RFC 3986 §6.2.2.2)
     }
     if (!ok) continue;
     if (!methodMatches(row->method, method)) {
@@ -114,11 +125,16 @@ RouteTable::Match RouteTable::match(std::string_view method, std::string_view pa
     if (!best || comparePrecedence(*row, *best) < 0) best = row.get();
   }
   if (!best) {
-    for (auto a : allowed) {
-      if (m.allow.find(a) != std::string::npos) continue;
+    std::vector<std::string_view> listed;
+    auto list = [&](std::string_view a) {
+      if (std::find(listed.begin(), listed.end(), a) != listed.end()) return;
+      listed.push_back(a);
       if (!m.allow.empty()) m.allow += ", ";
       m.allow += a;
-      if (a == "GET") m.allow += ", HEAD";
+    };
+    for (auto a : allowed) {
+      list(a);
+      if (a == "GET") list("HEAD");
     }
     return m;
   }

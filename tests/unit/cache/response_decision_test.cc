@@ -229,6 +229,12 @@ TEST(ParseContentRange, Table) {
       {"bytes 0-99/100x", false},
       {"bytes 0-99/100 ", false},
       {"bytes 0-99/100, bytes 0-9/100", false},
+      // Digits only (sscanf took these): a sign, inner spaces, overflow.
+      {"bytes 0-5/-1", false},
+      {"bytes +0-5/10", false},
+      {"bytes 0- 5/10", false},
+      {"bytes 0-5/ 10", false},
+      {"bytes 0-5/99999999999999999999", false},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.in);
@@ -318,6 +324,7 @@ TEST(JudgeRun, Table) {
        V::Changed},
       {"200 no ETag, same Last-Modified, stored has ETag", 200, {{"Last-Modified", LM}}, L, E, LM, 500, L, V::Changed},
       {"200 weak form of a strong stored ETag", 200, {{"ETag", "W/\"v1\""}}, L, E, LM, 500, L, V::Changed},
+      {"200 same weak ETag", 200, {{"ETag", "W/\"v1\""}}, L, "W/\"v1\"", LM, 500, L, V::Changed},
       {"200 same Last-Modified, no ETags", 200, {{"Last-Modified", LM}}, L, "", LM, 500, L, V::Discard},
       {"200 other Last-Modified, no ETags", 200, {{"Last-Modified", "Wed, 15 Nov 2023 22:13:20 GMT"}}, L, "", LM,
        500, L, V::Changed},

@@ -106,6 +106,8 @@ TEST(RouteTable, MatchTable) {
       {"plus is not a space", "GET", "/api/v1/packages/a+b", "/api/v1/packages/{name}", {{"name", "a+b"}}},
       {"encoded parameter, decoded literal row", "PUT", "/api/v1/packages/a%2Fb/1%2E0/targeting", TG,
        {{"name", "a/b"}, {"version", "1.0"}}},
+      {"escaped literal is the literal", "PUT", "/api/v1/packages/p/1.2/targetin%67", TG,
+       {{"name", "p"}, {"version", "1.2"}}},
       // Malformed escapes match nothing, not even for a 405.
       {"bad hex", "GET", "/api/v1/packages/bad%zz", nullptr},
       {"truncated escape", "GET", "/api/v1/packages/bad%2", nullptr},
@@ -198,7 +200,7 @@ TEST(RouteTable, ParamsGet) {
 
 TEST(RouteTable, AddRefusesMalformedPatterns) {
   for (const char* p : {"", "api", "api/v1", "{name}", "/{", "/}", "/{}", "/a/{b", "/a/b}", "/a/x{b}", "/a/{b}x",
-                        "/a/{b}/c}"}) {
+                        "/a/{b}/c}", "/a/{b}c{d}"}) {
     SCOPED_TRACE(p);
     RouteTable t;
     EXPECT_THROW(t.add("GET", p, none()), std::invalid_argument);
@@ -227,6 +229,7 @@ TEST(RouteTable, AddConflicts) {
       {"same shape, one listener of the two", {"PUT", "/api/v1/packages/{a}/{b}/{c}", kTlsListener}, true},
       {"literal where the other has a parameter", {"PUT", "/api/v1/packages/{name}/{version}/targeting"}, false},
       {"other method", {"GET", "/api/v1/packages/{name}/{version}/{filename}"}, false},
+      {"any method over the same shape", {"*", "/api/v1/packages/{a}/{b}/{c}"}, true},
       {"other segment count", {"PUT", "/api/v1/packages/{name}/{version}"}, false},
       {"other literal", {"PUT", "/api/v2/packages/{name}/{version}/{filename}"}, false},
   };
