@@ -1,4 +1,8 @@
-// DirLock: see dir_lock.h.
+// DirLock: see dir_lock.h. An flock on <storage.dir>/lock, taken before the
+// store opens: a second daemon on the same directory would interleave
+// writes to the same object files and index. flock (not a pid file) is
+// released by the kernel when the holder dies, so a crash never blocks a
+// restart.
 #include "cache/dir_lock.h"
 
 #include <fcntl.h>

@@ -1,4 +1,9 @@
 // Fill and FillTable: see fill.h for the lifecycle and the fetcher model.
+// The hard parts: one mutex per fill guards the block map, the fetchers'
+// runs and the readers' cursors, and readers are woken on their own loops
+// (waitIfUnchanged compares a version, so no wake-up is lost between a
+// snapshot and a wait); a fill that cannot be stored relays through a
+// bounded window whose slowest reader holds the writer back.
 #include "cache/fill.h"
 
 #include <fcntl.h>

@@ -1,4 +1,9 @@
-// Pure caching decisions; see policy.h.
+// Pure caching decisions (RFC 9111); see policy.h: Cache-Control parsing,
+// storability, freshness lifetime and age, the verdict for a stored
+// response, Vary keys, conditionals and 304 merging. No clock reads: the
+// time is an argument. The hard part is hostile directive syntax (quoted
+// arguments, repeated and invalid values), handled as the RFC's parsing
+// rules say rather than by guessing.
 #include "cache/policy.h"
 
 #include <algorithm>

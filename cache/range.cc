@@ -1,19 +1,19 @@
+// Byte ranges (RFC 9110 §14): parsing Range and Content-Range, and
+// evaluating a Range against a length (satisfiable parts, coalescing,
+// 416). Hostile input is the hard part: every number is digits only and
+// bounded, and a Range with many parts cannot cost more than its length.
 #include "cache/range.h"
 
 #include <algorithm>
 #include <string>
 
-#include "common/ascii.h"
+#include "common/headers.h"
 #include "cache/policy.h"
 
 namespace orchard::cache {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+std::string_view trim(std::string_view s) { return trimOws(s); }
 
 std::optional<uint64_t> digits(std::string_view s) {
   if (s.empty() || s.size() > 19) return std::nullopt;  // 19 digits always fit in uint64
@@ -130,6 +130,19 @@ bool ifRangeMatches(std::string_view ifRange, std::string_view etag, std::string
 
 std::string contentRange(const ByteRange& r, uint64_t length) {
   return "bytes " + std::to_string(r.first) + "-" + std::to_string(r.last) + "/" + std::to_string(length);
+}
+
+bool parseContentRange(std::string_view v, uint64_t* first, uint64_t* total) {
+  constexpr std::string_view kUnit = "bytes ";
+  if (v.substr(0, kUnit.size()) != kUnit) return false;
+  v.remove_prefix(kUnit.size());
+  const size_t dash = v.find('-'), slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return false;
+  auto a = digits(v.substr(0, dash)), b = digits(v.substr(dash + 1, slash - dash - 1)), t = digits(v.substr(slash + 1));
+  if (!a || !b || !t || *b < *a || *b >= *t) return false;
+  *first = *a;
+  *total = *t;
+  return true;
 }
 
 }  // namespace orchard::cache

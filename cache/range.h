@@ -60,4 +60,8 @@ bool ifRangeMatches(std::string_view ifRange, std::string_view etag, std::string
 // "bytes first-last/length"
 std::string contentRange(const ByteRange& r, uint64_t length);
 
+// A Content-Range of a 206, "bytes a-b/total" -> a, total (RFC 9110
+// §14.4: digits only, a <= b < total). False unless well formed.
+bool parseContentRange(std::string_view v, uint64_t* first, uint64_t* total);
+
 }  // namespace orchard::cache

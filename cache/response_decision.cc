@@ -8,6 +8,7 @@
 
 #include "cache/key.h"
 #include "cache/policy.h"
+#include "cache/range.h"
 
 namespace orchard::cache {
 
@@ -73,36 +74,8 @@ StorePlan planStore(const ResponseFacts& f) {
 }
 
 namespace {
-// 1*DIGIT into *out; false on anything else or past 2^63 (RFC 9110 §14.4).
-bool parseDigits(std::string_view d, uint64_t* out) {
-  if (d.empty() || d.size() > 18) return false;
-  uint64_t v = 0;
-  for (char c : d) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  *out = v;
-  return true;
-}
-
 bool strongTag(std::string_view t) { return t.size() >= 2 && t.front() == '"'; }
 }  // namespace
-
-bool parseContentRange(std::string_view v, uint64_t* first, uint64_t* total) {
-  constexpr std::string_view kUnit = "bytes ";
-  if (v.substr(0, kUnit.size()) != kUnit) return false;
-  v.remove_prefix(kUnit.size());
-  const size_t dash = v.find('-'), slash = v.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) return false;
-  uint64_t a = 0, b = 0, t = 0;
-  if (!parseDigits(v.substr(0, dash), &a) || !parseDigits(v.substr(dash + 1, slash - dash - 1), &b) ||
-      !parseDigits(v.substr(slash + 1), &t))
-    return false;
-  if (b < a || b >= t) return false;
-  *first = a;
-  *total = t;
-  return true;
-}
 
 FirstRun judgeFirstRun(int status, const HeaderList& headers, uint64_t fetchStart) {
   FirstRun r;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cache/object_meta.h"
+#include "cache/range.h"
 
 namespace orchard::cache {
 
@@ -49,8 +50,7 @@ struct StorePlan {
 
 StorePlan planStore(const ResponseFacts& f);
 
-// "bytes a-b/total" -> a, total. False unless well formed.
-bool parseContentRange(std::string_view v, uint64_t* first, uint64_t* total);
+// (parseContentRange() is in cache/range.h.)
 
 // The head of a fill's first run, which asked for `Range: bytes=start-`
 // when start > 0: Whole (a 200, or no range asked), Offset (the 206 we

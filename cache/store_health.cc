@@ -1,4 +1,7 @@
-// StoreHealth: see store_health.h.
+// StoreHealth: see store_health.h for the states. Counts failed store
+// writes and keeps the store "degraded" (misses pass through uncached) until
+// a write provably succeeds or a quiet interval passes, logging one line
+// per interval however many writes fail in it.
 #include "cache/store_health.h"
 
 #include <cstring>

@@ -1,3 +1,6 @@
+// The system clock behind the Clock interface: wall seconds for HTTP dates
+// and freshness, monotonic milliseconds for timeouts and the access log
+// (never the wall clock, which jumps). Tests substitute a fake Clock.
 #include "common/clock.h"
 
 #include <ctime>

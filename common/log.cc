@@ -1,3 +1,7 @@
+// The log: one line per call to stderr (the journal under systemd), with
+// the level in the prefix; a relaxed atomic level check makes disabled
+// levels free. The hard part is OLOG_RATE (log.h): under attack a message
+// per request would be its own denial of service, so repeats are capped.
 #include "common/log.h"
 
 #include <cstdarg>

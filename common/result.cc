@@ -1,3 +1,5 @@
+// Error and Errc: the one error type the cache, the catalog and the server
+// pass around, and its message text ("context: code (strerror)").
 #include "common/result.h"
 
 #include <cstring>

@@ -1,3 +1,6 @@
+// Sums the per-loop counter blocks for /metrics and /api/v1/status. Each
+// block is written only by its loop; readers load relaxed, so a scrape can
+// be a few requests behind but never takes a lock on the hot path.
 #include "server/metrics.h"
 
 namespace orchard::server {

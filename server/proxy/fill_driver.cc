@@ -1,4 +1,9 @@
-// FillDriver implementation; see fill_driver.h.
+// FillDriver implementation; see fill_driver.h. It carries out the
+// response-side decisions of cache/response_decision.h (store or pass,
+// Vary stub, invalidation, run validation) and owns the hard parts of a
+// fetch: checkpoints and the final commit on the thread pool, the relay
+// window's backpressure onto the upstream socket, and failing a fill (never
+// leaving a torn object visible) on every error path.
 #include "server/proxy/fill_driver.h"
 
 #include <sys/statvfs.h>

@@ -1,3 +1,8 @@
+// OpenFileCache: per-loop descriptors of small stored objects (<= 256 KiB),
+// so a small hit costs no open()/close(). Keyed by hash and generation: a
+// refetched object is a new generation, never the old file's bytes. An
+// entry in use is never closed; the least recently used idle ones go when
+// the cache is full.
 #include "server/proxy/open_file_cache.h"
 
 #include <unistd.h>

@@ -1,3 +1,9 @@
+// The form router: from the request head alone, is this a probe, a proxy
+// request (intercept Host, absolute URI, or Apple's ?source= form), a
+// request for the box itself, or one to refuse? Pure and table-tested. The
+// hard parts are hostile targets and hosts (validated before anything is
+// keyed or dialed) and never becoming an open proxy (upstream.allow, and a
+// request naming this box itself is local, never proxied back to it).
 #include "server/proxy/router.h"
 
 #include <cctype>
