@@ -160,7 +160,7 @@ void FillDriver::onUpstreamHead(ResponseHead&& head) {
       if (target.rfind(prefix, 0) == 0) target = target.substr(prefix.size());
       if (target.empty() || target.front() != '/') continue;
       auto scheme = tmpl_->primaryKey.substr(0, tmpl_->primaryKey.find("://"));
-      std::string k = cache::normaliseKey(scheme, tmpl_->host, tmpl_->port, target, wc_->server->config.ignoreQuery);
+      std::string k = cache::normaliseKey(scheme, tmpl_->host, tmpl_->port, target, wc_->config().ignoreQuery);
       wc_->server->store->remove(cache::CacheKey::fromText(k)).ok();
     }
   }
@@ -250,7 +250,7 @@ void FillDriver::headFresh(ResponseHead& head) {
   // An object larger than the store may hold passes through uncached; a
   // declared length is only a claim, so it never sizes anything either.
   // The readers that joined before the head still share the one fetch.
-  if (cacheable && length && *length > wc_->server->config.maxStoredObject()) {
+  if (cacheable && length && *length > wc_->config().maxStoredObject()) {
     OLOG_RATE(log::Level::Info, "%s: %llu bytes is over storage.max_object_size: passing it through uncached",
               fill_->key().text.c_str(), static_cast<unsigned long long>(*length));
     wc_->counters.add(wc_->counters.oversize_passes);
@@ -339,7 +339,7 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
     return;
   }
   sinceDiskCheck_ += n;
-  if (!lengthKnown_ && fill_->shared() && !fill_->relaying() && bodyBytes_ + n > wc_->server->config.maxStoredObject() &&
+  if (!lengthKnown_ && fill_->shared() && !fill_->relaying() && bodyBytes_ + n > wc_->config().maxStoredObject() &&
       fill_->snapshot().cacheable) {
     // A body of unknown length grew past what may be stored: stop storing
     // it and relay the rest, as on a full disk.
@@ -417,7 +417,7 @@ bool FillDriver::diskLow() {
   if (diskChecked_ && sinceDiskCheck_ < (4ull << 20)) return false;
   diskChecked_ = true;
   sinceDiskCheck_ = 0;
-  return storageBelowReserve(wc_->server->config.storageDir);
+  return storageBelowReserve(wc_->config().storageDir);
 }
 
 void FillDriver::holdForRoom() {

@@ -20,7 +20,7 @@ constexpr uint64_t kToEnd = std::numeric_limits<uint64_t>::max();
 }
 
 Transaction::Transaction(ResponseWriter* conn, RequestHead req)
-    : conn_(conn), wc_(conn->wc()), req_(std::move(req)), startMs_(wc_->server->clock->monotonicMs()) {}
+    : conn_(conn), wc_(conn->wc()), snap_(wc_->pinSnapshot()), req_(std::move(req)), startMs_(wc_->server->clock->monotonicMs()) {}
 
 Transaction::~Transaction() {
   *alive_ = false;
@@ -92,7 +92,7 @@ void Transaction::answerError(int status, std::string_view detail) {
 }
 
 void Transaction::start() {
-  if (!conn_->peerAllowed()) {
+  if (!config::anyContains(snap_->config.allowClients, conn_->peer())) {
     wc_->counters.add(wc_->counters.denied);
     answerError(403, "client address not allowed");
     return;
@@ -104,7 +104,7 @@ void Transaction::start() {
   in.host = host ? *host : std::string_view();
   auto mf = req_.header("Max-Forwards");
   in.maxForwardsZero = mf && *mf == "0";
-  route_ = route(in, wc_->server->router);
+  route_ = route(in, snap_->router);
   if (route_.kind == Route::Kind::Proxy) {
     for (const auto& [k, v] : req_.headers) {
       if (iequals(k, "Via") && v.find(wc_->server->viaName) != std::string::npos) {
@@ -827,7 +827,7 @@ void Transaction::finish(bool clean) {
 }
 
 void Transaction::accessLog() const {
-  if (!wc_->server->config.accessLog) return;
+  if (!snap_->config.accessLog) return;
   int64_t ms = wc_->server->clock->monotonicMs() - startMs_;
   OLOG_INFO("access %s %s %d %llu %lldms \"%s\"", req_.method.c_str(), req_.target.c_str(), status_,
             static_cast<unsigned long long>(bytesSent_), static_cast<long long>(ms), cacheStatus_.c_str());
@@ -864,7 +864,7 @@ std::string renderMetrics(const ServerContext& ctx) {
   line("store_corrupt_objects_total", "objects dropped because a block failed its checksum (hit or scrub)", "counter",
        st.corruptObjects);
   line("store_scrub_passes_total", "background scrub passes finished", "counter", st.scrubPasses);
-  line("store_limit_bytes", "storage.cache_limit", "gauge", ctx.config.cacheLimit);
+  line("store_limit_bytes", "storage.cache_limit", "gauge", ctx.store->cacheLimit());
   line("fills_in_flight", "shared origin fetches in progress", "gauge", ctx.fills->inFlight());
   auto health = ctx.store->health().report(ctx.clock->monotonicMs());
   line("store_write_errors_total",
@@ -881,7 +881,7 @@ std::string renderStatus(const ServerContext& ctx) {
   int64_t now = ctx.clock->nowSeconds();
   char since[30];
   cache::formatHttpDate(ctx.startedAt, since);
-  uint64_t limit = ctx.config.cacheLimit;
+  uint64_t limit = ctx.store->cacheLimit();
   uint64_t freeBytes = limit > st.bytes ? limit - st.bytes : 0;
   uint64_t lookups = t.hits + t.misses + t.collapsed;
   // CacheStatus: DEGRADED while store writes fail (misses are passed
@@ -891,7 +891,7 @@ std::string renderStatus(const ServerContext& ctx) {
   auto health = ctx.store->health().report(ctx.clock->monotonicMs());
   if (health.degraded) problems.push_back(health.reason);
   uint64_t diskAvail = 0, diskReserve = 0;
-  const bool diskLow = storageBelowReserve(ctx.config.storageDir, &diskAvail, &diskReserve);
+  const bool diskLow = storageBelowReserve(ctx.startConfig.storageDir, &diskAvail, &diskReserve);
   if (diskLow)
     problems.push_back("disk below reserve: " + std::to_string(diskAvail) + " bytes free, " +
                        std::to_string(diskReserve) + " kept for the index (fills pass through uncached)");

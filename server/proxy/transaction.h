@@ -87,6 +87,7 @@ class Transaction final : public RequestHandler, public BodySource {
 
   ResponseWriter* conn_;
   WorkerContext* wc_;
+  SnapshotRef snap_;  // the config this request started with (see server/context.h)
   RequestHead req_;
   Route route_;
   cache::CacheKey key_;          // the key looked up (a Vary variant when the stub says so)
