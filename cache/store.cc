@@ -191,7 +191,8 @@ class FileStore final : public Store {
         objectsDir_(options_.dir + "/objects"),
         tmpDir_(options_.dir + "/tmp"),
         index_(std::move(index)),
-        policy_(S3Fifo::Options{options_.cacheLimit}) {}
+        policy_(S3Fifo::Options{options_.cacheLimit}),
+        cacheLimit_(options_.cacheLimit) {}
   ~FileStore() override;
 
   Result<void> load();
@@ -221,6 +222,12 @@ class FileStore final : public Store {
   StoreStats stats() const override;
   void setBusyCheck(std::function<bool(const Hash128&)> busy) override;
   void requestEviction(uint64_t bytesNeeded) override;
+  void setCacheLimit(uint64_t bytes) override {
+    if (options_.cacheLimit == 0) return;  // opened without a limit: no policy to evict by
+    cacheLimit_.store(bytes, std::memory_order_relaxed);
+    requestEviction(0);  // the evictor takes the new capacity on its next pass
+  }
+  uint64_t cacheLimit() const override { return cacheLimit_.load(std::memory_order_relaxed); }
   bool reconciled() const override { return reconciled_.load(std::memory_order_acquire); }
   std::string objectFilePath(const Hash128& hash, uint64_t gen) const override { return objectPath(hash, gen); }
 
@@ -338,6 +345,7 @@ class FileStore final : public Store {
   std::vector<Spare> spares_;  // guarded by spareMu_
   bool spareWanted_ = false;   // guarded by bgMu_
   S3Fifo policy_;                        // background thread only
+  std::atomic<uint64_t> cacheLimit_;     // options_.cacheLimit, then setCacheLimit()
   int64_t lastPassMs_ = 0;               // background thread only
   int64_t lastScrubMs_ = 0;              // background thread only: when the last scrub pass ended
   // Generations below this existed when the store opened: the only ones
@@ -926,7 +934,7 @@ void FileStore::syncLocked(const Hash128& hash) {
     used = stats_.bytes + stats_.partialBytes;
   }
   if (options_.cacheLimit == 0) return;  // no policy to feed
-  const bool over = used > percentOf(options_.cacheLimit, kHighWatermarkPercent);
+  const bool over = used > percentOf(cacheLimit_.load(std::memory_order_relaxed), kHighWatermarkPercent);
   {
     std::lock_guard lock(bgMu_);
     events_.push_back(std::move(ev));
@@ -1071,8 +1079,9 @@ void FileStore::evictPass() {
     need = need_;
     need_ = 0;
   }
-  const uint64_t limit = options_.cacheLimit;
+  const uint64_t limit = cacheLimit_.load(std::memory_order_relaxed);
   if (limit == 0) return;
+  policy_.setCapacity(limit);
   drainEvents();
   uint64_t used = usage();
   if (used <= percentOf(limit, kHighWatermarkPercent) && need == 0) return;

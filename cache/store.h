@@ -226,6 +226,11 @@ class Store {
   virtual void requestEviction(uint64_t bytesNeeded) = 0;
   // True once the start-up reconciliation of files and records has finished.
   virtual bool reconciled() const = 0;
+  // storage.cache_limit while running (SIGHUP): later commits and evictor
+  // passes use the new limit; a lower one wakes the evictor. A store opened
+  // without a limit (0) never evicts, whatever is set here. Any thread.
+  virtual void setCacheLimit(uint64_t bytes) = 0;
+  virtual uint64_t cacheLimit() const = 0;
 
   // ---- health ----
   // Whether store writes are failing (see store_health.h). The store reports

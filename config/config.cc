@@ -506,9 +506,10 @@ std::string defaultsToml() {
       "# Orchard configuration (orchardd --config FILE).\n"
       "#\n"
       "# Every key is listed with its default; a file needs only the keys it\n"
-      "# changes. Unknown keys and bad values are errors. Keys marked [restart]\n"
-      "# can only change with a restart; in this build a reload (SIGHUP)\n"
-      "# applies server.log_level, and the others take effect at the next start.\n"
+      "# changes. Unknown keys and bad values are errors. A reload (SIGHUP)\n"
+      "# validates the whole file and, if it is valid, applies every key to new\n"
+      "# connections and requests (those in flight finish on the old values);\n"
+      "# keys marked [restart] keep their running value until the next start.\n"
       "# Sizes take B, KiB, MiB, GiB, TiB; durations ms, s, m, h (a bare\n"
       "# integer is seconds).\n";
   for (const Section& s : sections()) {

@@ -8,9 +8,9 @@
 // key and line so `orchardd --check-config` can print them all at once.
 //
 // Lifecycle: the server loads a Config at start and again on SIGHUP; a
-// loaded Config is an immutable value shared read-only between threads.
-// changedParams() (params.h) says which keys differ and whether a change
-// needs a restart.
+// loaded Config is an immutable value shared read-only between threads
+// inside a ConfigSnapshot (reload.h), where planReload() says which keys
+// a reload applies and which need a restart.
 #pragma once
 
 #include <cstdint>
@@ -71,7 +71,7 @@ struct Config {
 
   // [admin]
   std::string adminToken;      // bearer token for /api/v1 writes, or empty
-  std::string adminTokenFile;  // or a file holding it (read by the server)
+  std::string adminTokenFile;  // or a file holding it (read into ConfigSnapshot::adminToken)
 
   bool operator==(const Config&) const = default;
 };

@@ -39,9 +39,12 @@ struct Field {
     }
   }
   static bool same(const Config& a, const Config& b) { return a.*Member == b.*Member; }
+  static void copy(Config& to, const Config& from) { to.*Member = from.*Member; }
 };
 
-#define ORCHARD_FIELD(member) .set = &Field<&Config::member>::set, .same = &Field<&Config::member>::same
+#define ORCHARD_FIELD(member)                                                          \
+  .set = &Field<&Config::member>::set, .same = &Field<&Config::member>::same, \
+  .copy = &Field<&Config::member>::copy
 
 const Section kSections[] = {
     {"server", "Plain HTTP edge: listeners, event loops, connection limits, logging."},

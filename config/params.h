@@ -58,6 +58,9 @@ struct Param {
   void (*set)(Config& config, Value&& value) = nullptr;
   // Whether a and b hold the same value for this param.
   bool (*same)(const Config& a, const Config& b) = nullptr;
+  // Copies this param's field from `from` into `to` (a reload keeps the
+  // running value of a restart-only key this way).
+  void (*copy)(Config& to, const Config& from) = nullptr;
   std::string_view choices = {};  // Choice only: "debug|info|warn|error"
 
   std::string_view section() const { return name.substr(0, name.find('.')); }
@@ -77,7 +80,7 @@ const Param* findParam(std::string_view name);
 const Section* findSection(std::string_view name);
 
 // Params whose values differ between two configs (for SIGHUP: a change to
-// one that is not reloadable needs a restart).
+// one that is not reloadable needs a restart; see config/reload.h).
 std::vector<const Param*> changedParams(const Config& a, const Config& b);
 
 // "200GiB" -> bytes. Accepts a bare integer ("1048576") or an integer with

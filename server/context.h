@@ -1,7 +1,17 @@
 // ServerContext: what every transaction reads (shared, immutable after
-// start except the thread-safe store and fill table), and WorkerContext:
-// the per-loop state (connections, fills driven here, upstream pool,
-// counters), touched only on its loop thread.
+// start except the thread-safe store and fill table), WorkerContext: the
+// per-loop state (connections, fills driven here, upstream pool, counters),
+// touched only on its loop thread, and Snapshot: the configuration a loop
+// serves with.
+//
+// Config snapshots (SIGHUP): the Server builds one immutable Snapshot per
+// good (re)load and posts it to every loop; the loop installs it on its own
+// thread (WorkerContext::installSnapshot), so reading the config on a
+// request is a plain pointer read: no lock, no atomic. New connections and
+// requests see the snapshot current when they start; a Transaction pins the
+// one it started with (SnapshotRef, a loop-local count, not an atomic) and
+// finishes on it. A loop drops its hold on an old snapshot once the last
+// request pinning it there has ended.
 #pragma once
 
 #include <sys/mman.h>
@@ -16,6 +26,7 @@
 #include "cache/store.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "config/reload.h"
 #include "server/net/loop.h"
 #include "server/metrics.h"
 #include "server/proxy/open_file_cache.h"
@@ -28,10 +39,64 @@ namespace orchard::server {
 class ClientConn;
 class FillDriver;
 
+// One configuration as the loops run on it: the config snapshot (the
+// Config, the upstream.allow matcher, the admin token) plus what the server
+// derives from it. Immutable once built; not copyable, because `router`
+// points into the snapshot itself.
+struct Snapshot : config::ConfigSnapshot {
+  explicit Snapshot(config::ConfigSnapshot base) : config::ConfigSnapshot(std::move(base)) {}
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+  RouterConfig router;       // allowHost reads `allow` above
+  UpstreamOptions upstream;  // from upstream.resolve, the timeouts and max_idle_per_origin
+};
+
+// A loop's hold on one snapshot: the requests running on it there (a plain
+// count: loop thread only) and whether it is still the loop's current one.
+// Freed when it is neither current nor used.
+struct LoopSnapshot {
+  std::shared_ptr<const Snapshot> snap;
+  uint32_t users = 0;
+  bool current = true;
+};
+
+// A request's pin on the snapshot it started with. Loop thread only (the
+// count is not atomic); movable, not copyable.
+class SnapshotRef {
+ public:
+  SnapshotRef() = default;
+  explicit SnapshotRef(LoopSnapshot* held) : held_(held) { ++held_->users; }
+  SnapshotRef(SnapshotRef&& o) noexcept : held_(o.held_) { o.held_ = nullptr; }
+  SnapshotRef& operator=(SnapshotRef&& o) noexcept {
+    if (this != &o) {
+      release();
+      held_ = o.held_;
+      o.held_ = nullptr;
+    }
+    return *this;
+  }
+  SnapshotRef(const SnapshotRef&) = delete;
+  SnapshotRef& operator=(const SnapshotRef&) = delete;
+  ~SnapshotRef() { release(); }
+
+  const Snapshot* operator->() const { return held_->snap.get(); }
+  const Snapshot& operator*() const { return *held_->snap; }
+  explicit operator bool() const { return held_ != nullptr; }
+
+ private:
+  void release() {
+    if (held_ && --held_->users == 0 && !held_->current) delete held_;
+    held_ = nullptr;
+  }
+  LoopSnapshot* held_ = nullptr;
+};
+
 struct ServerContext {
-  config::Config config;
-  config::HostMatcher allow;
-  RouterConfig router;
+  // The config the server started on. Only its restart-only keys (listen,
+  // storage.dir, workers, ...) may be read here: they never change while
+  // running. Reloadable keys come from the loop's snapshot
+  // (WorkerContext::config()) or from the store (cacheLimit()).
+  config::Config startConfig;
   // Local routes (requests for the box itself): admin rows are added by the
   // Server; tests and later features add theirs before start().
   RouteTable routes;
@@ -84,7 +149,26 @@ class BufferPool {
 };
 
 struct WorkerContext {
-  WorkerContext(ServerContext* s, Worker* w, UpstreamOptions up) : server(s), worker(w), upstream(w, std::move(up)) {}
+  WorkerContext(ServerContext* s, Worker* w, std::shared_ptr<const Snapshot> snap)
+      : server(s), worker(w), upstream(w, snap->upstream), current_(new LoopSnapshot{std::move(snap)}) {}
+  ~WorkerContext() {
+    current_->current = false;
+    if (current_->users == 0) delete current_;
+  }
+  WorkerContext(const WorkerContext&) = delete;
+  WorkerContext& operator=(const WorkerContext&) = delete;
+
+  // The snapshot new connections and requests on this loop start with.
+  // Loop thread only.
+  const Snapshot& snapshot() const { return *current_->snap; }
+  const config::Config& config() const { return current_->snap->config; }
+  // Pins the current snapshot for a request (see SnapshotRef).
+  SnapshotRef pinSnapshot() { return SnapshotRef(current_); }
+  // Makes `snap` current on this loop (its thread): new requests see it,
+  // pinned older ones finish on theirs. The upstream pool takes its options
+  // (for new exchanges). Defined in server.cc.
+  void installSnapshot(std::shared_ptr<const Snapshot> snap);
+
   ServerContext* server;
   Worker* worker;
   UpstreamPool upstream;
@@ -94,6 +178,9 @@ struct WorkerContext {
   std::unordered_set<ClientConn*> conns;
   std::unordered_set<FillDriver*> drivers;
   bool draining = false;
+
+ private:
+  LoopSnapshot* current_;  // never null; owned (with the pins) as described on LoopSnapshot
 };
 
 }  // namespace orchard::server

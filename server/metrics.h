@@ -1,6 +1,7 @@
 // Counters: one block per worker loop, written only by that loop's thread
 // (relaxed atomics so readers on other threads are well-defined), summed
-// when /metrics or /api/v1/status is read.
+// when /metrics or /api/v1/status is read. The Server has one more block of
+// its own for what its control thread counts (config reloads).
 #pragma once
 
 #include <atomic>
@@ -29,7 +30,9 @@ namespace orchard::server {
   X(connections_accepted, "client connections accepted")                          \
   X(oversize_passes, "answers passed through uncached: larger than storage.max_object_size") \
   X(send_timeouts, "client connections closed at server.send_timeout (stopped reading)") \
-  X(bounded_writes, "body writes cut to 16 KiB queued under buffer pressure (slow clients)")
+  X(bounded_writes, "body writes cut to 16 KiB queued under buffer pressure (slow clients)") \
+  X(config_reloads, "config reloads (SIGHUP) applied")                             \
+  X(config_reload_failures, "config reloads refused (invalid file): the running config stays")
 
 struct Counters {
 #define ORCHARD_FIELD(name, help) std::atomic<uint64_t> name{0};

@@ -7,7 +7,11 @@
 //                                   (orchardd stopped), then exit
 //
 // Signals are handled on the main thread with sigwait(): SIGTERM/SIGINT
-// drain and exit 0, SIGHUP reloads the reloadable settings.
+// drain (for the running server.drain_timeout) and exit 0; SIGHUP reloads
+// the --config file (Server::reloadFile: the whole file is validated, every
+// key the parameter table marks reloadable is applied, a changed
+// restart-only key is logged as needing a restart; a bad file changes
+// nothing).
 #include <signal.h>
 #include <unistd.h>
 
@@ -18,6 +22,7 @@
 #include "common/log.h"
 #include "cache/store.h"
 #include "config/config.h"
+#include "config/reload.h"
 #include "server/server.h"
 
 using namespace orchard;
@@ -40,6 +45,13 @@ bool loadOrReport(const std::string& path, config::Config* out) {
   }
   *out = *r.config;
   return true;
+}
+
+// What start-up and a reload read beyond the file (admin.token_file).
+bool snapshotOrReport(const std::string& path, const config::Config& c) {
+  auto b = config::buildSnapshot(c, 1);
+  for (const auto& p : b.problems) std::fprintf(stderr, "%s\n", config::formatProblem(p, path).c_str());
+  return b.ok();
 }
 
 }  // namespace
@@ -67,7 +79,7 @@ int main(int argc, char** argv) {
   }
   if (!checkPath.empty()) {
     config::Config c;
-    if (!loadOrReport(checkPath, &c)) return 1;
+    if (!loadOrReport(checkPath, &c) || !snapshotOrReport(checkPath, c)) return 1;
     std::fprintf(stdout, "%s: ok\n", checkPath.c_str());
     return 0;
   }
@@ -122,19 +134,16 @@ int main(int argc, char** argv) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      if (configPath.empty()) continue;
-      config::Config fresh;
-      if (!loadOrReport(configPath, &fresh)) {
-        OLOG_WARN("reload: config has problems, keeping the running one");
+      if (configPath.empty()) {
+        OLOG_WARN("SIGHUP: nothing to reload (running on the embedded defaults, no --config)");
         continue;
       }
-      log::setLevel(fresh.logLevel);
-      OLOG_INFO("reload: log level applied; listener, storage and upstream changes need a restart");
+      (void)server.reloadFile(configPath);  // logs and counts its outcome
       continue;
     }
-    OLOG_INFO("%s: draining (up to %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-              static_cast<long long>(cfg.drainTimeoutMs));
-    server.drain(cfg.drainTimeoutMs);
+    const int64_t drainMs = server.snapshot()->config.drainTimeoutMs;
+    OLOG_INFO("%s: draining (up to %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(drainMs));
+    server.drain(drainMs);
     server.stop();
     return 0;
   }

@@ -12,7 +12,9 @@ namespace orchard::server {
 RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
   WorkerContext* wc = w->wc();
   ServerContext* sc = wc->server;
-  if (!w->peerAllowed()) {
+  // Checked per request (a few CIDRs), so a reload of access.allow_clients
+  // also applies to keep-alive connections opened before it.
+  if (!config::anyContains(wc->config().allowClients, w->peer())) {
     wc->counters.add(wc->counters.denied);
     return FixedAnswer::error(w, std::move(req), 403, "client address not allowed");
   }
@@ -23,7 +25,7 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
   in.host = host ? *host : std::string_view();
   auto mf = req.header("Max-Forwards");
   in.maxForwardsZero = mf && *mf == "0";
-  Route route = server::route(in, sc->router);
+  Route route = server::route(in, wc->snapshot().router);
   switch (route.kind) {
     case Route::Kind::Probe:
       wc->counters.add(wc->counters.local);

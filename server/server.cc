@@ -35,13 +35,19 @@ struct Server::WorkerSlot {
 };
 
 Server::Server(config::Config config) {
-  ctx_.config = std::move(config);
-  ctx_.allow = config::HostMatcher(ctx_.config.upstreamAllow);
-  ctx_.router.allowHost = [this](std::string_view h) { return ctx_.allow.matches(h); };
-  ctx_.router.ignoreQuery = ctx_.config.ignoreQuery;
-  ctx_.router.isSelf = [this](std::string_view host, uint16_t port) {
-    for (size_t i = 0; i < ctx_.config.listen.size(); ++i) {
-      const auto& l = ctx_.config.listen[i];
+  ctx_.startConfig = std::move(config);
+  registerAdminRoutes(ctx_.routes, &ctx_);
+}
+
+std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base) {
+  auto s = std::make_shared<Snapshot>(std::move(*base));
+  const config::HostMatcher* allow = &s->allow;  // lives as long as the snapshot, which holds the router
+  s->router.allowHost = [allow](std::string_view h) { return allow->matches(h); };
+  s->router.ignoreQuery = s->config.ignoreQuery;
+  // Listeners are restart-only: the ones bound at start.
+  s->router.isSelf = [this](std::string_view host, uint16_t port) {
+    for (size_t i = 0; i < ctx_.startConfig.listen.size(); ++i) {
+      const auto& l = ctx_.startConfig.listen[i];
       uint16_t p = l.port != 0 ? l.port : (i < ports_.size() ? ports_[i] : 0);
       if (p != port) continue;
       const bool any = l.host == "0.0.0.0" || l.host == "::";
@@ -50,7 +56,27 @@ Server::Server(config::Config config) {
     }
     return false;
   };
-  registerAdminRoutes(ctx_.routes, &ctx_);
+  const config::Config& cfg = s->config;
+  for (const auto& [host, addr] : cfg.upstreamResolve) s->upstream.resolve[host] = {addr.host, addr.port};
+  s->upstream.connectTimeoutMs = cfg.connectTimeoutMs;
+  s->upstream.readTimeoutMs = cfg.readTimeoutMs;
+  s->upstream.maxIdlePerOrigin = static_cast<size_t>(cfg.maxIdlePerOrigin);
+  return s;
+}
+
+std::shared_ptr<const Snapshot> Server::snapshot() const {
+  std::lock_guard lock(snapMu_);
+  return latest_;
+}
+
+void WorkerContext::installSnapshot(std::shared_ptr<const Snapshot> snap) {
+  if (!(snap->upstream == current_->snap->upstream)) upstream.setOptions(snap->upstream);
+  const unsigned long long generation = snap->generation;
+  LoopSnapshot* old = current_;
+  current_ = new LoopSnapshot{std::move(snap)};
+  old->current = false;
+  if (old->users == 0) delete old;  // else the last request pinning it frees it
+  OLOG_DEBUG("loop %d: config generation %llu installed", worker->index(), generation);
 }
 
 Server::~Server() { stop(); }
@@ -152,8 +178,21 @@ bool foreignListener(const config::ListenAddress& a, uint16_t port, const std::v
 Result<void> Server::start() {
   // A client hanging up mid-write must be an EPIPE, not a dead process.
   ::signal(SIGPIPE, SIG_IGN);
-  const auto& cfg = ctx_.config;
+  const auto& cfg = ctx_.startConfig;
   startError_.clear();
+  // Everything the config names but does not hold (admin.token_file) is
+  // read before anything else is touched.
+  auto built = config::buildSnapshot(cfg, 1);
+  if (!built.ok()) {
+    const config::Problem& p = built.problems.front();
+    startError_ = p.key + ": " + p.message;
+    return Error{Errc::Invalid, 0, "config"};
+  }
+  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot));
+  {
+    std::lock_guard lock(snapMu_);
+    latest_ = snap;
+  }
   // One daemon per store, before anything in it is touched (Store::open
   // clears tmp/ and reconciliation removes files it does not know).
   pid_t holder = 0;
@@ -199,16 +238,11 @@ Result<void> Server::start() {
     ctx_.viaName = via;
   }
 
-  UpstreamOptions up;
-  for (const auto& [host, addr] : cfg.upstreamResolve) up.resolve[host] = {addr.host, addr.port};
-  up.connectTimeoutMs = cfg.connectTimeoutMs;
-  up.readTimeoutMs = cfg.readTimeoutMs;
-  up.maxIdlePerOrigin = static_cast<size_t>(cfg.maxIdlePerOrigin);
-
+  ctx_.counters.push_back(&control_);
   int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
     auto slot = std::make_unique<WorkerSlot>(i);
-    slot->wc = std::make_unique<WorkerContext>(&ctx_, &slot->worker, up);
+    slot->wc = std::make_unique<WorkerContext>(&ctx_, &slot->worker, snap);
     ctx_.counters.push_back(&slot->wc->counters);
     workers_.push_back(std::move(slot));
   }
@@ -292,7 +326,7 @@ void Server::abandonStart() {
 
 Result<void> Server::probeListeners() {
   ports_.clear();
-  for (const auto& a : ctx_.config.listen) {
+  for (const auto& a : ctx_.startConfig.listen) {
     if (a.port == 0) {
       // Any free port (tests): nobody can hold a port the kernel has not
       // picked yet, and probing would pick one, let it go and bind it again
@@ -321,7 +355,7 @@ Result<void> Server::probeListeners() {
 
 Result<void> Server::openListeners(WorkerSlot& slot) {
   size_t i = 0;
-  for (const auto& a : ctx_.config.listen) {
+  for (const auto& a : ctx_.startConfig.listen) {
     config::ListenAddress addr = a;
     addr.port = ports_[i];  // what probeListeners() found free; 0: the first loop picks one
     uint16_t port = 0;
@@ -388,6 +422,88 @@ void Server::stop() {
   fills_.reset();
   store_.reset();
   dirLock_ = cache::DirLock();  // the store is closed: another daemon may have it
+}
+
+// ---- reload ----
+
+Server::ReloadResult Server::refuse(std::vector<std::string> problems) {
+  ReloadResult out;
+  std::shared_ptr<const Snapshot> running = snapshot();
+  out.generation = running ? running->generation : 0;
+  for (const std::string& p : problems) OLOG_ERROR("reload: %s", p.c_str());
+  OLOG_ERROR("reload: refused, the running config (generation %llu) stays",
+             static_cast<unsigned long long>(out.generation));
+  out.problems = std::move(problems);
+  control_.add(control_.config_reload_failures);
+  return out;
+}
+
+Server::ReloadResult Server::reloadFile(const std::string& path) {
+  config::LoadResult loaded = config::loadFile(path);
+  if (!loaded.ok()) {
+    std::vector<std::string> problems;
+    for (const config::Problem& p : loaded.problems) problems.push_back(config::formatProblem(p, path));
+    return refuse(std::move(problems));
+  }
+  return reload(std::move(*loaded.config), path);
+}
+
+Server::ReloadResult Server::reload(config::Config fresh, std::string_view source) {
+  std::shared_ptr<const Snapshot> running = snapshot();
+  if (!started_ || stopped_ || !running) return refuse({"the server is not running"});
+  config::ReloadPlan plan = config::planReload(running->config, fresh);
+  config::SnapshotResult built = config::buildSnapshot(std::move(plan.config), running->generation + 1);
+  if (!built.ok()) {
+    std::vector<std::string> problems;
+    for (const config::Problem& p : built.problems) problems.push_back(config::formatProblem(p, source));
+    return refuse(std::move(problems));
+  }
+  ReloadResult out;
+  for (const config::Param* p : plan.needRestart) {
+    OLOG_WARN("reload: %s", config::needsRestartMessage(*p).c_str());
+    out.needRestart.emplace_back(p->name);
+  }
+  std::string applied;
+  for (const config::Param* p : plan.applied) {
+    out.applied.emplace_back(p->name);
+    applied += (applied.empty() ? "" : ", ") + std::string(p->name);
+  }
+  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot));
+  // Process-wide settings first (the loops' debug lines below obey the new
+  // level), then every loop, on its own thread.
+  log::setLevel(snap->config.logLevel);
+  if (snap->config.cacheLimit != running->config.cacheLimit) store_->setCacheLimit(snap->config.cacheLimit);
+  {
+    std::lock_guard lock(snapMu_);
+    latest_ = snap;
+  }
+  struct Acks {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t n = 0;
+  };
+  auto acks = std::make_shared<Acks>();  // outlives a loop that acknowledges after the wait gave up
+  for (auto& slotPtr : workers_) {
+    WorkerSlot* slot = slotPtr.get();
+    slot->worker.post([slot, snap, acks] {
+      slot->wc->installSnapshot(snap);
+      std::lock_guard lock(acks->mu);
+      ++acks->n;
+      acks->cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(acks->mu);
+    if (!acks->cv.wait_for(lock, std::chrono::seconds(10), [&] { return acks->n == workers_.size(); }))
+      OLOG_WARN("reload: a loop has not taken the new config after 10 s; it will once it gets to it");
+  }
+  control_.add(control_.config_reloads);
+  out.ok = true;
+  out.generation = snap->generation;
+  const std::string what = applied.empty() ? "no reloadable key changed" : "changed " + applied;
+  OLOG_INFO("reload: %.*s applied as config generation %llu: %s", static_cast<int>(source.size()), source.data(),
+            static_cast<unsigned long long>(out.generation), what.c_str());
+  return out;
 }
 
 }  // namespace orchard::server

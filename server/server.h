@@ -1,9 +1,18 @@
 // Server: owns the store, the fill table and one Worker per core, each with
 // its own SO_REUSEPORT listeners, connections, fills and upstream pool.
 //
-// Lifecycle: start() -> (serving) -> drain(timeout) -> stop(). start()
-// returns once every listener accepts; stop() closes every handle, joins
-// the loops and closes the store.
+// Lifecycle: start() -> (serving, reload()...) -> drain(timeout) -> stop().
+// start() returns once every listener accepts; stop() closes every handle,
+// joins the loops and closes the store.
+//
+// Reload (SIGHUP): reloadFile() validates the whole file; a file with any
+// problem changes nothing (logged, counted in config_reload_failures).
+// Otherwise the changed reloadable keys are applied: a new Snapshot (see
+// context.h) is posted to every loop, and reload() returns once each has
+// installed it, so a request that starts after it returns sees the new
+// config; the store takes the new storage.cache_limit and the log the new
+// level. A changed restart-only key is logged "<key> changed: needs a
+// restart" and keeps its running value. Counted in config_reloads.
 //
 // Exclusive start: start() refuses to run beside another process on the
 // same storage.dir (a flock on storage.dir/lock, see cache/dir_lock.h, held
@@ -24,6 +33,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -31,7 +42,9 @@
 #include "cache/fill.h"
 #include "cache/store.h"
 #include "config/config.h"
+#include "config/reload.h"
 #include "server/context.h"
+#include "server/metrics.h"
 
 namespace orchard::server {
 
@@ -43,6 +56,23 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   Result<void> start();
+
+  struct ReloadResult {
+    bool ok = false;
+    uint64_t generation = 0;               // of the running snapshot afterwards
+    std::vector<std::string> applied;      // reloadable keys whose new value now runs
+    std::vector<std::string> needRestart;  // restart-only keys that changed and kept their value
+    std::vector<std::string> problems;     // why the reload was refused (formatted)
+  };
+  // Loads `path` and applies it if valid (see above). Logs and counts the
+  // outcome. Call from one control thread (orchardd's signal thread, a
+  // test), after start() and before drain().
+  ReloadResult reloadFile(const std::string& path);
+  // The same for a config already loaded (valid by construction); it can
+  // still fail on an admin.token_file that cannot be read.
+  ReloadResult reload(config::Config fresh, std::string_view source = "<reload>");
+  // The snapshot last applied (start-up or reload). Any thread.
+  std::shared_ptr<const Snapshot> snapshot() const;
   // Stops accepting, lets in-flight responses finish for up to timeoutMs.
   void drain(int64_t timeoutMs);
   void stop();
@@ -64,8 +94,14 @@ class Server {
   Result<void> openListeners(WorkerSlot& slot);
   // Undoes a start() that failed after the storage lock was taken.
   void abandonStart();
+  // Wraps a config snapshot with the server's derived parts.
+  std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base);
+  ReloadResult refuse(std::vector<std::string> problems);
 
   ServerContext ctx_;
+  mutable std::mutex snapMu_;                // guards latest_ (the loops hold their own)
+  std::shared_ptr<const Snapshot> latest_;
+  Counters control_;                         // written by the control thread only (reloads)
   cache::DirLock dirLock_;  // held from start() until the store is closed
   std::unique_ptr<cache::Store> store_;
   std::unique_ptr<cache::FillTable> fills_;

@@ -44,7 +44,7 @@ std::string renderMetrics(const ServerContext& ctx) {
   line("store_corrupt_objects_total", "objects dropped because a block failed its checksum (hit or scrub)", "counter",
        st.corruptObjects);
   line("store_scrub_passes_total", "background scrub passes finished", "counter", st.scrubPasses);
-  line("store_limit_bytes", "storage.cache_limit", "gauge", ctx.config.cacheLimit);
+  line("store_limit_bytes", "storage.cache_limit", "gauge", ctx.store->cacheLimit());
   line("fills_in_flight", "shared origin fetches in progress", "gauge", ctx.fills->inFlight());
   auto health = ctx.store->health().report(ctx.clock->monotonicMs());
   line("store_write_errors_total",
@@ -61,7 +61,7 @@ std::string renderStatus(const ServerContext& ctx) {
   int64_t now = ctx.clock->nowSeconds();
   char since[30];
   cache::formatHttpDate(ctx.startedAt, since);
-  uint64_t limit = ctx.config.cacheLimit;
+  uint64_t limit = ctx.store->cacheLimit();
   uint64_t freeBytes = limit > st.bytes ? limit - st.bytes : 0;
   uint64_t lookups = t.hits + t.misses + t.collapsed;
   // CacheStatus: DEGRADED while store writes fail (misses are passed
@@ -71,7 +71,7 @@ std::string renderStatus(const ServerContext& ctx) {
   auto health = ctx.store->health().report(ctx.clock->monotonicMs());
   if (health.degraded) problems.push_back(health.reason);
   uint64_t diskAvail = 0, diskReserve = 0;
-  const bool diskLow = storageBelowReserve(ctx.config.storageDir, &diskAvail, &diskReserve);
+  const bool diskLow = storageBelowReserve(ctx.startConfig.storageDir, &diskAvail, &diskReserve);
   if (diskLow)
     problems.push_back("disk below reserve: " + std::to_string(diskAvail) + " bytes free, " +
                        std::to_string(diskReserve) + " kept for the index (fills pass through uncached)");

@@ -64,7 +64,7 @@ void ClientConn::accept(WorkerContext* wc, uv_stream_t* listener) {
   int len = sizeof c->peer_;
   std::memset(&c->peer_, 0, sizeof c->peer_);
   uv_tcp_getpeername(&c->tcp_, reinterpret_cast<sockaddr*>(&c->peer_), &len);
-  c->peerAllowed_ = config::anyContains(wc->server->config.allowClients, c->peer());
+  c->peerAllowed_ = config::anyContains(wc->config().allowClients, c->peer());
   uv_tcp_nodelay(&c->tcp_, 1);
   if (wc->draining) {
     c->close();
@@ -72,9 +72,9 @@ void ClientConn::accept(WorkerContext* wc, uv_stream_t* listener) {
   }
   int64_t open = 0;
   for (const Counters* k : wc->server->counters) open += k->open_connections.load(std::memory_order_relaxed);
-  if (open > wc->server->config.maxConnections) {
+  if (open > wc->config().maxConnections) {
     OLOG_RATE(log::Level::Warn, "server.max_connections (%lld) reached: refusing a connection",
-              static_cast<long long>(wc->server->config.maxConnections));
+              static_cast<long long>(wc->config().maxConnections));
     c->close();
     return;
   }
@@ -95,7 +95,7 @@ void ClientConn::armIdle() {
         auto* self = static_cast<ClientConn*>(t->data);
         if (self->state_ == State::Idle || self->state_ == State::Reading) self->close();
       },
-      static_cast<uint64_t>(wc_->server->config.idleTimeoutMs > 0 ? wc_->server->config.idleTimeoutMs : 60000), 0);
+      static_cast<uint64_t>(wc_->config().idleTimeoutMs > 0 ? wc_->config().idleTimeoutMs : 60000), 0);
 }
 
 void ClientConn::startReading() {
@@ -287,7 +287,7 @@ void ClientConn::armSend() {
         self->close();
         self->trimSoon();
       },
-      static_cast<uint64_t>(wc_->server->config.sendTimeoutMs > 0 ? wc_->server->config.sendTimeoutMs : 60000), 0);
+      static_cast<uint64_t>(wc_->config().sendTimeoutMs > 0 ? wc_->config().sendTimeoutMs : 60000), 0);
 }
 
 int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued, size_t* accepted) {

@@ -609,4 +609,12 @@ void UpstreamPool::closeAll() {
   idle_.clear();
 }
 
+void UpstreamPool::setOptions(UpstreamOptions options) {
+  options_ = std::move(options);
+  auto idle = std::move(idle_);
+  idle_.clear();
+  for (auto& [key, conns] : idle)
+    for (UpstreamConn* c : conns) c->close();
+}
+
 }  // namespace orchard::server

@@ -48,6 +48,7 @@ struct UpstreamOptions {
   int64_t connectTimeoutMs = 10'000;
   int64_t readTimeoutMs = 60'000;
   size_t maxIdlePerOrigin = 32;
+  bool operator==(const UpstreamOptions&) const = default;
 };
 
 class UpstreamConn;
@@ -104,6 +105,12 @@ class UpstreamPool {
   UpstreamExchange* start(UpstreamRequest request, UpstreamSink* sink);
   // Closes idle connections and cancels active ones (shutdown).
   void closeAll();
+  // New options (a config reload), loop thread only. Exchanges started
+  // afterwards use them; idle connections, dialled under the old ones (an
+  // old upstream.resolve target), are closed. Exchanges in flight keep
+  // their connection; their next read wait uses the new read timeout.
+  void setOptions(UpstreamOptions options);
+  const UpstreamOptions& options() const { return options_; }
 
 
  private:
@@ -113,7 +120,7 @@ class UpstreamPool {
   void forget(UpstreamConn* c);   // connection closing
 
   Worker* const worker_;
-  const UpstreamOptions options_;
+  UpstreamOptions options_;  // replaced by setOptions() only
   std::unordered_map<std::string, std::vector<UpstreamConn*>> idle_;
   std::vector<UpstreamConn*> all_;
 };

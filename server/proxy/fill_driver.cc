@@ -143,7 +143,7 @@ void FillDriver::onUpstreamHead(ResponseHead&& head) {
   }
   // Unsafe methods that succeed invalidate what is stored for the URI.
   for (const auto& k : cache::invalidatedKeys(tmpl_->method, head.status, head.headers, tmpl_->primaryKey,
-                                              tmpl_->host, tmpl_->port, wc_->server->config.ignoreQuery))
+                                              tmpl_->host, tmpl_->port, wc_->config().ignoreQuery))
     wc_->server->store->remove(cache::CacheKey::fromText(k)).ok();
   if (revalidation_) headRevalidation(head);
   else if (!snap.hasHead) headFresh(head);
@@ -223,7 +223,7 @@ void FillDriver::headFresh(ResponseHead& head) {
   rf.requestHadBody = tmpl_->hasBody;
   rf.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();
   rf.length = length;
-  rf.maxStoredObject = wc_->server->config.maxStoredObject();
+  rf.maxStoredObject = wc_->config().maxStoredObject();
   rf.primaryKey = tmpl_->primaryKey;
   rf.primaryShared = fill_->key().text == tmpl_->primaryKey && fill_->shared();
   cache::StorePlan plan = cache::planStore(rf);
@@ -291,7 +291,7 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
     return;
   }
   sinceDiskCheck_ += n;
-  if (!lengthKnown_ && fill_->shared() && !fill_->relaying() && bodyBytes_ + n > wc_->server->config.maxStoredObject() &&
+  if (!lengthKnown_ && fill_->shared() && !fill_->relaying() && bodyBytes_ + n > wc_->config().maxStoredObject() &&
       fill_->snapshot().cacheable) {
     // A body of unknown length grew past what may be stored: stop storing
     // it and relay the rest, as on a full disk.
@@ -369,7 +369,7 @@ bool FillDriver::diskLow() {
   if (diskChecked_ && sinceDiskCheck_ < (4ull << 20)) return false;
   diskChecked_ = true;
   sinceDiskCheck_ = 0;
-  return storageBelowReserve(wc_->server->config.storageDir);
+  return storageBelowReserve(wc_->config().storageDir);
 }
 
 void FillDriver::holdForRoom() {

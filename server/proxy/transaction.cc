@@ -48,6 +48,7 @@ cache::RequestFacts requestFacts(const RequestHead& req) {
 
 Transaction::Transaction(ResponseWriter* conn, RequestHead req, Route route)
     : BodySender(conn->wc(), conn),
+      snap_(wc_->pinSnapshot()),
       req_(std::move(req)),
       route_(std::move(route)),
       startMs_(wc_->server->clock->monotonicMs()) {}
@@ -409,7 +410,7 @@ void Transaction::finish(bool clean) {
 }
 
 void Transaction::accessLog() const {
-  if (!wc_->server->config.accessLog) return;
+  if (!snap_->config.accessLog) return;
   int64_t ms = wc_->server->clock->monotonicMs() - startMs_;
   OLOG_INFO("access %s %s %d %llu %lldms \"%s\"", req_.method.c_str(), req_.target.c_str(), status_,
             static_cast<unsigned long long>(bytesSent_), static_cast<long long>(ms), cacheStatus_.c_str());

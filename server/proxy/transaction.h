@@ -33,6 +33,7 @@
 #include "server/http/handler.h"
 #include "server/http/message.h"
 #include "server/proxy/fill_driver.h"
+#include "server/context.h"
 #include "server/proxy/router.h"
 
 namespace orchard::server {
@@ -91,6 +92,7 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   void leaveFill();        // stopReadingFill(), then drops fill_
   void accessLog() const;
 
+  SnapshotRef snap_;  // the config this request started on (it finishes on it across a reload)
   RequestHead req_;
   Route route_;
   cache::RequestFacts facts_;  // what decide() is told about req_ (views into req_)

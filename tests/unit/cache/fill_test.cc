@@ -892,6 +892,8 @@ class FailingStore final : public Store {
   void setBusyCheck(std::function<bool(const Hash128&)> b) override { inner_->setBusyCheck(std::move(b)); }
   void requestEviction(uint64_t n) override { inner_->requestEviction(n); }
   bool reconciled() const override { return inner_->reconciled(); }
+  void setCacheLimit(uint64_t bytes) override { inner_->setCacheLimit(bytes); }
+  uint64_t cacheLimit() const override { return inner_->cacheLimit(); }
   std::string objectFilePath(const Hash128& h, uint64_t gen) const override { return inner_->objectFilePath(h, gen); }
 
  private:
