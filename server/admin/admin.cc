@@ -55,7 +55,7 @@ std::string renderMetrics(const ServerContext& ctx) {
   return out;
 }
 
-std::string renderStatus(const ServerContext& ctx) {
+std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
   CounterTotals t = sumCounters(ctx.counters);
   auto st = ctx.store->stats();
   int64_t now = ctx.clock->nowSeconds();
@@ -95,6 +95,7 @@ std::string renderStatus(const ServerContext& ctx) {
   j["FillsInFlight"] = ctx.fills->inFlight();
   j["UptimeSeconds"] = static_cast<uint64_t>(std::max<int64_t>(0, now - ctx.startedAt));
   j["Requests"] = t.requests;
+  j["ConfigGeneration"] = configGeneration;  // 1 at start, +1 per SIGHUP that applied
   return j.dump() + "\n";
 }
 
@@ -103,7 +104,7 @@ void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
     return new FixedAnswer(r.writer, std::move(r.head), 200, "text/plain; version=0.0.4", renderMetrics(*ctx));
   });
   routes.add("GET", "/api/v1/status", [ctx](HandlerRequest&& r) -> RequestHandler* {
-    return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", renderStatus(*ctx));
+    return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", renderStatus(*ctx, r.writer->wc()->snapshot().generation));
   });
 }
 

@@ -11,7 +11,8 @@
 namespace orchard::server {
 
 std::string renderMetrics(const ServerContext& ctx);
-std::string renderStatus(const ServerContext& ctx);
+// `configGeneration`: the generation of the config the asking loop runs on.
+std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration);
 
 // Adds GET /metrics and GET /api/v1/status. `ctx` outlives the table.
 void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx);

@@ -456,6 +456,7 @@ class Reload(unittest.TestCase):
         self.assertIn("admin.token_file", out)
         self.assertEqual(b.metric("config_reloads_total"), 2)
         self.assertEqual(b.metric("config_reload_failures_total"), 1)
+        self.assertEqual(b.status()["ConfigGeneration"], 3, "the refused file must not count")
         self.stop(b)
 
     # -- refused reloads, restart-only keys, requests in flight
