@@ -1,9 +1,14 @@
-// Store: objects as files under <dir>/objects, indexed in RocksDB.
+// Store: objects as files under <dir>/objects, indexed in RocksDB. This is
+// the contract; Store::open() gives the file store (cache/file_store.h),
+// makeMemoryStore() one without durability (cache/memory_store.h), and
+// tests/unit/cache/store_conformance_test.cc holds both to it.
 //
 // Layout under StoreOptions::dir:
-//   index/                       RocksDB; column family "cache" maps Hash128 (16
-//                                bytes, big-endian hi then lo) -> encodeMeta(ObjectMeta)
-//   objects/ab/<hex>.<gen>    one file per object (hex = Hash128::hex()); a
+//   index/                       the box's database (db/database.h); its column
+//                                family "cache" maps Hash128 (16 bytes, big-endian
+//                                hi then lo) -> encodeMeta(ObjectMeta); other
+//                                concerns' families (catalog.*) live beside it
+//   objects/ab/<hex>.<gen>       one file per object (hex = Hash128::hex()); a
 //                                refetch writes a new generation, so a reader of
 //                                the old one never sees its bytes change
 //   tmp/<hex>.<n>                private (never stored) bodies; emptied at open()
