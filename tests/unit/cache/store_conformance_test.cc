@@ -142,10 +142,14 @@ TEST_P(StoreContract, SizeMismatchAtCommitIsRejected) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::Corrupt);
   EXPECT_EQ(store_->lookup(kA), nullptr);
-  if (onDisk()) EXPECT_EQ(countObjectFiles(), 1u);  // still the caller's to drop
+  if (onDisk()) {
+    EXPECT_EQ(countObjectFiles(), 1u);  // still the caller's to drop
+  }
   store_->dropObject(kA, f->gen);
   EXPECT_EQ(store_->stats().objects, 0u);
-  if (onDisk()) EXPECT_EQ(countObjectFiles(), 0u);
+  if (onDisk()) {
+    EXPECT_EQ(countObjectFiles(), 0u);
+  }
 }
 
 TEST_P(StoreContract, CommitRejectsObjectFileOfAnotherKey) {
@@ -189,7 +193,9 @@ TEST_P(StoreContract, OpenObjectDetectsTruncatedFileAndDropsEntry) {
   ASSERT_FALSE(fd.ok());
   EXPECT_EQ(fd.error().code, Errc::Corrupt);
   EXPECT_EQ(store_->lookup(kA), nullptr);
-  if (onDisk()) EXPECT_EQ(countObjectFiles(), 0u);
+  if (onDisk()) {
+    EXPECT_EQ(countObjectFiles(), 0u);
+  }
   EXPECT_EQ(store_->stats().objects, 0u);
   EXPECT_EQ(store_->stats().bytes, 0u);
   if (!durable()) return;
@@ -228,7 +234,9 @@ TEST_P(StoreContract, ReplaceUpdatesStatsAndContent) {
   ASSERT_TRUE(fd.ok());
   EXPECT_EQ(readAll(*fd), "AAAAAAAAAA");
   ::close(*fd);
-  if (onDisk()) EXPECT_EQ(countObjectFiles(), 2u);
+  if (onDisk()) {
+    EXPECT_EQ(countObjectFiles(), 2u);
+  }
   if (!durable()) return;
   reopen();
   EXPECT_EQ(store_->stats().objects, 2u);
@@ -249,10 +257,14 @@ TEST_P(StoreContract, ReaderKeepsOldBytesAcrossReplacement) {
 TEST_P(StoreContract, RemoveDeletesFileRecordAndEntry) {
   ASSERT_TRUE(put(kA, "aaaa").ok());
   ASSERT_TRUE(put(kB, "bb").ok());
-  if (onDisk()) ASSERT_EQ(countObjectFiles(), 2u);
+  if (onDisk()) {
+    ASSERT_EQ(countObjectFiles(), 2u);
+  }
   ASSERT_TRUE(store_->remove(kA).ok());
   EXPECT_EQ(store_->lookup(kA), nullptr);
-  if (onDisk()) EXPECT_EQ(countObjectFiles(), 1u);
+  if (onDisk()) {
+    EXPECT_EQ(countObjectFiles(), 1u);
+  }
   EXPECT_EQ(store_->stats().objects, 1u);
   EXPECT_EQ(store_->stats().bytes, 2u);
   Result<void> again = store_->remove(kA);
@@ -433,7 +445,9 @@ TEST_P(StoreContract, VerificationDetectsAFlippedByteAndDropsTheObject) {
   EXPECT_EQ(v.error().code, Errc::Corrupt);
   EXPECT_FALSE(meta->verified->test(1));
   EXPECT_EQ(store_->lookup(kA), nullptr);
-  if (onDisk()) EXPECT_EQ(countObjectFiles(), 0u);
+  if (onDisk()) {
+    EXPECT_EQ(countObjectFiles(), 0u);
+  }
   EXPECT_EQ(store_->stats().corruptObjects, 1u);
   EXPECT_EQ(store_->stats().objects, 0u);
   if (!durable()) return;
@@ -496,7 +510,9 @@ TEST_P(StoreContract, ScrubFindsCorruptionAndDropsOnlyThatObject) {
   flipStoredByte(*store_, kA, 2 * kChecksumBlockSize - 1);  // the last byte of block 1
   EXPECT_EQ(store_->scrubNow(), 1u);
   EXPECT_EQ(store_->lookup(kA), nullptr);
-  if (onDisk()) EXPECT_EQ(countObjectFiles(), 1u);
+  if (onDisk()) {
+    EXPECT_EQ(countObjectFiles(), 1u);
+  }
   auto b = store_->lookup(kB);
   ASSERT_NE(b, nullptr);
   EXPECT_TRUE(b->verified->allVerified()) << "a scrub that passes marks the blocks";

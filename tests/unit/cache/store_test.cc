@@ -655,8 +655,12 @@ TEST_F(StoreTest, WritesTheLoopsMakeReachTheIndexByClose) {
       seen.push_back(h);
       auto m = decodeMeta(bytes);
       ASSERT_TRUE(m.ok());
-      if (h == kA.hash) EXPECT_EQ(m->etag, "\"v2\"");
-      if (h == kC.hash) EXPECT_EQ(m->kind, ObjectMeta::Kind::VaryStub);
+      if (h == kA.hash) {
+        EXPECT_EQ(m->etag, "\"v2\"");
+      }
+      if (h == kC.hash) {
+        EXPECT_EQ(m->kind, ObjectMeta::Kind::VaryStub);
+      }
     }).ok());
     EXPECT_EQ(seen.size(), 2u);
     EXPECT_EQ(std::count(seen.begin(), seen.end(), kB.hash), 0);
