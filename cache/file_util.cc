@@ -4,6 +4,8 @@
 // hit path's own pread).
 #include "cache/file_util.h"
 
+#include "cache/object_meta.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -148,6 +150,36 @@ Result<uint64_t> clearDir(const std::string& path) {
   Result<void> r = clearAt(fd, &removed);
   if (!r) return r.error();
   return removed;
+}
+
+void prepareMarks(ObjectMeta* m) {
+  m->verified.reset();
+  if (m->kind != ObjectMeta::Kind::Complete) return;
+  if (m->sums.empty() || m->blockSize == 0 || m->sums.size() != m->blockCount()) {
+    m->sums.clear();
+    return;
+  }
+  m->verified = std::make_shared<VerifiedBlocks>(m->sums.size());
+}
+
+Result<void> checkBlocks(const ObjectMeta& meta, int fd, uint64_t offset, uint64_t length, uint64_t* badBlock) {
+  const std::shared_ptr<VerifiedBlocks>& marks = meta.verified;
+  if (!marks || meta.blockSize == 0 || meta.sums.size() != marks->blocks()) return ok();  // nothing to check against
+  if (length == 0 || offset >= meta.size) return ok();
+  const uint64_t bs = meta.blockSize;
+  const uint64_t last = (std::min(meta.size, offset + length) - 1) / bs;
+  for (uint64_t b = offset / bs; b <= last; ++b) {
+    if (marks->test(b)) continue;
+    const uint64_t off = b * bs;
+    Result<uint64_t> sum = checksumRange(fd, off, std::min(bs, meta.size - off));
+    if (!sum && sum.error().code != Errc::Corrupt) return sum.error();
+    if (!sum || *sum != meta.sums[b]) {
+      *badBlock = b;
+      return Error{Errc::Corrupt, 0, "verify: block checksum mismatch"};
+    }
+    marks->mark(b);
+  }
+  return ok();
 }
 
 }  // namespace orchard::cache

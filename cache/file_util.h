@@ -9,6 +9,8 @@
 
 namespace orchard::cache {
 
+struct ObjectMeta;
+
 // ENOENT -> NotFound, ENOSPC/EDQUOT -> NoSpace, EEXIST -> Exists, else Io.
 // `context` must be a static string.
 Error errnoError(int err, const char* context) noexcept;
@@ -26,6 +28,18 @@ Result<void> makeDirs(const std::string& path, std::string* failedPath = nullptr
 // the hot objects out; bytes that were cached stay. It turns readahead off
 // on `fd` (pass a descriptor of the caller's own).
 Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length, bool spareCache = false);
+
+// Gives a Complete meta about to be published its verification marks
+// (ObjectMeta::verified: none without checksums; checksums that do not
+// cover the object are dropped, and it is then served unverified).
+void prepareMarks(ObjectMeta* meta);
+
+// Checks the blocks of [offset, offset + length) of `meta` that its marks
+// do not show as passed yet against its checksums, reading `fd`, and marks
+// those that pass. ok() if there is nothing to check against. Corrupt with
+// *badBlock set if a block does not match (or the file ends inside it);
+// another error if a read failed (which says nothing about the bytes).
+Result<void> checkBlocks(const ObjectMeta& meta, int fd, uint64_t offset, uint64_t length, uint64_t* badBlock);
 
 // Removes everything inside `path` (files and, recursively, directories),
 // keeping `path` itself. Returns how many entries were removed.

@@ -1,12 +1,12 @@
-// Fill: see fill.h for the lifecycle and the fetcher model. This file holds
-// set-up (adopting a partial record), the block and run bookkeeping, and
-// the writer side (begin, write, fetcher hand-over); fill_read.cc the
-// readers and the relay window, fill_complete.cc completion, failure and
-// durability, fill_table.cc the table of fills in flight. The hard parts:
-// one mutex per fill guards the block map, the fetchers' runs and the
-// readers' cursors, and readers are woken on their own loops
-// (waitIfUnchanged compares a version, so no wake-up is lost between a
-// snapshot and a wait).
+// Fill, writer side (see fill.h for the lifecycle and the fetcher model):
+// set-up (a new fill, or one adopting a partial record), the fetchers'
+// writes, completion (checksums, sync, commitObject), failure, and the
+// checkpoints that make a partial resumable. The block bookkeeping is in
+// fill_blocks.cc, the readers and the FillTable in fill_reader.cc.
+//
+// Hard parts: bytes are durable before any record names them (fdatasync
+// before recordPartial() and commitObject()), and a fill whose store write
+// fails turns into a relay without failing its readers.
 #include "cache/fill.h"
 
 #include <fcntl.h>
@@ -93,142 +93,6 @@ Result<void> Fill::adopt(const ObjectMeta& partial) {
   recorded_ = true;
   state_ = State::Streaming;
   return ok();
-}
-
-// ---- bookkeeping (under mu_) ----
-
-uint64_t Fill::blockCountLocked() const {
-  if (!length_) return 0;
-  return (*length_ + kBlockSize - 1) / kBlockSize;
-}
-
-void Fill::sizeBlocksLocked() {
-  // Only a stored object is tracked in blocks (for resume and several
-  // fetchers); its length was bounded before it was stored. A pass-through
-  // is one run whose readable bytes the fetchers' cursors say, so a length
-  // an origin merely declares never costs memory.
-  done_.assign(cacheable_ ? blockCountLocked() : 0, false);
-  sums_.assign(done_.size(), 0);
-  summed_.assign(done_.size(), false);
-}
-
-Fill::Fetcher* Fill::fetcherLocked(uint32_t id) {
-  for (auto& f : fetchers_)
-    if (f.id == id) return &f;
-  return nullptr;
-}
-
-void Fill::markBlocksLocked(const Fetcher& f, uint64_t from, uint64_t to) {
-  if (!length_ || to <= from) return;
-  uint64_t b = std::max(from, f.start) / kBlockSize;
-  for (; b < done_.size(); ++b) {
-    uint64_t bs = b * kBlockSize, be = std::min(bs + kBlockSize, *length_);
-    if (bs >= to) break;
-    if (bs >= f.start && be <= to) done_[b] = true;
-  }
-}
-
-uint64_t Fill::runEndLocked(uint64_t start, uint32_t except) const {
-  if (!length_) return kUnknown;
-  uint64_t end = *length_;
-  for (uint64_t b = start / kBlockSize + 1; b < done_.size(); ++b) {
-    if (done_[b]) {
-      end = b * kBlockSize;
-      break;
-    }
-  }
-  for (const auto& f : fetchers_)
-    if (f.active && f.id != except && f.start > start) end = std::min(end, f.start);
-  return end;
-}
-
-std::optional<uint64_t> Fill::firstGapLocked(uint64_t from) const {
-  const uint64_t n = done_.size();
-  if (n == 0) return std::nullopt;
-  uint64_t first = std::min<uint64_t>(from / kBlockSize, n);
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t b = (first + i) % n;
-    if (done_[b]) continue;
-    uint64_t bs = b * kBlockSize;
-    bool claimed = false;
-    for (const auto& f : fetchers_)
-      if (f.active && f.cursor <= bs && bs < f.end) claimed = true;
-    // A block a running fetcher has started belongs to it too.
-    for (const auto& f : fetchers_)
-      if (f.active && f.start <= bs + kBlockSize - 1 && bs < f.cursor) claimed = true;
-    if (!claimed) return bs;
-  }
-  return std::nullopt;
-}
-
-bool Fill::allDoneLocked() const {
-  if (!length_) return false;
-  if (!cacheable_) {
-    // Not tracked in blocks: done when no fetcher runs and their runs cover
-    // everything from the first one's start to the end.
-    std::vector<std::pair<uint64_t, uint64_t>> runs;
-    for (const auto& f : fetchers_) {
-      if (f.active) return false;
-      runs.emplace_back(f.start, f.cursor);
-    }
-    std::sort(runs.begin(), runs.end());
-    uint64_t reach = runs.empty() ? 0 : runs.front().first;
-    for (const auto& [a, b] : runs) {
-      if (a > reach) return false;
-      reach = std::max(reach, b);
-    }
-    return reach >= *length_;
-  }
-  return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
-}
-
-uint64_t Fill::readableLocked(uint64_t offset) const {
-  if (!hasHead_) return 0;
-  if (length_ && offset >= *length_) return 0;
-  uint64_t best = 0;
-  if (length_) {
-    uint64_t b = offset / kBlockSize;
-    if (b < done_.size() && done_[b]) {
-      uint64_t e = b;
-      while (e < done_.size() && done_[e]) ++e;
-      best = std::min(e * kBlockSize, *length_) - offset;
-    }
-  }
-  for (const auto& f : fetchers_) {
-    if (relayMode_ && f.id == relayFetcher_) continue;  // its bytes past relayStart_ are not on disk
-    if (f.start <= offset && offset < f.cursor) best = std::max(best, f.cursor - offset);
-  }
-  if (relayMode_ && offset >= relayStart_ && offset < relayEnd_) best = std::max(best, relayEnd_ - offset);
-  if (relayMode_) {
-    const Fetcher* rf = nullptr;
-    for (const auto& f : fetchers_)
-      if (f.id == relayFetcher_) rf = &f;
-    // The relaying fetcher's bytes before the window start are on disk.
-    if (rf && rf->start <= offset && offset < relayStart_) best = std::max(best, relayStart_ - offset);
-  }
-  return best;
-}
-
-Fill::Fetch Fill::addFetcherLocked(uint64_t start) {
-  Fetcher f{nextFetcherId_++, start, start, kUnknown, true};
-  f.end = runEndLocked(start, f.id);
-  fetchers_.push_back(f);
-  return Fetch{f.id, start};
-}
-
-std::vector<Fill::Waiter> Fill::bumpLocked() {
-  ++version_;
-  std::vector<Waiter> w;
-  w.swap(waiters_);
-  if (roomWaiter_) {
-    w.push_back(std::move(*roomWaiter_));
-    roomWaiter_.reset();
-  }
-  return w;
-}
-
-void Fill::post(std::vector<Waiter> wake) {
-  for (auto& w : wake) w.executor->post(std::move(w.task));
 }
 
 // ---- writer side ----
@@ -430,5 +294,206 @@ void Fill::fetcherStopped(uint32_t id) {
   if (Fetcher* f = fetcherLocked(id)) f->active = false;
 }
 
+void Fill::complete(int64_t nowSeconds) {
+  ObjectMeta meta;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (committing_ || state_ != State::Streaming || (!allDoneLocked() && !relayMode_)) return;
+    committing_ = true;
+    meta = head_;
+    meta.size = *length_;
+  }
+  if (cacheable_) {
+    // The last blocks' checksums (the earlier ones came with checkpoints).
+    if (sumBlocks()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (std::all_of(summed_.begin(), summed_.end(), [](bool b) { return b; })) {
+        meta.sums = sums_;
+        meta.blockSize = kBlockSize;
+      }
+    }
+    if (meta.sums.empty())
+      OLOG_RATE(log::Level::Warn, "fill of %s: stored without block checksums (read-back failed)", key_.text.c_str());
+    meta.gen = object_.gen;
+    meta.lastAccess = nowSeconds;
+    // Durable before it is recorded as complete: a power cut must never
+    // leave a Complete record over bytes that were not written. A failed
+    // sync or commit leaves the object unstored; the bytes are intact for
+    // the readers already streaming (they read the page cache).
+    bool stored = false;
+    if (::fdatasync(writeFd_) != 0) {
+      Error e{errno == ENOSPC || errno == EDQUOT ? Errc::NoSpace : Errc::Io, errno, "fill: sync before commit"};
+      reportWriteFailure(e);
+    } else if (auto r = store_->commitObject(storeKey(), std::move(meta)); !r) {
+      OLOG_RATE(log::Level::Warn, "store commit failed for %s: %s", key_.text.c_str(), r.error().message().c_str());
+    } else {
+      stored = true;
+    }
+    if (!stored) {
+      storeFailed_.store(true, std::memory_order_release);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        cacheable_ = false;
+        dropped_ = true;
+      }
+      store_->dropObject(storeKey(), object_.gen);
+    }
+  }
+  // Complete is published before leaving the table: a reader that found the
+  // fill reads it to the end; a reader that misses the table finds the store.
+  std::vector<Waiter> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_ = State::Complete;
+    wake = bumpLocked();
+  }
+  post(std::move(wake));
+  leaveTable();
+}
+
+void Fill::revalidated() {
+  std::vector<Waiter> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_ != State::Pending) return;
+    state_ = State::Revalidated;
+    wake = bumpLocked();
+  }
+  post(std::move(wake));
+  leaveTable();
+}
+
+void Fill::fail(Error error) { failInternal(error, false); }
+
+void Fill::failChanged() { failInternal(Error{Errc::Corrupt, 0, "origin object changed during the fill"}, true); }
+
+void Fill::failInternal(Error error, bool dropBlocks) {
+  std::vector<Waiter> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (dropBlocks) dropped_ = true;
+    if (state_ == State::Complete || state_ == State::Failed || state_ == State::Revalidated) return;
+    state_ = State::Failed;
+    error_ = error;
+    for (auto& f : fetchers_) f.active = false;
+    wake = bumpLocked();
+  }
+  post(std::move(wake));
+  leaveTable();
+  if (dropBlocks && object_.fd >= 0 && store_) store_->dropObject(storeKey(), object_.gen);
+}
+
+Result<void> Fill::append(const char* data, size_t n) {
+  uint32_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fetchers_.empty()) addFetcherLocked(0);
+    const Fetcher& f = fetchers_.front();
+    id = f.id;
+    if (f.end != kUnknown && f.cursor + n > f.end) return Error{Errc::Protocol, 0, "fill: body longer than declared"};
+  }
+  auto r = write(id, data, n);
+  if (!r) return r.error();
+  if (r.value() < n) return Error{Errc::Protocol, 0, "fill: body longer than declared"};
+  return ok();
+}
+
+void Fill::finish(int64_t nowSeconds) {
+  uint32_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fetchers_.empty()) addFetcherLocked(0);
+    id = fetchers_.front().id;
+  }
+  Next n = fetcherDone(id);
+  if (n.complete) complete(nowSeconds);
+  else if (n.fetch) fail(Error{Errc::Protocol, 0, "fill: body shorter than declared"});
+}
+
+ObjectMeta Fill::partialMetaLocked(int64_t now) const {
+  ObjectMeta m = head_;
+  m.kind = ObjectMeta::Kind::Partial;
+  m.gen = object_.gen;
+  m.size = *length_;
+  m.blockSize = kBlockSize;
+  m.blocks.assign((done_.size() + 7) / 8, '\0');
+  m.sums.assign(done_.size(), 0);
+  m.verified.reset();
+  // Only blocks with their checksum are listed: a resume keeps them, and a
+  // block whose read-back failed is fetched again.
+  for (uint64_t b = 0; b < done_.size(); ++b) {
+    if (done_[b] && summed_[b]) {
+      m.blocks[b / 8] = static_cast<char>(m.blocks[b / 8] | (1 << (b % 8)));
+      m.sums[b] = sums_[b];
+    }
+  }
+  m.lastAccess = now;
+  return m;
+}
+
+bool Fill::sumBlocks() {
+  std::lock_guard<std::mutex> one(sumMu_);
+  std::vector<uint64_t> todo;
+  uint64_t length;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!cacheable_ || !length_ || dropped_ || relayMode_) return true;
+    length = *length_;
+    for (uint64_t b = 0; b < done_.size(); ++b)
+      if (done_[b] && !summed_[b]) todo.push_back(b);
+  }
+  if (todo.empty()) return true;
+  std::vector<std::pair<uint64_t, uint64_t>> got;
+  got.reserve(todo.size());
+  bool allRead = true;
+  for (uint64_t b : todo) {
+    const uint64_t off = b * kBlockSize;
+    auto sum = checksumRange(readFd_, off, std::min<uint64_t>(kBlockSize, length - off));
+    if (!sum) {
+      OLOG_RATE(log::Level::Warn, "fill of %s: reading block %llu back for its checksum: %s", key_.text.c_str(),
+                static_cast<unsigned long long>(b), sum.error().message().c_str());
+      allRead = false;
+      break;
+    }
+    got.emplace_back(b, *sum);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [b, sum] : got) {
+    if (b >= sums_.size()) continue;
+    sums_[b] = sum;
+    summed_[b] = true;
+  }
+  return allRead;
+}
+
+void Fill::checkpoint(int64_t nowSeconds) {
+  if (!shared_ || !store_ || object_.fd < 0) return;
+  (void)sumBlocks();  // every checkpoint, also for objects that are not resumable
+  std::lock_guard<std::mutex> one(checkpointMu_);
+  sinceCheckpoint_.store(0, std::memory_order_relaxed);
+  ObjectMeta meta;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!cacheable_ || !length_ || dropped_ || committing_ || relayMode_) return;
+    // Resuming means range requests validated with If-Range: without a strong
+    // ETag or a Last-Modified date a changed object could not be told apart.
+    const bool strongEtag = !head_.etag.empty() && head_.etag.rfind("W/", 0) != 0;
+    if (!strongEtag && head_.lastModified.empty()) return;
+    if (state_ != State::Streaming && state_ != State::Failed) return;
+    meta = partialMetaLocked(nowSeconds);
+  }
+  // The blocks named in the record must be on disk before the record is.
+  if (::fdatasync(writeFd_) != 0) {
+    reportWriteFailure(Error{errno == ENOSPC || errno == EDQUOT ? Errc::NoSpace : Errc::Io, errno, "fill: sync"});
+    storeFailed_.store(true, std::memory_order_release);
+    return;
+  }
+  if (store_->recordPartial(storeKey(), std::move(meta))) {  // a failure is reported by the store
+    std::lock_guard<std::mutex> lock(mu_);
+    recorded_ = true;
+  } else {
+    storeFailed_.store(true, std::memory_order_release);
+  }
+}
 
 }  // namespace orchard::cache

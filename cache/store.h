@@ -1,9 +1,14 @@
-// Store: objects as files under <dir>/objects, indexed in RocksDB.
+// Store: objects as files under <dir>/objects, indexed in RocksDB. This is
+// the contract; Store::open() gives the file store (cache/file_store.h),
+// makeMemoryStore() one without durability (cache/memory_store.h), and
+// tests/unit/cache/store_conformance_test.cc holds both to it.
 //
 // Layout under StoreOptions::dir:
-//   index/                       RocksDB; column family "cache" maps Hash128 (16
-//                                bytes, big-endian hi then lo) -> encodeMeta(ObjectMeta)
-//   objects/ab/<hex>.<gen>    one file per object (hex = Hash128::hex()); a
+//   index/                       the box's database (db/database.h); its column
+//                                family "cache" maps Hash128 (16 bytes, big-endian
+//                                hi then lo) -> encodeMeta(ObjectMeta); other
+//                                concerns' families (catalog.*) live beside it
+//   objects/ab/<hex>.<gen>       one file per object (hex = Hash128::hex()); a
 //                                refetch writes a new generation, so a reader of
 //                                the old one never sees its bytes change
 //   tmp/<hex>.<n>                private (never stored) bodies; emptied at open()
@@ -48,6 +53,29 @@
 // Objects from records without checksums (before the upgrade) are served
 // unverified.
 //
+// Durability (the contract every caller may rely on): the in-memory state
+// is the truth of the running process, and every mutating call has changed
+// it when it returns. The records go to the index (RocksDB, the "cache"
+// family of the box's database, db/database.h) through one writer thread,
+// in the order the calls made them per key, so no call waits for RocksDB
+// while holding a lock that a hit or a loop thread takes:
+//   - commitObject() and recordPartial() wait for their record (they run on
+//     worker threads, off the loops) and return its failure: a committed
+//     object whose record failed is dropped again; a partial stays in
+//     memory and the fill drops it. A record they returned ok() for is in
+//     RocksDB's WAL.
+//   - refresh(), putStub(), remove(), dropObject() and the drops of a bad
+//     object found by a hit (openObject(), ensureVerified()) do not wait:
+//     the server calls them on its event loops. Their record write fails
+//     only into health() (counted, logged); the memory change stays.
+//   - the destructor applies every queued record before it returns.
+// WAL writes are not fsynced: a crash of the process keeps every record
+// written, and loses the few still queued (milliseconds' worth: a refresh
+// is redone by the next revalidation, a lost stub by the next fill, a lost
+// remove lets the removed object come back after the restart, a lost drop
+// of a bad object is caught again by its size or checksum). A power cut
+// may also lose the last WAL writes; objects are re-fetched.
+//
 // Thread safety: every method may be called from any thread. lookup() never
 // touches RocksDB (an in-memory map loaded at open() serves hits).
 #pragma once
@@ -62,6 +90,10 @@
 #include "cache/object_meta.h"
 #include "cache/store_health.h"
 #include "common/result.h"
+
+namespace orchard::db {
+class Database;
+}
 
 namespace orchard::cache {
 
@@ -79,8 +111,8 @@ inline constexpr unsigned kHighWatermarkPercent = 95;
 // evictor from waking for every new object.
 inline constexpr unsigned kLowWatermarkPercent = 90;
 
-// A file being filled. Owns its fd: closes it in the destructor, and an
-// un-committed temp file is unlinked by abandon() (or by the next open()).
+// A private (never stored) body's file, from createTemp(). Owns its fd:
+// closes it in the destructor; abandon() (or the next open()) unlinks it.
 class TempFile {
  public:
   TempFile() = default;
@@ -132,10 +164,14 @@ class Store {
   virtual ~Store() = default;
 
   // Opens (creating if needed) the store at options.dir, removes leftover
-  // temp files and loads the index into memory. A failure at start is also
-  // logged at error level naming the path (a directory it cannot make, an
-  // index it cannot open, with the ways to recover).
-  static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
+  // temp files and loads the index into memory. The index is the "cache"
+  // family of `database` (the box's one database, shared with other
+  // concerns, kept alive by the store while it lives); without one, open()
+  // opens it itself with openStoreDatabase(options.dir). A failure at start
+  // is also logged at error level naming the path (a directory it cannot
+  // make, an index it cannot open, with the ways to recover).
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& options,
+                                             std::shared_ptr<db::Database> database = nullptr);
 
   // The complete object stored under this key, or nullptr. Compares the full
   // key text. No disk access.
@@ -183,8 +219,12 @@ class Store {
   // it lists durable first.
   virtual Result<void> recordPartial(const CacheKey& key, ObjectMeta meta) = 0;
   // Makes object file meta.gen the complete object for the key: checks the
-  // file's size against meta.size, writes the Complete record (replacing any
+  // file's size against meta.size (Corrupt if it differs; the file stays,
+  // the caller's to drop), writes the Complete record (replacing any
   // partial or older record) and unlinks an older generation's file.
+  // Invalid if meta.gen names no file made for this key. The caller made
+  // the bytes durable first; meta.sums (with meta.blockSize) are its block
+  // checksums, or empty (served unverified).
   virtual Result<void> commitObject(const CacheKey& key, ObjectMeta meta) = 0;
   // Removes object file `gen` and the key's partial record if it names it.
   virtual void dropObject(const CacheKey& key, uint64_t gen) = 0;
@@ -195,14 +235,10 @@ class Store {
   virtual Result<void> refresh(const CacheKey& key, const ObjectMeta& updated) = 0;
 
   // ---- private bodies ----
-  // A new temp file for filling this key (O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC).
+  // A new temp file for a body that will not be stored (O_RDWR|O_CLOEXEC);
+  // its path may be empty (a store without a directory). Fills unlink it at
+  // once and keep the fd.
   virtual Result<TempFile> createTemp(const CacheKey& key) = 0;
-
-  // Makes a filled temp file the stored object for `key`. meta.size must equal
-  // the file's size (checked with fstat: Corrupt if not). Replaces any older
-  // object for the key atomically (rename), then writes the index record,
-  // then publishes the in-memory entry.
-  virtual Result<void> commit(const CacheKey& key, TempFile&& file, ObjectMeta meta) = 0;
 
   // Unlinks a temp file that will not be committed.
   virtual void abandon(TempFile&& file) = 0;
@@ -244,6 +280,12 @@ class Store {
  private:
   StoreHealth health_;
 };
+
+// Opens the box's database at <storageDir>/index with the cache family
+// (creating storageDir if needed), logging at error level how to recover if
+// it cannot. The server opens it once and passes it to Store::open() and
+// the other concerns that keep their records in it.
+Result<std::shared_ptr<db::Database>> openStoreDatabase(const std::string& storageDir);
 
 // `orchardd --repair-index`: runs the index repair (see repairIndex() in
 // cache/index.h) on <storageDir>/index. The store must not be open.

@@ -217,7 +217,15 @@ Result<void> Server::start() {
   storeOptions.dir = cfg.storageDir;
   storeOptions.cacheLimit = cfg.cacheLimit;
   storeOptions.scrubIntervalMs = cfg.scrubIntervalMs;
-  auto store = cache::Store::open(storeOptions);
+  // The box's one database (db/database.h): opened here once, shared by
+  // the store and the concerns that keep their records beside the cache's.
+  auto database = cache::openStoreDatabase(cfg.storageDir);
+  if (!database) {
+    startError_ = "storage.dir " + cfg.storageDir + ": " + database.error().message();
+    dirLock_ = cache::DirLock();
+    return database.error();
+  }
+  auto store = cache::Store::open(storeOptions, std::move(database).value());
   if (!store) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + store.error().message();
     dirLock_ = cache::DirLock();

@@ -3,7 +3,7 @@
 // 100000, so the CI smoke run stays short; `make bench` runs it with 1 M).
 //
 // The store is built once per process in a temp dir through the real
-// createTemp()/commit() path (empty object files), or opened from
+// createObject()/commitObject() path (empty object files), or opened from
 // $ORCHARD_BENCH_INDEX_DIR if that names a store already populated with the
 // same N by orchard_bench_populate (then Store::open's load time is shown).
 //
@@ -184,20 +184,28 @@ struct VerifyFixture {
       return;
     }
     store = std::move(s).value();
-    auto t = store->createTemp(key);
+    auto t = store->createObject(key);
     if (!t) {
-      error = "createTemp";
+      error = "createObject";
       return;
     }
     std::string body(size, 'v');
-    if (::write(t->fd(), body.data(), body.size()) != static_cast<ssize_t>(body.size())) {
-      error = "write";
-      return;
-    }
+    const bool written = ::pwrite(t->fd, body.data(), body.size(), 0) == static_cast<ssize_t>(body.size());
     orchard::cache::ObjectMeta m;
     m.key = key.text;
     m.size = size;
-    if (auto r = store->commit(key, std::move(t).value(), m); !r) {
+    m.gen = t->gen;
+    m.blockSize = orchard::cache::kChecksumBlockSize;
+    for (uint64_t off = 0; written && off < size; off += m.blockSize) {
+      auto sum = orchard::cache::checksumRange(t->fd, off, std::min<uint64_t>(m.blockSize, size - off));
+      if (sum) m.sums.push_back(*sum);
+    }
+    ::close(t->fd);
+    if (!written || m.sums.size() != m.blockCount()) {
+      error = "write";
+      return;
+    }
+    if (auto r = store->commitObject(key, m); !r) {
       error = "commit: " + r.error().message();
       return;
     }

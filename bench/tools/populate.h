@@ -1,11 +1,14 @@
 // Shared by the store micro benchmark and orchard_bench_populate: the
 // deterministic key set of a synthetic store, and the code that fills a
-// Store with N empty objects through the real createTemp()/commit() path.
+// Store with N empty objects through the real fill path (createObject(),
+// then commitObject()).
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <string>
+
+#include <unistd.h>
 
 #include "cache/key.h"
 #include "cache/object_meta.h"
@@ -48,12 +51,15 @@ inline cache::ObjectMeta syntheticMeta(const std::string& key) {
 inline bool populateStore(cache::Store& store, uint64_t from, uint64_t to, std::string* err) {
   for (uint64_t i = from; i < to; ++i) {
     cache::CacheKey key = cache::CacheKey::fromText(syntheticKeyText(i));
-    auto tmp = store.createTemp(key);
-    if (!tmp) {
-      *err = "createTemp: " + tmp.error().message();
+    auto file = store.createObject(key);
+    if (!file) {
+      *err = "createObject: " + file.error().message();
       return false;
     }
-    auto r = store.commit(key, std::move(tmp).value(), syntheticMeta(key.text));
+    ::close(file->fd);
+    cache::ObjectMeta meta = syntheticMeta(key.text);
+    meta.gen = file->gen;
+    auto r = store.commitObject(key, std::move(meta));
     if (!r) {
       *err = "commit: " + r.error().message();
       return false;

@@ -1,6 +1,6 @@
 // orchard_bench_populate DIR N: fills the store at DIR (storage.dir layout)
-// with N synthetic empty objects through Store::createTemp()/commit(), the
-// path fills take. Objects already there (from an earlier run) are kept, so
+// with N synthetic empty objects through Store::createObject()/commitObject(),
+// the path fills take. Objects already there (from an earlier run) are kept, so
 // re-running with the same N is quick. Used by bench/e2e for the index-scale
 // scenario (orchardd start-up and lookup latency with 1 M objects).
 #include <chrono>

@@ -883,9 +883,6 @@ class FailingStore final : public Store {
     }
     return inner_->createTemp(k);
   }
-  Result<void> commit(const CacheKey& k, TempFile&& f, ObjectMeta m) override {
-    return inner_->commit(k, std::move(f), std::move(m));
-  }
   void abandon(TempFile&& f) override { inner_->abandon(std::move(f)); }
   Result<void> remove(const CacheKey& k) override { return inner_->remove(k); }
   StoreStats stats() const override { return inner_->stats(); }

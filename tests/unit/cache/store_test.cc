@@ -1,6 +1,7 @@
-// Tests for cache/store (and the index underneath): commit/lookup, hash
-// collisions, size checks, persistence across reopen, temp file cleanup,
-// damaged objects and records, replacement stats and removal; eviction
+// Tests of the file store alone (the contract every Store keeps is in
+// store_conformance_test.cc): the directory layout, temp files on disk,
+// records damaged on disk, object files gone missing, the shared database
+// and the record writer; eviction
 // (watermarks, pins, the busy check, ENOSPC requests, hits) and start-up
 // reconciliation of files and records; block checksums (verification on
 // the hit path, cached per generation, the scrub, records from before
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -33,9 +35,12 @@
 #include "cache/file_util.h"
 #include "cache/index.h"
 #include "tests/unit/cache/meta_v2.h"
+#include "tests/unit/cache/store_test_util.h"
 
 namespace orchard::cache {
 namespace {
+
+using namespace orchard::cache::testing;
 
 int removeEntry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
 
@@ -59,35 +64,11 @@ class StoreTest : public ::testing::Test {
     store_ = std::move(s).value();
   }
 
-  static ObjectMeta metaFor(const CacheKey& key, uint64_t size) {
-    ObjectMeta m;
-    m.key = key.text;
-    m.size = size;
-    m.headers = {{"Content-Type", "application/octet-stream"}};
-    m.etag = "\"v1\"";
-    m.responseTime = 1'700'000'000;
-    return m;
-  }
-
-  // Fills a temp file with `body` and commits it.
+  // Stores `body` through the fill path (createObject + pwrite + commitObject).
   Result<void> put(const CacheKey& key, const std::string& body, uint64_t declaredSize) {
-    Result<TempFile> t = store_->createTemp(key);
-    if (!t) return t.error();
-    EXPECT_EQ(::write(t->fd(), body.data(), body.size()), static_cast<ssize_t>(body.size()));
-    TempFile file = std::move(t).value();
-    Result<void> r = store_->commit(key, std::move(file), metaFor(key, declaredSize));
-    if (!r) store_->abandon(std::move(file));
-    return r;
+    return putObject(*store_, key, body, metaFor(key, declaredSize), declaredSize);
   }
   Result<void> put(const CacheKey& key, const std::string& body) { return put(key, body, body.size()); }
-
-  std::string readAll(int fd) {
-    std::string out;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-    return out;
-  }
 
   // The file of the key's current complete object (generation from its record).
   std::string objectPath(const CacheKey& key) const {
@@ -111,15 +92,6 @@ class StoreTest : public ::testing::Test {
     return count;
   }
 
-  // Polls `done` until it holds or `seconds` pass.
-  static bool waitUntil(const std::function<bool()>& done, double seconds = 20) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (!done()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
-  }
   uint64_t usage() const {
     StoreStats st = store_->stats();
     return st.bytes + st.partialBytes;
@@ -167,51 +139,8 @@ TEST_F(StoreTest, OpenCreatesLayout) {
   EXPECT_EQ(store_->stats().objects, 0u);
 }
 
-TEST_F(StoreTest, InvisibleUntilCommitThenHit) {
-  Result<TempFile> t = store_->createTemp(kA);
-  ASSERT_TRUE(t.ok());
-  EXPECT_EQ(t->path().rfind(dir_ + "/tmp/" + kA.hash.hex() + ".", 0), 0u);
-  ASSERT_EQ(::write(t->fd(), "hello", 5), 5);
-  EXPECT_EQ(store_->lookup(kA), nullptr);
 
-  ASSERT_TRUE(store_->commit(kA, std::move(t).value(), metaFor(kA, 5)).ok());
-  std::shared_ptr<const ObjectMeta> m = store_->lookup(kA);
-  ASSERT_NE(m, nullptr);
-  EXPECT_EQ(m->key, kA.text);
-  EXPECT_EQ(m->size, 5u);
-  EXPECT_EQ(m->header("content-type"), "application/octet-stream");
-  EXPECT_EQ(store_->lookup(kB), nullptr);
 
-  Result<int> fd = store_->openObject(kA, *m);
-  ASSERT_TRUE(fd.ok()) << fd.error().message();
-  EXPECT_EQ(readAll(*fd), "hello");
-  ::close(*fd);
-  EXPECT_EQ(countFiles("tmp"), 0u);
-  EXPECT_EQ(store_->stats().objects, 1u);
-  EXPECT_EQ(store_->stats().bytes, 5u);
-}
-
-TEST_F(StoreTest, CommitFillsEmptyMetaKey) {
-  Result<TempFile> t = store_->createTemp(kA);
-  ASSERT_TRUE(t.ok());
-  ObjectMeta m = metaFor(kA, 0);
-  m.key.clear();
-  ASSERT_TRUE(store_->commit(kA, std::move(t).value(), m).ok());
-  ASSERT_NE(store_->lookup(kA), nullptr);
-  EXPECT_EQ(store_->lookup(kA)->key, kA.text);
-}
-
-TEST_F(StoreTest, HashCollisionWithDifferentTextMisses) {
-  ASSERT_TRUE(put(kA, "aaaa").ok());
-  // Same hash, different text: what a real XXH3-128 collision would look like.
-  CacheKey impostor{"http://evil.example/a.pkg", kA.hash};
-  EXPECT_EQ(store_->lookup(impostor), nullptr);
-  EXPECT_NE(store_->lookup(kA), nullptr);
-  Result<void> r = store_->remove(impostor);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, Errc::NotFound);
-  EXPECT_NE(store_->lookup(kA), nullptr);  // the real owner is untouched
-}
 
 TEST_F(StoreTest, RecordWhoseKeyDoesNotHashToItsIndexKeyIsDroppedAtOpen) {
   ASSERT_TRUE(put(kA, "aaaa").ok());
@@ -244,51 +173,8 @@ TEST_F(StoreTest, RecordWhoseKeyDoesNotHashToItsIndexKeyIsDroppedAtOpen) {
   reopen();
 }
 
-TEST_F(StoreTest, SizeMismatchAtCommitIsRejected) {
-  Result<TempFile> t = store_->createTemp(kA);
-  ASSERT_TRUE(t.ok());
-  ASSERT_EQ(::write(t->fd(), "abc", 3), 3);
-  TempFile file = std::move(t).value();
-  std::string tempPath = file.path();
-  Result<void> r = store_->commit(kA, std::move(file), metaFor(kA, 4));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, Errc::Corrupt);
-  EXPECT_EQ(store_->lookup(kA), nullptr);
-  EXPECT_TRUE(file.valid());  // still the caller's to abandon
-  EXPECT_EQ(::access(tempPath.c_str(), F_OK), 0);
-  store_->abandon(std::move(file));
-  EXPECT_EQ(::access(tempPath.c_str(), F_OK), -1);
-  EXPECT_EQ(store_->stats().objects, 0u);
-  EXPECT_EQ(countFiles("objects"), 0u);
-}
 
-TEST_F(StoreTest, CommitRejectsTempFileOfAnotherKey) {
-  Result<TempFile> t = store_->createTemp(kB);
-  ASSERT_TRUE(t.ok());
-  TempFile file = std::move(t).value();
-  Result<void> r = store_->commit(kA, std::move(file), metaFor(kA, 0));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, Errc::Invalid);
-  store_->abandon(std::move(file));
-}
 
-TEST_F(StoreTest, ReopenKeepsObjects) {
-  ASSERT_TRUE(put(kA, "aaaa").ok());
-  ASSERT_TRUE(put(kB, "bbbbbb").ok());
-  reopen();
-  std::shared_ptr<const ObjectMeta> a = store_->lookup(kA);
-  std::shared_ptr<const ObjectMeta> b = store_->lookup(kB);
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
-  EXPECT_EQ(a->etag, "\"v1\"");
-  EXPECT_EQ(b->size, 6u);
-  EXPECT_EQ(store_->stats().objects, 2u);
-  EXPECT_EQ(store_->stats().bytes, 10u);
-  Result<int> fd = store_->openObject(kB, *b);
-  ASSERT_TRUE(fd.ok());
-  EXPECT_EQ(readAll(*fd), "bbbbbb");
-  ::close(*fd);
-}
 
 TEST_F(StoreTest, OpenRemovesTempFiles) {
   Result<TempFile> t = store_->createTemp(kA);
@@ -313,28 +199,13 @@ TEST_F(StoreTest, TempFileNamesAreUnique) {
   Result<TempFile> t2 = store_->createTemp(kA);
   ASSERT_TRUE(t1.ok());
   ASSERT_TRUE(t2.ok());
+  EXPECT_EQ(t1->path().rfind(dir_ + "/tmp/", 0), 0u);
   EXPECT_NE(t1->path(), t2->path());
   store_->abandon(std::move(t1).value());
   store_->abandon(std::move(t2).value());
   EXPECT_EQ(countFiles("tmp"), 0u);
 }
 
-TEST_F(StoreTest, OpenObjectDetectsTruncatedFileAndDropsEntry) {
-  ASSERT_TRUE(put(kA, "0123456789").ok());
-  std::shared_ptr<const ObjectMeta> m = store_->lookup(kA);
-  ASSERT_NE(m, nullptr);
-  const std::string path = objectPath(kA);
-  ASSERT_EQ(::truncate(path.c_str(), 4), 0);
-  Result<int> fd = store_->openObject(kA, *m);
-  ASSERT_FALSE(fd.ok());
-  EXPECT_EQ(fd.error().code, Errc::Corrupt);
-  EXPECT_EQ(store_->lookup(kA), nullptr);
-  EXPECT_EQ(::access(path.c_str(), F_OK), -1);
-  EXPECT_EQ(store_->stats().objects, 0u);
-  EXPECT_EQ(store_->stats().bytes, 0u);
-  reopen();  // the index record went too
-  EXPECT_EQ(store_->lookup(kA), nullptr);
-}
 
 TEST_F(StoreTest, OpenObjectDetectsMissingFileAndDropsEntry) {
   ASSERT_TRUE(put(kA, "0123456789").ok());
@@ -349,21 +220,6 @@ TEST_F(StoreTest, OpenObjectDetectsMissingFileAndDropsEntry) {
   EXPECT_EQ(store_->lookup(kA), nullptr);
 }
 
-TEST_F(StoreTest, OpenObjectWithStaleMetaKeepsNewerObject) {
-  ASSERT_TRUE(put(kA, "old").ok());
-  std::shared_ptr<const ObjectMeta> stale = store_->lookup(kA);
-  ASSERT_TRUE(put(kA, "newer!").ok());
-  Result<int> fd = store_->openObject(kA, *stale);
-  ASSERT_FALSE(fd.ok());
-  EXPECT_EQ(fd.error().code, Errc::NotFound);
-  std::shared_ptr<const ObjectMeta> fresh = store_->lookup(kA);
-  ASSERT_NE(fresh, nullptr);  // the newer object was not dropped
-  EXPECT_EQ(fresh->size, 6u);
-  Result<int> fd2 = store_->openObject(kA, *fresh);
-  ASSERT_TRUE(fd2.ok());
-  EXPECT_EQ(readAll(*fd2), "newer!");
-  ::close(*fd2);
-}
 
 TEST_F(StoreTest, AbandonLeavesNothing) {
   Result<TempFile> t = store_->createTemp(kA);
@@ -376,55 +232,8 @@ TEST_F(StoreTest, AbandonLeavesNothing) {
   EXPECT_EQ(store_->stats().objects, 0u);
 }
 
-TEST_F(StoreTest, ReplaceUpdatesStatsAndContent) {
-  ASSERT_TRUE(put(kA, "aaaa").ok());
-  ASSERT_TRUE(put(kB, "bb").ok());
-  EXPECT_EQ(store_->stats().objects, 2u);
-  EXPECT_EQ(store_->stats().bytes, 6u);
-  ASSERT_TRUE(put(kA, "AAAAAAAAAA").ok());
-  EXPECT_EQ(store_->stats().objects, 2u);
-  EXPECT_EQ(store_->stats().bytes, 12u);
-  std::shared_ptr<const ObjectMeta> m = store_->lookup(kA);
-  ASSERT_NE(m, nullptr);
-  EXPECT_EQ(m->size, 10u);
-  Result<int> fd = store_->openObject(kA, *m);
-  ASSERT_TRUE(fd.ok());
-  EXPECT_EQ(readAll(*fd), "AAAAAAAAAA");
-  ::close(*fd);
-  EXPECT_EQ(countFiles("objects"), 2u);
-  reopen();
-  EXPECT_EQ(store_->stats().objects, 2u);
-  EXPECT_EQ(store_->stats().bytes, 12u);
-}
 
-TEST_F(StoreTest, ReaderKeepsOldBytesAcrossReplacement) {
-  ASSERT_TRUE(put(kA, "old-bytes").ok());
-  std::shared_ptr<const ObjectMeta> m = store_->lookup(kA);
-  Result<int> fd = store_->openObject(kA, *m);
-  ASSERT_TRUE(fd.ok());
-  ASSERT_TRUE(put(kA, "new").ok());
-  EXPECT_EQ(readAll(*fd), "old-bytes");  // rename replaced the name, not the inode
-  ::close(*fd);
-  EXPECT_EQ(m->size, 9u);  // the caller's snapshot of the old meta stays valid
-}
 
-TEST_F(StoreTest, RemoveDeletesFileRecordAndEntry) {
-  ASSERT_TRUE(put(kA, "aaaa").ok());
-  ASSERT_TRUE(put(kB, "bb").ok());
-  const std::string path = objectPath(kA);
-  ASSERT_EQ(::access(path.c_str(), F_OK), 0);
-  ASSERT_TRUE(store_->remove(kA).ok());
-  EXPECT_EQ(store_->lookup(kA), nullptr);
-  EXPECT_EQ(::access(path.c_str(), F_OK), -1);
-  EXPECT_EQ(store_->stats().objects, 1u);
-  EXPECT_EQ(store_->stats().bytes, 2u);
-  Result<void> again = store_->remove(kA);
-  ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.error().code, Errc::NotFound);
-  reopen();
-  EXPECT_EQ(store_->lookup(kA), nullptr);
-  EXPECT_NE(store_->lookup(kB), nullptr);
-}
 
 TEST_F(StoreTest, TempFileMoveTransfersOwnership) {
   Result<TempFile> t = store_->createTemp(kA);
@@ -450,40 +259,6 @@ TEST_F(StoreTest, TempFileMoveTransfersOwnership) {
   EXPECT_EQ(::access(path.c_str(), F_OK), 0);  // but not unlinked
 }
 
-TEST_F(StoreTest, ConcurrentCommitsAndLookupsStayConsistent) {
-  constexpr int kThreads = 4;
-  constexpr int kPerThread = 25;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([this, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        // Distinct keys per thread, plus one key every thread keeps replacing.
-        CacheKey own = CacheKey::fromText("http://h/" + std::to_string(t) + "/" + std::to_string(i));
-        EXPECT_TRUE(put(own, std::string(static_cast<size_t>(i), 'x')).ok());
-        CacheKey shared = CacheKey::fromText("http://h/shared");
-        EXPECT_TRUE(put(shared, std::string(static_cast<size_t>(t + 1), 's')).ok());
-        if (auto m = store_->lookup(shared)) {
-          Result<int> fd = store_->openObject(shared, *m);
-          if (fd.ok()) ::close(*fd);
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  StoreStats st = store_->stats();
-  EXPECT_EQ(st.objects, static_cast<uint64_t>(kThreads * kPerThread + 1));
-  std::shared_ptr<const ObjectMeta> shared = store_->lookup(CacheKey::fromText("http://h/shared"));
-  ASSERT_NE(shared, nullptr);
-  Result<int> fd = store_->openObject(CacheKey::fromText("http://h/shared"), *shared);
-  ASSERT_TRUE(fd.ok());  // record and file agree after the race
-  EXPECT_EQ(readAll(*fd), std::string(shared->size, 's'));
-  ::close(*fd);
-  uint64_t expectBytes = shared->size + kThreads * (kPerThread * (kPerThread - 1) / 2);
-  EXPECT_EQ(st.bytes, expectBytes);
-  reopen();
-  EXPECT_EQ(store_->stats().objects, st.objects);
-  EXPECT_EQ(store_->stats().bytes, st.bytes);
-}
 
 // ---- eviction ----
 
@@ -826,6 +601,75 @@ TEST_F(StoreTest, DISABLED_ReconcileScale) {
   }
 }
 
+// ---- the box's database and the record writer ----
+
+TEST(StoreOpen, SharesTheBoxDatabaseAndKeepsItsLayout) {
+  char tmpl[] = "/tmp/orchard-store-db-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const CacheKey key = CacheKey::fromText("http://swcdn.apple.com/shared.pkg");
+  {
+    auto database = openStoreDatabase(dir);
+    ASSERT_TRUE(database.ok()) << database.error().message();
+    auto s = Store::open(StoreOptions{dir, 0}, *database);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    ASSERT_TRUE(putObject(**s, key, "shared", metaFor(key, 6), 6).ok());
+    s->reset();
+    EXPECT_EQ((*database).use_count(), 1) << "the store let go of the database";
+  }
+  {
+    // A later open with more families (a catalog) keeps the cache's.
+    auto database = db::Database::open(dir + "/index", {"catalog.packages", kCacheFamily});
+    ASSERT_TRUE(database.ok());
+    EXPECT_TRUE((*database)->family("catalog.packages").valid());
+    ASSERT_TRUE((*database)->put((*database)->family("catalog.packages"), "pkg", "v1").ok());
+  }
+  // Store::open() without a database opens it itself, with every family.
+  auto s = Store::open(StoreOptions{dir, 0});
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_NE((*s)->lookup(key), nullptr);
+  s->reset();
+  ::nftw(dir.c_str(), removeEntry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TEST_F(StoreTest, WritesTheLoopsMakeReachTheIndexByClose) {
+  // putStub(), refresh() and remove() do not wait for RocksDB; the store's
+  // destruction applies what they queued.
+  ASSERT_TRUE(put(kA, "aaaa").ok());
+  ASSERT_TRUE(put(kB, "bbbb").ok());
+  ObjectMeta updated = *store_->lookup(kA);
+  updated.etag = "\"v2\"";
+  ASSERT_TRUE(store_->refresh(kA, updated).ok());
+  ASSERT_TRUE(store_->remove(kB).ok());
+  ObjectMeta stub;
+  stub.kind = ObjectMeta::Kind::VaryStub;
+  stub.vary = "accept-encoding";
+  const CacheKey kC = CacheKey::fromText("http://swcdn.apple.com/c.pkg");
+  ASSERT_TRUE(store_->putStub(kC, stub).ok());
+  store_.reset();
+  {
+    Result<std::unique_ptr<Index>> idx = Index::open(dir_ + "/index");
+    ASSERT_TRUE(idx.ok());
+    std::vector<Hash128> seen;
+    ASSERT_TRUE((*idx)->forEach([&](const Hash128& h, std::string_view bytes) {
+      seen.push_back(h);
+      auto m = decodeMeta(bytes);
+      ASSERT_TRUE(m.ok());
+      if (h == kA.hash) {
+        EXPECT_EQ(m->etag, "\"v2\"");
+      }
+      if (h == kC.hash) {
+        EXPECT_EQ(m->kind, ObjectMeta::Kind::VaryStub);
+      }
+    }).ok());
+    EXPECT_EQ(seen.size(), 2u);
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), kB.hash), 0);
+  }
+  reopen();
+  EXPECT_EQ(store_->lookup(kA)->etag, "\"v2\"");
+  EXPECT_EQ(store_->lookup(kB), nullptr);
+}
+
 TEST(IndexTest, HashKeyEncodingIsBigEndianHiThenLo) {
   Hash128 h{0x0102030405060708ull, 0x090a0b0c0d0e0f10ull};
   std::string k = encodeHashKey(h);
@@ -849,13 +693,6 @@ TEST(StoreOpen, FailsCleanlyWhenDirIsAFile) {
 
 // ---- block checksums ----
 
-// A body of `size` bytes that differs from block to block.
-std::string patterned(uint64_t size) {
-  std::string body(size, '\0');
-  for (uint64_t i = 0; i < size; ++i) body[i] = static_cast<char>((i * 131 + i / 4096) & 0xff);
-  return body;
-}
-
 // Overwrites one byte of a file in place (same size, other bytes).
 void flipByte(const std::string& path, uint64_t offset) {
   int fd = ::open(path.c_str(), O_RDWR);
@@ -867,117 +704,10 @@ void flipByte(const std::string& path, uint64_t offset) {
   ::close(fd);
 }
 
-TEST_F(StoreTest, CommitRecordsAChecksumPerBlockThatSurvivesReopen) {
-  const uint64_t size = 2 * kChecksumBlockSize + 12345;
-  std::string body = patterned(size);
-  ASSERT_TRUE(put(kA, body).ok());
-  auto meta = store_->lookup(kA);
-  ASSERT_NE(meta, nullptr);
-  ASSERT_EQ(meta->blockSize, kChecksumBlockSize);
-  ASSERT_EQ(meta->sums.size(), 3u);
-  for (uint64_t b = 0; b < 3; ++b) {
-    uint64_t off = b * kChecksumBlockSize;
-    EXPECT_EQ(meta->sums[b], blockChecksum(body.data() + off, std::min<uint64_t>(kChecksumBlockSize, size - off)));
-  }
-  std::vector<uint64_t> sums = meta->sums;
-  meta.reset();
-  reopen();
-  meta = store_->lookup(kA);
-  ASSERT_NE(meta, nullptr);
-  EXPECT_EQ(meta->sums, sums);
-  ASSERT_NE(meta->verified, nullptr);
-  EXPECT_FALSE(meta->verified->allVerified());  // a new process verifies again
-}
 
-TEST_F(StoreTest, VerificationDetectsAFlippedByteAndDropsTheObject) {
-  const uint64_t size = 3 * kChecksumBlockSize;
-  ASSERT_TRUE(put(kA, patterned(size)).ok());
-  auto meta = store_->lookup(kA);
-  ASSERT_NE(meta, nullptr);
-  const std::string path = objectPath(kA);
-  flipByte(path, kChecksumBlockSize + 7);  // block 1
-  Result<int> fd = store_->openObject(kA, *meta);
-  ASSERT_TRUE(fd.ok());  // same size: the open cannot tell
-  // Block 0 is fine; a range inside block 0 passes.
-  EXPECT_TRUE(store_->ensureVerified(kA, *meta, *fd, 0, 100).ok());
-  EXPECT_TRUE(meta->verified->test(0));
-  Result<void> v = store_->ensureVerified(kA, *meta, *fd, 0, size);
-  ::close(*fd);
-  ASSERT_FALSE(v.ok());
-  EXPECT_EQ(v.error().code, Errc::Corrupt);
-  EXPECT_FALSE(meta->verified->test(1));
-  EXPECT_EQ(store_->lookup(kA), nullptr);
-  EXPECT_FALSE(exists(path));
-  EXPECT_EQ(store_->stats().corruptObjects, 1u);
-  EXPECT_EQ(store_->stats().objects, 0u);
-  reopen();
-  EXPECT_EQ(store_->lookup(kA), nullptr) << "the record is gone too";
-}
 
-TEST_F(StoreTest, VerifiedBlocksAreRememberedPerGeneration) {
-  std::string body = patterned(kChecksumBlockSize + 10);
-  ASSERT_TRUE(put(kA, body).ok());
-  auto meta = store_->lookup(kA);
-  ASSERT_NE(meta, nullptr);
-  Result<int> fd = store_->openObject(kA, *meta);
-  ASSERT_TRUE(fd.ok());
-  ASSERT_TRUE(store_->ensureVerified(kA, *meta, *fd, 0, body.size()).ok());
-  EXPECT_TRUE(meta->verified->allVerified());
-  // Later sends are not re-read: a change now goes unseen by hits...
-  flipByte(objectPath(kA), 3);
-  EXPECT_TRUE(store_->ensureVerified(kA, *meta, *fd, 0, body.size()).ok());
-  EXPECT_TRUE(store_->lookup(kA)->verified->allVerified()) << "every lookup shares the marks";
-  ::close(*fd);
-  // ...until the scrub, or a new generation, or a restart.
-  reopen();
-  meta = store_->lookup(kA);
-  ASSERT_NE(meta, nullptr);
-  fd = store_->openObject(kA, *meta);
-  ASSERT_TRUE(fd.ok());
-  EXPECT_FALSE(store_->ensureVerified(kA, *meta, *fd, 0, 1).ok());
-  ::close(*fd);
-  EXPECT_EQ(store_->lookup(kA), nullptr);
-  // A new generation starts unverified.
-  ASSERT_TRUE(put(kA, body).ok());
-  meta = store_->lookup(kA);
-  ASSERT_NE(meta, nullptr);
-  EXPECT_FALSE(meta->verified->test(0));
-}
 
-TEST_F(StoreTest, RefreshKeepsChecksumsAndVerifiedBlocks) {
-  ASSERT_TRUE(put(kA, patterned(1000)).ok());
-  auto meta = store_->lookup(kA);
-  Result<int> fd = store_->openObject(kA, *meta);
-  ASSERT_TRUE(fd.ok());
-  ASSERT_TRUE(store_->ensureVerified(kA, *meta, *fd, 0, 1000).ok());
-  ::close(*fd);
-  ObjectMeta updated = *meta;
-  updated.sums.clear();  // a caller's copy without them must not lose them
-  updated.verified.reset();
-  updated.responseTime += 60;
-  ASSERT_TRUE(store_->refresh(kA, updated).ok());
-  auto after = store_->lookup(kA);
-  EXPECT_EQ(after->sums, meta->sums);
-  EXPECT_EQ(after->verified, meta->verified);
-}
 
-TEST_F(StoreTest, ScrubFindsCorruptionAndDropsOnlyThatObject) {
-  ASSERT_TRUE(put(kA, patterned(2 * kChecksumBlockSize)).ok());
-  ASSERT_TRUE(put(kB, patterned(5000)).ok());
-  const std::string pathA = objectPath(kA);
-  flipByte(pathA, 2 * kChecksumBlockSize - 1);  // the last byte of block 1
-  EXPECT_EQ(store_->scrubNow(), 1u);
-  EXPECT_EQ(store_->lookup(kA), nullptr);
-  EXPECT_FALSE(exists(pathA));
-  auto b = store_->lookup(kB);
-  ASSERT_NE(b, nullptr);
-  EXPECT_TRUE(b->verified->allVerified()) << "a scrub that passes marks the blocks";
-  StoreStats st = store_->stats();
-  EXPECT_EQ(st.corruptObjects, 1u);
-  EXPECT_EQ(st.scrubPasses, 1u);
-  EXPECT_EQ(store_->scrubNow(), 0u);
-  EXPECT_EQ(store_->stats().corruptObjects, 1u);
-}
 
 TEST_F(StoreTest, BackgroundScrubRunsEveryInterval) {
   store_.reset();

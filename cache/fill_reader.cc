@@ -1,9 +1,11 @@
-// The reader side of a fill: snapshots, readable bytes past a cursor,
-// read() from the object file or from the relay window, need() (a fetcher
-// for bytes no run will bring soon), waitIfUnchanged(), and the relay
-// window itself (cursors, room, the slowest reader). The hard part is the
-// window: the writer may never overwrite bytes a reader's cursor has not
-// passed, and a reader left behind it gets an error, never other bytes.
+// Fill, reader side, and the FillTable (see fill.h): snapshots, reads at
+// a cursor ("bytes past offset N, or register me"), the switch to relay
+// mode, and the table that makes one fill per key and tells the evictor
+// which hashes are busy.
+//
+// Hard parts: a relayed fill keeps only a window of bytes in memory, so a
+// read must tell "not yet" from "gone"; and acquire() must not start a fill
+// over an object that became complete meanwhile.
 #include "cache/fill.h"
 
 #include <fcntl.h>
@@ -14,68 +16,14 @@
 #include <cstring>
 #include <limits>
 
-#include "cache/file_util.h"
 #include "common/clock.h"
+#include "cache/file_util.h"
 #include "common/log.h"
 
 namespace orchard::cache {
-
-uint64_t Fill::relayRoomLocked() const {
-  uint64_t slowest = relayEnd_;
-  for (const auto& c : cursors_) slowest = std::min(slowest, c.second);
-  slowest = std::max(slowest, relayStart_);  // behind the window: lost already, it holds nothing back
-  return relayCap_ - (relayEnd_ - slowest);
+namespace {
+constexpr uint64_t kUnknown = std::numeric_limits<uint64_t>::max();
 }
-
-std::vector<Fill::Waiter> Fill::roomFreedLocked() const {
-  std::vector<Waiter> w;
-  if (roomWaiter_ && relayRoomLocked() >= roomWanted_) {
-    w.push_back(std::move(*roomWaiter_));
-    roomWaiter_.reset();
-  }
-  return w;
-}
-
-uint32_t Fill::addCursor(uint64_t at) {
-  std::lock_guard<std::mutex> lock(mu_);
-  cursors_.emplace_back(nextCursor_, at);
-  return nextCursor_++;
-}
-
-void Fill::removeCursor(uint32_t cursor) {
-  std::vector<Waiter> wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 0; i < cursors_.size(); ++i)
-      if (cursors_[i].first == cursor) {
-        cursors_[i] = cursors_.back();
-        cursors_.pop_back();
-        break;
-      }
-    if (relayMode_) wake = roomFreedLocked();
-  }
-  post(std::move(wake));
-}
-
-bool Fill::dropSlowestCursor() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (cursors_.size() < 2) return false;
-  size_t slowest = 0;
-  for (size_t i = 1; i < cursors_.size(); ++i)
-    if (cursors_[i].second < cursors_[slowest].second) slowest = i;
-  cursors_[slowest] = cursors_.back();
-  cursors_.pop_back();
-  return true;
-}
-
-bool Fill::waitForRoom(size_t n, Executor* executor, Executor::Task wake) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!relayMode_ || state_ != State::Streaming || relayRoomLocked() >= n) return false;
-  roomWaiter_ = Waiter{executor, std::move(wake)};
-  roomWanted_ = n;
-  return true;
-}
-
 
 // ---- reader side ----
 
@@ -213,6 +161,81 @@ int Fill::activeFetchers() const {
 void Fill::leaveTable() {
   FillTable* t = table_.load();
   if (t) t->remove(this);
+}
+
+// ---- FillTable ----
+
+FillTable::~FillTable() {
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (auto& [h, f] : s.fills) f->table_ = nullptr;
+    s.fills.clear();
+  }
+}
+
+FillTable::Acquired FillTable::acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate) {
+  Shard& s = shardFor(key.hash);
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.fills.find(key.hash);
+  if (it != s.fills.end() && it->second->key().text == key.text) return {it->second, false};
+  if (store_ && !revalidate) {
+    if (auto m = store_->lookup(key); m && m->kind == ObjectMeta::Kind::Complete) return {nullptr, false};
+  }
+  if (it != s.fills.end()) {
+    // Hash collision with a different key in flight: this one is filled privately.
+    return {std::make_shared<Fill>(key, store_, false), true};
+  }
+  auto fill = std::make_shared<Fill>(key, store_, true);
+  if (revalidate) {
+    fill->setRevalidating(std::move(revalidate));
+  } else if (store_) {
+    if (auto partial = store_->lookupPartial(key)) {
+      auto r = fill->adopt(*partial);
+      if (!r) {
+        OLOG_RATE(log::Level::Info, "cannot resume %s: %s", key.text.c_str(), r.error().message().c_str());
+        fill = std::make_shared<Fill>(key, store_, true);
+      }
+    }
+  }
+  fill->table_ = this;
+  s.fills.emplace(key.hash, fill);
+  return {fill, true};
+}
+
+void FillTable::remove(Fill* fill) {
+  Shard& s = shardFor(fill->key().hash);
+  std::shared_ptr<Fill> keep;  // destroyed after the lock is released
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.fills.find(fill->key().hash);
+  if (it != s.fills.end() && it->second.get() == fill) {
+    keep = std::move(it->second);
+    s.fills.erase(it);
+  }
+  fill->table_ = nullptr;
+}
+
+size_t FillTable::inFlight() const {
+  size_t n = 0;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    n += s.fills.size();
+  }
+  return n;
+}
+
+bool FillTable::busy(const Hash128& h) const {
+  const Shard& s = shardFor(h);
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.fills.count(h) > 0;
+}
+
+std::vector<std::shared_ptr<Fill>> FillTable::all() const {
+  std::vector<std::shared_ptr<Fill>> out;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (const auto& [h, f] : s.fills) out.push_back(f);
+  }
+  return out;
 }
 
 }  // namespace orchard::cache
