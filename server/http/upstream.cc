@@ -47,7 +47,9 @@ class UpstreamConn final : private StreamReader, private Http1Codec::Sink {
   void finishExchange();
   UpstreamSink* retire(UpstreamExchange* ex);
   void unref();
-  // Completions (server/net/stream.h).
+  // Completions (server/net/stream.h). succeeded(): false when the conn
+  // closed first or the operation failed (then the exchange has failed).
+  bool succeeded(int status, const char* context);
   void onConnected(int status);
   void onWritten(int status);
   void onStreamClosed(int status);
@@ -191,12 +193,17 @@ void UpstreamConn::connectTo(const struct sockaddr* addr) {
   if (rc != 0) fail(uvError(rc, "upstream: connect"));
 }
 
-void UpstreamConn::onConnected(int status) {
-  if (status == UV_ECANCELED || state_ == State::Closed) return;
+bool UpstreamConn::succeeded(int status, const char* context) {
+  if (status == UV_ECANCELED || state_ == State::Closed) return false;  // closed first: nothing to do
   if (status != 0) {
-    fail(uvError(status, "upstream: connect"));
-    return;
+    fail(uvError(status, context));
+    return false;
   }
+  return true;
+}
+
+void UpstreamConn::onConnected(int status) {
+  if (!succeeded(status, "upstream: connect")) return;
   state_ = State::Active;
   sendHead();
 }
@@ -260,11 +267,7 @@ void UpstreamConn::write(std::string data) {
 }
 
 void UpstreamConn::onWritten(int status) {
-  if (status == UV_ECANCELED || state_ == State::Closed) return;
-  if (status != 0) {
-    fail(uvError(status, "upstream: write"));
-    return;
-  }
+  if (!succeeded(status, "upstream: write")) return;
   // Progress in either direction resets the read timeout: an upload the
   // origin is still taking is not a silent origin.
   if (state_ == State::Active && !paused_) armTimer(pool_->options_.readTimeoutMs);
