@@ -44,12 +44,14 @@
 // stream's tryWrite(); shutdown() sends close_notify then shuts the inner
 // stream; close() closes the inner stream and notifies when it has closed.
 //
-// CONNECT tunnel (two streams spliced, backpressure both ways): for each
-// direction A->B, A's onStreamData() tries B.tryWrite() and queues the rest
-// with B.writeOwned(); while B has bytes queued, A's reads are stopped and
-// B's write completion restarts them, so neither side buffers more than one
-// read. A's onStreamEnd() becomes B.shutdown(); the tunnel ends when both
-// directions ended, or at once (both streams closed) when either broke.
+// CONNECT tunnel (two streams spliced, backpressure both ways; built in
+// server/net/splice.h): for each direction A->B, A's onStreamData() tries
+// B.tryWrite() and queues the rest with B.writeOwned(); while B has bytes
+// queued, A's reads are stopped and B's write completion restarts them, so
+// neither side buffers more than one read. A's onStreamEnd() becomes
+// B.shutdown(); the tunnel ends when both directions ended, or at once (both
+// streams closed) when either broke. Over TLS the same holds: the streams
+// spliced are the TlsStreams.
 #pragma once
 
 #include <sys/socket.h>
