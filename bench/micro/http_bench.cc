@@ -1,8 +1,7 @@
-// Request parsing (llhttp, strict, with header-collecting callbacks shaped
-// like server/client_conn.cc) and routing (server/router.h route()) for the
+// Request parsing (the HTTP/1 codec ClientConn uses, server/http/codec.h,
+// over llhttp strict) and routing (server/proxy/router.h route()) for the
 // three request forms.
 #include <benchmark/benchmark.h>
-#include <llhttp.h>
 
 #include <string>
 #include <string_view>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "config/net.h"
+#include "server/http/codec.h"
 #include "server/proxy/router.h"
 
 namespace {
@@ -30,75 +30,39 @@ constexpr std::string_view kAppleGet =
     "X-Playback-Session-Id: 6E2B0C4A-9C1F-4D39-8F2B-2E6A3B5D7C11\r\n"
     "\r\n";
 
-struct Collected {
-  std::string method;
-  std::string target;
-  std::vector<std::pair<std::string, std::string>> headers;
-  bool lastWasValue = false;
+// The real codec (server/http/codec.h) with a sink that moves the head out,
+// as ClientConn does when it routes it.
+struct Collected final : orchard::server::Http1Codec::Sink {
+  orchard::server::Http1Codec* codec = nullptr;
+  orchard::server::RequestHead head;
   bool complete = false;
+  orchard::server::Http1Codec::Next onHead() override {
+    head = std::move(codec->request());
+    return orchard::server::Http1Codec::Next::Body;
+  }
+  bool onBody(const char*, size_t) override { return true; }
+  bool onMessageEnd() override {
+    complete = true;
+    return true;  // the codec pauses: one request at a time, like ClientConn
+  }
 };
 
-int onMessageBegin(llhttp_t* p) {
-  auto* c = static_cast<Collected*>(p->data);
-  c->target.clear();
-  c->headers.clear();
-  c->lastWasValue = false;
-  c->complete = false;
-  return 0;
-}
-int onUrl(llhttp_t* p, const char* at, size_t n) {
-  static_cast<Collected*>(p->data)->target.append(at, n);
-  return 0;
-}
-int onHeaderField(llhttp_t* p, const char* at, size_t n) {
-  auto* c = static_cast<Collected*>(p->data);
-  if (c->lastWasValue || c->headers.empty()) {
-    c->headers.emplace_back(std::string(at, n), std::string());
-    c->lastWasValue = false;
-  } else {
-    c->headers.back().first.append(at, n);
-  }
-  return 0;
-}
-int onHeaderValue(llhttp_t* p, const char* at, size_t n) {
-  auto* c = static_cast<Collected*>(p->data);
-  c->headers.back().second.append(at, n);
-  c->lastWasValue = true;
-  return 0;
-}
-int onHeadersComplete(llhttp_t* p) {
-  auto* c = static_cast<Collected*>(p->data);
-  c->method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
-  for (auto& kv : c->headers)
-    while (!kv.second.empty() && (kv.second.back() == ' ' || kv.second.back() == '\t')) kv.second.pop_back();
-  return 0;
-}
-int onMessageComplete(llhttp_t* p) {
-  static_cast<Collected*>(p->data)->complete = true;
-  return HPE_PAUSED;  // like ClientConn: one request at a time
-}
+constexpr orchard::server::Http1Codec::Limits kLimits{64 * 1024, 256};
 
 void BM_ParseAppleGet(benchmark::State& state) {
-  llhttp_settings_t settings;
-  llhttp_settings_init(&settings);
-  settings.on_message_begin = onMessageBegin;
-  settings.on_url = onUrl;
-  settings.on_header_field = onHeaderField;
-  settings.on_header_value = onHeaderValue;
-  settings.on_headers_complete = onHeadersComplete;
-  settings.on_message_complete = onMessageComplete;
-  llhttp_t parser;
   Collected c;
-  llhttp_init(&parser, HTTP_REQUEST, &settings);
-  parser.data = &c;
+  orchard::server::Http1Codec codec(orchard::server::Http1Codec::Type::Request, &c, kLimits);
+  c.codec = &codec;
   for (auto _ : state) {
-    llhttp_errno_t err = llhttp_execute(&parser, kAppleGet.data(), kAppleGet.size());
-    if (err != HPE_PAUSED || !c.complete || c.headers.size() != 10) {
+    c.complete = false;
+    auto r = codec.execute(kAppleGet.data(), kAppleGet.size());
+    if (r.status != orchard::server::Http1Codec::Status::Message || !c.complete ||
+        c.head.headers.size() != 10) {
       state.SkipWithError("parse failed");
       break;
     }
-    llhttp_resume(&parser);
-    benchmark::DoNotOptimize(c.headers.data());
+    codec.resume();
+    benchmark::DoNotOptimize(c.head.headers.data());
   }
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(kAppleGet.size()));
@@ -163,27 +127,18 @@ BENCHMARK(BM_Route)->Arg(0)->Arg(1)->Arg(2);
 
 // Parse + route together: the per-request head cost of the hit path.
 void BM_ParseAndRoute(benchmark::State& state) {
-  llhttp_settings_t settings;
-  llhttp_settings_init(&settings);
-  settings.on_message_begin = onMessageBegin;
-  settings.on_url = onUrl;
-  settings.on_header_field = onHeaderField;
-  settings.on_header_value = onHeaderValue;
-  settings.on_headers_complete = onHeadersComplete;
-  settings.on_message_complete = onMessageComplete;
-  llhttp_t parser;
   Collected c;
-  llhttp_init(&parser, HTTP_REQUEST, &settings);
-  parser.data = &c;
+  orchard::server::Http1Codec codec(orchard::server::Http1Codec::Type::Request, &c, kLimits);
+  c.codec = &codec;
   const auto rc = routerConfig();
   for (auto _ : state) {
-    llhttp_execute(&parser, kAppleGet.data(), kAppleGet.size());
-    llhttp_resume(&parser);
+    codec.execute(kAppleGet.data(), kAppleGet.size());
+    codec.resume();
+    const orchard::server::RequestHead& head = c.head;
     orchard::server::RouteInput in;
-    in.method = c.method;
-    in.target = c.target;
-    for (const auto& [k, v] : c.headers)
-      if (k.size() == 4 && (k[0] == 'H' || k[0] == 'h')) in.host = v;
+    in.method = head.method;
+    in.target = head.target;
+    if (auto h = head.header("Host")) in.host = *h;
     orchard::server::Route r = orchard::server::route(in, rc);
     benchmark::DoNotOptimize(r.keyText.data());
   }

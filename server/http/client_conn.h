@@ -1,5 +1,6 @@
-// ClientConn: one accepted client connection: reads and parses requests
-// with llhttp (strict), hands each to the RequestHandler dispatch() picks
+// ClientConn: one accepted client connection: reads requests from its
+// Stream (server/net/stream.h), parses them with the HTTP/1 codec
+// (server/http/codec.h), hands each to the RequestHandler dispatch() picks
 // (one at a time, pipelined requests answered in order), and is that
 // handler's ResponseWriter (server/http/handler.h).
 //
@@ -9,12 +10,13 @@
 //             stopped until the response ends)
 //          -> Idle (keep-alive) | Closing (error, Connection: close, drain)
 //
-// Memory: the ClientConn embeds its uv handles and is freed when both have
-// closed (the close callback owns the memory). Reads go into a per-loop
-// buffer; only unparsed pipelined bytes are copied into the connection.
+// Memory: the ClientConn embeds its timer and holds its stream; it is freed
+// when both have closed (the timer's close callback and the stream's close
+// notification; posted tasks and queued body writes hold references too).
+// Reads go into the stream's per-loop buffer; only unparsed pipelined bytes
+// are copied into the connection.
 #pragma once
 
-#include <llhttp.h>
 #include <uv.h>
 
 #include <memory>
@@ -22,11 +24,13 @@
 
 #include "server/context.h"
 #include "server/http/handler.h"
+#include "server/http/codec.h"
 #include "server/http/message.h"
+#include "server/net/stream.h"
 
 namespace orchard::server {
 
-class ClientConn final : public ResponseWriter {
+class ClientConn final : public ResponseWriter, private StreamReader, private Http1Codec::Sink {
  public:
   // Accepts one pending connection from `listener` (a libuv server stream).
   static void accept(WorkerContext* wc, uv_stream_t* listener);
@@ -34,7 +38,6 @@ class ClientConn final : public ResponseWriter {
   // ---- ResponseWriter (see handler.h) ----
   WorkerContext* wc() override { return wc_; }
   const struct sockaddr* peer() const override { return reinterpret_cast<const sockaddr*>(&peer_); }
-  bool peerAllowed() const override { return peerAllowed_; }
   void write(std::string data) override;
   int writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued = 0, size_t* accepted = nullptr) override;
   size_t queuedBytes() const override;
@@ -54,10 +57,10 @@ class ClientConn final : public ResponseWriter {
 
  private:
   enum class State : uint8_t { Idle, Reading, Responding, Closing };
-  ClientConn(WorkerContext* wc);
+  ClientConn(WorkerContext* wc, Stream* stream);
   ~ClientConn() override;
   void startReading();
-  void onRead(ssize_t nread, const uv_buf_t* buf);
+  void stopReading();
   void parse(const char* data, size_t n);
   void resumeParsing();
   void finishResponse();
@@ -65,39 +68,35 @@ class ClientConn final : public ResponseWriter {
   void failRequest(int status, const char* why);
   void armIdle();
   void unref();
+  // Completions (server/net/stream.h).
+  void onWritten(int status);
+  void onBodyWriteDone(int status);
+  void onShutdown(int status);
+  void onStreamClosed(int status);
 
-  static int onMessageBegin(llhttp_t* p);
-  static int onUrl(llhttp_t* p, const char* at, size_t n);
-  static int onHeaderField(llhttp_t* p, const char* at, size_t n);
-  static int onHeaderValue(llhttp_t* p, const char* at, size_t n);
-  static int onHeadersComplete(llhttp_t* p);
-  static int onBody(llhttp_t* p, const char* at, size_t n);
-  static int onMessageComplete(llhttp_t* p);
+  // ---- StreamReader ----
+  void onStreamData(const char* data, size_t n) override;
+  void onStreamEnd() override;
+  void onStreamError(int status) override;
+  // ---- Http1Codec::Sink ----
+  void onMessageBegin() override;
+  Http1Codec::Next onHead() override;
+  bool onBody(const char* at, size_t n) override;
+  bool onMessageEnd() override;
 
   WorkerContext* wc_;
-  uv_tcp_t tcp_;
+  Stream* stream_;  // null once its close notification ran
   uv_timer_t timer_;
   int refs_ = 0;  // open handles + posted tasks; freed at 0
   State state_ = State::Idle;
   struct sockaddr_storage peer_;
-  bool peerAllowed_ = false;
   bool readingPaused_ = false;  // backpressure from the upstream
-  bool readStarted_ = false;
   bool handlesClosed_ = false;
   bool reqKeepAlive_ = true;
   bool reqHasBody_ = false;
-  bool limitExceeded_ = false;
-  bool peerEof_ = false;  // the client half-closed: no more requests  // a head limit was hit: answer 431, not silence
-  int overLimit() {
-    limitExceeded_ = true;
-    return -1;
-  }
+  bool peerEof_ = false;  // the client half-closed: no more requests
 
-  llhttp_t parser_;
-  llhttp_settings_t settings_;
-  RequestHead req_;
-  size_t headBytes_ = 0;
-  bool lastWasValue_ = false;
+  Http1Codec codec_;
   std::string pending_;  // pipelined bytes not parsed yet
   RequestHandler* txn_ = nullptr;  // the handler of the request being answered
   bool requestDone_ = false;   // on_message_complete seen for txn_

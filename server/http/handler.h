@@ -33,7 +33,6 @@ class ResponseWriter {
   virtual ~ResponseWriter() = default;
   virtual WorkerContext* wc() = 0;
   virtual const struct sockaddr* peer() const = 0;
-  virtual bool peerAllowed() const = 0;
 
   // Queues bytes the connection owns until written.
   virtual void write(std::string data) = 0;

@@ -1,16 +1,24 @@
-// Upstream client implementation; see upstream.h for the contract.
+// Upstream client: UpstreamConn (one pooled keep-alive connection to an
+// origin over a TcpStream, responses parsed by the HTTP/1 codec),
+// UpstreamExchange and UpstreamPool; see upstream.h for the contract. The
+// hard parts: the connection outlives its exchange (it is pooled, retried
+// once on a fresh connection when a pooled one was closed under us, or
+// closed), so every callback re-checks the state after calling the sink,
+// which may cancel inside any of them; request body bytes written before the
+// head went out queue behind it; and a connection goes back to the pool only
+// when both messages are framed to their end.
 #include "server/http/upstream.h"
-
-#include <llhttp.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
+#include "server/http/codec.h"
+#include "server/net/tcp_stream.h"
 
 namespace orchard::server {
 
-class UpstreamConn {
+class UpstreamConn final : private StreamReader, private Http1Codec::Sink {
  public:
   enum class State : uint8_t { Resolving, Connecting, Active, Idle, Closed };
 
@@ -18,9 +26,7 @@ class UpstreamConn {
   void startExchange(UpstreamRequest req, UpstreamExchange* ex, bool retried);
   void writeBody(const char* data, size_t n);
   void endBody();
-  size_t queuedBytes() const {
-    return tcpInit_ ? uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) : 0;
-  }
+  size_t queuedBytes() const { return stream_ ? stream_->queuedBytes() : 0; }
   void detach() { ex_ = nullptr; }  // the exchange was cancelled
   void pauseReading();
   void resumeReading();
@@ -40,38 +46,40 @@ class UpstreamConn {
   void fail(Error e);
   void finishExchange();
   UpstreamSink* retire(UpstreamExchange* ex);
-  void onRead(ssize_t nread, const uv_buf_t* buf);
-  void onEof();
   void unref();
+  // Completions (server/net/stream.h). succeeded(): false when the conn
+  // closed first or the operation failed (then the exchange has failed).
+  bool succeeded(int status, const char* context);
+  void onConnected(int status);
+  void onWritten(int status);
+  void onStreamClosed(int status);
 
-  static int onStatus(llhttp_t* p, const char* at, size_t n);
-  static int onHeaderField(llhttp_t* p, const char* at, size_t n);
-  static int onHeaderValue(llhttp_t* p, const char* at, size_t n);
-  static int onHeadersComplete(llhttp_t* p);
-  static int onBody(llhttp_t* p, const char* at, size_t n);
-  static int onMessageComplete(llhttp_t* p);
+  // ---- StreamReader ----
+  void onStreamData(const char* data, size_t n) override;
+  void onStreamEnd() override;
+  void onStreamError(int status) override;
+  // ---- Http1Codec::Sink ----
+  Http1Codec::Next onHead() override;
+  bool onBody(const char* at, size_t n) override;
+  bool onMessageEnd() override;
 
   UpstreamPool* pool_;
   const std::string poolKey_;
-  // Handles are embedded: the conn is freed once every handle and the
-  // getaddrinfo request have called back after close() (openHandles_ == 0).
-  uv_tcp_t tcp_;
+  // The timer and the getaddrinfo request are embedded, the stream is held:
+  // the conn is freed once the timer, the stream (its close notification),
+  // the getaddrinfo request and every posted task have called back after
+  // close() (refs_ == 0).
+  Stream* stream_ = nullptr;
   uv_timer_t timer_;
   uv_getaddrinfo_t gai_;
-  uv_connect_t connect_;
   int refs_ = 0;
-  bool tcpInit_ = false;
   State state_ = State::Resolving;
 
   UpstreamExchange* ex_ = nullptr;
   UpstreamRequest req_;
-  llhttp_t parser_;
-  llhttp_settings_t settings_;
-  ResponseHead head_;
-  std::string field_;
-  bool lastWasValue_ = false;
-  size_t headBytes_ = 0;
+  Http1Codec codec_;
   bool headDelivered_ = false;
+  bool keepAlive_ = false;  // the final head allowed another exchange
   bool messageDone_ = false;
   bool gotBytes_ = false;  // any response byte on this exchange
   bool reused_ = false;    // exchange runs on a pooled connection
@@ -79,29 +87,18 @@ class UpstreamConn {
   bool headSent_ = false;  // body bytes queue behind the head until it is written
   bool bodyEnded_ = false;  // endBody() ran: the request is framed to its end (pooling needs it)
   bool paused_ = false;     // the sink asked to stop reading (pauseReading())
-  char readBuf_[64 * 1024];
 };
 
 namespace {
-constexpr size_t kMaxResponseHead = 64 * 1024;
-
-struct WriteReq {
-  uv_write_t req;
-  std::string data;
-};
+// Response heads: 64 KiB, any number of fields.
+constexpr Http1Codec::Limits kResponseLimits{64 * 1024, SIZE_MAX};
 }  // namespace
 
-UpstreamConn::UpstreamConn(UpstreamPool* pool, std::string poolKey) : pool_(pool), poolKey_(std::move(poolKey)) {
+UpstreamConn::UpstreamConn(UpstreamPool* pool, std::string poolKey)
+    : pool_(pool), poolKey_(std::move(poolKey)), codec_(Http1Codec::Type::Response, this, kResponseLimits) {
   uv_timer_init(pool_->worker_->loop(), &timer_);
   timer_.data = this;
   refs_ = 1;
-  llhttp_settings_init(&settings_);
-  settings_.on_status = &UpstreamConn::onStatus;
-  settings_.on_header_field = &UpstreamConn::onHeaderField;
-  settings_.on_header_value = &UpstreamConn::onHeaderValue;
-  settings_.on_headers_complete = &UpstreamConn::onHeadersComplete;
-  settings_.on_body = &UpstreamConn::onBody;
-  settings_.on_message_complete = &UpstreamConn::onMessageComplete;
 }
 
 void UpstreamConn::unref() {
@@ -113,18 +110,14 @@ void UpstreamConn::startExchange(UpstreamRequest req, UpstreamExchange* ex, bool
   ex_ = ex;
   ex_->conn_ = this;
   retried_ = retried;
-  head_ = ResponseHead{};
-  field_.clear();
-  lastWasValue_ = false;
-  headBytes_ = 0;
   headDelivered_ = false;
+  keepAlive_ = false;
   messageDone_ = false;
   gotBytes_ = false;
   headSent_ = false;
   bodyEnded_ = false;
   paused_ = false;
-  llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
-  parser_.data = this;
+  codec_.reset();
   if (state_ == State::Idle) {
     reused_ = true;
     state_ = State::Active;
@@ -192,23 +185,27 @@ void UpstreamConn::resolve() {
 
 void UpstreamConn::connectTo(const struct sockaddr* addr) {
   state_ = State::Connecting;
-  uv_tcp_init(pool_->worker_->loop(), &tcp_);
-  tcp_.data = this;
-  tcpInit_ = true;
-  refs_++;
-  uv_tcp_nodelay(&tcp_, 1);
-  connect_.data = this;
-  int rc = uv_tcp_connect(&connect_, &tcp_, addr, [](uv_connect_t* c, int status) {
-    auto* self = static_cast<UpstreamConn*>(c->data);
-    if (status == UV_ECANCELED || self->state_ == State::Closed) return;
-    if (status != 0) {
-      self->fail(uvError(status, "upstream: connect"));
-      return;
-    }
-    self->state_ = State::Active;
-    self->sendHead();
-  });
+  TcpStream* tcp = TcpStream::create(pool_->worker_->loop());
+  stream_ = tcp;
+  refs_++;  // until the stream's close notification
+  tcp->setNoDelay(true);
+  int rc = tcp->connect(addr, Completion::to<&UpstreamConn::onConnected>(this));
   if (rc != 0) fail(uvError(rc, "upstream: connect"));
+}
+
+bool UpstreamConn::succeeded(int status, const char* context) {
+  if (status == UV_ECANCELED || state_ == State::Closed) return false;  // closed first: nothing to do
+  if (status != 0) {
+    fail(uvError(status, context));
+    return false;
+  }
+  return true;
+}
+
+void UpstreamConn::onConnected(int status) {
+  if (!succeeded(status, "upstream: connect")) return;
+  state_ = State::Active;
+  sendHead();
 }
 
 void UpstreamConn::sendHead() {
@@ -234,22 +231,14 @@ void UpstreamConn::sendHead() {
 }
 
 void UpstreamConn::startRead() {
-  int rc = uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&tcp_),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* self = static_cast<UpstreamConn*>(h->data);
-        *buf = uv_buf_init(self->readBuf_, sizeof self->readBuf_);
-      },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-        static_cast<UpstreamConn*>(s->data)->onRead(nread, buf);
-      });
-  if (rc != 0 && rc != UV_EALREADY) fail(uvError(rc, "upstream: read"));
+  int rc = stream_->startReading(this);
+  if (rc != 0) fail(uvError(rc, "upstream: read"));
 }
 
 void UpstreamConn::pauseReading() {
-  if (state_ != State::Active || paused_ || !tcpInit_) return;
+  if (state_ != State::Active || paused_ || !stream_) return;
   paused_ = true;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  stream_->stopReading();
   armStall();  // our reader is slow, not the origin: no read timeout while paused
 }
 
@@ -273,29 +262,16 @@ void UpstreamConn::resumeReading() {
 }
 
 void UpstreamConn::write(std::string data) {
-  auto* w = new WriteReq;
-  w->data = std::move(data);
-  w->req.data = this;
-  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, [](uv_write_t* r, int status) {
-    auto* wr = reinterpret_cast<WriteReq*>(r);
-    auto* self = static_cast<UpstreamConn*>(r->data);
-    delete wr;
-    if (status == UV_ECANCELED || self->state_ == State::Closed) return;
-    if (status != 0) {
-      self->fail(uvError(status, "upstream: write"));
-      return;
-    }
-    // Progress in either direction resets the read timeout: an upload the
-    // origin is still taking is not a silent origin.
-    if (self->state_ == State::Active && !self->paused_) self->armTimer(self->pool_->options_.readTimeoutMs);
-    if (self->sink() && self->req_.hasBody && self->queuedBytes() < UpstreamExchange::kHighWater)
-      self->sink()->onUpstreamWritable();
-  });
-  if (rc != 0) {
-    delete w;
-    fail(uvError(rc, "upstream: write"));
-  }
+  int rc = stream_->writeOwned(std::move(data), Completion::to<&UpstreamConn::onWritten>(this));
+  if (rc != 0) fail(uvError(rc, "upstream: write"));
+}
+
+void UpstreamConn::onWritten(int status) {
+  if (!succeeded(status, "upstream: write")) return;
+  // Progress in either direction resets the read timeout: an upload the
+  // origin is still taking is not a silent origin.
+  if (state_ == State::Active && !paused_) armTimer(pool_->options_.readTimeoutMs);
+  if (sink() && req_.hasBody && queuedBytes() < UpstreamExchange::kHighWater) sink()->onUpstreamWritable();
 }
 
 void UpstreamConn::writeBody(const char* data, size_t n) {
@@ -342,37 +318,39 @@ void UpstreamConn::armTimer(int64_t ms) {
       static_cast<uint64_t>(ms), 0);
 }
 
-void UpstreamConn::onRead(ssize_t nread, const uv_buf_t* buf) {
-  if (state_ == State::Closed || nread == 0) return;
-  if (nread < 0) {
-    if (nread == UV_EOF) onEof();
-    else if (state_ == State::Idle) close();
-    else fail(uvError(static_cast<int>(nread), "upstream: read"));
-    return;
-  }
+void UpstreamConn::onStreamError(int status) {
+  if (state_ == State::Closed) return;
+  if (state_ == State::Idle) close();
+  else fail(uvError(status, "upstream: read"));
+}
+
+void UpstreamConn::onStreamData(const char* data, size_t n) {
+  if (state_ == State::Closed) return;
   if (state_ != State::Active) {  // bytes on an idle connection: the origin is confused
     close();
     return;
   }
   armTimer(pool_->options_.readTimeoutMs);
   gotBytes_ = true;
-  const char* data = buf->base;
-  size_t n = static_cast<size_t>(nread);
-  llhttp_errno_t err = llhttp_execute(&parser_, data, n);
+  using S = Http1Codec::Status;
+  const Http1Codec::Result r = codec_.execute(data, n);
   if (state_ != State::Active) return;  // failed, or the sink cancelled inside a callback
-  if (err == HPE_OK) return;
-  if (err == HPE_PAUSED && messageDone_) {
-    const char* pos = llhttp_get_error_pos(&parser_);
-    bool trailing = pos && pos != data + n;
-    finishExchange();
-    if (trailing) close();  // one response per exchange: extra bytes mean a broken origin
-    return;
+  switch (r.status) {
+    case S::NeedMore:
+    case S::Stopped: return;
+    case S::Message:
+      finishExchange();
+      if (r.consumed != n) close();  // one response per exchange: extra bytes mean a broken origin
+      return;
+    case S::TooLarge: fail(Error{Errc::Protocol, 0, "upstream: response head over 64 KiB"}); return;
+    case S::BadVersion: fail(Error{Errc::Protocol, 0, "upstream: unusable HTTP version or framing"}); return;
+    case S::BodyBeforeHead: fail(Error{Errc::Protocol, 0, "upstream: body before a final head"}); return;
+    case S::Invalid: fail(Error{Errc::Protocol, 0, codec_.error()}); return;
   }
-  if (err == HPE_USER) return;
-  fail(Error{Errc::Protocol, 0, llhttp_errno_name(err)});
 }
 
-void UpstreamConn::onEof() {
+void UpstreamConn::onStreamEnd() {
+  if (state_ == State::Closed) return;
   if (state_ == State::Idle) {
     close();
     return;
@@ -387,14 +365,13 @@ void UpstreamConn::onEof() {
     close();
     return;
   }
-  llhttp_errno_t err = llhttp_finish(&parser_);
+  codec_.finish();
   if (state_ != State::Active) return;
   if (messageDone_) {
     finishExchange();
     close();
     return;
   }
-  (void)err;
   fail(Error{Errc::Closed, 0, headDelivered_ ? "upstream: closed mid-body" : "upstream: closed before answering"});
 }
 
@@ -424,7 +401,7 @@ void UpstreamConn::finishExchange() {
   // Pooled only when both messages are framed to their end: a request body
   // we did not finish sending (the origin answered early, the client left)
   // would be read by the origin as the start of the next request.
-  bool keep = head_.keepAlive && llhttp_should_keep_alive(&parser_) && (!req_.hasBody || bodyEnded_);
+  bool keep = keepAlive_ && codec_.keepAlive() && (!req_.hasBody || bodyEnded_);
   if (keep) {
     if (paused_) resumeReading();  // an idle pooled connection reads, to see the origin close it
     state_ = State::Idle;
@@ -445,92 +422,37 @@ void UpstreamConn::close() {
     ex_ = nullptr;
   }
   uv_timer_stop(&timer_);
-  auto onClose = [](uv_handle_t* h) { static_cast<UpstreamConn*>(h->data)->unref(); };
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), onClose);
-  if (tcpInit_) uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), onClose);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) { static_cast<UpstreamConn*>(h->data)->unref(); });
+  if (stream_) stream_->close(Completion::to<&UpstreamConn::onStreamClosed>(this));
   // A pending getaddrinfo or posted task holds its own ref and sees Closed.
 }
 
-// ---- llhttp callbacks ----
-
-int UpstreamConn::onStatus(llhttp_t* p, const char* at, size_t n) {
-  auto* self = static_cast<UpstreamConn*>(p->data);
-  self->head_.reason.append(at, n);
-  self->headBytes_ += n;
-  return self->headBytes_ > kMaxResponseHead ? -1 : 0;
+void UpstreamConn::onStreamClosed(int) {
+  stream_ = nullptr;
+  unref();
 }
 
-int UpstreamConn::onHeaderField(llhttp_t* p, const char* at, size_t n) {
-  auto* self = static_cast<UpstreamConn*>(p->data);
-  self->headBytes_ += n;
-  if (self->headBytes_ > kMaxResponseHead) return -1;
-  if (self->lastWasValue_ || self->head_.headers.empty()) {
-    self->head_.headers.emplace_back(std::string(at, n), std::string());
-    self->lastWasValue_ = false;
-  } else {
-    self->head_.headers.back().first.append(at, n);
-  }
-  return 0;
-}
+// ---- Http1Codec::Sink ----
 
-int UpstreamConn::onHeaderValue(llhttp_t* p, const char* at, size_t n) {
-  auto* self = static_cast<UpstreamConn*>(p->data);
-  self->headBytes_ += n;
-  if (self->headBytes_ > kMaxResponseHead) return -1;
-  if (self->head_.headers.empty()) return -1;
-  self->head_.headers.back().second.append(at, n);
-  self->lastWasValue_ = true;
-  return 0;
-}
-
-int UpstreamConn::onHeadersComplete(llhttp_t* p) {
-  auto* self = static_cast<UpstreamConn*>(p->data);
-  auto& h = self->head_;
-  h.status = p->status_code;
-  if (p->http_major != 1 || (p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING))) {
-    // Not HTTP/1.x, or Transfer-Encoding on HTTP/1.0 (faulty framing, RFC
-    // 9112 §6.1): nothing of this answer can be trusted.
-    self->fail(Error{Errc::Protocol, 0, "upstream: unusable HTTP version or framing"});
-    return HPE_USER;
-  }
-  if (h.status < 200) {
-    // 1xx interim answers are dropped; the final one follows. An interim
-    // answer ends at its blank line whatever framing it claims (RFC 9112
-    // §6.3): 1 tells llhttp no body follows, so bytes after it must parse
-    // as the next response.
-    h = ResponseHead{};
-    self->lastWasValue_ = false;
-    return 1;
-  }
-  for (auto& kv : h.headers) {
-    while (!kv.second.empty() && (kv.second.back() == ' ' || kv.second.back() == '\t')) kv.second.pop_back();
-  }
-  h.chunked = (p->flags & F_CHUNKED) != 0;
-  if ((p->flags & F_CONTENT_LENGTH) && !h.chunked) h.contentLength = p->content_length;
-  h.keepAlive = llhttp_should_keep_alive(p) != 0;
-  h.noBody = self->req_.headMethod || h.status == 204 || h.status == 304;
+Http1Codec::Next UpstreamConn::onHead() {
+  ResponseHead& h = codec_.response();
+  h.noBody = req_.headMethod || h.status == 204 || h.status == 304;
   if (h.noBody) h.contentLength = h.contentLength ? h.contentLength : std::optional<uint64_t>(0);
-  self->headDelivered_ = true;
-  if (UpstreamSink* s = self->sink()) s->onUpstreamHead(std::move(h));
-  if (self->state_ != State::Active) return HPE_USER;
-  return self->req_.headMethod ? 1 : 0;  // 1: no body follows (HEAD)
+  keepAlive_ = h.keepAlive;
+  headDelivered_ = true;
+  if (UpstreamSink* s = sink()) s->onUpstreamHead(std::move(h));
+  if (state_ != State::Active) return Http1Codec::Next::Stop;
+  return req_.headMethod ? Http1Codec::Next::NoBody : Http1Codec::Next::Body;  // a HEAD's answer has no body
 }
 
-int UpstreamConn::onBody(llhttp_t* p, const char* at, size_t n) {
-  auto* self = static_cast<UpstreamConn*>(p->data);
-  if (!self->headDelivered_) {  // body bytes before a final head: never ours
-    self->fail(Error{Errc::Protocol, 0, "upstream: body before a final head"});
-    return HPE_USER;
-  }
-  if (UpstreamSink* s = self->sink()) s->onUpstreamBody(at, n);
-  return self->state_ == State::Active ? 0 : HPE_USER;
+bool UpstreamConn::onBody(const char* at, size_t n) {
+  if (UpstreamSink* s = sink()) s->onUpstreamBody(at, n);
+  return state_ == State::Active;
 }
 
-int UpstreamConn::onMessageComplete(llhttp_t* p) {
-  auto* self = static_cast<UpstreamConn*>(p->data);
-  if (!self->headDelivered_) return 0;  // end of a 1xx
-  self->messageDone_ = true;
-  return HPE_PAUSED;
+bool UpstreamConn::onMessageEnd() {
+  messageDone_ = true;
+  return true;
 }
 
 // ---- UpstreamExchange ----

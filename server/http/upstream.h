@@ -1,5 +1,6 @@
 // Upstream HTTP/1.1 client: one exchange (request, response) at a time on a
-// pooled keep-alive connection per origin, parsed with llhttp.
+// pooled keep-alive connection per origin (a TcpStream), responses parsed by
+// the HTTP/1 codec (server/http/codec.h).
 //
 // Ownership: UpstreamPool (one per worker loop) owns its connections. An
 // exchange started with UpstreamPool::start() reports to its UpstreamSink on

@@ -1,10 +1,20 @@
 // Worker: one libuv loop on its own thread, with the executor that lets
 // other threads post work to it and the deferred-delete list.
 //
-// Handle rules (STYLE "libuv lifetimes"): every uv handle lives in its own
-// heap box; owners close handles with closeHandle(), whose close callback
-// frees the box; objects that own a callback stack are destroyed through
-// deferDelete(), which runs after the current callback returns.
+// Handle rules (STYLE "libuv lifetimes"): a uv handle is never moved after
+// uv_*_init and its memory is freed only by a close callback, in one of
+// three ways:
+//   - in its own heap box, closed with closeHandle(), whose close callback
+//     frees the box (the executor's async and idle handles, listeners);
+//   - inside a Stream (server/net/stream.h): TcpStream embeds its uv_tcp_t
+//     and frees itself in the handle's close callback, after telling its
+//     owner (the close notification);
+//   - embedded in the object that owns it (ClientConn's and UpstreamConn's
+//     timers): the object counts its open handles, held streams and posted
+//     tasks, each close callback or notification drops one, and the object
+//     deletes itself when the count reaches zero.
+// Objects that own a callback stack are destroyed through deferDelete(),
+// which runs after the current callback returns.
 #pragma once
 
 #include <uv.h>

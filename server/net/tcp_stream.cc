@@ -1,0 +1,155 @@
+// TcpStream: Stream over a uv_tcp_t. The hard parts are the lifetimes: the
+// handle and the connect and shutdown requests live inside the object, each
+// queued write owns a small record (its uv_write_t, its completion and, for
+// writeOwned(), its bytes) freed in its callback, and the object is freed in
+// the handle's close callback, which libuv runs only after every pending
+// request has called back (with UV_ECANCELED if need be), so a completion
+// never finds its stream gone. Reads share one per-thread buffer: the data
+// handed to onStreamData() is valid only during that call.
+#include "server/net/tcp_stream.h"
+
+#include <cstring>
+#include <utility>
+
+namespace orchard::server {
+namespace {
+
+constexpr size_t kReadBuf = 64 * 1024;
+thread_local char tReadBuf[kReadBuf];
+
+struct TcpWrite {
+  uv_write_t req;
+  Completion done;
+  std::string data;  // writeOwned(): the bytes, kept until written
+};
+
+}  // namespace
+
+TcpStream::TcpStream(uv_loop_t* loop) {
+  uv_tcp_init(loop, &tcp_);
+  tcp_.data = this;
+}
+
+TcpStream* TcpStream::create(uv_loop_t* loop) { return new TcpStream(loop); }
+
+int TcpStream::accept(uv_stream_t* listener) { return uv_accept(listener, stream()); }
+
+int TcpStream::connect(const struct sockaddr* addr, Completion done) {
+  connectDone_ = done;
+  connect_.data = this;
+  return uv_tcp_connect(&connect_, &tcp_, addr, [](uv_connect_t* c, int status) {
+    auto* self = static_cast<TcpStream*>(c->data);
+    Completion d = std::exchange(self->connectDone_, Completion{});
+    d(status);
+  });
+}
+
+int TcpStream::setNoDelay(bool on) { return uv_tcp_nodelay(&tcp_, on ? 1 : 0); }
+
+int TcpStream::peerAddress(struct sockaddr_storage* out) const {
+  std::memset(out, 0, sizeof *out);
+  int len = sizeof *out;
+  return uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(out), &len);
+}
+
+int TcpStream::startReading(StreamReader* reader) {
+  if (closing_) return UV_ECANCELED;
+  reader_ = reader;
+  if (reading_) return 0;
+  int rc = uv_read_start(
+      stream(), [](uv_handle_t*, size_t, uv_buf_t* buf) { *buf = uv_buf_init(tReadBuf, kReadBuf); },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        auto* self = static_cast<TcpStream*>(s->data);
+        if (nread > 0 && self->reader_) {
+          self->reader_->onStreamData(buf->base, static_cast<size_t>(nread));
+          return;
+        }
+        self->onRead(nread);
+      });
+  if (rc == UV_EALREADY) rc = 0;
+  reading_ = rc == 0;
+  return rc;
+}
+
+void TcpStream::onRead(ssize_t nread) {
+  if (nread == 0 || !reader_) return;
+  // End of stream or an error: nothing more will be read from this socket
+  // (libuv stopped reading at EOF itself; after an error we do).
+  StreamReader* r = reader_;
+  uv_read_stop(stream());
+  reading_ = false;
+  if (nread == UV_EOF) r->onStreamEnd();
+  else r->onStreamError(static_cast<int>(nread));
+}
+
+void TcpStream::stopReading() {
+  if (!reading_) return;
+  uv_read_stop(stream());
+  reading_ = false;
+}
+
+int TcpStream::tryWrite(const uv_buf_t* bufs, unsigned n) {
+  // uv_try_write refuses (UV_EAGAIN) while earlier writes are queued: order is kept.
+  int w = uv_try_write(stream(), bufs, n);
+  return w == UV_EAGAIN ? 0 : w;
+}
+
+int TcpStream::write(const uv_buf_t* bufs, unsigned n, Completion done) { return queue(bufs, n, done, nullptr); }
+
+int TcpStream::writeOwned(std::string data, Completion done) {
+  return queue(nullptr, 0, done, &data);
+}
+
+int TcpStream::queue(const uv_buf_t* bufs, unsigned n, Completion done, std::string* owned) {
+  if (closing_) return UV_ECANCELED;
+  auto* w = new TcpWrite;
+  w->done = done;
+  w->req.data = w;
+  uv_buf_t one;
+  if (owned) {
+    w->data = std::move(*owned);
+    one = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    bufs = &one;
+    n = 1;
+  }
+  int rc = uv_write(&w->req, stream(), bufs, n, [](uv_write_t* r, int status) {
+    auto* tw = static_cast<TcpWrite*>(r->data);
+    Completion d = tw->done;
+    delete tw;
+    d(status);
+  });
+  if (rc != 0) delete w;
+  return rc;
+}
+
+size_t TcpStream::queuedBytes() const {
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
+}
+
+int TcpStream::shutdown(Completion done) {
+  if (closing_) return UV_ECANCELED;
+  shutdownDone_ = done;
+  shutdown_.data = this;
+  return uv_shutdown(&shutdown_, stream(), [](uv_shutdown_t* r, int status) {
+    auto* self = static_cast<TcpStream*>(r->data);
+    Completion d = std::exchange(self->shutdownDone_, Completion{});
+    d(status);
+  });
+}
+
+void TcpStream::close(Completion closed) {
+  if (closing_) return;
+  closing_ = true;
+  closed_ = closed;
+  reader_ = nullptr;
+  reading_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
+    // Every request of this handle has called back by now.
+    auto* self = static_cast<TcpStream*>(h->data);
+    Completion c = self->closed_;
+    delete self;
+    c(0);
+  });
+}
+
+}  // namespace orchard::server
