@@ -2,16 +2,25 @@
 // store's own tests): storing a body through the real fill path
 // (createObject() + pwrite + commitObject(), with the block checksums a
 // fill computes), reading, waiting with a deadline, and damaging a stored
-// object through its descriptor (so that it works on any Store).
+// object through its descriptor (so that it works on any Store). Below, in
+// orchard::cache::store_test, the StoreTest fixture of the file store's own
+// tests (store_test.cc, store_eviction_test.cc, store_reconcile_test.cc):
+// a real Store in a mkdtemp directory, reopened at will, with helpers to
+// store bodies and partial objects and to find and count their files.
 #pragma once
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <cstring>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -109,3 +118,98 @@ inline void truncateStored(Store& store, const CacheKey& key, uint64_t size) {
 }
 
 }  // namespace orchard::cache::testing
+
+namespace orchard::cache::store_test {
+
+using namespace orchard::cache::testing;
+
+inline int removeEntry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/orchard-store-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) ::nftw(dir_.c_str(), removeEntry, 16, FTW_DEPTH | FTW_PHYS);
+  }
+
+  void reopen(uint64_t cacheLimit = 0) {
+    store_.reset();
+    Result<std::unique_ptr<Store>> s = Store::open(StoreOptions{dir_, cacheLimit});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    store_ = std::move(s).value();
+  }
+
+  // Stores `body` through the fill path (createObject + pwrite + commitObject).
+  Result<void> put(const CacheKey& key, const std::string& body, uint64_t declaredSize) {
+    return putObject(*store_, key, body, metaFor(key, declaredSize), declaredSize);
+  }
+  Result<void> put(const CacheKey& key, const std::string& body) { return put(key, body, body.size()); }
+
+  // The file of the key's current complete object (generation from its record).
+  std::string objectPath(const CacheKey& key) const {
+    std::string hex = key.hash.hex();
+    auto meta = store_ ? store_->lookup(key) : nullptr;
+    uint64_t gen = meta ? meta->gen : lastGen_;
+    return dir_ + "/objects/" + hex.substr(0, 2) + "/" + hex + "." + std::to_string(gen);
+  }
+  mutable uint64_t lastGen_ = 0;
+
+  size_t countFiles(const std::string& sub) const {
+    static size_t count;
+    count = 0;
+    ::nftw((dir_ + "/" + sub).c_str(),
+           [](const char* path, const struct stat*, int type, struct FTW* ftw) {
+             // The store's empty spare files (tmp/spare.N) are not bodies.
+             if (type == FTW_F && std::strncmp(path + ftw->base, "spare.", 6) != 0) ++count;
+             return 0;
+           },
+           16, FTW_PHYS);
+    return count;
+  }
+
+  uint64_t usage() const {
+    StoreStats st = store_->stats();
+    return st.bytes + st.partialBytes;
+  }
+  std::string pathOf(const Hash128& h, uint64_t gen) const {
+    std::string hex = h.hex();
+    return dir_ + "/objects/" + hex.substr(0, 2) + "/" + hex + "." + std::to_string(gen);
+  }
+  bool exists(const std::string& path) const { return ::access(path.c_str(), F_OK) == 0; }
+
+  // A partial object of `blocks` durable 1 KiB blocks, recorded.
+  uint64_t putPartial(const CacheKey& key, unsigned blocks) {
+    Result<ObjectFile> f = store_->createObject(key);
+    EXPECT_TRUE(f.ok());
+    if (!f.ok()) return 0;
+    std::string body(blocks * 1024u, 'p');
+    EXPECT_EQ(::pwrite(f->fd, body.data(), body.size(), 0), static_cast<ssize_t>(body.size()));
+    ::close(f->fd);
+    ObjectMeta m = metaFor(key, blocks * 1024u);
+    m.kind = ObjectMeta::Kind::Partial;
+    m.gen = f->gen;
+    m.blockSize = 1024;
+    m.blocks.assign((blocks + 7) / 8, '\0');
+    for (unsigned b = 0; b < blocks; ++b) m.blocks[b / 8] = static_cast<char>(m.blocks[b / 8] | (1 << (b % 8)));
+    EXPECT_TRUE(store_->recordPartial(key, m).ok());
+    return f->gen;
+  }
+
+  static CacheKey keyN(const std::string& prefix, int i) {
+    return CacheKey::fromText("http://swcdn.apple.com/" + prefix + "/" + std::to_string(i) + ".pkg");
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+};
+
+inline const CacheKey kA = CacheKey::fromText("http://swcdn.apple.com/a.pkg");
+inline const CacheKey kB = CacheKey::fromText("http://swcdn.apple.com/b.pkg");
+
+}  // namespace orchard::cache::store_test

@@ -1,0 +1,155 @@
+"""The end-to-end benchmark's report: the table, targets and machine facts.
+
+Part of bench/e2e (run by bench.py): number formatting, the rows of the
+summary table (medians per system, the ratio a target is about, PASS/MISS),
+its plain-text rendering, and the machine description stored in the JSON.
+"""
+
+import os
+import platform
+import subprocess
+
+from common import CLIENTS_COLD, IDLE_CONNS, INDEX_N
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{digits}f}".rstrip("0").rstrip(".") if v != int(v) else f"{v:.0f}"
+    return str(v)
+
+
+def build_table(R):
+    rows = []  # (scenario, metric, orchard, nginx-cache, nginx-direct/reference, ratio label, ratio, target, pass)
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    def row(scn, metric, o, c, d, rlabel, rv, target=None, ok=None):
+        rows.append({"scenario": scn, "metric": metric, "orchard": o, "nginx_cache": c, "reference": d,
+                     "ratio_label": rlabel, "ratio": rv, "target": target,
+                     "result": None if ok is None else ("PASS" if ok else "MISS")})
+
+    m = R.med
+    if "s1.rps" in R.raw:
+        o, c, d = m("s1.rps", "orchard"), m("s1.rps", "nginx-cache"), m("s1.rps", "nginx-direct")
+        rv = ratio(o, c)
+        row("1 small hit 4 KiB", "requests/s", o, c, d, "O/cache", rv, ">= 1.2", rv is not None and rv >= 1.2)
+        o, c, d = m("s1.p99_ms", "orchard"), m("s1.p99_ms", "nginx-cache"), m("s1.p99_ms", "nginx-direct")
+        rv = ratio(o, c)
+        row("1 small hit 4 KiB", "p99 latency ms", o, c, d, "O/cache", rv, "<= 1.0", rv is not None and rv <= 1.0)
+    for conc in (1, 8):
+        k = f"s2.gbs_{conc}"
+        if k in R.raw:
+            o, c, d = m(k, "orchard"), m(k, "nginx-cache"), m(k, "nginx-direct")
+            rv = ratio(o, d)
+            row("2 large hit 1 GiB", f"GB/s, {conc} download{'s' if conc > 1 else ''}", o, c, d,
+                "O/direct", rv, ">= 0.95", rv is not None and rv >= 0.95)
+            row("2 large hit 1 GiB", f"GB/s, {conc} download{'s' if conc > 1 else ''}", None, None, None,
+                "O/cache", ratio(o, c))
+    if "s3.last_s" in R.raw:
+        link = m("s3.link_s", "link")
+        o, c = m("s3.origin_reqs", "orchard"), m("s3.origin_reqs", "nginx-cache")
+        row("3 cold coalescing 50x100 MiB", "origin requests", o, c, 1, "O/cache", ratio(o, c))
+        o, c = m("s3.origin_bytes_ratio", "orchard"), m("s3.origin_bytes_ratio", "nginx-cache")
+        allo = R.raw["s3.origin_bytes_ratio"].get("orchard", [])
+        row("3 cold coalescing 50x100 MiB", "origin bytes / object size", o, c, 1.0, "O/cache", ratio(o, c),
+            "= 1.0", bool(allo) and all(abs(x - 1.0) < 1e-9 for x in allo))
+        o, c = m("s3.last_s", "orchard"), m("s3.last_s", "nginx-cache")
+        rv = ratio(o, link)
+        row("3 cold coalescing 50x100 MiB", "last client done s (ref: 1 client over the link)", o, c, link,
+            "O/link", rv, "<= 1.1", rv is not None and rv <= 1.1)
+        row("3 cold coalescing 50x100 MiB", "last client done s", None, None, None, "O/cache", ratio(o, c))
+        row("3 cold coalescing 50x100 MiB", "first client done s", m("s3.first_s", "orchard"),
+            m("s3.first_s", "nginx-cache"), link, "O/cache", ratio(m("s3.first_s", "orchard"), m("s3.first_s", "nginx-cache")))
+        vo = R.raw["s3.verified"].get("orchard", [])
+        vc = R.raw["s3.verified"].get("nginx-cache", [])
+        row("3 cold coalescing 50x100 MiB", "bodies verified by SHA-256 (min over runs)", min(vo) if vo else None,
+            min(vc) if vc else None, CLIENTS_COLD, None, None, f"= {CLIENTS_COLD}", bool(vo) and min(vo) == CLIENTS_COLD)
+    if "s4.ttfb_s" in R.raw:
+        o, c, d = m("s4.ttfb_s", "orchard"), m("s4.ttfb_s", "nginx-cache"), m("s4.ttfb_s", "origin")
+        rv = ratio(o, d)
+        row("4 range on a miss (1 MB @ 500 MB)", "time to first byte of the range s (ref: origin)", o, c, d, "O/origin", rv,
+            "<= 1.5", rv is not None and rv <= 1.5)
+        row("4 range on a miss (1 MB @ 500 MB)", "time to first byte of the range s", None, None, None, "O/cache", ratio(o, c))
+        o, c, d = m("s4.total_s", "orchard"), m("s4.total_s", "nginx-cache"), m("s4.total_s", "origin")
+        row("4 range on a miss (1 MB @ 500 MB)", "time to last byte of the range s (ref: origin)", o, c, d, "O/cache", ratio(o, c))
+        co = R.raw["s4.correct"].get("orchard", [])
+        row("4 range on a miss (1 MB @ 500 MB)", "answered the 206 range (runs ok)", sum(co),
+            sum(R.raw["s4.correct"].get("nginx-cache", [])), sum(R.raw["s4.correct"].get("origin", [])), None, None,
+            f"= {len(co)}", bool(co) and all(co))
+    if "s5.peak_s2_mib" in R.raw or "s5.peak_s3_mib" in R.raw or "s5.idle_rss_mib" in R.raw:
+        base = m("s5.rss_base_mib", "orchard")
+        p2o, p2c = m("s5.peak_s2_mib", "orchard"), m("s5.peak_s2_mib", "nginx-cache")
+        p3o, p3c = m("s5.peak_s3_mib", "orchard"), m("s5.peak_s3_mib", "nginx-cache")
+        if p2o is not None:
+            row("5 memory", "peak RSS MiB during 2 (1 GiB hits)", p2o, p2c, None, "O/cache", ratio(p2o, p2c))
+        if p3o is not None:
+            row("5 memory", "peak RSS MiB during 3 (100 MiB fill, 50 readers)", p3o, p3c, None, "O/cache",
+                ratio(p3o, p3c))
+        peaks = [x for x in (p2o, p3o) if x is not None]
+        if peaks and base is not None:
+            # "does not grow with object size": the peak while moving 1 GiB / 100 MiB
+            # objects stays within 64 MiB of the idle process (buffers are fixed per connection).
+            row("5 memory", "peak RSS growth MiB over idle (idle RSS as ref)", max(peaks) - base, None, base, None,
+                None, "< 64 (indep. of size)", max(peaks) - base < 64)
+        io, ic = m("s5.idle_rss_mib", "orchard"), m("s5.idle_rss_mib", "nginx-cache")
+        if io is not None:
+            row("5 memory", f"RSS MiB with {IDLE_CONNS} idle keep-alive conns", io, ic, None, "O/cache", ratio(io, ic),
+                "< 200", io < 200 and min(R.raw["s5.idle_conns_ok"].get("orchard", [0])) == IDLE_CONNS)
+    if "s6.startup_s" in R.raw:
+        o = m("s6.startup_s", "orchard")
+        row("6 index scale", f"start-up s with {INDEX_N} objects", o, None, None, None, None, "< 2", o < 2)
+        o = m("s6.lookup_p99_us", "orchard")
+        row("6 index scale", f"lookup p99 us with {INDEX_N} objects", o, None, None, None, None, "< 50",
+            o is not None and o < 50)
+        row("6 index scale", "lookup p50 us", m("s6.lookup_p50_us", "orchard"), None, None, None, None)
+        row("6 index scale", "RSS MiB after start-up", m("s6.rss_mib", "orchard"), None, None, None, None)
+    return rows
+
+
+def print_table(rows):
+    head = ["scenario", "metric", "orchard", "nginx cache", "direct/ref", "ratio", "target", "result"]
+    lines = []
+    for r in rows:
+        rl = f"{r['ratio_label']} {fmt(r['ratio'])}" if r["ratio_label"] and r["ratio"] is not None else ""
+        lines.append([r["scenario"] if r["orchard"] is not None or r["nginx_cache"] is not None else "", r["metric"],
+                      fmt(r["orchard"]), fmt(r["nginx_cache"]), fmt(r["reference"]), rl, r["target"] or "",
+                      r["result"] or ""])
+    widths = [max(len(head[i]), *(len(l[i]) for l in lines)) if lines else len(head[i]) for i in range(len(head))]
+    out = []
+    sep = "-+-".join("-" * w for w in widths)
+    out.append(" | ".join(h.ljust(w) for h, w in zip(head, widths)))
+    out.append(sep)
+    for l in lines:
+        out.append(" | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(l, widths))))
+    return "\n".join(out)
+
+
+def machine():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // 1024
+    osr = ""
+    try:
+        with open("/etc/os-release") as f:
+            osr = dict(l.strip().split("=", 1) for l in f if "=" in l).get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        pass
+    nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "mem_mib": mem, "kernel": platform.release(),
+            "os": osr, "nginx": nginx_v}

@@ -1,0 +1,231 @@
+"""The six end-to-end benchmark scenarios and their raw results.
+
+Part of bench/e2e (run by bench.py): `Results` collects every raw sample and
+note; each scenario_* function runs one scenario of bench/README.md (small
+hit, large hit, idle connections / memory, cold coalescing, range on a miss,
+index scale) against the systems in servers.py, for RUNS runs.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from common import (BUILD, CLIENTS_COLD, DATA, FILES, HOST, IDLE_CONNS, INDEX_N, MiB, QUICK, RANGE_FIRST,
+                    RANGE_LEN, ROOT, RUNS, SYSTEMS, WAN_HOST, WRK_SECONDS, log, median, proc_status,
+                    tree_sum)
+from clients import curl, parallel_curls, parse_wrk, range_get, warm
+from report import fmt
+
+
+# ---------------------------------------------------------------- scenarios
+
+class Results:
+    def __init__(self):
+        self.raw = {}
+        self.notes = []
+
+    def add(self, key, system, value):
+        self.raw.setdefault(key, {}).setdefault(system, []).append(value)
+
+    def med(self, key, system):
+        return median(self.raw.get(key, {}).get(system, []))
+
+    def note(self, msg):
+        log("NOTE: " + msg)
+        self.notes.append(msg)
+
+
+def scenario_small_hit(env, R):
+    log(f"scenario 1: small hit, wrk -t2 -c64 -d{WRK_SECONDS}s, {RUNS} run(s)")
+    for s in SYSTEMS:
+        warm(s, env, "/f4k")
+    for run in range(RUNS):
+        for s in SYSTEMS:
+            out = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECONDS}s", "--latency", "-H", f"Host: {HOST}",
+                                  f"http://127.0.0.1:{env.port(s)}/f4k"], capture_output=True, text=True).stdout
+            w = parse_wrk(out)
+            log(f"  run {run + 1} {s}: {w['rps']} req/s, p99 {w['p99_ms']} ms {w['errors']}")
+            if w["non2xx"] or w["errors"]:
+                R.note(f"scenario 1 {s} run {run + 1}: non-2xx {w['non2xx']} {w['errors']}")
+            R.add("s1.rps", s, w["rps"])
+            R.add("s1.p99_ms", s, w["p99_ms"])
+
+
+def scenario_large_hit(env, R):
+    log(f"scenario 2: large hit (1 GiB), 1 and 8 concurrent downloads, {RUNS} run(s)")
+    for s in SYSTEMS:
+        warm(s, env, "/f1g")
+    # Restart the caches (state kept) so that VmHWM covers this scenario only.
+    env.stop_orchard()
+    env.start_orchard(fresh=False)
+    env.stop_cache()
+    env.start_cache(fresh=False)
+    R.add("s5.rss_base_mib", "orchard", proc_status(env.pid("orchard"), "VmRSS") / MiB)
+    for s in ("orchard", "nginx-cache"):
+        warm(s, env, "/f1g")  # a hit after the restart (also proves the store survived it)
+    for run in range(RUNS):
+        for conc in (1, 8):
+            for s in SYSTEMS:
+                wall, res = parallel_curls(env.port(s), "/f1g", conc)
+                bad = [r for r in res if r["code"] != 200 or r["size"] != FILES["f1g"]]
+                if bad:
+                    R.note(f"scenario 2 {s} x{conc}: {len(bad)} bad downloads: {bad[0]}")
+                gbs = conc * FILES["f1g"] / wall / 1e9
+                log(f"  run {run + 1} {s} x{conc}: {gbs:.2f} GB/s ({wall:.2f} s)")
+                R.add(f"s2.gbs_{conc}", s, gbs)
+    R.add("s5.peak_s2_mib", "orchard", proc_status(env.pid("orchard"), "VmHWM") / MiB)
+    R.add("s5.peak_s2_mib", "nginx-cache", tree_sum(env.pid("nginx-cache"), "VmHWM") / MiB)
+
+
+def scenario_idle(env, R, run):
+    log(f"scenario 5: {IDLE_CONNS} idle keep-alive connections (run {run + 1})")
+    for s in ("orchard", "nginx-cache"):
+        pid = env.pid(s)
+        before = tree_sum(pid, "VmRSS") if s != "orchard" else proc_status(pid, "VmRSS")
+        src = f"127.0.{10 + run}.{1 if s == 'orchard' else 2}"
+        p = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "e2e", "idle_conns.py"),
+                              str(env.port(s)), HOST, "/f4k", str(IDLE_CONNS), src],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline().strip()
+        opened = int(line.split()[1]) if line.startswith("open") else 0
+        time.sleep(1.0)
+        after = tree_sum(pid, "VmRSS") if s != "orchard" else proc_status(pid, "VmRSS")
+        p.stdin.write("\n")
+        p.stdin.flush()
+        line = p.stdout.readline().strip()
+        still = int(line.split()[1]) if line.startswith("still_open") else 0
+        p.stdin.close()
+        err = p.stderr.read()
+        p.wait()
+        if opened != IDLE_CONNS or still != IDLE_CONNS:
+            R.note(f"scenario 5 {s}: {opened}/{IDLE_CONNS} connections answered, {still} still open at measurement "
+                   f"{err.strip()[:200]}")
+        log(f"  {s}: RSS {before / MiB:.1f} MiB -> {after / MiB:.1f} MiB with {opened} connections ({still} still open)")
+        R.add("s5.idle_rss_mib", s, after / MiB)
+        R.add("s5.idle_conns_ok", s, min(opened, still))
+        time.sleep(0.5)
+
+
+def scenario_cold(env, R, sums):
+    log(f"scenario 3: cold coalescing, {CLIENTS_COLD} clients, 100 MiB through the 100 Mbit/s relay, {RUNS} run(s)")
+    shadir = os.path.join(env.work, "sha")
+    for run in range(RUNS):
+        # One client over the same link, no cache: the reference time.
+        r = curl(env.ports["relay"], "/f100m", WAN_HOST)
+        if r["code"] != 200 or r["size"] != FILES["f100m"]:
+            R.note(f"scenario 3: direct download through the relay failed: {r}")
+        R.add("s3.link_s", "link", r["total"])
+        log(f"  run {run + 1} one client through the link: {r['total']:.2f} s")
+        for s in ("orchard", "nginx-cache"):
+            if s == "orchard":
+                env.stop_orchard()
+                env.start_orchard(fresh=True)
+            else:
+                env.stop_cache()
+                env.start_cache(fresh=True)
+            shutil.rmtree(shadir, ignore_errors=True)
+            os.makedirs(shadir)
+            off = env.origin_log_offset()
+            wall, res = parallel_curls(env.port(s), "/f100m", CLIENTS_COLD, WAN_HOST, sha_dir=shadir)
+            time.sleep(1.0)  # let the origin log its line
+            reqs, sent = env.origin_requests(off, "/f100m")
+            good = sum(1 for x in res if x["code"] == 200 and x.get("sha") == sums["f100m"])
+            if good != CLIENTS_COLD:
+                bad = [x for x in res if not (x["code"] == 200 and x.get("sha") == sums["f100m"])]
+                R.note(f"scenario 3 {s} run {run + 1}: {CLIENTS_COLD - good} bodies wrong or incomplete, e.g. {bad[0]}")
+            times = sorted(x["time"] for x in res)
+            log(f"  run {run + 1} {s}: last done {wall:.2f} s (first {times[0]:.2f} s), origin {reqs} request(s) "
+                f"{sent} bytes, {good}/{CLIENTS_COLD} verified")
+            R.add("s3.last_s", s, wall)
+            R.add("s3.first_s", s, times[0])
+            R.add("s3.origin_reqs", s, reqs)
+            R.add("s3.origin_bytes_ratio", s, sent / FILES["f100m"])
+            R.add("s3.verified", s, good)
+            if s == "orchard":
+                R.add("s5.peak_s3_mib", s, proc_status(env.pid("orchard"), "VmHWM") / MiB)
+            else:
+                R.add("s5.peak_s3_mib", s, tree_sum(env.pid("nginx-cache"), "VmHWM") / MiB)
+    shutil.rmtree(shadir, ignore_errors=True)
+
+
+def scenario_range(env, R, sums):
+    log(f"scenario 4: range on a miss, bytes={RANGE_FIRST}-{RANGE_FIRST + RANGE_LEN - 1} of the 1 GiB object, "
+        f"{RUNS} run(s)")
+    for run in range(RUNS):
+        for s in ("origin", "orchard", "nginx-cache"):
+            if s == "orchard":
+                env.stop_orchard()
+                env.start_orchard(fresh=True)
+            elif s == "nginx-cache":
+                env.stop_cache()
+                env.start_cache(fresh=True)
+            r = range_get(env.port(s), "/f1g", HOST, RANGE_FIRST, RANGE_FIRST + RANGE_LEN - 1)
+            right = r["size"] == RANGE_LEN and r["sha"] == sums[f"f1g@{RANGE_FIRST}+{RANGE_LEN}"]
+            ok = r["code"] == 206 and right
+            log(f"  run {run + 1} {s}: HTTP {r['code']}, range bytes {r['size']}, ttfb {fmt(r['ttfb'], 4)} s, "
+                f"last byte {fmt(r['total'], 4)} s, {'correct 206 range' if ok else 'NOT a 206 with the range'}"
+                f"{' (bytes right)' if right and not ok else ''} {r['error']}")
+            if not ok:
+                R.note(f"scenario 4 {s} run {run + 1}: answered HTTP {r['code']} instead of a 206 with the range; "
+                       f"times are until the requested bytes arrived within that answer {r['error']}")
+            R.add("s4.ttfb_s", s, r["ttfb"])
+            R.add("s4.total_s", s, r["total"])
+            R.add("s4.correct", s, 1 if ok else 0)
+
+
+def scenario_index(env, R):
+    n = INDEX_N
+    state = os.path.join(DATA, f"index-{n}")
+    log(f"scenario 6: index scale with {n} objects (store kept in {state} for later runs)")
+    t0 = time.monotonic()
+    r = subprocess.run([os.path.join(BUILD, "bench", "orchard_bench_populate"), state, str(n)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"populate failed: {r.stderr}")
+    info = json.loads(r.stdout)
+    log(f"  populated: {info} in {time.monotonic() - t0:.1f} s")
+    R.add("s6.populate_s", "orchard", info["total_s"] if info["had"] < n else None)
+    for run in range(RUNS):
+        env.stop_orchard()
+        _, startup = env.start_orchard(fresh=False, state=state)
+        rss = proc_status(env.pid("orchard"), "VmRSS") / MiB
+        objects = None
+        try:
+            res = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{env.ports['orchard']}/api/v1/status"],
+                                 capture_output=True, text=True, timeout=30)
+            objects = json.loads(res.stdout).get("Objects")
+        except (ValueError, subprocess.TimeoutExpired):
+            pass
+        log(f"  run {run + 1}: orchardd ready after {startup:.3f} s with {objects} objects, RSS {rss:.0f} MiB")
+        if objects != n:
+            R.note(f"scenario 6: orchardd reports {objects} objects, expected {n}")
+        R.add("s6.startup_s", "orchard", startup)
+        R.add("s6.rss_mib", "orchard", rss)
+    env.stop_orchard()
+    env.start_orchard(fresh=True)  # leave the index store alone
+    # Lookup latency: the micro benchmark on the same store.
+    env_vars = dict(os.environ, ORCHARD_BENCH_INDEX_N=str(n), ORCHARD_BENCH_INDEX_DIR=state)
+    out = os.path.join(env.work, "lookup.json")
+    r = subprocess.run([os.path.join(BUILD, "bench", "orchard_micro_bench"), "--benchmark_filter=BM_StoreLookup",
+                        f"--benchmark_repetitions={RUNS}", "--benchmark_min_time=0.5" if not QUICK else
+                        "--benchmark_min_time=0.1", "--benchmark_format=json", f"--benchmark_out={out}"],
+                       env=env_vars, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"micro bench failed: {r.stderr[-2000:]}")
+    with open(out) as f:
+        js = json.load(f)
+    for b in js["benchmarks"]:
+        if b.get("run_type") != "iteration":
+            continue
+        if b.get("error_occurred"):
+            R.note(f"scenario 6: {b['name']}: {b.get('error_message', 'error')}")
+            continue
+        if b["name"].startswith("BM_StoreLookupLatency") and "p99_us" in b:
+            R.add("s6.lookup_p99_us", "orchard", b["p99_us"])
+            R.add("s6.lookup_p50_us", "orchard", b["p50_us"])
+        elif b["name"] == "BM_StoreLookupHit/threads:1" and "items_per_second" in b:
+            R.add("s6.lookup_mops", "orchard", b["items_per_second"] / 1e6)
+    log(f"  lookup p50 {R.med('s6.lookup_p50_us', 'orchard')} us, p99 {R.med('s6.lookup_p99_us', 'orchard')} us")

@@ -1,0 +1,218 @@
+"""The systems under test for the end-to-end benchmark, and how they start.
+
+Part of bench/e2e (run by bench.py): nginx configs and start-up for the
+origin, nginx proxy_cache (configured as lancache runs it) and nginx direct,
+the WAN relay (relay.py) and orchardd, all on 127.0.0.1 through `Env`, which
+holds their ports, work dirs and logs and restarts a cache empty for cold runs.
+"""
+
+import os
+import re
+import shutil
+import sys
+import time
+
+from common import BUILD, DATA, HOST, PROCS, ROOT, WAN_HOST, WAN_RATE, free_port, wait_port
+
+
+# ---------------------------------------------------------------- systems
+
+NGINX_COMMON = """
+daemon off;
+master_process on;
+worker_processes {workers};
+worker_rlimit_nofile 65536;
+user root;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 20000; multi_accept on; }}
+http {{
+  default_type application/octet-stream;
+  client_body_temp_path {prefix}/client_body;
+  proxy_temp_path {prefix}/proxy_temp;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  keepalive_timeout 120s;
+  keepalive_requests 1000000;
+  {http}
+}}
+"""
+
+
+def write_nginx(prefix, http, workers="auto"):
+    os.makedirs(prefix, exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_COMMON.format(prefix=prefix, http=http, workers=workers))
+    return conf
+
+
+def start_nginx(name, prefix, conf, port):
+    PROCS.start(name, ["nginx", "-p", prefix, "-e", os.path.join(prefix, "error.log"), "-c", conf],
+                os.path.join(prefix, "stdout.log"))
+    wait_port(port)
+    return PROCS.procs[name]
+
+
+class Env:
+    def __init__(self, work):
+        self.work = work
+        self.ports = {k: free_port() for k in ("origin", "relay", "orchard", "cache", "direct")}
+        self.files = os.path.join(DATA, "files")
+        self.origin_log = os.path.join(work, "origin", "access.log")
+        self.orchard_state = None
+        self.orchard_stderr = os.path.join(work, "orchardd.log")
+
+    # --- origin, relay, direct: started once
+    def start_origin(self):
+        prefix = os.path.join(self.work, "origin")
+        http = f"""
+  log_format bench '$msec "$request" $status $body_bytes_sent "$http_range" $request_time';
+  access_log {self.origin_log} bench;
+  sendfile on;
+  tcp_nopush on;
+  server {{
+    listen 127.0.0.1:{self.ports['origin']} reuseport backlog=4096;
+    root {self.files};
+    location / {{ }}
+  }}"""
+        start_nginx("origin", prefix, write_nginx(prefix, http), self.ports["origin"])
+
+    def start_relay(self):
+        p = PROCS.start("relay", [sys.executable, os.path.join(ROOT, "bench", "e2e", "relay.py"),
+                                  "--listen-port", str(self.ports["relay"]), "--target-port", str(self.ports["origin"]),
+                                  "--rate", str(WAN_RATE)], os.path.join(self.work, "relay.log"))
+        wait_port(self.ports["relay"])
+        return p
+
+    def start_direct(self):
+        prefix = os.path.join(self.work, "direct")
+        http = f"""
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  server {{
+    listen 127.0.0.1:{self.ports['direct']} reuseport backlog=4096;
+    root {self.files};
+    location / {{ }}
+  }}"""
+        start_nginx("nginx-direct", prefix, write_nginx(prefix, http), self.ports["direct"])
+
+    # --- nginx proxy_cache, as lancache runs it
+    def start_cache(self, fresh):
+        prefix = os.path.join(self.work, "nginx-cache")
+        cache = os.path.join(prefix, "cache")
+        if fresh and os.path.exists(cache):
+            shutil.rmtree(cache)
+        os.makedirs(cache, exist_ok=True)
+        loc = """
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_cache generic;
+      proxy_cache_key $host$uri;
+      proxy_cache_valid 200 206 1y;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 1h;
+      proxy_cache_lock_age 1h;
+      proxy_buffering on;
+      proxy_ignore_headers Expires Cache-Control;
+      proxy_max_temp_file_size 40960m;
+      proxy_read_timeout 300s;
+      add_header X-Cache-Status $upstream_cache_status;"""
+        http = f"""
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  proxy_cache_path {cache} levels=2:2 keys_zone=generic:500m inactive=200d max_size=100g
+                   loader_files=1000 loader_sleep=50ms loader_threshold=300ms use_temp_path=off;
+  upstream origin {{ server 127.0.0.1:{self.ports['origin']}; keepalive 32; }}
+  upstream wan {{ server 127.0.0.1:{self.ports['relay']}; keepalive 32; }}
+  server {{
+    listen 127.0.0.1:{self.ports['cache']} reuseport backlog=4096 default_server;
+    server_name {HOST};
+    location / {{ proxy_pass http://origin; {loc}
+    }}
+  }}
+  server {{
+    listen 127.0.0.1:{self.ports['cache']};
+    server_name {WAN_HOST};
+    location / {{ proxy_pass http://wan; {loc}
+    }}
+  }}"""
+        return start_nginx("nginx-cache", prefix, write_nginx(prefix, http), self.ports["cache"])
+
+    def stop_cache(self):
+        PROCS.stop("nginx-cache")
+
+    # --- orchardd
+    def start_orchard(self, fresh, state=None):
+        state = state or os.path.join(self.work, "orchard-state")
+        if fresh and os.path.exists(state):
+            shutil.rmtree(state)
+        os.makedirs(state, exist_ok=True)
+        conf = os.path.join(self.work, "orchard.toml")
+        with open(conf, "w") as f:
+            f.write(f"""[server]
+listen = ["127.0.0.1:{self.ports['orchard']}"]
+workers = 0
+drain_timeout = "1s"
+idle_timeout = "300s"
+max_connections = 20000
+log_level = "warn"
+access_log = false
+
+[storage]
+dir = "{state}"
+cache_limit = "200GiB"
+
+[upstream]
+resolve = {{ "{HOST}" = "127.0.0.1:{self.ports['origin']}", "{WAN_HOST}" = "127.0.0.1:{self.ports['relay']}" }}
+read_timeout = "300s"
+""")
+        t0 = time.monotonic()
+        with open(self.orchard_stderr, "ab") as lf:
+            lf.write(f"---- start {time.strftime('%H:%M:%S')} state={state}\n".encode())
+        p = PROCS.start("orchard", [os.path.join(BUILD, "orchardd"), "--config", conf], self.orchard_stderr,
+                        nofile=65536)
+        # "orchardd ready" on stderr (which goes to the log file)
+        deadline = t0 + 120
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                raise RuntimeError(f"orchardd exited with {p.returncode}; see {self.orchard_stderr}")
+            with open(self.orchard_stderr, "rb") as lf:
+                txt = lf.read()
+            if txt.rfind(b"orchardd ready") > txt.rfind(b"---- start"):
+                return p, time.monotonic() - t0
+            time.sleep(0.005)
+        raise RuntimeError("orchardd not ready after 120 s")
+
+    def stop_orchard(self):
+        PROCS.stop("orchard")
+
+    def port(self, system):
+        return {"orchard": self.ports["orchard"], "nginx-cache": self.ports["cache"],
+                "nginx-direct": self.ports["direct"], "origin": self.ports["origin"]}[system]
+
+    def pid(self, system):
+        p = PROCS.procs.get(system)
+        return p.pid if p else None
+
+    def origin_log_offset(self):
+        try:
+            return os.path.getsize(self.origin_log)
+        except OSError:
+            return 0
+
+    def origin_requests(self, offset, path):
+        """(requests, body bytes) the origin logged for `path` since `offset`."""
+        reqs, sent = 0, 0
+        with open(self.origin_log, "rb") as f:
+            f.seek(offset)
+            for line in f.read().decode(errors="replace").splitlines():
+                m = re.match(r'^\S+ "(\S+) (\S+) [^"]*" (\d+) (\d+)', line)
+                if m and m.group(2).split("?")[0] == path:
+                    reqs += 1
+                    sent += int(m.group(4))
+        return reqs, sent
