@@ -1,5 +1,5 @@
 // S3Fifo: the store's eviction policy (which object leaves next), kept pure:
-// no files, no locks, no clock. The store (cache/store.cc) owns one, feeds it
+// no files, no locks, no clock. The file store (cache/file_store_evict.cc) owns one, feeds it
 // from its background thread and performs the evictions it chooses.
 //
 // Why S3-FIFO (Yang et al., "FIFO queues are all you need for cache
