@@ -12,20 +12,58 @@
 
 namespace orchard::cache {
 
+namespace {
+
+// The origin-form target of `ref` when it names a resource of
+// scheme://host:port (RFC 9110 §4.3.1: scheme and host compare
+// case-insensitively, an omitted port is the default), or "" when it names
+// another origin or is not a path. A network-path reference ("//x/y") names
+// a host, never a path on ours.
+std::string sameOriginTarget(std::string_view ref, std::string_view scheme, std::string_view host, uint16_t port) {
+  if (ref.substr(0, 2) == "//") return {};
+  if (!ref.empty() && ref.front() == '/') return std::string(ref);
+  const size_t colon = ref.find("://");
+  if (colon == std::string_view::npos || !iequals(ref.substr(0, colon), scheme)) return {};
+  std::string_view rest = ref.substr(colon + 3);
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos) return {};  // "http://host": not a resource to drop
+  std::string_view authority = rest.substr(0, slash);
+  if (authority.find('@') != std::string_view::npos) return {};  // userinfo: refuse, never guess
+  const uint16_t defaultPort = iequals(scheme, "https") ? 443 : 80;
+  uint16_t refPort = defaultPort;
+  std::string_view refHost = authority;
+  if (const size_t c = authority.rfind(':'); c != std::string_view::npos && authority.back() != ']') {
+    refHost = authority.substr(0, c);
+    std::string_view digits = authority.substr(c + 1);
+    if (digits.empty() || digits.size() > 5) return {};
+    uint32_t v = 0;
+    for (char d : digits) {
+      if (d < '0' || d > '9') return {};
+      v = v * 10 + static_cast<uint32_t>(d - '0');
+    }
+    if (v == 0 || v > 65535) return {};
+    refPort = static_cast<uint16_t>(v);
+  }
+  if (!iequals(refHost, host) || refPort != port) return {};
+  return std::string(rest.substr(slash));
+}
+
+bool safeMethod(std::string_view m) { return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE"; }
+
+}  // namespace
+
 std::vector<std::string> invalidatedKeys(std::string_view method, int status, const HeaderList& responseHeaders,
                                          std::string_view primaryKey, std::string_view host, uint16_t port,
                                          const std::vector<std::string>& ignoreQuery) {
   std::vector<std::string> out;
-  if (method == "GET" || method == "HEAD" || status < 200 || status >= 400) return out;
+  if (safeMethod(method) || status < 200 || status >= 400) return out;
   out.emplace_back(primaryKey);
   const std::string_view scheme = primaryKey.substr(0, primaryKey.find("://"));
-  const std::string prefix = std::string(scheme) + "://" + std::string(host);
   for (const char* h : {"Location", "Content-Location"}) {
     auto v = findHeader(responseHeaders, h);
     if (!v || v->empty()) continue;
-    std::string_view target = *v;
-    if (target.substr(0, prefix.size()) == prefix) target.remove_prefix(prefix.size());
-    if (target.empty() || target.front() != '/') continue;  // another host, or not a path
+    std::string target = sameOriginTarget(*v, scheme, host, port);
+    if (target.empty()) continue;  // another origin, or not a path
     out.push_back(normaliseKey(scheme, host, port, target, ignoreQuery));
   }
   return out;

@@ -19,8 +19,9 @@ namespace orchard::cache {
 
 // RFC 9111 §4.4: a successful (2xx/3xx) answer to an unsafe method
 // invalidates the URI's stored object and those named by Location and
-// Content-Location on the same host. Returns the key texts to remove
-// (none for safe methods or other statuses).
+// Content-Location on the same origin (scheme, host and port; relative or
+// absolute, compared case-insensitively). Returns the key texts to remove
+// (none for the safe methods GET, HEAD, OPTIONS, TRACE or other statuses).
 std::vector<std::string> invalidatedKeys(std::string_view method, int status, const HeaderList& responseHeaders,
                                          std::string_view primaryKey, std::string_view host, uint16_t port,
                                          const std::vector<std::string>& ignoreQuery);

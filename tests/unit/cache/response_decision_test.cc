@@ -32,6 +32,8 @@ TEST(InvalidatedKeys, Table) {
       // Safe methods never invalidate.
       {"GET 200", "GET", 200, {{"Location", "/b"}}, {}},
       {"HEAD 200", "HEAD", 200, {{"Content-Location", "/b"}}, {}},
+      {"OPTIONS 200", "OPTIONS", 200, {{"Location", "/b"}}, {}},
+      {"TRACE 200", "TRACE", 200, {}, {}},
       // Unsafe methods, by status: only non-error answers (2xx, 3xx).
       {"POST 200", "POST", 200, {}, {P}},
       {"PUT 204", "PUT", 204, {}, {P}},
@@ -61,7 +63,14 @@ TEST(InvalidatedKeys, Table) {
       {"Location other scheme", "POST", 201, {{"Location", "https://example.com/d"}}, {P}},
       {"Location host with a suffix", "POST", 201, {{"Location", "http://example.com.evil.net/d"}}, {P}},
       {"Location host with userinfo trick", "POST", 201, {{"Location", "http://example.com@evil.net/d"}}, {P}},
+      {"Location absolute, default port named", "POST", 201, {{"Location", "http://example.com:80/d"}},
+       {P, "http://example.com/d"}},
+      {"Location absolute, upper-case scheme and host", "POST", 201, {{"Location", "HTTP://EXAMPLE.com/d"}},
+       {P, "http://example.com/d"}},
+      {"Location absolute, other port", "POST", 201, {{"Location", "http://example.com:8080/d"}}, {P}},
+      {"Location absolute, bad port", "POST", 201, {{"Location", "http://example.com:x/d"}}, {P}},
       // Not a path.
+      {"Location network-path reference", "POST", 201, {{"Location", "//other.com/b"}}, {P}},
       {"Location without a slash", "POST", 201, {{"Location", "b"}}, {P}},
       {"Location empty", "POST", 201, {{"Location", ""}}, {P}},
       {"Location host only", "POST", 201, {{"Location", "http://example.com"}}, {P}},
@@ -84,9 +93,11 @@ TEST(InvalidatedKeys, NonDefaultPortKeepsThePort) {
   ASSERT_EQ(P, "http://example.com:8080/a");
   EXPECT_EQ(invalidatedKeys("POST", 201, {{"Location", "/b"}}, P, "example.com", 8080, {}),
             (Keys{P, "http://example.com:8080/b"}));
-  // Another port is another origin.
+  // Another port is another origin; the same one named is ours.
   EXPECT_EQ(invalidatedKeys("POST", 201, {{"Location", "http://example.com:9090/b"}}, P, "example.com", 8080, {}),
             Keys{P});
+  EXPECT_EQ(invalidatedKeys("POST", 201, {{"Location", "http://example.com:8080/b"}}, P, "example.com", 8080, {}),
+            (Keys{P, "http://example.com:8080/b"}));
 }
 
 // -------------------------------------------------------------- planStore
