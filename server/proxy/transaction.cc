@@ -389,8 +389,11 @@ void Transaction::sendFillHead(const cache::Fill::Snapshot& snap) {
   cacheStatus_ += "; fwd-status=" + std::to_string(h.status);
   bool noBody = false;
   // A private fill carries the origin's own answer (ranges included): no
-  // range handling here. A shared fill holds the whole object.
-  headOut_ = responseHead(h, snap.length, fill_->shared(), -1, &noBody);
+  // range handling here. A shared fill holds the whole object. The first
+  // answer carries its age too (RFC 9111 §4.2.3: the origin's Age corrected
+  // by the response delay), not only the hits after it.
+  headOut_ = responseHead(h, snap.length, fill_->shared(), cache::currentAge(h, wc_->server->clock->nowSeconds()),
+                          &noBody);
   if (noBody || segs_.empty()) {
     flushHead();
     finish(true);

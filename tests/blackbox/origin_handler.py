@@ -216,6 +216,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Last-Modified", last_modified)
         if cc:
             self.send_header("Cache-Control", cc)
+        if q.get("age", "") != "":
+            self.send_header("Age", q["age"])
         if vary:
             self.send_header("Vary", vary)
         if q.get("ranges", "1") not in ("0", ""):

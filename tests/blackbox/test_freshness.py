@@ -79,6 +79,25 @@ class FreshnessTest(OrchardCase):
         self.assertHit(r)
         self.assertEqual(self.origin.count(path), 2, "a 304 must refresh the stored object")
 
+    def test_origin_age_reaches_the_first_answer_and_counts_against_freshness(self):
+        """Claim: the origin's Age is passed on with the first answer (not
+        dropped), stored, and counted: Age 7200 under max-age=86400 is a hit
+        with an Age of at least 7200; Age 7200 over max-age=3600 is stale at
+        once, so the next request revalidates."""
+        fresh = gen_path("age-fresh", 1000, cc="max-age=86400", age="7200")
+        r = self.get(fresh)
+        self.assertMiss(r)
+        self.assertGreaterEqual(int(r.headers.get("age", "-1")), 7200, r.headers)
+        r = self.get(fresh)
+        self.assertHit(r)
+        self.assertGreaterEqual(int(r.headers.get("age", "-1")), 7200, r.headers)
+        stale = gen_path("age-stale", 1000, cc="max-age=3600", age="7200")
+        r = self.get(stale)
+        self.assertGreaterEqual(int(r.headers.get("age", "-1")), 7200, r.headers)
+        r = self.get(stale)
+        self.assertIn("fwd=stale", cs_tokens(r), r.cache_status)
+        self.assertEqual(self.origin.count(stale), 2, "a stored Age past max-age must make the object stale")
+
     def test_concurrent_stale_requests_one_revalidation(self):
         """Claim: 5 concurrent GETs for one stale object cause exactly one
         revalidation, and all 5 get the whole body."""
