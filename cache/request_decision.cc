@@ -29,71 +29,56 @@ std::string cacheStatusOf(Step s) {
   return "orchard";
 }
 
+namespace {
+
+Action make(Action::Kind kind, Step step) {
+  Action a;
+  a.kind = kind;
+  a.step = step;
+  return a;
+}
+
+Action answer504(Step step, const char* reason) {
+  Action a = make(Action::Kind::Answer, step);
+  a.status = 504;
+  a.reason = reason;
+  return a;
+}
+
+// Only the paths that can end in 504 read only-if-cached: a fresh hit never
+// parses the request's Cache-Control twice (decideCached parses it too).
+bool onlyIfCached(const RequestFacts& req) { return parseCacheControl(req.cacheControl).onlyIfCached; }
+
+}  // namespace
+
 Action decide(const RequestFacts& req, const ObjectMeta* stored, int64_t now, const FreshnessConfig& cfg) {
   using M = RequestFacts::Method;
-  Action a;
-  if (req.method == M::Other) {
-    a.kind = Action::Kind::Pass;
-    a.step = Step::PassMethod;
-    return a;
-  }
-  if (req.authorization) {
-    a.kind = Action::Kind::Pass;
-    a.step = Step::PassRequest;
-    return a;
-  }
-  const CacheControl cc = parseCacheControl(req.cacheControl);
+  using K = Action::Kind;
+  if (req.method == M::Other) return make(K::Pass, Step::PassMethod);
+  if (req.authorization) return make(K::Pass, Step::PassRequest);
   if (stored) {
     auto d = decideCached(*stored, req.cacheControl, req.pragmaNoCache, now, cfg);
     switch (d.action) {
       case CachedDecision::Action::Serve:
-        a.kind = Action::Kind::ServeStored;
-        a.step = Step::Hit;
-        return a;
+        return make(K::ServeStored, Step::Hit);
       case CachedDecision::Action::ServeStaleAndRevalidate:
         // A HEAD cannot refresh a body: it is served stale, nothing more.
-        a.kind = req.method == M::Get ? Action::Kind::ServeAndRefresh : Action::Kind::ServeStored;
-        a.step = Step::HitStaleWhileRevalidate;
-        return a;
+        return make(req.method == M::Get ? K::ServeAndRefresh : K::ServeStored, Step::HitStaleWhileRevalidate);
       case CachedDecision::Action::Revalidate:
-        if (cc.onlyIfCached) {
-          if (!d.mustRevalidate) {
-            a.kind = Action::Kind::ServeStored;
-            a.step = Step::HitOnlyIfCached;
-            return a;
-          }
-          a.kind = Action::Kind::Answer;
-          a.step = Step::HitOnlyIfCached;
-          a.status = 504;
-          a.reason = "only-if-cached: no usable stored response";
-          return a;
+        if (onlyIfCached(req)) {
+          if (!d.mustRevalidate) return make(K::ServeStored, Step::HitOnlyIfCached);
+          return answer504(Step::HitOnlyIfCached, "only-if-cached: no usable stored response");
         }
-        if (req.method == M::Head) {
-          // A shared revalidation must be a GET (followers want the body).
-          a.kind = Action::Kind::Pass;
-          a.step = Step::PassStale;
-          return a;
-        }
-        a.kind = Action::Kind::Revalidate;
-        a.step = Step::Stale;
+        // A shared revalidation must be a GET (followers want the body).
+        if (req.method == M::Head) return make(K::Pass, Step::PassStale);
+        Action a = make(K::Revalidate, Step::Stale);
         a.staleIfError = d.staleIfErrorAllowed;
         return a;
     }
   }
-  if (cc.onlyIfCached) {
-    a.kind = Action::Kind::Answer;
-    a.step = Step::NotStored;
-    a.status = 504;
-    a.reason = "only-if-cached: not stored";
-    return a;
-  }
-  if (req.method == M::Head) {
-    a.kind = Action::Kind::Pass;
-    a.step = Step::PassMiss;
-    return a;
-  }
-  a.kind = Action::Kind::Fetch;
-  a.step = Step::Miss;
+  if (onlyIfCached(req)) return answer504(Step::NotStored, "only-if-cached: not stored");
+  if (req.method == M::Head) return make(K::Pass, Step::PassMiss);
+  Action a = make(K::Fetch, Step::Miss);
   if (req.rangeStart && *req.rangeStart >= kRangeFillThreshold) a.startAt = *req.rangeStart;
   return a;
 }

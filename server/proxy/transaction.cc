@@ -37,11 +37,17 @@ cache::RequestFacts requestFacts(const RequestHead& req) {
   auto cc = req.header("Cache-Control");
   f.cacheControl = cc ? *cc : std::string_view();
   f.pragmaNoCache = headerHasToken(req.headers, "Pragma", "no-cache");
+  return f;
+}
+
+// Where a fetch would start only matters without a stored object: a range
+// hit does not parse its Range here as well as in responseHead().
+void noteRangeStart(cache::RequestFacts* f, const RequestHead& req) {
+  if (f->rangeStart) return;
   if (auto r = req.header("Range")) {
     auto items = cache::parseRange(*r);
-    if (items && items->size() == 1 && items->front().first) f.rangeStart = *items->front().first;
+    if (items && items->size() == 1 && items->front().first) f->rangeStart = *items->front().first;
   }
-  return f;
 }
 
 }  // namespace
@@ -113,6 +119,7 @@ void Transaction::start() {
   headOnly_ = facts_.method == cache::RequestFacts::Method::Head;
   std::shared_ptr<const cache::ObjectMeta> stored;
   if (facts_.method != cache::RequestFacts::Method::Other && !facts_.authorization) stored = lookupStored();
+  if (!stored) noteRangeStart(&facts_, req_);
   const cache::Action action = cache::decide(facts_, stored.get(), wc_->server->clock->nowSeconds());
   act(action, std::move(stored));
 }
@@ -155,6 +162,7 @@ void Transaction::act(const cache::Action& a, std::shared_ptr<const cache::Objec
 }
 
 void Transaction::refetchWithoutStored() {
+  noteRangeStart(&facts_, req_);
   act(cache::decide(facts_, nullptr, wc_->server->clock->nowSeconds()), nullptr);
 }
 
