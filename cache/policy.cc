@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "cache/targeted_control.h"
 #include "common/headers.h"
 
 namespace orchard::cache {
@@ -34,6 +35,21 @@ std::optional<int64_t> parseDelta(std::string_view v) {
 }
 
 }  // namespace
+
+int64_t parseAge(std::string_view firstLine) {
+  // RFC 9111 §5.1: delta-seconds. The first line wins (ObjectMeta::header
+  // gives it) and, when that line is a list, its first member: "7200, 0" is
+  // old, "0, 7200" is not. Anything but digits (a sign, a point, quotes,
+  // parameters) makes the field invalid: it is ignored.
+  std::string_view v = trim(firstLine.substr(0, firstLine.find(',')));
+  if (v.empty()) return 0;
+  int64_t out = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return 0;
+    if (out <= (int64_t{1} << 31)) out = out * 10 + (c - '0');
+  }
+  return std::min<int64_t>(out, int64_t{1} << 31);
+}
 
 CacheControl parseCacheControl(std::string_view value) {
   CacheControl cc;
@@ -100,11 +116,19 @@ bool heuristicallyCacheable(uint16_t s) {
 StoreVerdict decideStore(const StoreInput& in) {
   if (in.method != "GET") return StoreVerdict::Method;
   CacheControl req = parseCacheControl(in.requestCacheControl);
-  CacheControl resp = parseCacheControl(in.responseCacheControl);
+  CacheControl resp;
+  bool hasExpires = in.hasExpires;
+  if (in.responseHeaders) {
+    ResponseControls rc = responseControls(*in.responseHeaders);
+    resp = rc.cc;
+    hasExpires = !rc.targeted && findHeader(*in.responseHeaders, "Expires").has_value();
+  } else {
+    resp = parseCacheControl(in.responseCacheControl);
+  }
   // RFC 9111 §3: a final status that is cacheable by default, or any final
   // status with explicit freshness. 206 and 304 are handled by their own
   // paths (blocks, revalidation) and never stored as objects.
-  const bool explicitFreshness = resp.maxAge || resp.sMaxAge || in.hasExpires || resp.isPublic;
+  const bool explicitFreshness = resp.maxAge || resp.sMaxAge || hasExpires || resp.isPublic;
   if (in.status < 200 || in.status == 206 || in.status == 304) return StoreVerdict::Status;
   if (!heuristicallyCacheable(in.status) && !explicitFreshness) return StoreVerdict::Status;
   if (req.noStore || resp.noStore) return StoreVerdict::NoStore;
@@ -119,12 +143,14 @@ StoreVerdict decideStore(const StoreInput& in) {
 
 int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bool* heuristic) {
   if (heuristic) *heuristic = false;
-  CacheControl c = parseCacheControl(joinedHeader(meta.headers, "Cache-Control"));
+  const ResponseControls rc = responseControls(meta.headers);
+  const CacheControl& c = rc.cc;
   if (c.sMaxAge) return *c.sMaxAge;
   if (c.maxAge) return *c.maxAge;
   auto date = parseHttpDate(trim(meta.header("Date")));
   int64_t dateValue = date ? *date : meta.responseTime;
-  std::string_view expires = trim(meta.header("Expires"));
+  // A targeted field overrides Expires as well (RFC 9213 §2.1).
+  std::string_view expires = rc.targeted ? std::string_view() : trim(meta.header("Expires"));
   if (!expires.empty()) {
     auto e = parseHttpDate(expires);
     if (!e) return 0;  // an invalid Expires means "already expired" (RFC 9111 §5.3)
@@ -141,20 +167,22 @@ int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bo
 CachedDecision decideCached(const ObjectMeta& meta, std::string_view requestCacheControl, bool requestPragmaNoCache,
                             int64_t now, const FreshnessConfig& cfg) {
   CachedDecision d;
-  CacheControl resp = parseCacheControl(joinedHeader(meta.headers, "Cache-Control"));
+  const CacheControl resp = responseControls(meta.headers).cc;
   CacheControl req = parseCacheControl(requestCacheControl);
   d.age = currentAge(meta, now);
   d.lifetime = freshnessLifetime(meta, cfg);
   d.stale = d.age >= d.lifetime;
   const int64_t staleness = d.stale ? d.age - d.lifetime : 0;
-  d.mustRevalidate = resp.mustRevalidate || resp.proxyRevalidate || resp.sMaxAge.has_value();
+  // no-cache, must-revalidate, proxy-revalidate and (shared caches)
+  // s-maxage all forbid a stale answer without the origin (RFC 9111 §5.2.2).
+  d.mustRevalidate = resp.mustRevalidate || resp.proxyRevalidate || resp.sMaxAge.has_value() || resp.noCache;
+  d.staleIfDisconnected = !d.mustRevalidate;
   if (resp.staleIfError && !d.mustRevalidate) d.staleIfErrorAllowed = staleness <= *resp.staleIfError;
   if (req.staleIfError && !d.mustRevalidate) d.staleIfErrorAllowed = d.staleIfErrorAllowed || staleness <= *req.staleIfError;
 
   // Always revalidate: response no-cache, request no-cache (or Pragma without Cache-Control).
   if (resp.noCache || req.noCache || (requestPragmaNoCache && requestCacheControl.empty())) {
     d.action = CachedDecision::Action::Revalidate;
-    d.mustRevalidate = d.mustRevalidate || resp.noCache;
     return d;
   }
   bool fresh = !d.stale;
@@ -263,8 +291,7 @@ HeaderList mergeNotModified(const HeaderList& stored, const HeaderList& fresh) {
 
 int64_t currentAge(const ObjectMeta& meta, int64_t now) {
   // RFC 9111 §4.2.3
-  int64_t ageValue = 0;
-  if (auto a = parseDelta(trim(meta.header("Age")))) ageValue = *a;
+  const int64_t ageValue = parseAge(meta.header("Age"));
   int64_t dateValue = meta.responseTime;
   if (auto d = parseHttpDate(trim(meta.header("Date")))) dateValue = *d;
   int64_t apparentAge = std::max<int64_t>(0, meta.responseTime - dateValue);
@@ -276,15 +303,25 @@ int64_t currentAge(const ObjectMeta& meta, int64_t now) {
 }
 
 namespace {
+// Names compare case-insensitively (RFC 9110 §5.6.7: recipients should
+// accept other cases); everything else is fixed: one SP, two-digit fields.
 int monthIndex(std::string_view m) {
   static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   for (int i = 0; i < 12; ++i)
-    if (m == kMonths[i]) return i;
+    if (iequals(m, kMonths[i])) return i;
   return -1;
 }
-}  // namespace
+bool dayName(std::string_view d) {
+  for (const char* n : {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"})
+    if (iequals(d, n)) return true;
+  return false;
+}
+bool longDayName(std::string_view d) {
+  for (const char* n : {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"})
+    if (iequals(d, n)) return true;
+  return false;
+}
 
-namespace {
 // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 // days_from_civil): no time zone, no locale, no libc state.
 int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
@@ -296,67 +333,71 @@ int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
-bool twoDigits(std::string_view s, size_t at, int* out) {
-  if (s[at] < '0' || s[at] > '9' || s[at + 1] < '0' || s[at + 1] > '9') return false;
-  *out = (s[at] - '0') * 10 + (s[at + 1] - '0');
+bool digits(std::string_view s, size_t at, size_t n, int* out) {
+  if (at + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
   return true;
 }
 
-// The hot path: IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT", fixed width.
-std::optional<int64_t> parseImfFixdate(std::string_view s) {
-  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[19] != ':' ||
-      s[22] != ':' || s[25] != ' ' || s.substr(26) != "GMT")
-    return std::nullopt;
-  int d, h, mi, se, y1, y2;
-  if (!twoDigits(s, 5, &d) || !twoDigits(s, 12, &y1) || !twoDigits(s, 14, &y2) || !twoDigits(s, 17, &h) ||
-      !twoDigits(s, 20, &mi) || !twoDigits(s, 23, &se))
-    return std::nullopt;
-  int m = monthIndex(s.substr(8, 3));
-  int y = y1 * 100 + y2;
+// "hh:mm:ss" at `at`.
+bool timeOfDay(std::string_view s, size_t at, int* h, int* mi, int* se) {
+  return at + 8 <= s.size() && s[at + 2] == ':' && s[at + 5] == ':' && digits(s, at, 2, h) &&
+         digits(s, at + 3, 2, mi) && digits(s, at + 6, 2, se);
+}
+
+std::optional<int64_t> civil(int y, int m, int d, int h, int mi, int se) {
   if (m < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60 || y < 1970) return std::nullopt;
   return daysFromCivil(y, static_cast<unsigned>(m + 1), static_cast<unsigned>(d)) * 86400 + h * 3600 + mi * 60 + se;
+}
+
+// IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": fixed width (the hot path).
+std::optional<int64_t> parseImfFixdate(std::string_view s) {
+  if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[25] != ' ' ||
+      !iequals(s.substr(26), "GMT") || !dayName(s.substr(0, 3)))
+    return std::nullopt;
+  int d, y, h, mi, se;
+  if (!digits(s, 5, 2, &d) || !digits(s, 12, 4, &y) || !timeOfDay(s, 17, &h, &mi, &se)) return std::nullopt;
+  return civil(y, monthIndex(s.substr(8, 3)), d, h, mi, se);
+}
+
+// RFC 850, "Sunday, 06-Nov-94 08:49:37 GMT" (two-digit years: 70-99 are 19xx).
+std::optional<int64_t> parseRfc850(std::string_view s) {
+  const size_t comma = s.find(',');
+  if (comma == std::string_view::npos || !longDayName(s.substr(0, comma))) return std::nullopt;
+  std::string_view r = s.substr(comma);  // ", 06-Nov-94 08:49:37 GMT"
+  if (r.size() != 24 || r[1] != ' ' || r[4] != '-' || r[8] != '-' || r[11] != ' ' || r[20] != ' ' ||
+      !iequals(r.substr(21), "GMT"))
+    return std::nullopt;
+  int d, y, h, mi, se;
+  if (!digits(r, 2, 2, &d) || !digits(r, 9, 2, &y) || !timeOfDay(r, 12, &h, &mi, &se)) return std::nullopt;
+  y += y < 70 ? 2000 : 1900;
+  return civil(y, monthIndex(r.substr(5, 3)), d, h, mi, se);
+}
+
+// asctime, "Sun Nov  6 08:49:37 1994" (a one-digit day is space-padded).
+std::optional<int64_t> parseAsctime(std::string_view s) {
+  if (s.size() != 24 || s[3] != ' ' || s[7] != ' ' || s[10] != ' ' || s[19] != ' ' || !dayName(s.substr(0, 3)))
+    return std::nullopt;
+  int d, y, h, mi, se;
+  if (s[8] == ' ') {
+    if (!digits(s, 9, 1, &d)) return std::nullopt;
+  } else if (!digits(s, 8, 2, &d)) {
+    return std::nullopt;
+  }
+  if (!timeOfDay(s, 11, &h, &mi, &se) || !digits(s, 20, 4, &y)) return std::nullopt;
+  return civil(y, monthIndex(s.substr(4, 3)), d, h, mi, se);
 }
 }  // namespace
 
 std::optional<int64_t> parseHttpDate(std::string_view s) {
   if (auto t = parseImfFixdate(s)) return t;
-  // Accepts "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
-  // "Sun Nov  6 08:49:37 1994". Numeric fields are digits only (no signs).
-  if (s.size() > 64) return std::nullopt;
-  std::string buf(s);
-  char wd[16], mon[4], d[3], y[5], h[3], mi[3], se[3];
-  int consumed = 0;
-  auto num = [](const char* p) { return std::atoi(p); };
-  int day, year;
-  if (std::sscanf(buf.c_str(), "%15[A-Za-z], %2[0-9] %3[A-Za-z] %4[0-9] %2[0-9]:%2[0-9]:%2[0-9] GMT%n", wd, d, mon, y,
-                  h, mi, se, &consumed) == 7 && consumed == static_cast<int>(buf.size()) && std::strlen(y) == 4) {
-    day = num(d);
-    year = num(y);
-  } else if (std::sscanf(buf.c_str(), "%15[A-Za-z], %2[0-9]-%3[A-Za-z]-%2[0-9] %2[0-9]:%2[0-9]:%2[0-9] GMT%n", wd, d,
-                         mon, y, h, mi, se, &consumed) == 7 && consumed == static_cast<int>(buf.size())) {
-    day = num(d);
-    year = num(y);
-    year += (year < 70) ? 2000 : 1900;
-  } else if (std::sscanf(buf.c_str(), "%3[A-Za-z] %3[A-Za-z] %2[0-9] %2[0-9]:%2[0-9]:%2[0-9] %4[0-9]%n", wd, mon, d, h,
-                         mi, se, y, &consumed) == 7 && consumed == static_cast<int>(buf.size())) {
-    day = num(d);
-    year = num(y);
-  } else {
-    return std::nullopt;
-  }
-  if (std::strlen(h) != 2 || std::strlen(mi) != 2 || std::strlen(se) != 2) return std::nullopt;
-  int m = monthIndex(mon);
-  int hh = num(h), mm = num(mi), ss = num(se);
-  if (m < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1970) return std::nullopt;
-  struct tm tm;
-  std::memset(&tm, 0, sizeof tm);
-  tm.tm_year = year - 1900;
-  tm.tm_mon = m;
-  tm.tm_mday = day;
-  tm.tm_hour = hh;
-  tm.tm_min = mm;
-  tm.tm_sec = ss;
-  return static_cast<int64_t>(timegm(&tm));
+  if (auto t = parseRfc850(s)) return t;
+  return parseAsctime(s);
 }
 
 void formatHttpDate(int64_t t, char out[30]) {

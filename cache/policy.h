@@ -56,6 +56,9 @@ struct StoreInput {
   bool hasExpires = false;  // a valid Expires header (explicit freshness)
   std::string_view requestCacheControl;
   std::string_view responseCacheControl;
+  // When set, the response's own fields are read instead of the two above:
+  // a targeted field (cache/targeted_control.h) over Cache-Control and Expires.
+  const HeaderList* responseHeaders = nullptr;
   bool requestHasAuthorization = false;
   bool lengthKnown = false;  // Content-Length or chunked framing
 };
@@ -88,6 +91,9 @@ struct CachedDecision {
   bool stale = false;
   // When revalidation fails (origin down, 5xx): may the stale answer be used?
   bool staleIfErrorAllowed = false;
+  // When the origin cannot be reached at all (no answer): may the stale
+  // answer be used? RFC 9111 §4.2.4 allows it unless a directive forbids it.
+  bool staleIfDisconnected = false;
   // Must not answer from the store without the origin (only-if-cached then 504).
   bool mustRevalidate = false;
 };
@@ -117,6 +123,9 @@ HeaderList mergeNotModified(const HeaderList& stored, const HeaderList& fresh);
 // Current age of a stored response per RFC 9111 §4.2.3, from the stored
 // Date and Age headers and the request/response times recorded at fetch.
 int64_t currentAge(const ObjectMeta& meta, int64_t now);
+// The age_value of an Age field's first line (RFC 9111 §5.1): 0 when invalid,
+// capped at 2^31.
+int64_t parseAge(std::string_view firstLine);
 
 // Parses an HTTP-date (IMF-fixdate, RFC 850 and asctime forms). nullopt if invalid.
 std::optional<int64_t> parseHttpDate(std::string_view s);

@@ -5,6 +5,8 @@
 // stored, then only-if-cached, then the fetch.
 #include "cache/request_decision.h"
 
+#include "cache/targeted_control.h"
+
 namespace orchard::cache {
 
 const char* stepName(Step s) noexcept {
@@ -49,13 +51,22 @@ Action answer504(Step step, const char* reason) {
 // parses the request's Cache-Control twice (decideCached parses it too).
 bool onlyIfCached(const RequestFacts& req) { return parseCacheControl(req.cacheControl).onlyIfCached; }
 
+bool reusableWithCredentials(const ObjectMeta& stored) {
+  const CacheControl cc = responseControls(stored.headers).cc;
+  return cc.isPublic || cc.sMaxAge || cc.mustRevalidate;
+}
+
 }  // namespace
 
 Action decide(const RequestFacts& req, const ObjectMeta* stored, int64_t now, const FreshnessConfig& cfg) {
   using M = RequestFacts::Method;
   using K = Action::Kind;
   if (req.method == M::Other) return make(K::Pass, Step::PassMethod);
-  if (req.authorization) return make(K::Pass, Step::PassRequest);
+  // RFC 9111 §3.5: a request with credentials may be answered from the
+  // store only by a response that says it is for everyone (public,
+  // s-maxage, must-revalidate); otherwise it goes to the origin in a fill
+  // of its own, whose answer is stored and shared only when it says so.
+  if (req.authorization && stored && !reusableWithCredentials(*stored)) stored = nullptr;
   if (stored) {
     auto d = decideCached(*stored, req.cacheControl, req.pragmaNoCache, now, cfg);
     switch (d.action) {
@@ -73,12 +84,14 @@ Action decide(const RequestFacts& req, const ObjectMeta* stored, int64_t now, co
         if (req.method == M::Head) return make(K::Pass, Step::PassStale);
         Action a = make(K::Revalidate, Step::Stale);
         a.staleIfError = d.staleIfErrorAllowed;
+        a.staleIfDisconnected = d.staleIfDisconnected;
         return a;
     }
   }
   if (onlyIfCached(req)) return answer504(Step::NotStored, "only-if-cached: not stored");
-  if (req.method == M::Head) return make(K::Pass, Step::PassMiss);
+  if (req.method == M::Head) return make(K::Pass, req.authorization ? Step::PassRequest : Step::PassMiss);
   Action a = make(K::Fetch, Step::Miss);
+  a.leadOnly = req.authorization;
   if (req.rangeStart && *req.rangeStart >= kRangeFillThreshold) a.startAt = *req.rangeStart;
   return a;
 }
@@ -100,6 +113,11 @@ HeadAction decideOnHead(const FillFacts& f) noexcept {
     case S::Failed:
       if (!f.hasHead && f.staleAvailable && f.staleIfError) {
         h.kind = HeadAction::Kind::ServeStale;
+        return h;
+      }
+      // Busy is an origin that answered (5xx): only stale-if-error covers it.
+      if (!f.hasHead && f.staleAvailable && f.staleIfDisconnected && f.error != Errc::Busy) {
+        h.kind = HeadAction::Kind::ServeDisconnected;
         return h;
       }
       h.kind = HeadAction::Kind::Fail;

@@ -34,6 +34,7 @@ namespace orchard::cache {
   X(HitStaleWhileRevalidate, hits, "hit; detail=stale-while-revalidate") \
   X(HitOnlyIfCached, hits, "hit; detail=only-if-cached")                 \
   X(HitStaleIfError, hits, "hit; detail=stale-if-error")                 \
+  X(HitStaleDisconnected, hits, "hit; detail=origin-unreachable")        \
   X(Miss, misses, "fwd=miss")                                            \
   X(MissCollapsed, collapsed, "fwd=miss; collapsed")                     \
   X(Stale, misses, "fwd=stale")                                          \
@@ -58,7 +59,7 @@ std::string cacheStatusOf(Step s);
 struct RequestFacts {
   enum class Method : uint8_t { Get, Head, Other };
   Method method = Method::Get;
-  bool authorization = false;        // credentials: never shared
+  bool authorization = false;        // credentials: shared only what the origin marked shareable
   std::string_view cacheControl;     // the request's Cache-Control, joined
   bool pragmaNoCache = false;
   std::optional<uint64_t> rangeStart;  // first byte of a single-range request
@@ -76,7 +77,9 @@ struct Action {
   Kind kind = Kind::Fetch;
   Step step = Step::Miss;
   bool staleIfError = false;  // Revalidate: an origin failure may serve the stale object
+  bool staleIfDisconnected = false;  // Revalidate: an origin that cannot be reached may too
   uint64_t startAt = 0;       // Fetch: where the first run starts
+  bool leadOnly = false;      // Fetch: lead a new fill or pass; never join another's (credentials)
   int status = 0;             // Answer
   const char* reason = "";    // Answer
 };
@@ -104,6 +107,7 @@ struct FillFacts {
   Errc error = Errc::Io;   // Failed: why
   bool staleAvailable = false;  // a stale object is held (revalidation)
   bool staleIfError = false;    // and an origin failure may serve it
+  bool staleIfDisconnected = false;  // and an origin that gave no answer at all may
   // For a varying answer: the fill's store key and the key this request selects.
   std::string_view fillStoreKey;
   std::string_view myVariantKey;  // "" when the answer does not vary
@@ -114,6 +118,7 @@ struct HeadAction {
     Wait,           // no head yet
     ServeRefreshed, // the 304 refreshed the stored object: serve it (or the stale copy)
     ServeStale,     // the origin failed before its head; stale-if-error allows the stale object
+    ServeDisconnected, // no answer from the origin at all; the stale object may be used (RFC 9111 §4.2.4)
     Fail,           // answer `status` (nothing sent yet) or cut the response (after head)
     FetchOwn,       // the answer is not for others: pass this request on its own
     FetchVariant,   // the answer varies and this request selects another variant

@@ -71,15 +71,13 @@ std::vector<std::string> invalidatedKeys(std::string_view method, int status, co
 
 StorePlan planStore(const ResponseFacts& f) {
   StorePlan p;
-  const std::string responseCc = joinedHeader(*f.responseHeaders, "Cache-Control");
   StoreInput in;
   in.method = f.method;
   in.status = static_cast<uint16_t>(f.status);
   in.requestCacheControl = f.requestCacheControl;
-  in.responseCacheControl = responseCc;
+  in.responseHeaders = f.responseHeaders;  // targeted fields, Cache-Control, Expires
   in.requestHasAuthorization = f.requestHasAuthorization;
   in.lengthKnown = f.lengthKnown;
-  in.hasExpires = findHeader(*f.responseHeaders, "Expires").has_value();
   p.cacheable = decideStore(in) == StoreVerdict::Store;
   // Only an answer to exactly the request we sent is shared: never one to a
   // request whose body we forwarded (or did not).

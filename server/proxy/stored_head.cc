@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "cache/range.h"
+#include "cache/targeted_control.h"
 #include "server/context.h"
 #include "server/proxy/transaction.h"
 
@@ -86,6 +87,7 @@ std::string Transaction::responseHead(const cache::ObjectMeta& meta, std::option
   const bool multipart = rr.outcome == cache::RangeOutcome::Partial && rr.ranges.size() > 1;
   for (const auto& [k, v] : meta.headers) {
     if (iequals(k, "Age") || iequals(k, "Accept-Ranges")) continue;
+    if (iequals(k, cache::kOwnTargetedField)) continue;  // for this box alone (RFC 9213)
     if (multipart && iequals(k, "Content-Type")) continue;
     out += k;
     out += ": ";

@@ -118,7 +118,7 @@ void Transaction::start() {
   facts_ = requestFacts(req_);
   headOnly_ = facts_.method == cache::RequestFacts::Method::Head;
   std::shared_ptr<const cache::ObjectMeta> stored;
-  if (facts_.method != cache::RequestFacts::Method::Other && !facts_.authorization) stored = lookupStored();
+  if (facts_.method != cache::RequestFacts::Method::Other) stored = lookupStored();
   if (!stored) noteRangeStart(&facts_, req_);
   const cache::Action action = cache::decide(facts_, stored.get(), wc_->server->clock->nowSeconds());
   act(action, std::move(stored));
@@ -146,10 +146,10 @@ void Transaction::act(const cache::Action& a, std::shared_ptr<const cache::Objec
       if (!serveStored(std::move(stored), a.step)) refetchWithoutStored();
       return;
     case K::Revalidate:
-      revalidate(std::move(stored), a.staleIfError);
+      revalidate(std::move(stored), a);
       return;
     case K::Fetch:
-      fetch(a.startAt);
+      fetch(a);
       return;
     case K::Pass:
       startPass(a.step);
@@ -166,8 +166,16 @@ void Transaction::refetchWithoutStored() {
   act(cache::decide(facts_, nullptr, wc_->server->clock->nowSeconds()), nullptr);
 }
 
-void Transaction::fetch(uint64_t startAt) {
+void Transaction::fetch(const cache::Action& a) {
   auto acquired = wc_->server->fills->acquire(key_);
+  if (acquired.fill && !acquired.created && a.leadOnly) {
+    startPass(cache::Step::PassRequest);  // another's fill is not for a request with credentials
+    return;
+  }
+  if (!acquired.fill && a.leadOnly) {
+    startPass(cache::Step::PassRequest);
+    return;
+  }
   if (!acquired.fill) {
     // Committed between our look-up and the table: look again.
     auto meta = wc_->server->store->lookup(key_);
@@ -176,13 +184,14 @@ void Transaction::fetch(uint64_t startAt) {
     return;
   }
   enter(cache::joinStep(cache::Step::Miss, acquired.created));
-  if (acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(startAt), false);
+  if (acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(a.startAt), false);
   follow(acquired.fill, acquired.created);
 }
 
-void Transaction::revalidate(std::shared_ptr<const cache::ObjectMeta> stale, bool staleIfError) {
+void Transaction::revalidate(std::shared_ptr<const cache::ObjectMeta> stale, const cache::Action& a) {
   stale_ = std::move(stale);
-  staleIfError_ = staleIfError;
+  staleIfError_ = a.staleIfError;
+  staleIfDisconnected_ = a.staleIfDisconnected;
   auto acquired = wc_->server->fills->acquire(key_, stale_);
   if (!acquired.fill) {
     refetchWithoutStored();
@@ -329,6 +338,7 @@ void Transaction::waitHead() {
     f.error = snap.error.code;
     f.staleAvailable = stale_ != nullptr;
     f.staleIfError = staleIfError_;
+    f.staleIfDisconnected = staleIfDisconnected_;
     std::string mine;
     if (snap.hasHead && !leader_ && fill_->shared() && fill_->storeKey().text != key_.text) {
       // It varies: which variant does this request select?
@@ -360,12 +370,14 @@ void Transaction::waitHead() {
         answerError(502, "revalidated object vanished");
         return;
       }
-      case K::ServeStale: {
+      case K::ServeStale:
+      case K::ServeDisconnected: {
         auto stale = stale_;
         leader_ = false;
         leaveFill();
         phase_ = Phase::Deciding;
-        if (serveStored(stale, cache::Step::HitStaleIfError)) return;
+        const auto step = h.kind == K::ServeStale ? cache::Step::HitStaleIfError : cache::Step::HitStaleDisconnected;
+        if (serveStored(stale, step)) return;
         answerError(snap.error.code == Errc::Timeout ? 504 : 502, snap.error.message());
         return;
       }

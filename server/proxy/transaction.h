@@ -75,9 +75,9 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   // False when the object cannot be served (file gone, corrupt first
   // blocks): nothing was sent. `status`: a Cache-Status other than the step's.
   bool serveStored(std::shared_ptr<const cache::ObjectMeta> meta, cache::Step step, std::string status = {});
-  void revalidate(std::shared_ptr<const cache::ObjectMeta> stale, bool staleIfError);
+  void revalidate(std::shared_ptr<const cache::ObjectMeta> stale, const cache::Action& a);
   void backgroundRevalidate(std::shared_ptr<const cache::ObjectMeta> stale);
-  void fetch(uint64_t startAt);
+  void fetch(const cache::Action& a);
   void refetchWithoutStored();  // the stored object could not be used: decide again without it
   void follow(std::shared_ptr<cache::Fill> fill, bool leader);
   void startPass(cache::Step step);
@@ -102,6 +102,7 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   bool leader_ = false;        // this transaction created fill_ (and started its driver)
   bool counted_ = false;       // this transaction counts as a reader of fill_ (addReader)
   bool staleIfError_ = false;
+  bool staleIfDisconnected_ = false;
   std::shared_ptr<const cache::ObjectMeta> stale_;  // the stale object a revalidation may fall back to
   bool headOnly_ = false;      // HEAD: no body bytes
   bool requestComplete_ = false;  // the request body (if any) was read to its end

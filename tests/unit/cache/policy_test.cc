@@ -242,7 +242,13 @@ TEST(CurrentAge, Rfc9111Section423) {
       {"invalid Age is 0", "abc", 0, true, T, T + 1, 1},
       {"negative Age is 0", "-50", 0, true, T, T, 0},
       {"Age with spaces", "  60  ", 0, true, T, T, 60},
-      {"quoted Age", "\"60\"", 0, true, T, T, 60},
+      {"quoted Age is invalid", "\"60\"", 0, true, T, T, 0},
+      {"float Age is invalid", "60.0", 0, true, T, T, 0},
+      {"Age with a parameter is invalid", "60;foo=bar", 0, true, T, T, 0},
+      {"a list: its first member (old first)", "7200, 0", 0, true, T, T, 7200},
+      {"a list: its first member (0 first)", "0, 7200", 0, true, T, T, 0},
+      {"2^31 exactly", "2147483648", 0, true, T, T, kMaxDelta},
+      {"2^31 + 1 caps", "2147483649", 0, true, T, T, kMaxDelta},
       {"huge Age saturates", "99999999999999999999", 0, true, T, T + 1, kMaxDelta + 1},
   };
   for (const auto& c : cases) {
@@ -290,7 +296,10 @@ TEST(ParseHttpDate, ValidTable) {
       {"Fri, 31 Dec 1999 23:59:59 GMT", 946'684'799},
       {"Tue, 19 Jan 2038 03:14:08 GMT", 2'147'483'648},  // past 32-bit time_t
       {"Fri, 01 Jan 2100 00:00:00 GMT", 4'102'444'800},
-      {"Sun, 6 Nov 1994 08:49:37 GMT", 784'111'777},      // one-digit day tolerated
+      {"Sun, 06 NOV 1994 08:49:37 GMT", 784'111'777},     // names in another case (RFC 9110 §5.6.7)
+      {"SUN, 06 nov 1994 08:49:37 gmt", 784'111'777},
+      {"Sunday, 06-nOV-94 08:49:37 Gmt", 784'111'777},
+      {"sun NOV  6 08:49:37 1994", 784'111'777},
       {"Sunday, 06-Nov-94 08:49:37 GMT", 784'111'777},
       {"Wednesday, 01-Jan-70 00:00:00 GMT", 0},            // 70 -> 1970
       {"Saturday, 01-Jan-00 00:00:00 GMT", 946'684'800},   // 00 -> 2000
@@ -315,7 +324,22 @@ TEST(ParseHttpDate, InvalidTable) {
            "1700000000",
            "06 Nov 1994 08:49:37 GMT",        // no weekday
            "Sun, 06 Foo 1994 08:49:37 GMT",   // month
-           "Sun, 06 nov 1994 08:49:37 GMT",   // month names are case-sensitive
+           "Sun, 6 Nov 1994 08:49:37 GMT",    // one-digit day
+           "Sun, 06  Nov  1994 08:49:37 GMT", // several spaces
+           "Sun,  06 Nov 1994 08:49:37 GMT",
+           "Sun, 06 Nov 1994 08:49:37  GMT",
+           " Sun, 06 Nov 1994 08:49:37 GMT",
+           "Sun, 06 Nov 1994 08:49:37 UTC",   // another zone
+           "Sun, 06 Nov 1994 08:49:37 AEST",
+           "Sun 06 Nov 1994 08:49:37 GMT",    // no comma
+           "Sun, 06-Nov-1994 08:49:37 GMT",   // dashes in IMF-fixdate
+           "Sun, 06 Nov 1994 08.49.37 GMT",   // periods
+           "Sun, 06 Nov 1994 8:49:37 GMT",    // one-digit hour
+           "Xyz, 06 Nov 1994 08:49:37 GMT",   // weekday
+           "Sun, 06 Nov 1994 08:49:37 GMT ",
+           "Sunday, 06-Nov-1994 08:49:37 GMT",
+           "Sundae, 06-Nov-94 08:49:37 GMT",
+           "Sun Nov 6 08:49:37 1994",         // asctime day is space-padded
            "Sun, 06 November 1994 08:49:37 GMT",
            "Sun, 00 Nov 1994 08:49:37 GMT",   // day 0
            "Sun, 32 Nov 1994 08:49:37 GMT",   // day 32

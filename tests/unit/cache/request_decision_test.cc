@@ -73,6 +73,8 @@ struct DecideCase {
   K kind = K::Fetch;
   Step step = Step::Miss;
   bool staleIfError = false;
+  std::optional<bool> staleIfDisconnected;  // checked when given
+  bool leadOnly = false;
   uint64_t startAt = 0;
   int status = 0;
 };
@@ -86,9 +88,21 @@ TEST(Decide, Table) {
        .kind = K::Pass, .step = Step::PassMethod},
       {.name = "POST, only-if-cached", .method = M::Other, .reqCc = "only-if-cached", .kind = K::Pass,
        .step = Step::PassMethod},
-      {.name = "Authorization, nothing stored", .auth = true, .kind = K::Pass, .step = Step::PassRequest},
+      // Credentials (RFC 9111 §3.5): a fill of its own, never joined; a stored
+      // answer only when it says public, s-maxage or must-revalidate.
+      {.name = "Authorization, nothing stored", .auth = true, .kind = K::Fetch, .step = Step::Miss,
+       .leadOnly = true},
       {.name = "Authorization, fresh public record", .auth = true, .stored = true, .respCc = "public, max-age=60",
-       .kind = K::Pass, .step = Step::PassRequest},
+       .kind = K::ServeStored, .step = Step::Hit},
+      {.name = "Authorization, fresh s-maxage record", .auth = true, .stored = true, .respCc = "s-maxage=60",
+       .kind = K::ServeStored, .step = Step::Hit},
+      {.name = "Authorization, fresh must-revalidate record", .auth = true, .stored = true,
+       .respCc = "max-age=60, must-revalidate", .kind = K::ServeStored, .step = Step::Hit},
+      {.name = "Authorization, fresh plain record is not for it", .auth = true, .stored = true,
+       .respCc = "max-age=60", .kind = K::Fetch, .step = Step::Miss, .leadOnly = true},
+      {.name = "Authorization, stale public record revalidates", .auth = true, .stored = true,
+       .respCc = "public, max-age=60", .age = 70, .kind = K::Revalidate, .step = Step::Stale,
+       .staleIfDisconnected = true},
       {.name = "Authorization, HEAD", .method = M::Head, .auth = true, .kind = K::Pass, .step = Step::PassRequest},
       {.name = "unsafe method beats Authorization", .method = M::Other, .auth = true, .kind = K::Pass,
        .step = Step::PassMethod},
@@ -124,7 +138,19 @@ TEST(Decide, Table) {
       {.name = "must-revalidate, fresh", .stored = true, .respCc = "max-age=60, must-revalidate", .age = 10,
        .kind = K::ServeStored, .step = Step::Hit},
       {.name = "must-revalidate, stale", .stored = true, .respCc = "max-age=60, must-revalidate", .age = 70,
-       .kind = K::Revalidate, .step = Step::Stale},
+       .kind = K::Revalidate, .step = Step::Stale, .staleIfDisconnected = false},
+      // An origin that cannot be reached: stale allowed unless a directive forbids it (RFC 9111 §4.2.4).
+      {.name = "stale, plain max-age: usable when disconnected", .stored = true, .respCc = "max-age=60", .age = 70,
+       .kind = K::Revalidate, .step = Step::Stale, .staleIfDisconnected = true},
+      {.name = "stale, proxy-revalidate", .stored = true, .respCc = "max-age=60, proxy-revalidate", .age = 70,
+       .kind = K::Revalidate, .step = Step::Stale, .staleIfDisconnected = false},
+      {.name = "stale, s-maxage", .stored = true, .respCc = "s-maxage=60", .age = 70, .kind = K::Revalidate,
+       .step = Step::Stale, .staleIfDisconnected = false},
+      {.name = "stale, no-cache", .stored = true, .respCc = "max-age=60, no-cache", .age = 70,
+       .kind = K::Revalidate, .step = Step::Stale, .staleIfDisconnected = false},
+      {.name = "no-cache with stale-if-error: no stale", .stored = true,
+       .respCc = "max-age=60, no-cache, stale-if-error=600", .age = 70, .kind = K::Revalidate,
+       .step = Step::Stale, .staleIfError = false, .staleIfDisconnected = false},
 
       // stale-while-revalidate (RFC 5861 §3).
       {.name = "swr inside the window", .stored = true, .respCc = "max-age=60, stale-while-revalidate=30",
@@ -265,6 +291,8 @@ TEST(Decide, Table) {
     EXPECT_EQ(a.kind, c.kind) << kindName(a.kind) << " != " << kindName(c.kind);
     EXPECT_EQ(a.step, c.step) << stepName(a.step) << " != " << stepName(c.step);
     EXPECT_EQ(a.staleIfError, c.staleIfError);
+    if (c.staleIfDisconnected) EXPECT_EQ(a.staleIfDisconnected, *c.staleIfDisconnected);
+    EXPECT_EQ(a.leadOnly, c.leadOnly);
     EXPECT_EQ(a.startAt, c.startAt);
     EXPECT_EQ(a.status, c.status);
     if (c.kind == K::Answer) {
@@ -345,13 +373,14 @@ TEST(DecideOnHead, Table) {
     f.shareable = shareable;
     return f;
   };
-  auto failed = [](bool hasHead, Errc e, bool staleAvailable, bool staleIfError) {
+  auto failed = [](bool hasHead, Errc e, bool staleAvailable, bool staleIfError, bool disconnected = false) {
     FillFacts f;
     f.state = S::Failed;
     f.hasHead = hasHead;
     f.error = e;
     f.staleAvailable = staleAvailable;
     f.staleIfError = staleIfError;
+    f.staleIfDisconnected = disconnected;
     return f;
   };
   auto varying = [](FillFacts f, std::string_view fillKey, std::string_view mine) {
@@ -375,6 +404,16 @@ TEST(DecideOnHead, Table) {
       {"failed before head, stale without sie", failed(false, Errc::Timeout, true, false), H::Fail, 504},
       {"failed before head, sie without stale", failed(false, Errc::Io, false, true), H::Fail, 502},
       {"failed after head, stale + sie", failed(true, Errc::Io, true, true), H::Fail, 502},
+      // No answer at all from the origin: the stale object unless a directive forbids it (§4.2.4).
+      {"closed before head, stale allowed", failed(false, Errc::Closed, true, false, true), H::ServeDisconnected},
+      {"refused before head, stale allowed", failed(false, Errc::Io, true, false, true), H::ServeDisconnected},
+      {"timeout before head, stale allowed", failed(false, Errc::Timeout, true, false, true), H::ServeDisconnected},
+      {"garbage before head, stale allowed", failed(false, Errc::Protocol, true, false, true), H::ServeDisconnected},
+      {"5xx is an answer: not disconnected", failed(false, Errc::Busy, true, false, true), H::Fail, 502},
+      {"5xx with sie", failed(false, Errc::Busy, true, true, true), H::ServeStale},
+      {"closed before head, stale forbidden", failed(false, Errc::Closed, true, false, false), H::Fail, 502},
+      {"closed after head, stale allowed", failed(true, Errc::Closed, true, false, true), H::Fail, 502},
+      {"closed before head, nothing stale", failed(false, Errc::Closed, false, false, true), H::Fail, 502},
       // A head: send it, unless it is not for this follower.
       {"streaming, leader", fill(S::Streaming, true, true, true, false), H::Send},
       {"complete, leader", fill(S::Complete, true, true, true, false), H::Send},
@@ -416,6 +455,7 @@ TEST(Steps, NamesAndCacheStatus) {
       {Step::HitStaleWhileRevalidate, "HitStaleWhileRevalidate", "orchard; hit; detail=stale-while-revalidate"},
       {Step::HitOnlyIfCached, "HitOnlyIfCached", "orchard; hit; detail=only-if-cached"},
       {Step::HitStaleIfError, "HitStaleIfError", "orchard; hit; detail=stale-if-error"},
+      {Step::HitStaleDisconnected, "HitStaleDisconnected", "orchard; hit; detail=origin-unreachable"},
       {Step::Miss, "Miss", "orchard; fwd=miss"},
       {Step::MissCollapsed, "MissCollapsed", "orchard; fwd=miss; collapsed"},
       {Step::Stale, "Stale", "orchard; fwd=stale"},
@@ -441,7 +481,7 @@ TEST(Steps, EveryStepOfTheTable) {
       ORCHARD_STEPS(ORCHARD_TEST_STEP)
 #undef ORCHARD_TEST_STEP
   };
-  EXPECT_EQ(all.size(), 13u) << "a step was added: add its row to Steps.NamesAndCacheStatus";
+  EXPECT_EQ(all.size(), 14u) << "a step was added: add its row to Steps.NamesAndCacheStatus";
   std::set<std::string> names;
   for (Step s : all) {
     SCOPED_TRACE(stepName(s));
