@@ -78,6 +78,7 @@ CacheControl parseCacheControl(std::string_view value) {
     else if (iequals(name, "must-revalidate")) cc.mustRevalidate = true;
     else if (iequals(name, "proxy-revalidate")) cc.proxyRevalidate = true;
     else if (iequals(name, "immutable")) cc.immutable = true;
+    else if (iequals(name, "must-understand")) cc.mustUnderstand = true;
     else if (iequals(name, "max-age")) cc.maxAge = parseDelta(arg);
     else if (iequals(name, "s-maxage")) cc.sMaxAge = parseDelta(arg);
     else if (iequals(name, "only-if-cached")) cc.onlyIfCached = true;
@@ -131,7 +132,11 @@ StoreVerdict decideStore(const StoreInput& in) {
   const bool explicitFreshness = resp.maxAge || resp.sMaxAge || hasExpires || resp.isPublic;
   if (in.status < 200 || in.status == 206 || in.status == 304) return StoreVerdict::Status;
   if (!heuristicallyCacheable(in.status) && !explicitFreshness) return StoreVerdict::Status;
-  if (req.noStore || resp.noStore) return StoreVerdict::NoStore;
+  // must-understand: a cache that knows the status code's caching rules
+  // stores it whatever no-store says; one that does not, does not store it.
+  const bool understood = heuristicallyCacheable(in.status) || in.status == 302 || in.status == 307;
+  if (resp.mustUnderstand && !understood) return StoreVerdict::Status;
+  if (req.noStore || (resp.noStore && !(resp.mustUnderstand && understood))) return StoreVerdict::NoStore;
   if (resp.isPrivate) return StoreVerdict::Private;
   // RFC 9111 §3.5: a shared cache stores answers to authorised requests only
   // when the response explicitly allows it.
@@ -221,19 +226,79 @@ std::vector<std::string> varyFields(const HeaderList& responseHeaders) {
   return out;
 }
 
+namespace {
+
+// Accept-Language members as (q in thousandths, lower-case range), most
+// preferred first, ties by name; q=0 members ("not acceptable") are kept,
+// since they change what the origin may send.
+void appendLanguages(std::string& out, const std::vector<std::string_view>& members) {
+  std::vector<std::pair<int, std::string>> langs;
+  for (std::string_view m : members) {
+    std::string_view range = trim(m.substr(0, m.find(';')));
+    int q = 1000;
+    if (size_t semi = m.find(';'); semi != std::string_view::npos) {
+      std::string_view p = trim(m.substr(semi + 1));
+      if (p.size() >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+        p.remove_prefix(2);
+        // qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ); anything else keeps the text.
+        int v = 0;
+        bool ok = !p.empty() && (p[0] == '0' || p[0] == '1');
+        if (ok) v = (p[0] - '0') * 1000;
+        if (ok && p.size() > 1) {
+          ok = p[1] == '.' && p.size() <= 5;
+          for (size_t i = 2; ok && i < p.size(); ++i) {
+            ok = p[i] >= '0' && p[i] <= '9';
+            v += (p[i] - '0') * (i == 2 ? 100 : i == 3 ? 10 : 1);
+          }
+        }
+        if (ok && v <= 1000) q = v;
+        else range = trim(m);  // unparsed: the member as it is
+      } else {
+        range = trim(m);
+      }
+    }
+    std::string r(range);
+    for (auto& c : r) c = static_cast<char>(asciiLower(static_cast<unsigned char>(c)));
+    langs.emplace_back(q, std::move(r));
+  }
+  std::sort(langs.begin(), langs.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  for (size_t i = 0; i < langs.size(); ++i) {
+    if (i) out += ',';
+    out += langs[i].second;
+    if (langs[i].first != 1000) out += ";q=" + std::to_string(langs[i].first);
+  }
+}
+
+}  // namespace
+
 std::string variantKeyText(std::string_view primaryKey, const std::vector<std::string>& fields,
                            const HeaderList& requestHeaders) {
   std::string out(primaryKey);
+  std::vector<std::string_view> members;
   for (const auto& f : fields) {
     out += '\x1f';
     out += f;
     out += '=';
-    bool first = true;
+    members.clear();
+    bool present = false;
     for (const auto& [k, v] : requestHeaders) {
       if (!iequals(k, f)) continue;
-      if (!first) out += ',';
-      out += trim(v);
-      first = false;
+      present = true;
+      forEachListItem(v, [&](std::string_view m) { members.push_back(trim(m)); });
+    }
+    if (!present) {
+      out += '\x1e';  // absent, unlike a present but empty field
+      continue;
+    }
+    if (f == "accept-language") {
+      appendLanguages(out, members);
+      continue;
+    }
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (i) out += ',';
+      out += members[i];
     }
   }
   return out;
@@ -263,7 +328,7 @@ bool notModified(const HeaderList& requestHeaders, const ObjectMeta& meta) {
   for (const auto& [k, v] : requestHeaders) {
     if (!iequals(k, "If-Modified-Since")) continue;
     auto since = parseHttpDate(trim(v));
-    auto lm = parseHttpDate(trim(meta.lastModified));
+    auto lm = parseHttpDate(trim(meta.lastModified.empty() ? meta.header("Date") : std::string_view(meta.lastModified)));
     if (since && lm && *lm <= *since) return true;
   }
   return false;

@@ -30,6 +30,7 @@ struct CacheControl {
   bool mustRevalidate = false;
   bool proxyRevalidate = false;
   bool immutable = false;
+  bool mustUnderstand = false;  // RFC 9111 §5.2.2.3
   std::optional<int64_t> maxAge;
   std::optional<int64_t> sMaxAge;
 };
@@ -105,14 +106,18 @@ CachedDecision decideCached(const ObjectMeta& meta, std::string_view requestCach
 // case, in order, without duplicates; contains "*" when any value is "*".
 std::vector<std::string> varyFields(const HeaderList& responseHeaders);
 // The key of one variant: the primary key text plus each field's request
-// value (combined when repeated, whitespace-trimmed). Two requests select
-// the same stored variant exactly when their keys are equal.
+// value, normalised: repeated lines combined and list members trimmed
+// ("1, 2" and " 1 ,2" are one value); Accept-Language also case-folded and
+// ordered by preference (q) then name, so "en, de", "de, en" and "eN, De"
+// select the same variant. Two requests select the same stored variant
+// exactly when their keys are equal.
 std::string variantKeyText(std::string_view primaryKey, const std::vector<std::string>& fields,
                            const HeaderList& requestHeaders);
 
 // Client conditionals against a stored response (RFC 9110 §13.2.2): true
 // when the answer is 304 Not Modified. If-None-Match (weak comparison)
-// takes precedence over If-Modified-Since.
+// takes precedence over If-Modified-Since, which compares with the stored
+// Last-Modified or, without one, its Date (RFC 9111 §4.3.2).
 bool notModified(const HeaderList& requestHeaders, const ObjectMeta& meta);
 
 // The headers of a stored response updated by a 304 (RFC 9111 §3.2): every

@@ -94,6 +94,7 @@ Http1Codec::Result Http1Codec::settle(llhttp_errno_t err) {
     case Status::TooLarge: error_ = "head over the size or field-count limit"; break;
     case Status::BadVersion: error_ = "not HTTP/1.x, or faulty framing for its version"; break;
     case Status::BodyBeforeHead: error_ = "body before a final head"; break;
+    case Status::BadStatus: error_ = "status code below 100"; break;
     default: error_ = problem_ == Status::Invalid ? "header value before any field name" : llhttp_errno_name(err); break;
   }
   return Result{0, status};
@@ -194,10 +195,14 @@ int Http1Codec::onHeadersComplete(llhttp_t* p) {
     if (p->http_major != 1 || (p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING)))
       return c->fail(Status::BadVersion);
     ResponseHead& h = c->resp_;
+    if (p->status_code < 100) return c->fail(Status::BadStatus);  // never an interim answer to pass on
     if (p->status_code < 200) {
-      // 1xx: dropped; the final answer follows. 1 tells llhttp no body
-      // follows, so the next bytes parse as the next answer.
+      // 1xx: shown to the sink, then dropped; the final answer follows. 1
+      // tells llhttp no body follows, so the next bytes parse as the next answer.
       c->interim_ = true;
+      h.status = p->status_code;
+      trimValues(h.headers);
+      c->sink_->onInterim();
       c->clearHead();
       c->lastWasValue_ = false;
       return 1;

@@ -18,7 +18,7 @@
 //   - only HTTP/1.x: BadVersion (llhttp also parses "HTTP/2.0"); on a
 //     response, Transfer-Encoding on HTTP/1.0 too (faulty framing, RFC 9112
 //     §6.1);
-//   - responses: 1xx interim heads are dropped and the final head follows;
+//   - responses: 1xx interim heads go to Sink::onInterim() and the final head follows;
 //     an interim head ends at its blank line whatever framing it claims
 //     (RFC 9112 §6.3); body bytes before a final head are BodyBeforeHead;
 //   - requests: a Transfer-Encoding other than chunked still marks the head
@@ -58,6 +58,9 @@ class Http1Codec {
     virtual void onMessageBegin() {}
     // The head is in request() / response(); the sink may move it out.
     virtual Next onHead() = 0;
+    // Responses: an interim (1xx) head is in response() (status, headers);
+    // it is cleared after this returns and the final head follows.
+    virtual void onInterim() {}
     // False stops parsing (Stopped).
     virtual bool onBody(const char* at, size_t n) = 0;
     // False stops parsing (Stopped); true pauses after this message.
@@ -74,6 +77,7 @@ class Http1Codec {
     TooLarge,        // a head limit was hit
     BadVersion,      // not HTTP/1.x, or a response's Transfer-Encoding on HTTP/1.0
     BodyBeforeHead,  // response body bytes before a final head
+    BadStatus,       // a response status code below 100 (RFC 9110 §15: three digits, 1xx-5xx)
     Invalid,         // llhttp refused the bytes; `reason` names the error
   };
   // Small enough to come back in registers: this is on every read.

@@ -111,6 +111,8 @@ std::string smallResponse(int status, std::string_view contentType, std::string_
 const char* reasonPhrase(int s) noexcept {
   switch (s) {
     case 100: return "Continue";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";

@@ -60,6 +60,7 @@ class UpstreamConn final : private StreamReader, private Http1Codec::Sink {
   void onStreamError(int status) override;
   // ---- Http1Codec::Sink ----
   Http1Codec::Next onHead() override;
+  void onInterim() override;
   bool onBody(const char* at, size_t n) override;
   bool onMessageEnd() override;
 
@@ -345,6 +346,7 @@ void UpstreamConn::onStreamData(const char* data, size_t n) {
     case S::TooLarge: fail(Error{Errc::Protocol, 0, "upstream: response head over 64 KiB"}); return;
     case S::BadVersion: fail(Error{Errc::Protocol, 0, "upstream: unusable HTTP version or framing"}); return;
     case S::BodyBeforeHead: fail(Error{Errc::Protocol, 0, "upstream: body before a final head"}); return;
+    case S::BadStatus: fail(Error{Errc::Protocol, 0, "upstream: status code below 100"}); return;
     case S::Invalid: fail(Error{Errc::Protocol, 0, codec_.error()}); return;
   }
 }
@@ -443,6 +445,10 @@ Http1Codec::Next UpstreamConn::onHead() {
   if (UpstreamSink* s = sink()) s->onUpstreamHead(std::move(h));
   if (state_ != State::Active) return Http1Codec::Next::Stop;
   return req_.headMethod ? Http1Codec::Next::NoBody : Http1Codec::Next::Body;  // a HEAD's answer has no body
+}
+
+void UpstreamConn::onInterim() {
+  if (UpstreamSink* s = sink()) s->onUpstreamInterim(codec_.response());
 }
 
 bool UpstreamConn::onBody(const char* at, size_t n) {

@@ -32,6 +32,8 @@ class UpstreamSink {
  public:
   virtual ~UpstreamSink() = default;
   virtual void onUpstreamHead(ResponseHead&& head) = 0;
+  // An interim (1xx) answer before the final head (RFC 9110 §15.2).
+  virtual void onUpstreamInterim(const ResponseHead& /*interim*/) {}
   virtual void onUpstreamBody(const char* data, size_t n) = 0;
   virtual void onUpstreamComplete() = 0;
   // afterHead: the head was already delivered (the body broke).

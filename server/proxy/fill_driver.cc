@@ -65,8 +65,10 @@ FillDriver::FillDriver(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, cac
     : wc_(wc), fill_(std::move(fill)), fetch_(fetch), tmpl_(std::move(tmpl)), body_(body) {}
 
 FillDriver* FillDriver::start(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, cache::Fill::Fetch fetch,
-                              std::shared_ptr<const UpstreamTemplate> tmpl, BodySource* body) {
+                              std::shared_ptr<const UpstreamTemplate> tmpl, BodySource* body,
+                              InterimSink* interim) {
   auto* d = new FillDriver(wc, std::move(fill), fetch, std::move(tmpl), body);
+  d->interim_ = interim;
   wc->drivers.insert(d);
   d->lastCheckpointMs_ = wc->server->clock->monotonicMs();
   d->startExchange();
@@ -150,6 +152,11 @@ void FillDriver::onUpstreamHead(ResponseHead&& head) {
   else headRun(head);
 }
 
+void FillDriver::onUpstreamInterim(const ResponseHead& interim) {
+  // Passed to the client that asked, never stored (the fill sees only the final head).
+  if (!finished_ && interim_) interim_->onInterim(interim);
+}
+
 void FillDriver::headRevalidation(ResponseHead& head) {
   const auto& stored = *fill_->revalidating();
   const auto verdict = cache::judgeRevalidation(head.status);
@@ -221,7 +228,10 @@ void FillDriver::headFresh(ResponseHead& head) {
   rf.requestHeaders = &tmpl_->requestHeaders;
   rf.requestHasAuthorization = tmpl_->hasAuthorization;
   rf.requestHadBody = tmpl_->hasBody;
-  rf.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();
+  // A close-delimited body (neither length nor chunked) ends at the
+  // origin's clean close (RFC 9112 §6.3): the connection tells that from a
+  // reset or a timeout, which fail the fill, so nothing cut short is stored.
+  rf.lengthKnown = true;
   rf.length = length;
   rf.maxStoredObject = wc_->config().maxStoredObject();
   rf.primaryKey = tmpl_->primaryKey;
@@ -534,6 +544,8 @@ void FillDriver::done() {
     fill_->fail(Error{Errc::Protocol, 0, "origin exchange ended without an answer"});
   if (body_) body_->onDriverGone();
   body_ = nullptr;
+  if (interim_) interim_->onInterimGone();
+  interim_ = nullptr;
   wc_->drivers.erase(this);
   if (checkpointWork_) {
     // The checkpoint in flight completes without us.

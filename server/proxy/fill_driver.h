@@ -46,6 +46,16 @@ class BodySource {
 };
 
 // The request every exchange of a fill starts from.
+// The client whose request started an exchange, told of the origin's
+// interim (1xx) answers before the final head.
+class InterimSink {
+ public:
+  virtual void onInterim(const ResponseHead& interim) = 0;
+  virtual void onInterimGone() = 0;  // the driver finished
+ protected:
+  ~InterimSink() = default;
+};
+
 struct UpstreamTemplate {
   std::string host;
   uint16_t port = 80;
@@ -61,18 +71,23 @@ struct UpstreamTemplate {
 
 class FillDriver final : public UpstreamSink {
  public:
-  // Starts fetching `fetch`; the driver deletes itself when it ends.
+  // Starts fetching `fetch`; the driver deletes itself when it ends (it
+  // may have ended already when start() returns: see finished()).
   static FillDriver* start(WorkerContext* wc, std::shared_ptr<cache::Fill> fill, cache::Fill::Fetch fetch,
-                           std::shared_ptr<const UpstreamTemplate> tmpl, BodySource* body);
+                           std::shared_ptr<const UpstreamTemplate> tmpl, BodySource* body,
+                           InterimSink* interim = nullptr);
+  bool finished() const { return finished_; }
 
   void writeBody(const char* data, size_t n);
   void endBody();
   size_t queuedBytes() const;
   void detachBody() { body_ = nullptr; }
+  void detachInterim() { interim_ = nullptr; }
   // Shutdown: record what is durable, fail the fill, stop.
   void abort();
 
   void onUpstreamHead(ResponseHead&& head) override;
+  void onUpstreamInterim(const ResponseHead& interim) override;
   void onUpstreamBody(const char* data, size_t n) override;
   void onUpstreamComplete() override;
   void onUpstreamError(Error error, bool afterHead) override;
@@ -100,6 +115,7 @@ class FillDriver final : public UpstreamSink {
   cache::Fill::Fetch fetch_;
   std::shared_ptr<const UpstreamTemplate> tmpl_;
   BodySource* body_;
+  InterimSink* interim_ = nullptr;
   UpstreamExchange* ex_ = nullptr;
   int64_t requestTime_ = 0;
   uint64_t discard_ = 0;       // bytes of a 200 to skip before this run's start

@@ -62,6 +62,7 @@ Transaction::Transaction(ResponseWriter* conn, RequestHead req, Route route)
 Transaction::~Transaction() {
   leaveFill();
   if (driver_) driver_->detachBody();
+  if (interimDriver_) interimDriver_->detachInterim();
 }
 
 void Transaction::stopReadingFill() {
@@ -184,7 +185,7 @@ void Transaction::fetch(const cache::Action& a) {
     return;
   }
   enter(cache::joinStep(cache::Step::Miss, acquired.created));
-  if (acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(a.startAt), false);
+  if (acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(a.startAt), false, true);
   follow(acquired.fill, acquired.created);
 }
 
@@ -198,18 +199,26 @@ void Transaction::revalidate(std::shared_ptr<const cache::ObjectMeta> stale, con
     return;
   }
   enter(cache::joinStep(cache::Step::Stale, acquired.created));
-  if (acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(0), false);
+  if (acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(0), false, true);
   follow(acquired.fill, acquired.created);
 }
 
 void Transaction::backgroundRevalidate(std::shared_ptr<const cache::ObjectMeta> stale) {
   auto acquired = wc_->server->fills->acquire(key_, std::move(stale));
-  if (acquired.fill && acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(0), false);
+  if (acquired.fill && acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(0), false, false);
 }
 
-void Transaction::startDriver(const std::shared_ptr<cache::Fill>& fill, cache::Fill::Fetch fetch, bool feedBody) {
+void Transaction::startDriver(const std::shared_ptr<cache::Fill>& fill, cache::Fill::Fetch fetch, bool feedBody,
+                              bool interim) {
   if (!template_) template_ = makeUpstreamTemplate(req_, route_, primaryKey_, wc_->server->viaName, fill->shared());
-  FillDriver* d = FillDriver::start(wc_, fill, fetch, template_, feedBody ? this : nullptr);
+  if (interim && interimDriver_) {
+    interimDriver_->detachInterim();
+    interimDriver_ = nullptr;
+  }
+  FillDriver* d = FillDriver::start(wc_, fill, fetch, template_, feedBody ? this : nullptr, interim ? this : nullptr);
+  // A driver that ended inside start() has already said it is gone.
+  if (d->finished()) return;
+  if (interim) interimDriver_ = d;
   if (feedBody) {
     driver_ = d;
     if (conn_) conn_->pauseReading();  // until the upstream connection can take bytes
@@ -220,8 +229,26 @@ void Transaction::startPass(cache::Step step) {
   enter(step);
   auto fill = std::make_shared<cache::Fill>(key_, wc_->server->store, false);
   template_ = makeUpstreamTemplate(req_, route_, primaryKey_, wc_->server->viaName, false);
-  startDriver(fill, fill->firstFetch(0), req_.hasBody());
+  startDriver(fill, fill->firstFetch(0), req_.hasBody(), true);
   follow(std::move(fill), true);
+}
+
+void Transaction::onInterim(const ResponseHead& interim) {
+  // RFC 9110 §15.2: a proxy forwards 1xx answers, except to an HTTP/1.0
+  // client (which cannot read them) and except 101 (we never ask to
+  // switch protocols) and 100 (the connection answered Expect itself).
+  if (!conn_ || phase_ != Phase::WaitingHead || req_.versionMinor == 0) return;
+  if (interim.status == 100 || interim.status == 101) return;
+  std::string out;
+  appendStatusLine(out, interim.status);
+  for (const auto& [k, v] : endToEndHeaders(interim.headers)) {
+    out += k;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  out += "\r\n";
+  conn_->write(std::move(out));
 }
 
 void Transaction::onRequestBody(const char* data, size_t n) {

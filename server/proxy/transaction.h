@@ -38,7 +38,7 @@
 
 namespace orchard::server {
 
-class Transaction final : public RequestHandler, public BodySender, public BodySource {
+class Transaction final : public RequestHandler, public BodySender, public BodySource, public InterimSink {
  public:
   Transaction(ResponseWriter* conn, RequestHead req, Route route);
   ~Transaction() override;
@@ -54,6 +54,9 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   // BodySource (a pass with a request body)
   void onBodyWritable() override;
   void onDriverGone() override { driver_ = nullptr; }
+  // InterimSink (the exchange this request started)
+  void onInterim(const ResponseHead& interim) override;
+  void onInterimGone() override { interimDriver_ = nullptr; }
 
  private:
   enum class Phase : uint8_t {
@@ -65,7 +68,7 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
 
   // BodySender
   void finish(bool clean) override;
-  void fetchFrom(const cache::Fill::Fetch& fetch) override { startDriver(fill_, fetch, false); }
+  void fetchFrom(const cache::Fill::Fetch& fetch) override { startDriver(fill_, fetch, false, false); }
 
   void act(const cache::Action& a, std::shared_ptr<const cache::ObjectMeta> stored);
   void enter(cache::Step step);  // counts the step, starts its Cache-Status
@@ -81,7 +84,9 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   void refetchWithoutStored();  // the stored object could not be used: decide again without it
   void follow(std::shared_ptr<cache::Fill> fill, bool leader);
   void startPass(cache::Step step);
-  void startDriver(const std::shared_ptr<cache::Fill>& fill, cache::Fill::Fetch fetch, bool feedBody);
+  // feedBody: this request's body goes upstream; interim: the origin's 1xx
+  // answers come to this client (only before its head is chosen).
+  void startDriver(const std::shared_ptr<cache::Fill>& fill, cache::Fill::Fetch fetch, bool feedBody, bool interim);
   void waitHead();
   void sendFillHead(const cache::Fill::Snapshot& snap);
   // Builds status line, stored headers and the range framing; fills segs_.
@@ -107,6 +112,7 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   bool headOnly_ = false;      // HEAD: no body bytes
   bool requestComplete_ = false;  // the request body (if any) was read to its end
   FillDriver* driver_ = nullptr;  // pass with a request body
+  FillDriver* interimDriver_ = nullptr;  // the exchange whose 1xx answers come here
 
   // For the access log and Cache-Status.
   std::string cacheStatus_;

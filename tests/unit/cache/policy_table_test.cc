@@ -225,6 +225,8 @@ TEST(NotModified, Table) {
       {"INM wins with IMS earlier", {{"If-None-Match", "\"v1\""}, {"If-Modified-Since", httpDate(T - 100)}},
        "\"v1\"", true},
       {"INM without stored ETag blocks IMS", {{"If-None-Match", "\"x\""}, {"If-Modified-Since", LM}}, "", false},
+      // Without a stored Last-Modified, the stored Date stands in (RFC 9111 §4.3.2): see
+      // NotModified.DateStandsInForLastModified.
       // Other preconditions are the origin's business.
       {"If-Match alone", {{"If-Match", "\"v1\""}}, "\"v1\"", false},
       {"If-Unmodified-Since alone", {{"If-Unmodified-Since", LM}}, "\"v1\"", false},
@@ -275,6 +277,16 @@ TEST(VaryFields, Table) {
   }
 }
 
+TEST(NotModified, DateStandsInForLastModified) {
+  ObjectMeta m;
+  m.headers = {{"Date", httpDate(T)}};
+  EXPECT_TRUE(notModified({{"If-Modified-Since", httpDate(T)}}, m));
+  EXPECT_TRUE(notModified({{"If-Modified-Since", httpDate(T + 5)}}, m));
+  EXPECT_FALSE(notModified({{"If-Modified-Since", httpDate(T - 5)}}, m));
+  m.headers = {};
+  EXPECT_FALSE(notModified({{"If-Modified-Since", httpDate(T)}}, m));  // neither: never 304
+}
+
 // --------------------------------------------------------- variantKeyText
 
 TEST(VariantKeyText, Table) {
@@ -289,7 +301,25 @@ TEST(VariantKeyText, Table) {
   const Case cases[] = {
       {"no fields", {}, {{"Accept", "x"}}, P},
       {"one field", {"accept-encoding"}, {{"Accept-Encoding", "gzip"}}, P + S + "accept-encoding=gzip"},
-      {"field absent", {"accept-encoding"}, {}, P + S + "accept-encoding="},
+      {"field absent", {"accept-encoding"}, {}, P + S + "accept-encoding=\x1e"},
+      {"field present but empty", {"accept-encoding"}, {{"Accept-Encoding", ""}}, P + S + "accept-encoding="},
+      {"list members trimmed", {"foo"}, {{"Foo", " 1 ,   2 "}}, P + S + "foo=1,2"},
+      {"lines and members are one list", {"foo"}, {{"Foo", "1"}, {"Foo", "2"}}, P + S + "foo=1,2"},
+      {"empty members dropped", {"foo"}, {{"Foo", "1,,2,"}}, P + S + "foo=1,2"},
+      // Accept-Language: case, order of equal preference and spaces do not select another variant.
+      {"languages by name", {"accept-language"}, {{"Accept-Language", "en, de"}}, P + S + "accept-language=de,en"},
+      {"languages in another order", {"accept-language"}, {{"Accept-Language", "de, en"}},
+       P + S + "accept-language=de,en"},
+      {"languages in another case", {"accept-language"}, {{"Accept-Language", "eN, De"}},
+       P + S + "accept-language=de,en"},
+      {"languages with spaces", {"accept-language"}, {{"Accept-Language", " en ,   de"}},
+       P + S + "accept-language=de,en"},
+      {"languages by preference", {"accept-language"}, {{"Accept-Language", "fr;q=0.5, de;q=1.0, en"}},
+       P + S + "accept-language=de,en,fr;q=500"},
+      {"q=0 is kept", {"accept-language"}, {{"Accept-Language", "en, de;q=0"}},
+       P + S + "accept-language=en,de;q=0"},
+      {"a bad q is kept as text", {"accept-language"}, {{"Accept-Language", "en;q=2"}},
+       P + S + "accept-language=en;q=2"},
       {"name case-insensitive", {"accept-encoding"}, {{"ACCEPT-ENCODING", "gzip"}}, P + S + "accept-encoding=gzip"},
       {"value trimmed", {"accept"}, {{"Accept", "  text/html\t"}}, P + S + "accept=text/html"},
       {"value case kept", {"accept"}, {{"Accept", "Text/HTML"}}, P + S + "accept=Text/HTML"},
@@ -297,7 +327,7 @@ TEST(VariantKeyText, Table) {
        P + S + "accept=a,b"},
       {"two fields in the given order", {"user-agent", "accept"}, {{"Accept", "a"}, {"User-Agent", "u"}},
        P + S + "user-agent=u" + S + "accept=a"},
-      {"second field absent", {"accept", "origin"}, {{"Accept", "a"}}, P + S + "accept=a" + S + "origin="},
+      {"second field absent", {"accept", "origin"}, {{"Accept", "a"}}, P + S + "accept=a" + S + "origin=\x1e"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

@@ -161,6 +161,15 @@ TEST(DecideStore, Table) {
       {"no-store beats private", get200("", "private, no-store"), StoreVerdict::NoStore},
       {"no-store beats unknown length", get200("", "no-store", false, false), StoreVerdict::NoStore},
       {"no-store inside quotes is not no-store", get200("", "no-cache=\"no-store\""), StoreVerdict::Store},
+      // must-understand (RFC 9111 §5.2.2.3): a status we know overrides no-store; one we do not is not stored.
+      {"must-understand 200 over no-store", get200("", "max-age=3600, no-store, must-understand"),
+       StoreVerdict::Store},
+      {"must-understand 404 over no-store", with(get200("", "max-age=60, no-store, must-understand"), "GET", 404),
+       StoreVerdict::Store},
+      {"must-understand unknown status", with(get200("", "max-age=60, must-understand"), "GET", 299),
+       StoreVerdict::Status},
+      {"must-understand does not lift a request no-store", get200("no-store", "max-age=60, no-store, must-understand"),
+       StoreVerdict::NoStore},
       // Request directives that do not forbid storing.
       {"request no-cache", get200("no-cache"), StoreVerdict::Store},
       {"request max-age=0", get200("max-age=0"), StoreVerdict::Store},

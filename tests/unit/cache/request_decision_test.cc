@@ -73,7 +73,7 @@ struct DecideCase {
   K kind = K::Fetch;
   Step step = Step::Miss;
   bool staleIfError = false;
-  std::optional<bool> staleIfDisconnected;  // checked when given
+  std::optional<bool> staleIfDisconnected = std::nullopt;  // checked when given
   bool leadOnly = false;
   uint64_t startAt = 0;
   int status = 0;
@@ -291,7 +291,9 @@ TEST(Decide, Table) {
     EXPECT_EQ(a.kind, c.kind) << kindName(a.kind) << " != " << kindName(c.kind);
     EXPECT_EQ(a.step, c.step) << stepName(a.step) << " != " << stepName(c.step);
     EXPECT_EQ(a.staleIfError, c.staleIfError);
-    if (c.staleIfDisconnected) EXPECT_EQ(a.staleIfDisconnected, *c.staleIfDisconnected);
+    if (c.staleIfDisconnected) {
+      EXPECT_EQ(a.staleIfDisconnected, *c.staleIfDisconnected);
+    }
     EXPECT_EQ(a.leadOnly, c.leadOnly);
     EXPECT_EQ(a.startAt, c.startAt);
     EXPECT_EQ(a.status, c.status);

@@ -158,7 +158,7 @@ TEST(PlanStore, Table) {
       {.name = "length over the max", .length = 1001, .shareable = true, .oversize = true},
       {.name = "oversize private is just private", .resp = {{"Cache-Control", "private"}}, .length = 1001},
       {.name = "chunked: length known, not declared", .length = std::nullopt, .cacheable = true, .shareable = true},
-      {.name = "close-delimited", .lengthKnown = false, .length = std::nullopt},
+      {.name = "end unknown", .lengthKnown = false, .length = std::nullopt},
       // Vary: stored and shared under the variant key; stub only for the primary's shared fill.
       {.name = "Vary, primary shared", .resp = {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Encoding"}},
        .req = {{"Accept-Encoding", "gzip"}}, .cacheable = true, .shareable = true, .storeKey = AE,
@@ -171,7 +171,7 @@ TEST(PlanStore, Table) {
        .req = {{"User-Agent", "ua"}, {"Accept-Encoding", "gzip"}}, .cacheable = true, .shareable = true,
        .storeKey = P + "\x1f" "accept-encoding=gzip\x1f" "user-agent=ua", .varyStub = "accept-encoding,user-agent"},
       {.name = "Vary, field absent from the request", .resp = {{"Vary", "Accept-Language"}}, .cacheable = true,
-       .shareable = true, .storeKey = P + "\x1f" "accept-language=", .varyStub = "accept-language"},
+       .shareable = true, .storeKey = P + "\x1f" "accept-language=\x1e", .varyStub = "accept-language"},
       {.name = "Vary: *", .resp = {{"Cache-Control", "max-age=60"}, {"Vary", "*"}}},
       {.name = "Vary: Accept, *", .resp = {{"Cache-Control", "max-age=60"}, {"Vary", "Accept, *"}}},
       {.name = "Vary on a private answer", .resp = {{"Cache-Control", "private"}, {"Vary", "Accept-Encoding"}}},

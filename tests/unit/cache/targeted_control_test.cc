@@ -165,7 +165,9 @@ TEST(TargetedControl, StoringAndFreshness) {
     in.lengthKnown = true;
     in.responseHeaders = &m.headers;
     EXPECT_EQ(decideStore(in) == StoreVerdict::Store, c.stored) << storeVerdictName(decideStore(in));
-    if (c.stored) EXPECT_EQ(freshnessLifetime(m, FreshnessConfig{}), c.lifetime);
+    if (c.stored) {
+      EXPECT_EQ(freshnessLifetime(m, FreshnessConfig{}), c.lifetime);
+    }
   }
 }
 

@@ -368,6 +368,8 @@ TEST(Http1Codec, ResponseVersionsAndLimits) {
       {"HTTP/2.0", "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", S::BadVersion},
       {"Transfer-Encoding on HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", S::BadVersion},
       {"HTTP/2.0 interim", "HTTP/2.0 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", S::BadVersion},
+      {"status 20", "HTTP/1.1 20 X\r\nContent-Length: 0\r\n\r\n", S::BadStatus},
+      {"status 099", "HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n", S::BadStatus},
       {"head over 64 KiB", "HTTP/1.1 200 OK\r\nX: " + std::string(64 * 1024, 'v') + "\r\n\r\n", S::TooLarge},
       {"interim heads count towards the limit",
        "HTTP/1.1 103 Early Hints\r\nLink: " + std::string(40000, 'l') + "\r\n\r\nHTTP/1.1 200 OK\r\nX: " +
