@@ -24,6 +24,11 @@ Query options (any combination; unknown parameters are ignored):
                     then close the connection (FIN); chunked: no last chunk
   abort_first=<k>   with abort_at: only the first k requests on this target
                     abort, later ones complete (default: every request aborts)
+  close=1           close-delimited: no Content-Length, no chunks, Connection:
+                    close; with abort_at the connection is reset (RST) instead
+  early=1           send a 103 Early Hints (Link, X-Hint-Only) before the answer
+  age=<v>, cdn=<v>, occ=<v>, expires=<v>
+                    send Age, CDN-Cache-Control, Orchard-Cache-Control, Expires
   status=<code>     answer with this status (body as usual unless the code
                     forbids one: 1xx, 204, 304)
   fail_first=<n>    the first n requests on this target get a 500

@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import json
 import socket
+import struct
 import sys
 import time
 import urllib.parse
@@ -210,6 +211,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
 
         first, end = (rng[0], rng[1] + 1) if status == 206 else (0, size)
+        close_delimited = q.get("close", "") not in ("0", "")
+        if q.get("early", "") not in ("0", ""):
+            # An interim answer first (RFC 8297), as raw bytes: http.server has no API for it.
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </hint.css>; rel=preload\r\n"
+                             b"X-Hint-Only: yes\r\n\r\n")
+            self.wfile.flush()
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("ETag", etag)
@@ -218,13 +225,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Cache-Control", cc)
         if q.get("age", "") != "":
             self.send_header("Age", q["age"])
+        for field, key in (("CDN-Cache-Control", "cdn"), ("Orchard-Cache-Control", "occ"), ("Expires", "expires")):
+            if q.get(key, "") != "":
+                self.send_header(field, q[key])
         if vary:
             self.send_header("Vary", vary)
         if q.get("ranges", "1") not in ("0", ""):
             self.send_header("Accept-Ranges", "bytes")
         if status == 206:
             self.send_header("Content-Range", f"bytes {first}-{end - 1}/{size}")
-        if not no_body:
+        if close_delimited:
+            self.send_header("Connection", "close")  # no length, no chunks: the body ends at our close
+            self.close_connection = True
+        elif not no_body:
             if chunked:
                 self.send_header("Transfer-Encoding", "chunked")
             else:
@@ -262,7 +275,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     ahead = start + sent / rate - time.monotonic()
                     if ahead > 0:
                         time.sleep(ahead)
-            if abort_at is not None and abort_at < length:
+            if abort_at is not None and abort_at < length and close_delimited:
+                # A close-delimited body cut short: a reset, not a clean close.
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            elif abort_at is not None and abort_at < length:
                 # Declared more than we send: end the connection mid-body.
                 self.wfile.flush()
                 self.close_connection = True
