@@ -235,10 +235,12 @@ void Transaction::startPass(cache::Step step) {
 
 void Transaction::onInterim(const ResponseHead& interim) {
   // RFC 9110 §15.2: a proxy forwards 1xx answers, except to an HTTP/1.0
-  // client (which cannot read them) and except 101 (we never ask to
-  // switch protocols) and 100 (the connection answered Expect itself).
+  // client (which cannot read them), except 101 (Upgrade is never passed
+  // on, so no switch was asked for) and 100 unless this client's own
+  // `Expect: 100-continue` went to the origin (§10.1.1).
   if (!conn_ || phase_ != Phase::WaitingHead || req_.versionMinor == 0) return;
-  if (interim.status == 100 || interim.status == 101) return;
+  if (interim.status == 101) return;
+  if (interim.status == 100 && !headerHasToken(req_.headers, "Expect", "100-continue")) return;
   std::string out;
   appendStatusLine(out, interim.status);
   for (const auto& [k, v] : endToEndHeaders(interim.headers)) {
