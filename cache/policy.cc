@@ -146,9 +146,9 @@ StoreVerdict decideStore(const StoreInput& in) {
   return StoreVerdict::Store;
 }
 
-int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bool* heuristic) {
+namespace {
+int64_t lifetimeOf(const ObjectMeta& meta, const ResponseControls& rc, const FreshnessConfig& cfg, bool* heuristic) {
   if (heuristic) *heuristic = false;
-  const ResponseControls rc = responseControls(meta.headers);
   const CacheControl& c = rc.cc;
   if (c.sMaxAge) return *c.sMaxAge;
   if (c.maxAge) return *c.maxAge;
@@ -168,14 +168,20 @@ int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bo
   auto h = static_cast<int64_t>(static_cast<double>(dateValue - *lm) * cfg.heuristicFraction);
   return std::min(h, cfg.heuristicMax);
 }
+}  // namespace
+
+int64_t freshnessLifetime(const ObjectMeta& meta, const FreshnessConfig& cfg, bool* heuristic) {
+  return lifetimeOf(meta, responseControls(meta.headers), cfg, heuristic);
+}
 
 CachedDecision decideCached(const ObjectMeta& meta, std::string_view requestCacheControl, bool requestPragmaNoCache,
                             int64_t now, const FreshnessConfig& cfg) {
   CachedDecision d;
-  const CacheControl resp = responseControls(meta.headers).cc;
+  const ResponseControls rc = responseControls(meta.headers);  // once per hit
+  const CacheControl& resp = rc.cc;
   CacheControl req = parseCacheControl(requestCacheControl);
   d.age = currentAge(meta, now);
-  d.lifetime = freshnessLifetime(meta, cfg);
+  d.lifetime = lifetimeOf(meta, rc, cfg, nullptr);
   d.stale = d.age >= d.lifetime;
   const int64_t staleness = d.stale ? d.age - d.lifetime : 0;
   // no-cache, must-revalidate, proxy-revalidate and (shared caches)
@@ -370,15 +376,30 @@ int64_t currentAge(const ObjectMeta& meta, int64_t now) {
 namespace {
 // Names compare case-insensitively (RFC 9110 §5.6.7: recipients should
 // accept other cases); everything else is fixed: one SP, two-digit fields.
+// Three letters folded to lower case and packed: one integer compare per name.
+constexpr uint32_t pack3(char a, char b, char c) {
+  return (uint32_t{asciiLower(static_cast<unsigned char>(a))} << 16) |
+         (uint32_t{asciiLower(static_cast<unsigned char>(b))} << 8) | asciiLower(static_cast<unsigned char>(c));
+}
+uint32_t pack3(std::string_view s) { return s.size() == 3 ? pack3(s[0], s[1], s[2]) : 0; }
+
 int monthIndex(std::string_view m) {
-  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  static constexpr uint32_t kMonths[] = {pack3('j', 'a', 'n'), pack3('f', 'e', 'b'), pack3('m', 'a', 'r'),
+                                         pack3('a', 'p', 'r'), pack3('m', 'a', 'y'), pack3('j', 'u', 'n'),
+                                         pack3('j', 'u', 'l'), pack3('a', 'u', 'g'), pack3('s', 'e', 'p'),
+                                         pack3('o', 'c', 't'), pack3('n', 'o', 'v'), pack3('d', 'e', 'c')};
+  const uint32_t k = pack3(m);
   for (int i = 0; i < 12; ++i)
-    if (iequals(m, kMonths[i])) return i;
+    if (k == kMonths[i]) return i;
   return -1;
 }
 bool dayName(std::string_view d) {
-  for (const char* n : {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"})
-    if (iequals(d, n)) return true;
+  static constexpr uint32_t kDays[] = {pack3('m', 'o', 'n'), pack3('t', 'u', 'e'), pack3('w', 'e', 'd'),
+                                       pack3('t', 'h', 'u'), pack3('f', 'r', 'i'), pack3('s', 'a', 't'),
+                                       pack3('s', 'u', 'n')};
+  const uint32_t k = pack3(d);
+  for (uint32_t v : kDays)
+    if (k == v) return true;
   return false;
 }
 bool longDayName(std::string_view d) {

@@ -239,16 +239,31 @@ std::optional<CacheControl> parseTargetedControl(std::string_view value) {
 }
 
 ResponseControls responseControls(const HeaderList& h) {
-  ResponseControls out;
-  for (const char* field : kTargetedFields) {
-    if (!findHeader(h, field)) continue;
-    if (auto cc = parseTargetedControl(joinedHeader(h, field))) {
-      out.cc = *cc;
-      out.targeted = true;
-      return out;
+  // One pass tells which of the three fields are present (this runs on
+  // every hit; most responses carry only Cache-Control, on one line).
+  bool targetedPresent = false;
+  const std::string* only = nullptr;  // the one Cache-Control line
+  int ccLines = 0;
+  for (const auto& [k, v] : h) {
+    if (iequals(k, "Cache-Control")) {
+      if (++ccLines == 1) only = &v;
+    } else if (k.size() >= 17 && (iequals(k, kOwnTargetedField) || iequals(k, "CDN-Cache-Control"))) {
+      targetedPresent = true;
     }
   }
-  out.cc = parseCacheControl(joinedHeader(h, "Cache-Control"));
+  ResponseControls out;
+  if (targetedPresent) {
+    for (const char* field : kTargetedFields) {
+      if (!findHeader(h, field)) continue;
+      if (auto cc = parseTargetedControl(joinedHeader(h, field))) {
+        out.cc = *cc;
+        out.targeted = true;
+        return out;
+      }
+    }
+  }
+  if (ccLines == 1) out.cc = parseCacheControl(*only);
+  else if (ccLines > 1) out.cc = parseCacheControl(joinedHeader(h, "Cache-Control"));
   return out;
 }
 
