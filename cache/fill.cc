@@ -116,7 +116,10 @@ Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ != State::Pending) return Error{Errc::Invalid, 0, "fill: begin twice"};
   }
-  if (storeKey && storeKey->text != key_.text) storeKey_ = std::move(storeKey);
+  if (storeKey && storeKey->text != key_.text) {
+    storeKey_ = std::move(storeKey);
+    if (FillTable* t = table_.load()) t->noteStoreKey(this);
+  }
   // The caller bounds what it stores (storage.max_object_size); this cap
   // only keeps the block map small whatever a caller passes.
   bool store = cacheable && shared_ && store_ != nullptr && (!length || *length <= kMaxStoredLength);

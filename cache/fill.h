@@ -294,6 +294,7 @@ class Fill {
   Store* const store_;
   const bool shared_;
   std::atomic<FillTable*> table_{nullptr};  // set while registered in a table
+  bool storeKeyNoted_ = false;  // the table counts storeKey_ as busy (guarded by its storeKeysMu_)
   std::shared_ptr<const ObjectMeta> revalidating_;
 
   // Written before the head is published, read-only after.
@@ -367,7 +368,9 @@ class FillTable {
   Acquired acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate = nullptr);
 
   size_t inFlight() const;
-  // A fill for this hash is in flight (the evictor leaves it alone).
+  // A fill for this hash is in flight, or a fill in flight writes its
+  // object under this hash (a variant, whose fill is keyed by the URI's
+  // primary key): the evictor leaves it alone.
   bool busy(const Hash128& h) const;
   // Every fill in flight (for checkpoints at shutdown).
   std::vector<std::shared_ptr<Fill>> all() const;
@@ -382,9 +385,12 @@ class FillTable {
   Shard& shardFor(const Hash128& h) { return shards_[h.lo % kShards]; }
   const Shard& shardFor(const Hash128& h) const { return shards_[h.lo % kShards]; }
   void remove(Fill* fill);
+  void noteStoreKey(Fill* fill);  // begin(): the fill writes under storeKey(), not key()
 
   Store* const store_;
   Shard shards_[kShards];
+  mutable std::mutex storeKeysMu_;
+  std::unordered_map<Hash128, int, Hash128Hasher> storeKeys_;  // store hash -> fills writing it
 };
 
 }  // namespace orchard::cache

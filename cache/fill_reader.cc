@@ -171,6 +171,17 @@ FillTable::~FillTable() {
     for (auto& [h, f] : s.fills) f->table_ = nullptr;
     s.fills.clear();
   }
+  std::lock_guard<std::mutex> lock(storeKeysMu_);
+  storeKeys_.clear();
+}
+
+void FillTable::noteStoreKey(Fill* fill) {
+  std::lock_guard<std::mutex> lock(storeKeysMu_);
+  // remove() clears table_ before it takes this lock: a fill that already
+  // left is not noted, one that leaves later is un-noted there.
+  if (fill->table_.load() != this || fill->storeKeyNoted_) return;
+  ++storeKeys_[fill->storeKey().hash];
+  fill->storeKeyNoted_ = true;
 }
 
 FillTable::Acquired FillTable::acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate) {
@@ -212,6 +223,12 @@ void FillTable::remove(Fill* fill) {
     s.fills.erase(it);
   }
   fill->table_ = nullptr;
+  std::lock_guard<std::mutex> keysLock(storeKeysMu_);
+  if (fill->storeKeyNoted_) {
+    auto k = storeKeys_.find(fill->storeKey().hash);
+    if (k != storeKeys_.end() && --k->second == 0) storeKeys_.erase(k);
+    fill->storeKeyNoted_ = false;
+  }
 }
 
 size_t FillTable::inFlight() const {
@@ -225,8 +242,12 @@ size_t FillTable::inFlight() const {
 
 bool FillTable::busy(const Hash128& h) const {
   const Shard& s = shardFor(h);
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.fills.count(h) > 0;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.fills.count(h) > 0) return true;
+  }
+  std::lock_guard<std::mutex> lock(storeKeysMu_);
+  return storeKeys_.count(h) > 0;
 }
 
 std::vector<std::shared_ptr<Fill>> FillTable::all() const {

@@ -70,7 +70,12 @@ struct ObjectMeta {
   //             blockSize-sized blocks of the file are durable; resumable,
   //             never served as whole
   //   VaryStub  the response varies on the request fields listed in `vary`;
-  //             each variant is a record of its own under variantKey()
+  //             each variant is a record of its own under variantKey().
+  //             A stub's requestTime (when not 0) is when it was written:
+  //             variants whose responseTime is older are from before it
+  //             (an invalidated or evicted stub) and validated before use;
+  //             its `blocks` lists the variant keys stored under it
+  //             (cache/response_decision.h: stubVariants)
   enum class Kind : uint8_t { Complete = 0, Partial = 1, VaryStub = 2 };
 
   Kind kind = Kind::Complete;

@@ -67,6 +67,11 @@ Action decide(const RequestFacts& req, const ObjectMeta* stored, int64_t now, co
   // s-maxage, must-revalidate); otherwise it goes to the origin in a fill
   // of its own, whose answer is stored and shared only when it says so.
   if (req.authorization && stored && !reusableWithCredentials(*stored)) stored = nullptr;
+  if (stored && req.storedInvalidated) {
+    if (onlyIfCached(req)) return answer504(Step::HitOnlyIfCached, "only-if-cached: no usable stored response");
+    if (req.method == M::Head) return make(K::Pass, Step::PassStale);
+    return make(K::Revalidate, Step::Stale);  // never served stale: it was invalidated
+  }
   if (stored) {
     auto d = decideCached(*stored, req.cacheControl, req.pragmaNoCache, now, cfg);
     switch (d.action) {

@@ -63,6 +63,9 @@ struct RequestFacts {
   std::string_view cacheControl;     // the request's Cache-Control, joined
   bool pragmaNoCache = false;
   std::optional<uint64_t> rangeStart;  // first byte of a single-range request
+  // The stored variant predates its URI's Vary stub (cache/object_meta.h:
+  // a stub's requestTime): it must be validated before use (RFC 9111 §4.4).
+  bool storedInvalidated = false;
 };
 
 struct Action {

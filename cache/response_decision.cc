@@ -109,6 +109,31 @@ StorePlan planStore(const ResponseFacts& f) {
   return p;
 }
 
+std::vector<std::string> stubVariants(const ObjectMeta& stub) {
+  std::vector<std::string> out;
+  if (stub.kind != ObjectMeta::Kind::VaryStub) return out;
+  std::string_view s = stub.blocks;
+  while (!s.empty()) {
+    const size_t nl = s.find('\n');
+    if (nl != 0) out.emplace_back(s.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    s.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+bool addStubVariant(ObjectMeta* stub, std::string_view variantKey) {
+  if (stub->kind != ObjectMeta::Kind::VaryStub || variantKey.empty() ||
+      variantKey.find('\n') != std::string_view::npos)
+    return false;
+  const auto listed = stubVariants(*stub);
+  if (listed.size() >= kMaxListedVariants) return false;
+  if (std::find(listed.begin(), listed.end(), variantKey) != listed.end()) return false;
+  if (!stub->blocks.empty()) stub->blocks += '\n';
+  stub->blocks += variantKey;
+  return true;
+}
+
 namespace {
 bool strongTag(std::string_view t) { return t.size() >= 2 && t.front() == '"'; }
 }  // namespace

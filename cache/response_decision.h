@@ -51,6 +51,14 @@ struct StorePlan {
 
 StorePlan planStore(const ResponseFacts& f);
 
+// The variant keys a Vary stub lists (so that invalidating the URI removes
+// them too), and adding one: false when it is listed already or the list
+// is full (kMaxListedVariants; a variant left off is still validated before
+// use once its stub is rewritten, see ObjectMeta::Kind::VaryStub).
+inline constexpr size_t kMaxListedVariants = 64;
+std::vector<std::string> stubVariants(const ObjectMeta& stub);
+bool addStubVariant(ObjectMeta* stub, std::string_view variantKey);
+
 // (parseContentRange() is in cache/range.h.)
 
 // The head of a fill's first run, which asked for `Range: bytes=start-`

@@ -144,9 +144,14 @@ void FillDriver::onUpstreamHead(ResponseHead&& head) {
     return;
   }
   // Unsafe methods that succeed invalidate what is stored for the URI.
+  // A varying URI's stub takes the variants it lists with it.
   for (const auto& k : cache::invalidatedKeys(tmpl_->method, head.status, head.headers, tmpl_->primaryKey,
-                                              tmpl_->host, tmpl_->port, wc_->config().ignoreQuery))
-    wc_->server->store->remove(cache::CacheKey::fromText(k)).ok();
+                                              tmpl_->host, tmpl_->port, wc_->config().ignoreQuery)) {
+    const auto key = cache::CacheKey::fromText(k);
+    if (auto stub = wc_->server->store->lookup(key); stub && stub->kind == cache::ObjectMeta::Kind::VaryStub)
+      for (const auto& v : cache::stubVariants(*stub)) wc_->server->store->remove(cache::CacheKey::fromText(v)).ok();
+    wc_->server->store->remove(key).ok();
+  }
   if (revalidation_) headRevalidation(head);
   else if (!snap.hasHead) headFresh(head);
   else headRun(head);
@@ -247,8 +252,23 @@ void FillDriver::headFresh(ResponseHead& head) {
     stub.kind = cache::ObjectMeta::Kind::VaryStub;
     stub.vary = std::move(*plan.varyStub);
     stub.responseTime = now;
+    // A stub is written only when the URI has none (first fetch, or after an
+    // unsafe method invalidated it or eviction took it): variants stored
+    // before it belong to an earlier era and are validated before use.
+    stub.requestTime = now;
+    if (plan.storeKey) cache::addStubVariant(&stub, *plan.storeKey);
     auto r = wc_->server->store->putStub(cache::CacheKey::fromText(tmpl_->primaryKey), std::move(stub));
     if (!r) plan.cacheable = false;
+  } else if (plan.storeKey && plan.cacheable && fill_->shared()) {
+    // Another variant of a URI whose stub exists: listed on it. (Two such
+    // fills at once may each miss the other's entry; that variant is then
+    // only validated, not removed, when the URI is invalidated.)
+    const auto primary = cache::CacheKey::fromText(tmpl_->primaryKey);
+    if (auto cur = wc_->server->store->lookup(primary); cur && cur->kind == cache::ObjectMeta::Kind::VaryStub) {
+      cache::ObjectMeta stub = *cur;
+      stub.verified.reset();
+      if (cache::addStubVariant(&stub, *plan.storeKey)) wc_->server->store->putStub(primary, std::move(stub)).ok();
+    }
   }
   std::optional<cache::CacheKey> storeKey;
   if (plan.storeKey) storeKey = cache::CacheKey::fromText(*plan.storeKey);

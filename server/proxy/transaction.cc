@@ -129,8 +129,10 @@ std::shared_ptr<const cache::ObjectMeta> Transaction::lookupStored() {
   cache::Store* store = wc_->server->store;
   auto meta = store->lookup(key_);
   if (meta && meta->kind == cache::ObjectMeta::Kind::VaryStub) {
+    const int64_t era = meta->requestTime;
     key_ = cache::CacheKey::fromText(cache::variantKeyText(primaryKey_, splitList(meta->vary), req_.headers));
     meta = store->lookup(key_);
+    facts_.storedInvalidated = meta && era > 0 && meta->responseTime < era;
   }
   if (meta && meta->kind != cache::ObjectMeta::Kind::Complete) meta = nullptr;
   return meta;

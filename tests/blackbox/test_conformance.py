@@ -187,6 +187,46 @@ class ConformanceTest(OrchardCase):
         self.assertFalse(r.is_hit(), f"a body cut by a reset was stored: {r.cache_status}")
         self.assertEqual(self.origin.count(path), 2)
 
+    # -- Invalidation of a varying URI (RFC 9111 §4.4) ----------------------
+
+    def test_post_invalidates_every_variant(self):
+        """Claim: after a POST to a URI stored in two variants (Accept-Language
+        de and en), neither variant is served unvalidated: each next GET
+        reaches the origin (a full fetch or a conditional request)."""
+        name, size = "conf-vary-inval", 8_000
+        path = gen_path(name, size, cc="max-age=3600", vary="Accept-Language")
+        de, en = {"Accept-Language": "de"}, {"Accept-Language": "en"}
+        for h in (de, en):
+            r = self.get(path, headers=h)
+            self.assertEqual(r.status, 200, r)
+        for h in (de, en):
+            r = self.get(path, headers=h)
+            self.assertTrue(r.is_hit(), r.cache_status)
+        gets = self.origin.count(path, method="GET")
+        self.assertEqual(gets, 2)
+        r = self.orchard.request("POST", path, {"Host": "swcdn.apple.com",
+                                               "Content-Type": "application/octet-stream"}, body=b"x" * 10)
+        self.assertEqual(r.status, 200, r)
+        for i, h in enumerate((de, en)):
+            r = self.get(path, headers=h)
+            self.assertEqual(r.status, 200, r)
+            self.assertFalse(r.is_hit() and "fwd" not in r.cache_status,
+                             f"variant {h} served unvalidated after the POST: {r.cache_status}")
+            self.assertEqual(self.origin.count(path, method="GET"), gets + i + 1,
+                             f"variant {h} did not reach the origin after the POST")
+        for h in (de, en):  # validated again: hits
+            r = self.get(path, headers=h)
+            self.assertTrue(r.is_hit(), r.cache_status)
+
+    def test_cold_range_past_the_end_is_416(self):
+        """Claim: a range far past the end of an object nobody fetched yet
+        gets the origin's 416 with `Content-Range: bytes */size`, not a 502."""
+        name, size = "conf-416", 10_000
+        path = gen_path(name, size, cc="max-age=3600")
+        r = self.get(path, headers={"Range": "bytes=99999999-"})
+        self.assertEqual(r.status, 416, r)
+        self.assertEqual(r.header("content-range"), f"bytes */{size}")
+
     # -- Credentials (RFC 9111 §3.5) ------------------------------------------
 
     def test_authorization_answer_shared_only_when_public(self):

@@ -94,6 +94,21 @@ TEST_F(FillTest, AcquireAfterAFailedFillCreatesANewOne) {
   EXPECT_EQ(second.fill->snapshot().state, State::Pending);
 }
 
+// A varying answer is filled under the URI's key but stored under its
+// variant's: the evictor must see the variant's hash as busy too.
+TEST_F(FillTest, BusySeesTheVariantAFillWrites) {
+  FillTable table(store_.get());
+  const CacheKey variant = CacheKey::fromText(kA.text + "\x1f" "accept-language=de");
+  FillTable::Acquired a = table.acquire(kA);
+  EXPECT_TRUE(table.busy(kA.hash));
+  EXPECT_FALSE(table.busy(variant.hash));
+  ASSERT_TRUE(a.fill->begin(headFor(kA), true, 10, variant).ok());
+  EXPECT_TRUE(table.busy(variant.hash));
+  a.fill->fail(Error{Errc::Closed});
+  EXPECT_FALSE(table.busy(kA.hash));
+  EXPECT_FALSE(table.busy(variant.hash));
+}
+
 TEST_F(FillTest, HashCollisionInFlightGetsAPrivateFill) {
   FillTable table(store_.get());
   FillTable::Acquired a = table.acquire(kA);

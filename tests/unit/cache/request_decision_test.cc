@@ -63,6 +63,7 @@ struct DecideCase {
   const char* reqCc = "";
   bool pragma = false;
   std::optional<uint64_t> range = std::nullopt;
+  bool invalidated = false;  // the variant predates its stub
   // Stored record (none when stored is false).
   bool stored = false;
   const char* respCc = "";
@@ -139,6 +140,14 @@ TEST(Decide, Table) {
        .kind = K::ServeStored, .step = Step::Hit},
       {.name = "must-revalidate, stale", .stored = true, .respCc = "max-age=60, must-revalidate", .age = 70,
        .kind = K::Revalidate, .step = Step::Stale, .staleIfDisconnected = false},
+      // A variant from before its URI's stub (invalidated, or its stub evicted): validated first.
+      {.name = "invalidated fresh variant revalidates", .invalidated = true, .stored = true, .respCc = "max-age=600",
+       .age = 1, .kind = K::Revalidate, .step = Step::Stale, .staleIfDisconnected = false},
+      {.name = "invalidated variant, HEAD", .method = M::Head, .invalidated = true, .stored = true,
+       .respCc = "max-age=600", .kind = K::Pass, .step = Step::PassStale},
+      {.name = "invalidated variant, only-if-cached", .reqCc = "only-if-cached", .invalidated = true,
+       .stored = true, .respCc = "max-age=600", .kind = K::Answer, .step = Step::HitOnlyIfCached, .status = 504},
+      {.name = "invalidated, nothing stored", .invalidated = true, .kind = K::Fetch, .step = Step::Miss},
       // An origin that cannot be reached: stale allowed unless a directive forbids it (RFC 9111 §4.2.4).
       {.name = "stale, plain max-age: usable when disconnected", .stored = true, .respCc = "max-age=60", .age = 70,
        .kind = K::Revalidate, .step = Step::Stale, .staleIfDisconnected = true},
@@ -286,6 +295,7 @@ TEST(Decide, Table) {
     req.cacheControl = c.reqCc;
     req.pragmaNoCache = c.pragma;
     req.rangeStart = c.range;
+    req.storedInvalidated = c.invalidated;
     ObjectMeta m = record(c.respCc, c.expiresIn, c.lastModifiedAgo);
     Action a = decide(req, c.stored ? &m : nullptr, T + c.age);
     EXPECT_EQ(a.kind, c.kind) << kindName(a.kind) << " != " << kindName(c.kind);

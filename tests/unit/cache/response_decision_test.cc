@@ -379,3 +379,29 @@ TEST(JudgeRevalidation, Table) {
 
 }  // namespace
 }  // namespace orchard::cache
+
+namespace orchard::cache {
+namespace {
+
+TEST(StubVariants, ListedOnceAndBounded) {
+  ObjectMeta stub;
+  stub.kind = ObjectMeta::Kind::VaryStub;
+  EXPECT_TRUE(stubVariants(stub).empty());
+  EXPECT_TRUE(addStubVariant(&stub, "k\x1f" "a=1"));
+  EXPECT_FALSE(addStubVariant(&stub, "k\x1f" "a=1"));  // listed already
+  EXPECT_TRUE(addStubVariant(&stub, "k\x1f" "a=2"));
+  EXPECT_FALSE(addStubVariant(&stub, ""));
+  EXPECT_FALSE(addStubVariant(&stub, "bad\nkey"));  // the separator never enters a key
+  EXPECT_EQ(stubVariants(stub), (std::vector<std::string>{"k\x1f" "a=1", "k\x1f" "a=2"}));
+  for (size_t i = 2; i < kMaxListedVariants; ++i) EXPECT_TRUE(addStubVariant(&stub, std::to_string(i)));
+  EXPECT_FALSE(addStubVariant(&stub, "one too many"));
+  EXPECT_EQ(stubVariants(stub).size(), kMaxListedVariants);
+
+  ObjectMeta object;  // not a stub: lists nothing, takes nothing
+  object.blocks = "\x01";
+  EXPECT_TRUE(stubVariants(object).empty());
+  EXPECT_FALSE(addStubVariant(&object, "k"));
+}
+
+}  // namespace
+}  // namespace orchard::cache
