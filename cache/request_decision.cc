@@ -126,8 +126,13 @@ HeadAction decideOnHead(const FillFacts& f) noexcept {
         return h;
       }
       h.kind = HeadAction::Kind::Fail;
-      // Before its head the origin failed: 504 for a timeout, else 502.
-      h.status = !f.hasHead && f.error == Errc::Timeout ? 504 : 502;
+      // Before its head the origin failed: 504 for a timeout, else 502; and
+      // 504 when a stale object is held that a directive (must-revalidate,
+      // no-cache, ...) forbids without the origin (RFC 9111 §5.2.2.2).
+      h.status = !f.hasHead && (f.error == Errc::Timeout ||
+                                (f.staleAvailable && !f.staleIfDisconnected && f.error != Errc::Busy))
+                     ? 504
+                     : 502;
       return h;
     case S::Streaming:
     case S::Complete:

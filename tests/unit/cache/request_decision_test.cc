@@ -423,7 +423,8 @@ TEST(DecideOnHead, Table) {
       {"garbage before head, stale allowed", failed(false, Errc::Protocol, true, false, true), H::ServeDisconnected},
       {"5xx is an answer: not disconnected", failed(false, Errc::Busy, true, false, true), H::Fail, 502},
       {"5xx with sie", failed(false, Errc::Busy, true, true, true), H::ServeStale},
-      {"closed before head, stale forbidden", failed(false, Errc::Closed, true, false, false), H::Fail, 502},
+      {"closed before head, stale forbidden: 504", failed(false, Errc::Closed, true, false, false), H::Fail, 504},
+      {"5xx, stale forbidden: 502", failed(false, Errc::Busy, true, false, false), H::Fail, 502},
       {"closed after head, stale allowed", failed(true, Errc::Closed, true, false, true), H::Fail, 502},
       {"closed before head, nothing stale", failed(false, Errc::Closed, false, false, true), H::Fail, 502},
       // A head: send it, unless it is not for this follower.
