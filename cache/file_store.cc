@@ -240,8 +240,10 @@ void FileStore::publishLocked(const Hash128& hash, std::shared_ptr<const ObjectM
       stats_.bytes += published->size;
     }
   }
-  if (old && old->kind == ObjectMeta::Kind::Complete && old->gen != published->gen)
+  if (old && old->kind == ObjectMeta::Kind::Complete && old->gen != published->gen) {
     ::unlink(objectPath(hash, old->gen).c_str());  // readers holding it open keep their bytes
+    tellUnlinked(hash, old->gen, old->size);
+  }
 }
 
 void FileStore::erasePartialLocked(const Hash128& hash, Tally tally) {
@@ -433,9 +435,10 @@ Result<void> FileStore::dropLocked(const Hash128& hash, Tally tally) {
       map_.erase(it);
     }
   }
-  if (gone && gone->kind == ObjectMeta::Kind::Complete &&
-      ::unlink(objectPath(hash, gone->gen).c_str()) != 0 && errno != ENOENT && r)
-    r = errnoError(errno, "remove: unlink");
+  if (gone && gone->kind == ObjectMeta::Kind::Complete) {
+    if (::unlink(objectPath(hash, gone->gen).c_str()) != 0 && errno != ENOENT && r) r = errnoError(errno, "remove: unlink");
+    tellUnlinked(hash, gone->gen, gone->size);
+  }
   return r;
 }
 

@@ -134,6 +134,7 @@ class FileStore final : public Store {
   Result<void> remove(const CacheKey& key) override;
   StoreStats stats() const override;
   void setBusyCheck(std::function<bool(const Hash128&)> busy) override;
+  void setUnlinkListener(UnlinkListener unlinked) override;
   void requestEviction(uint64_t bytesNeeded) override;
   void setCacheLimit(uint64_t bytes) override {
     if (options_.cacheLimit == 0) return;  // opened without a limit: no policy to evict by
@@ -214,6 +215,9 @@ class FileStore final : public Store {
   // Calls the busy check (false if none) under busyMu_, so that
   // setBusyCheck(nullptr) is a barrier. Call with no store lock held.
   bool busyNow(const Hash128& hash) const;
+  void tellUnlinked(const Hash128& hash, uint64_t gen, uint64_t size) const;
+  mutable std::mutex unlinkMu_;  // guards unlinked_; held across its calls (the barrier)
+  UnlinkListener unlinked_;
   void reconcile();
   // Runs an eviction pass if one is due (woken, or a second went by); lets
   // a long reconciliation walk keep the disk in bounds.

@@ -27,6 +27,19 @@ void FileStore::setBusyCheck(std::function<bool(const Hash128&)> busy) {
   }
 }
 
+void FileStore::setUnlinkListener(UnlinkListener unlinked) {
+  UnlinkListener old;
+  {
+    std::lock_guard lock(unlinkMu_);  // waits for a call in progress
+    old = std::exchange(unlinked_, std::move(unlinked));
+  }
+}
+
+void FileStore::tellUnlinked(const Hash128& hash, uint64_t gen, uint64_t size) const {
+  std::lock_guard lock(unlinkMu_);
+  if (unlinked_) unlinked_(hash, gen, size);
+}
+
 bool FileStore::busyNow(const Hash128& hash) const {
   std::lock_guard lock(busyMu_);
   return busy_ && busy_(hash);

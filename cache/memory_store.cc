@@ -222,6 +222,7 @@ class MemoryStore final : public Store {
   }
 
   void setBusyCheck(std::function<bool(const Hash128&)>) override {}  // never called: nothing is evicted
+  void setUnlinkListener(UnlinkListener) override {}                  // no files
   void requestEviction(uint64_t) override {}
   // Kept and reported, never enforced (nothing is evicted).
   void setCacheLimit(uint64_t bytes) override { limit_.store(bytes, std::memory_order_relaxed); }

@@ -257,6 +257,14 @@ class Store {
   // check is never called again, so call it before destroying what the
   // check uses (the FillTable) if that dies before the store.
   virtual void setBusyCheck(std::function<bool(const Hash128&)> busy) = 0;
+  // `unlinked(hash, gen, size)` is told of every complete object file the
+  // store removed (eviction, remove(), an older generation replaced), so
+  // that whoever caches descriptors closes theirs and the disk space is
+  // freed at once. Called from the thread that removed it, possibly under a
+  // key lock: it must only hand the news on (never call into the store).
+  // setUnlinkListener(nullptr) is a barrier like setBusyCheck(nullptr).
+  using UnlinkListener = std::function<void(const Hash128&, uint64_t gen, uint64_t size)>;
+  virtual void setUnlinkListener(UnlinkListener unlinked) = 0;
   // A write failed with ENOSPC: wakes the evictor to free at least
   // bytesNeeded more than it would to reach the low watermark. Never blocks.
   virtual void requestEviction(uint64_t bytesNeeded) = 0;

@@ -279,6 +279,17 @@ Result<void> Server::start() {
       return Error{Errc::Exists, EADDRINUSE, "listen: address in use by another process"};
     }
   }
+  // Every loop closes its cached descriptor of a file the store unlinks
+  // (evicted, removed, replaced), so the space is freed at once. Cleared
+  // before the loops stop (stop(), abandonStart()).
+  {
+    std::vector<std::pair<Worker*, WorkerContext*>> loops;
+    for (auto& slot : workers_) loops.emplace_back(&slot->worker, slot->wc.get());
+    store_->setUnlinkListener([loops](const cache::Hash128& h, uint64_t gen, uint64_t size) {
+      if (size > OpenFileCache::kMaxObjectSize) return;  // never cached
+      for (auto [worker, wc] : loops) worker->post([wc, h, gen] { wc->files.drop(h, gen); });
+    });
+  }
   std::mutex mu;
   std::condition_variable cv;
   int ready = 0;
@@ -322,6 +333,7 @@ Result<void> Server::start() {
 }
 
 void Server::abandonStart() {
+  if (store_) store_->setUnlinkListener(nullptr);
   for (auto& slot : workers_)
     for (int fd : slot->fds) ::close(fd);
   workers_.clear();
@@ -409,6 +421,7 @@ void Server::drain(int64_t timeoutMs) {
 void Server::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
+  store_->setUnlinkListener(nullptr);  // no news is posted to loops that are stopping
   for (auto& slotPtr : workers_) {
     WorkerSlot* slot = slotPtr.get();
     slot->worker.stop([slot] {

@@ -15,7 +15,7 @@ OpenFileCache::~OpenFileCache() {
 
 int OpenFileCache::acquire(const cache::Hash128& hash, uint64_t gen) {
   auto it = map_.find(hash);
-  if (it == map_.end() || it->second.gen != gen) return -1;
+  if (it == map_.end() || it->second.gen != gen || it->second.doomed) return -1;
   Entry& e = it->second;
   lru_.splice(lru_.begin(), lru_, e.lru);
   ++e.users;
@@ -31,6 +31,7 @@ int OpenFileCache::insert(const cache::Hash128& hash, uint64_t gen, int fd) {
     old.gen = gen;
     old.fd = fd;
     old.users = 1;
+    old.doomed = false;
     lru_.splice(lru_.begin(), lru_, old.lru);
     return fd;
   }
@@ -51,7 +52,24 @@ int OpenFileCache::insert(const cache::Hash128& hash, uint64_t gen, int fd) {
 
 void OpenFileCache::release(const cache::Hash128& hash, uint64_t gen) {
   auto it = map_.find(hash);
-  if (it != map_.end() && it->second.gen == gen && it->second.users > 0) --it->second.users;
+  if (it == map_.end() || it->second.gen != gen || it->second.users == 0) return;
+  if (--it->second.users == 0 && it->second.doomed) erase(it);
+}
+
+void OpenFileCache::drop(const cache::Hash128& hash, uint64_t gen) {
+  auto it = map_.find(hash);
+  if (it == map_.end() || it->second.gen != gen) return;
+  if (it->second.users > 0) {
+    it->second.doomed = true;
+    return;
+  }
+  erase(it);
+}
+
+void OpenFileCache::erase(std::unordered_map<cache::Hash128, Entry, cache::Hash128Hasher>::iterator it) {
+  ::close(it->second.fd);
+  lru_.erase(it->second.lru);
+  map_.erase(it);
 }
 
 }  // namespace orchard::server

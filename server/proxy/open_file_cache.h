@@ -6,8 +6,9 @@
 // Entries are keyed by (hash, generation): a refetched object has a new
 // generation, so a stale descriptor is never used for it. An object evicted
 // or replaced meanwhile keeps its bytes for the descriptor (POSIX unlink
-// semantics) and its entry ages out; only small objects are cached so that
-// disk space held by such descriptors stays small. Loop thread only.
+// semantics) until drop() closes it: the store tells every loop of each
+// file it unlinks (Store::setUnlinkListener), so that the space is freed at
+// once and `df` agrees with the store. Loop thread only.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,9 @@ class OpenFileCache {
   // When the cache is full the least recently used idle entry is closed.
   int insert(const cache::Hash128& hash, uint64_t gen, int fd);
   void release(const cache::Hash128& hash, uint64_t gen);
+  // The store unlinked (hash, gen): close its descriptor now, or when its
+  // last user releases it.
+  void drop(const cache::Hash128& hash, uint64_t gen);
   size_t size() const { return map_.size(); }
 
  private:
@@ -42,9 +46,11 @@ class OpenFileCache {
     int fd;
     int users;
     std::list<cache::Hash128>::iterator lru;
+    bool doomed = false;  // unlinked while in use: closed at the last release()
   };
   std::unordered_map<cache::Hash128, Entry, cache::Hash128Hasher> map_;
   std::list<cache::Hash128> lru_;  // front: most recent
+  void erase(std::unordered_map<cache::Hash128, Entry, cache::Hash128Hasher>::iterator it);
 };
 
 }  // namespace orchard::server

@@ -76,6 +76,7 @@ class FailingStore final : public Store {
   Result<void> remove(const CacheKey& k) override { return inner_->remove(k); }
   StoreStats stats() const override { return inner_->stats(); }
   void setBusyCheck(std::function<bool(const Hash128&)> b) override { inner_->setBusyCheck(std::move(b)); }
+  void setUnlinkListener(UnlinkListener l) override { inner_->setUnlinkListener(std::move(l)); }
   void requestEviction(uint64_t n) override { inner_->requestEviction(n); }
   bool reconciled() const override { return inner_->reconciled(); }
   void setCacheLimit(uint64_t bytes) override { inner_->setCacheLimit(bytes); }
