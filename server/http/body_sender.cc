@@ -89,6 +89,13 @@ void BodySender::pump() {
       prefixSent_ = false;
       continue;
     }
+    if (avail > 0 && !fill_ && kernelPath_ && headOut_.empty() && !chunkedOut_ && avail > BufferPool::kSize &&
+        conn_->queuedBytes() == 0) {
+      // A stored file with more than one buffer to go: the kernel sends it
+      // from the page cache (see sendKernel()).
+      if (!sendKernel(fd, avail)) return;
+      continue;
+    }
     if (avail > 0) {
       size_t want = static_cast<size_t>(std::min<uint64_t>({BufferPool::kSize, avail, end - cursor_}));
       if (fill_ && wholeBody_ && snap.state == cache::Fill::State::Streaming && snap.length &&
@@ -217,6 +224,57 @@ void BodySender::pump() {
   }
 }
 
+// One sendfile-style step of a stored file's segment: false when the loop
+// must stop (a wait is armed, the response ended or the connection is
+// closing). Blocks are verified before the kernel reads them, as on the copy
+// path. The pool buffer goes back while the kernel path runs, so such a
+// stream holds no user-space buffer (only its socket's send buffer in the
+// kernel). After kKernelBurst bytes in one go the loop is yielded to the
+// other connections (a wait that a writable socket ends at the next turn).
+bool BodySender::sendKernel(int fd, uint64_t avail) {
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(kKernelChunk, avail));
+  if (auto v = wc_->server->store->ensureVerified(key_, *storedMeta_, fd, cursor_, want); !v) {
+    OLOG_RATE(log::Level::Warn, "hit on %s cut at %llu: %s", key_.text.c_str(),
+              static_cast<unsigned long long>(cursor_), v.error().message().c_str());
+    finish(false);
+    return false;
+  }
+  const long n = conn_->sendFile(fd, cursor_, want);
+  if (n > 0) {
+    releaseBuffer();
+    const auto taken = static_cast<uint64_t>(n);
+    cursor_ += taken;
+    bytesSent_ += taken;
+    wc_->counters.add(wc_->counters.bytes_to_clients, taken);
+    wc_->counters.add(wc_->counters.bytes_kernel_path, taken);
+    burst_ += taken;
+    if (burst_ < kKernelBurst) return true;
+    burst_ = 0;
+    return armWritable(0);
+  }
+  if (n == 0) return armWritable(want);  // the socket is full
+  if (n == UV_ENOSYS || n == UV_EINVAL) {
+    // No kernel path on this stream (TLS) or for this file: copy the rest.
+    if (n == UV_EINVAL) wc_->counters.add(wc_->counters.kernel_path_fallbacks);
+    kernelPath_ = false;
+    if (!buf_) buf_ = wc_->buffers.get();
+    return true;
+  }
+  if (n == UV_EOF) {
+    OLOG_RATE(log::Level::Warn, "read of %s failed at %llu: short file", key_.text.c_str(),
+              static_cast<unsigned long long>(cursor_));
+    finish(false);  // never pass a short file off as whole
+  }
+  return false;  // otherwise closing: onConnClosed cleans up
+}
+
+bool BodySender::armWritable(size_t pending) {
+  writing_ = true;
+  if (conn_->waitWritable(pending) == 0) return false;  // bodyWritten() continues
+  writing_ = false;
+  return false;  // closing
+}
+
 void BodySender::flushHead() {
   if (headOut_.empty() || !conn_) return;
   conn_->write(std::move(headOut_));
@@ -225,6 +283,7 @@ void BodySender::flushHead() {
 
 void BodySender::bodyWritten(int status) {
   writing_ = false;
+  burst_ = 0;
   headInFlight_.clear();
   if (status != 0) {
     finish(false);

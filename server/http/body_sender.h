@@ -55,6 +55,8 @@ class BodySender {
   void bodyWritten(int status);
   void releaseBuffer();
   void closeFile();  // gives the stored file back (OpenFileCache) or closes it
+  bool sendKernel(int fd, uint64_t avail);
+  bool armWritable(size_t pending);
 
   WorkerContext* wc_;
   ResponseWriter* conn_;  // null once the connection closed
@@ -84,6 +86,13 @@ class BodySender {
   bool finished_ = false;
   std::string headOut_;      // response head not written yet: goes out with the first bytes
   uint64_t bytesSent_ = 0;
+
+  // Kernel path (sendfile) for stored files: per sendfile call, and per run
+  // of calls before the loop is yielded to other connections.
+  static constexpr size_t kKernelChunk = 2 << 20;
+  static constexpr uint64_t kKernelBurst = 8 << 20;
+  bool kernelPath_ = true;  // false once the stream or file refused it (copy the rest)
+  uint64_t burst_ = 0;      // kernel-path bytes since the loop last turned
 
  private:
   char* buf_ = nullptr;            // borrowed from the worker's BufferPool
