@@ -142,6 +142,7 @@ def parse_wrk(out):
 
 def parallel_curls(port, path, n, host=HOST, sha_dir=None, timeout=900):
     """n simultaneous GETs. Returns (wall seconds until the last is done, [results]).
+    A GET stopped by `timeout` (curl exit 28) still reports the bytes it got.
     With sha_dir, each body is piped into `openssl dgst -sha256` (no disk
     write; OpenSSL uses the CPU's SHA extensions, coreutils' sha256sum is ~5x
     slower and would make the clients the bottleneck)."""
