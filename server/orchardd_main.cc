@@ -88,8 +88,9 @@ int main(int argc, char** argv) {
 
   config::Config cfg = config::defaults();
   if (!configPath.empty() && !loadOrReport(configPath, &cfg)) return 1;
-  // Which kernel path large hits take (benchmarks and tests; not a config
-  // key: the default is the one to run, the others are for comparing).
+  // Which path stored-file bodies take: copy (the default), sendfile or
+  // splice (benchmarks, other hardware), einval (tests). Not a config key:
+  // the default is the one measured best; the others are for comparing.
   if (const char* p = std::getenv("ORCHARD_SEND_PATH"); p && *p) {
     server::TcpStream::FilePath fp;
     if (!server::TcpStream::parseFilePath(p, &fp)) {

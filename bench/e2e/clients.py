@@ -117,7 +117,7 @@ def warm(system, env, path, host=HOST):
         if r["code"] != 200:
             raise RuntimeError(f"{system} {path}: HTTP {r['code']} {r['error']}")
         st = cache_status(r)
-        if system == "nginx-direct" or "hit" in st.lower():
+        if system.startswith("nginx-direct") or "hit" in st.lower():
             return
         time.sleep(0.5)
     raise RuntimeError(f"{system} {path}: not a hit after 3 fetches (last Cache-Status: {st!r})")

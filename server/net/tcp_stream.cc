@@ -29,7 +29,7 @@ struct TcpWrite {
   std::string data;  // writeOwned(): the bytes, kept until written
 };
 
-TcpStream::FilePath gFilePath = TcpStream::FilePath::Sendfile;
+TcpStream::FilePath gFilePath = TcpStream::kDefaultFilePath;
 
 }  // namespace
 

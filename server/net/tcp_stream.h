@@ -13,11 +13,14 @@
 // uv_poll_t on a dup() of the socket (libuv keeps its own watcher on the
 // socket's descriptor; epoll tells the two apart by descriptor), made on
 // the first wait and kept until close(). The path is process-wide
-// (FilePath, from ORCHARD_SEND_PATH at start-up): sendfile by default;
-// splice (file -> pipe -> socket, one 1 MiB pipe per stream that uses it)
-// and copy (no kernel path: sendFile() answers UV_ENOSYS, the caller
-// copies) for benchmarks; einval for tests (sendFile() fails as on a file
-// system without sendfile, the caller falls back to copying).
+// (FilePath, from ORCHARD_SEND_PATH at start-up): copy by default (no
+// kernel path: sendFile() answers UV_ENOSYS and the body sender copies
+// through its 128 KiB buffer), which measured faster here than sendfile
+// and splice for 1, 8 and 64 streams of one cached object (README,
+// Performance); sendfile, and splice (file -> pipe -> socket, one 1 MiB
+// pipe per stream that uses it), for links and machines where the kernel
+// path wins; einval for tests (sendFile() fails as on a file system
+// without sendfile, the caller falls back to copying).
 #pragma once
 
 #include <uv.h>
@@ -30,7 +33,8 @@ namespace orchard::server {
 
 class TcpStream final : public Stream {
  public:
-  enum class FilePath : uint8_t { Sendfile, Splice, Copy, Einval };
+  enum class FilePath : uint8_t { Copy, Sendfile, Splice, Einval };
+  static constexpr FilePath kDefaultFilePath = FilePath::Copy;
   // Set before the loops start (main, tests); read on every loop.
   static void setFilePath(FilePath p);
   static FilePath filePath();

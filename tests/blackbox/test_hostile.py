@@ -389,7 +389,7 @@ class NeverReadingClients(OriginCase):
     Here 600 of them (bounded in count and time) against send_timeout = 2s."""
 
     N = 600
-    copy_path = False  # the default kernel path (sendfile); see NeverReadingClientsCopyPath
+    copy_path = True  # the default path (copy); see NeverReadingClientsSendfile
 
     sections = {"server": 'send_timeout = "2s"\nidle_timeout = "60s"'}
 
@@ -411,8 +411,8 @@ class NeverReadingClients(OriginCase):
             time.sleep(1.0)
             held = self.orchard.rss_kb()["VmRSS"]
             # While they are held: past 64 lent buffers per loop each one
-            # queues at most 16 KiB, so 600 cost far less than 600 x 256 KiB
-            # (150 MiB): 2 loops x 64 x 256 KiB + 600 x 16 KiB + heads ~ 45 MiB.
+            # queues at most 16 KiB, so 600 cost far less than 600 x 128 KiB
+            # (75 MiB): 2 loops x 64 x 128 KiB + 600 x 16 KiB + heads ~ 30 MiB.
             self.assertLess(held - rss0, 64 * 1024, f"RSS {rss0} kB -> {held} kB with {self.N} stalled clients")
             # Closed by the box once nothing moved for 2 s.
             deadline = time.monotonic() + 15
@@ -469,7 +469,7 @@ class NeverReadingChunkedFollowers(OriginCase):
             time.sleep(2.0)  # 16 MiB in: every reader has had bytes to send
             held = self.orchard.rss_kb()["VmRSS"]
             print(f"\n  {self.N} stalled chunked followers: RSS {rss0} kB idle, {held} kB held", flush=True)
-            # 400 x 256 KiB would be 100 MiB; bounded: 2 x 64 x 256 KiB + 400 x 16 KiB ~ 40 MiB.
+            # 400 x 128 KiB would be 50 MiB; bounded: 2 x 64 x 128 KiB + 400 x 16 KiB ~ 23 MiB.
             self.assertLess(held - rss0, 64 * 1024)
             self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0)
             self.assertEqual(self.origin.count(path), 1, "followers share the one fetch")
@@ -486,7 +486,7 @@ class ManySlowReaders(OriginCase):
     all at once, must each get every byte, in order."""
 
     N = 160
-    copy_path = False
+    copy_path = True
 
     def test_bounded_writes_keep_every_byte(self):
         import hashlib
@@ -549,19 +549,19 @@ class ManySlowReaders(OriginCase):
             self.assertGreater(metric(self.orchard, "bytes_kernel_path_total"), 0, "sendfile was not used")
 
 
-class NeverReadingClientsCopyPath(NeverReadingClients):
-    """The same on the copy path (pread + write: the path TLS will take):
-    past 64 lent buffers per loop each stalled client queues 16 KiB."""
+class NeverReadingClientsSendfile(NeverReadingClients):
+    """The same on the sendfile path (ORCHARD_SEND_PATH=sendfile): a
+    stalled client holds no user-space buffer at all."""
 
-    copy_path = True
-    env = {"ORCHARD_SEND_PATH": "copy"}
+    copy_path = False
+    env = {"ORCHARD_SEND_PATH": "sendfile"}
 
 
-class ManySlowReadersCopyPath(ManySlowReaders):
-    """The same on the copy path: hits are bounded too."""
+class ManySlowReadersSendfile(ManySlowReaders):
+    """The same on the sendfile path: the hits hold no buffer."""
 
-    copy_path = True
-    env = {"ORCHARD_SEND_PATH": "copy"}
+    copy_path = False
+    env = {"ORCHARD_SEND_PATH": "sendfile"}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 // Large bodies over every send path of the body sender (issue 9, "many large
-// downloads at line rate"): sendfile (the default for stored files), splice
-// and copy (pread + write: the path TLS will take), and a kernel path that
+// downloads at line rate"): copy (pread + write: the default, and the path
+// TLS will take), sendfile and splice, and a kernel path that
 // fails with EINVAL (a file system without sendfile), which must fall back
 // to copying without losing or repeating a byte. Each case checks every
 // byte against the origin's generated stream (offset-exact, plus a hash of
@@ -66,7 +66,7 @@ class LargeSend : public ServerTest, public ::testing::WithParamInterface<FilePa
   }
   void TearDown() override {
     ServerTest::TearDown();
-    server::TcpStream::setFilePath(FilePath::Sendfile);
+    server::TcpStream::setFilePath(server::TcpStream::kDefaultFilePath);
   }
   bool kernel() const { return GetParam() == FilePath::Sendfile || GetParam() == FilePath::Splice; }
 
