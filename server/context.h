@@ -115,13 +115,13 @@ struct ServerContext {
 // system at once instead of staying in the allocator's heap.
 class BufferPool {
  public:
-  // 128 KiB: measured against 64 and 256 KiB for 1, 8 and 64 streams of a
-  // 1 GiB hit (README, Performance): as fast or faster, at half the memory.
-  static constexpr size_t kSize = 128 * 1024;
-  static constexpr size_t kKeep = 16;  // free buffers kept per loop (2 MiB)
+  // 256 KiB: 128 KiB halves the memory but doubles the system calls, and
+  // measured slower in the alternating bench runs (README, Performance).
+  static constexpr size_t kSize = 256 * 1024;
+  static constexpr size_t kKeep = 16;  // free buffers kept per loop (4 MiB)
   // Above this many buffers lent out per loop, senders keep at most
   // kQueuedUnderPressure bytes queued per connection (see Transaction::pump):
-  // a crowd of clients that stopped reading costs 16 KiB each, not 128.
+  // a crowd of clients that stopped reading costs 16 KiB each, not 256.
   static constexpr size_t kPressure = 64;
   static constexpr size_t kQueuedUnderPressure = 16 * 1024;
   size_t inUse() const { return inUse_; }

@@ -7,7 +7,7 @@
 //     fetchers land bytes, waiting (STYLE pattern 3: "give me bytes past my
 //     cursor, or register me") when none are there yet.
 // One reused buffer from the loop's BufferPool, one write in flight: memory
-// per response is that buffer (128 KiB) whatever the object size, and a
+// per response is that buffer (256 KiB) whatever the object size, and a
 // slow client only slows its own cursor. Under buffer pressure (many
 // clients that stopped reading) writes are bounded to 16 KiB queued per
 // connection.

@@ -15,7 +15,7 @@
 // the first wait and kept until close(). The path is process-wide
 // (FilePath, from ORCHARD_SEND_PATH at start-up): copy by default (no
 // kernel path: sendFile() answers UV_ENOSYS and the body sender copies
-// through its 128 KiB buffer), which measured faster here than sendfile
+// through its 256 KiB buffer), which measured faster here than sendfile
 // and splice for 1, 8 and 64 streams of one cached object (README,
 // Performance); sendfile, and splice (file -> pipe -> socket, one 1 MiB
 // pipe per stream that uses it), for links and machines where the kernel

@@ -411,8 +411,8 @@ class NeverReadingClients(OriginCase):
             time.sleep(1.0)
             held = self.orchard.rss_kb()["VmRSS"]
             # While they are held: past 64 lent buffers per loop each one
-            # queues at most 16 KiB, so 600 cost far less than 600 x 128 KiB
-            # (75 MiB): 2 loops x 64 x 128 KiB + 600 x 16 KiB + heads ~ 30 MiB.
+            # queues at most 16 KiB, so 600 cost far less than 600 x 256 KiB
+            # (150 MiB): 2 loops x 64 x 256 KiB + 600 x 16 KiB + heads ~ 45 MiB.
             self.assertLess(held - rss0, 64 * 1024, f"RSS {rss0} kB -> {held} kB with {self.N} stalled clients")
             # Closed by the box once nothing moved for 2 s.
             deadline = time.monotonic() + 15
@@ -469,7 +469,7 @@ class NeverReadingChunkedFollowers(OriginCase):
             time.sleep(2.0)  # 16 MiB in: every reader has had bytes to send
             held = self.orchard.rss_kb()["VmRSS"]
             print(f"\n  {self.N} stalled chunked followers: RSS {rss0} kB idle, {held} kB held", flush=True)
-            # 400 x 128 KiB would be 50 MiB; bounded: 2 x 64 x 128 KiB + 400 x 16 KiB ~ 23 MiB.
+            # 400 x 256 KiB would be 100 MiB; bounded: 2 x 64 x 256 KiB + 400 x 16 KiB ~ 40 MiB.
             self.assertLess(held - rss0, 64 * 1024)
             self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0)
             self.assertEqual(self.origin.count(path), 1, "followers share the one fetch")

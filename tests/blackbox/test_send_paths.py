@@ -1,7 +1,7 @@
 """Black-box: large bodies over every send path of the built orchardd.
 
 ORCHARD_SEND_PATH picks how stored files are sent: copy (the default,
-pread + write through a 128 KiB buffer), sendfile, splice, or einval (a
+pread + write through a 256 KiB buffer), sendfile, splice, or einval (a
 kernel path that fails as on a file system without sendfile: the body must
 fall back to copying). For each, a 12 MiB object is fetched as a miss (the
 fill in progress streams to the client), as a hit and as a range hit, each
