@@ -115,6 +115,8 @@ struct ServerContext {
 // system at once instead of staying in the allocator's heap.
 class BufferPool {
  public:
+  // 256 KiB: 128 KiB halves the memory but doubles the system calls, and
+  // measured slower in the alternating bench runs (README, Performance).
   static constexpr size_t kSize = 256 * 1024;
   static constexpr size_t kKeep = 16;  // free buffers kept per loop (4 MiB)
   // Above this many buffers lent out per loop, senders keep at most

@@ -31,6 +31,9 @@ namespace orchard::server {
   X(oversize_passes, "answers passed through uncached: larger than storage.max_object_size") \
   X(send_timeouts, "client connections closed at server.send_timeout (stopped reading)") \
   X(bounded_writes, "body writes cut to 16 KiB queued under buffer pressure (slow clients)") \
+  X(bytes_kernel_path, "body bytes sent from stored files by the kernel path (sendfile), no user-space copy") \
+  X(disk_reads_off_loop, "stored-file reads done on the thread pool (not in the page cache, or blocks to verify)") \
+  X(kernel_path_fallbacks, "bodies that fell back to copying: the kernel path refused the file or socket") \
   X(config_reloads, "config reloads (SIGHUP) applied")                             \
   X(config_reload_failures, "config reloads refused (invalid file): the running config stays")
 

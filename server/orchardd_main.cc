@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -23,6 +24,7 @@
 #include "cache/store.h"
 #include "config/config.h"
 #include "config/reload.h"
+#include "server/net/tcp_stream.h"
 #include "server/server.h"
 
 using namespace orchard;
@@ -86,6 +88,17 @@ int main(int argc, char** argv) {
 
   config::Config cfg = config::defaults();
   if (!configPath.empty() && !loadOrReport(configPath, &cfg)) return 1;
+  // Which path stored-file bodies take: copy (the default), sendfile or
+  // splice (benchmarks, other hardware), einval (tests). Not a config key:
+  // the default is the one measured best; the others are for comparing.
+  if (const char* p = std::getenv("ORCHARD_SEND_PATH"); p && *p) {
+    server::TcpStream::FilePath fp;
+    if (!server::TcpStream::parseFilePath(p, &fp)) {
+      std::fprintf(stderr, "orchardd: ORCHARD_SEND_PATH=%s: not sendfile, splice, copy or einval\n", p);
+      return 2;
+    }
+    server::TcpStream::setFilePath(fp);
+  }
   log::setLevel(cfg.logLevel);
 
   if (repair) {

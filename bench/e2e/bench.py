@@ -9,6 +9,7 @@ whatever this script started, also on failure or Ctrl-C). Systems:
   orchard       build/orchardd, fresh storage.dir
   nginx-cache   nginx proxy_cache configured as lancache runs it
   nginx-direct  nginx serving the same files directly (the physical reference)
+  nginx-direct-copy  the same with sendfile off (scenario 2: the reference is the faster of the two)
 
 Environment:
   ORCHARD_BENCH_QUICK=1        one run per scenario, 3 s wrk, 100k objects in scenario 6
@@ -58,6 +59,8 @@ def main():
         env.start_origin()
         env.start_relay()
         env.start_direct()
+        if 2 in SCENARIOS:
+            env.start_direct_copy()
         env.start_cache(fresh=True)
         env.start_orchard(fresh=True)
         if 1 in SCENARIOS:

@@ -41,6 +41,13 @@ IDLE_CONNS = 10_000
 MiB = 1 << 20
 
 SYSTEMS = ("orchard", "nginx-cache", "nginx-direct")
+# Scenario 2 also measures nginx direct with sendfile off: the reference is
+# the faster of the two nginx direct configurations in the same run.
+DIRECT_REFS = ("nginx-direct", "nginx-direct-copy")
+# Scenario 2's many-clients case: this many simultaneous downloads of the
+# 1 GiB object, each stopped after MANY_SECONDS (GB/s = bytes received / wall).
+MANY_CLIENTS = 64
+MANY_SECONDS = 4 if QUICK else 6
 
 
 def log(msg):

@@ -9,7 +9,7 @@ import os
 import platform
 import subprocess
 
-from common import CLIENTS_COLD, IDLE_CONNS, INDEX_N
+from common import CLIENTS_COLD, IDLE_CONNS, INDEX_N, MANY_CLIENTS, MANY_SECONDS
 
 
 # ---------------------------------------------------------------- report
@@ -43,15 +43,22 @@ def build_table(R):
         o, c, d = m("s1.p99_ms", "orchard"), m("s1.p99_ms", "nginx-cache"), m("s1.p99_ms", "nginx-direct")
         rv = ratio(o, c)
         row("1 small hit 4 KiB", "p99 latency ms", o, c, d, "O/cache", rv, "<= 1.0", rv is not None and rv <= 1.0)
-    for conc in (1, 8):
+    for conc in (1, 8, MANY_CLIENTS):
         k = f"s2.gbs_{conc}"
         if k in R.raw:
-            o, c, d = m(k, "orchard"), m(k, "nginx-cache"), m(k, "nginx-direct")
-            rv = ratio(o, d)
-            row("2 large hit 1 GiB", f"GB/s, {conc} download{'s' if conc > 1 else ''}", o, c, d,
-                "O/direct", rv, ">= 0.95", rv is not None and rv >= 0.95)
-            row("2 large hit 1 GiB", f"GB/s, {conc} download{'s' if conc > 1 else ''}", None, None, None,
-                "O/cache", ratio(o, c))
+            o, c = m(k, "orchard"), m(k, "nginx-cache")
+            d, dc = m(k, "nginx-direct"), m(k, "nginx-direct-copy")
+            what = f"GB/s, {conc} download{'s' if conc > 1 else ''}" + (f" ({MANY_SECONDS} s)" if conc == MANY_CLIENTS else "")
+            # Target: the median over runs of orchard / the faster nginx direct
+            # (sendfile on or off) measured in the same run.
+            rb = m(f"s2.ratio_best_{conc}", "orchard")
+            target = 0.95 if conc == 1 else 1.0
+            row("2 large hit 1 GiB", what, o, c, max(x for x in (d, dc, 0) if x is not None) or None,
+                "O/best direct", rb, f">= {target}", rb is not None and rb >= target)
+            row("2 large hit 1 GiB", what + ": nginx direct sendfile on", None, None, d, "O/direct", ratio(o, d))
+            row("2 large hit 1 GiB", what + ": nginx direct sendfile off", None, None, dc, "O/direct-copy", ratio(o, dc))
+            if c is not None:
+                row("2 large hit 1 GiB", what, None, None, None, "O/cache", ratio(o, c))
     if "s3.last_s" in R.raw:
         link = m("s3.link_s", "link")
         o, c = m("s3.origin_reqs", "orchard"), m("s3.origin_reqs", "nginx-cache")

@@ -58,7 +58,7 @@ def start_nginx(name, prefix, conf, port):
 class Env:
     def __init__(self, work):
         self.work = work
-        self.ports = {k: free_port() for k in ("origin", "relay", "orchard", "cache", "direct")}
+        self.ports = {k: free_port() for k in ("origin", "relay", "orchard", "cache", "direct", "direct-copy")}
         self.files = os.path.join(DATA, "files")
         self.origin_log = os.path.join(work, "origin", "access.log")
         self.orchard_state = None
@@ -98,6 +98,21 @@ class Env:
     location / {{ }}
   }}"""
         start_nginx("nginx-direct", prefix, write_nginx(prefix, http), self.ports["direct"])
+
+    def start_direct_copy(self):
+        """nginx direct with sendfile off: reads into its output buffers and
+        writes them (the copy reference; nginx's default output_buffers)."""
+        prefix = os.path.join(self.work, "direct-copy")
+        http = f"""
+  access_log off;
+  sendfile off;
+  tcp_nopush on;
+  server {{
+    listen 127.0.0.1:{self.ports['direct-copy']} reuseport backlog=4096;
+    root {self.files};
+    location / {{ }}
+  }}"""
+        start_nginx("nginx-direct-copy", prefix, write_nginx(prefix, http), self.ports["direct-copy"])
 
     # --- nginx proxy_cache, as lancache runs it
     def start_cache(self, fresh):
@@ -193,7 +208,8 @@ read_timeout = "300s"
 
     def port(self, system):
         return {"orchard": self.ports["orchard"], "nginx-cache": self.ports["cache"],
-                "nginx-direct": self.ports["direct"], "origin": self.ports["origin"]}[system]
+                "nginx-direct": self.ports["direct"], "nginx-direct-copy": self.ports["direct-copy"],
+                "origin": self.ports["origin"]}[system]
 
     def pid(self, system):
         p = PROCS.procs.get(system)

@@ -7,9 +7,20 @@
 //     fetchers land bytes, waiting (STYLE pattern 3: "give me bytes past my
 //     cursor, or register me") when none are there yet.
 // One reused buffer from the loop's BufferPool, one write in flight: memory
-// per response is that buffer whatever the object size, and a slow client
-// only slows its own cursor. Under buffer pressure (many clients that
-// stopped reading) writes are bounded to 16 KiB queued per connection.
+// per response is that buffer (256 KiB) whatever the object size, and a
+// slow client only slows its own cursor. Under buffer pressure (many
+// clients that stopped reading) writes are bounded to 16 KiB queued per
+// connection.
+//
+// Stored files: the loop never waits for the disk. A read is tried with
+// RWF_NOWAIT (page cache only); bytes not cached, and blocks whose checksum
+// was not verified yet in this generation, are verified and read on the
+// thread pool (DiskRead), then written like any other. Where the stream
+// has a kernel path (TcpStream with ORCHARD_SEND_PATH=sendfile or splice)
+// and more than one buffer is left, verified bytes the page cache holds
+// (cachestat) go by sendFile() instead, holding no buffer; a stream or file
+// that refuses it (TLS, EINVAL) is copied. Fills in flight are always
+// copied (Fill::read picks the file or the relay window).
 //
 // It is the hit fast path and the path of every body the box sends from a
 // file: the proxy's Transaction derives from it, and so will the handlers
@@ -55,6 +66,15 @@ class BodySender {
   void bodyWritten(int status);
   void releaseBuffer();
   void closeFile();  // gives the stored file back (OpenFileCache) or closes it
+  bool sendKernel(int fd, uint64_t avail);
+  bool armWritable(size_t pending);
+  // Reads that would wait for the disk leave the loop: blocks not verified
+  // yet (verifying reads them) or bytes not in the page cache are verified
+  // and read into buf_ on the thread pool, then written like any copy.
+  bool rangeVerified(uint64_t off, uint64_t len) const;
+  void readOffLoop(int fd, size_t want);
+  struct DiskRead;
+  void diskReadDone(DiskRead* r);
 
   WorkerContext* wc_;
   ResponseWriter* conn_;  // null once the connection closed
@@ -84,6 +104,14 @@ class BodySender {
   bool finished_ = false;
   std::string headOut_;      // response head not written yet: goes out with the first bytes
   uint64_t bytesSent_ = 0;
+
+  // Kernel path (sendfile) for stored files: per sendfile call, and per run
+  // of calls before the loop is yielded to other connections.
+  static constexpr size_t kKernelChunk = 2 << 20;
+  static constexpr uint64_t kKernelBurst = 8 << 20;
+  bool kernelPath_ = true;  // false once the stream or file refused it (copy the rest)
+  uint64_t burst_ = 0;      // kernel-path bytes since the loop last turned
+  size_t ready_ = 0;        // bytes at cursor_ already in buf_ (read off the loop)
 
  private:
   char* buf_ = nullptr;            // borrowed from the worker's BufferPool

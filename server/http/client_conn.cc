@@ -322,6 +322,25 @@ void ClientConn::onBodyWriteDone(int status) {
 
 size_t ClientConn::queuedBytes() const { return stream_ ? stream_->queuedBytes() : 0; }
 
+long ClientConn::sendFile(int fd, uint64_t offset, size_t len) {
+  if (state_ == State::Closing || !stream_) return UV_ECANCELED;
+  long n = stream_->sendFile(fd, offset, len);
+  if (n >= 0 || n == UV_ENOSYS || n == UV_EINVAL || n == UV_EOF) return n;
+  close();  // the socket broke
+  return n;
+}
+
+int ClientConn::waitWritable(size_t pending) {
+  if (state_ == State::Closing || !stream_) return -1;
+  if (stream_->waitWritable(pending, Completion::to<&ClientConn::onBodyWriteDone>(this)) != 0) {
+    close();
+    return -1;
+  }
+  refs_++;
+  armSend();  // a client that takes nothing for send_timeout is closed, as with queued writes
+  return 0;
+}
+
 void ClientConn::endResponse(bool clean) {
   if (state_ == State::Closing) return;
   if (txn_) {

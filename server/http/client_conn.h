@@ -41,6 +41,8 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   void write(std::string data) override;
   int writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued = 0, size_t* accepted = nullptr) override;
   size_t queuedBytes() const override;
+  long sendFile(int fd, uint64_t offset, size_t len) override;
+  int waitWritable(size_t pending) override;
   void endResponse(bool clean) override;
   void pauseReading() override;
   void resumeReading() override;

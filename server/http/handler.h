@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 struct sockaddr;
@@ -45,6 +46,23 @@ class ResponseWriter {
   // its buffers are free as soon as this returns.
   virtual int writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued = 0, size_t* accepted = nullptr) = 0;
   virtual size_t queuedBytes() const = 0;
+  // Kernel path for file bytes (see Stream::sendFile): up to `len` bytes of
+  // `fd` from `offset`, only while queuedBytes() == 0. Returns the bytes
+  // taken (> 0), 0 when the socket is full (then waitWritable()), UV_ENOSYS
+  // or UV_EINVAL when there is no kernel path (copy the bytes instead),
+  // UV_EOF when the file ends first; any other negative code: the
+  // connection is closing (onConnClosed() has run).
+  virtual long sendFile(int fd, uint64_t offset, size_t len) {
+    (void)fd, (void)offset, (void)len;
+    return UV_ENOSYS;
+  }
+  // After sendFile() returned 0 (or to yield the loop): onBodyWritten()
+  // follows once the socket takes more; `pending` bytes count as queued
+  // until then (send timeout). 0, or -1 when the connection is closing.
+  virtual int waitWritable(size_t pending) {
+    (void)pending;
+    return -1;
+  }
   // The response ended. clean: its framing is complete, the connection may
   // be reused; otherwise it is closed so the client sees a broken message.
   virtual void endResponse(bool clean) = 0;

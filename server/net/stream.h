@@ -58,6 +58,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace orchard::server {
@@ -108,8 +109,32 @@ class Stream {
   virtual int write(const uv_buf_t* bufs, unsigned n, Completion done) = 0;
   // Queues bytes the stream keeps until they are written.
   virtual int writeOwned(std::string data, Completion done) = 0;
-  // Bytes queued and not yet handed to the transport.
+  // Bytes queued and not yet handed to the transport (with the bytes a
+  // waitWritable() waits to send, so a send timeout runs while it waits).
   virtual size_t queuedBytes() const = 0;
+
+  // Kernel path for file bytes (large hits). sendFile() hands the transport
+  // up to `len` bytes of `fd` from `offset` without copying them through
+  // user space, never queueing, and returns how many it took (0 when the
+  // socket is full), or a negative libuv code: UV_ENOSYS when this stream
+  // has no such path (TLS: the caller uses its copy path), UV_EINVAL when
+  // this file or socket cannot (the caller falls back to the copy path for
+  // the rest of the body), another one when the stream broke. Call it only
+  // while nothing is queued (queuedBytes() == 0). The bytes are read at the
+  // call, from the page cache or, if they are not cached, from the disk.
+  virtual long sendFile(int fd, uint64_t offset, size_t len) {
+    (void)fd, (void)offset, (void)len;
+    return UV_ENOSYS;
+  }
+  // One shot: `done` runs (0) once the socket can take more bytes, or with
+  // UV_ECANCELED when the stream is closed first; never inside this call.
+  // `pending`: the bytes the caller waits to send, counted in
+  // queuedBytes() until then. One wait at a time, only while nothing is
+  // queued; UV_ENOSYS where sendFile() has no path.
+  virtual int waitWritable(size_t pending, Completion done) {
+    (void)pending, (void)done;
+    return UV_ENOSYS;
+  }
 
   virtual int shutdown(Completion done) = 0;
   virtual void close(Completion closed) = 0;

@@ -8,6 +8,12 @@
 // handed to onStreamData() is valid only during that call.
 #include "server/net/tcp_stream.h"
 
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -23,7 +29,31 @@ struct TcpWrite {
   std::string data;  // writeOwned(): the bytes, kept until written
 };
 
+TcpStream::FilePath gFilePath = TcpStream::kDefaultFilePath;
+
 }  // namespace
+
+struct TcpStream::WritablePoll {
+  uv_poll_t poll;
+  int fd;  // the dup of the socket, closed with the poll
+};
+
+void TcpStream::setFilePath(FilePath p) { gFilePath = p; }
+TcpStream::FilePath TcpStream::filePath() { return gFilePath; }
+
+bool TcpStream::parseFilePath(const char* s, FilePath* out) {
+  static constexpr struct {
+    const char* name;
+    FilePath path;
+  } kNames[] = {{"sendfile", FilePath::Sendfile}, {"splice", FilePath::Splice}, {"copy", FilePath::Copy},
+                {"einval", FilePath::Einval}};
+  for (const auto& n : kNames)
+    if (std::strcmp(s, n.name) == 0) {
+      *out = n.path;
+      return true;
+    }
+  return false;
+}
 
 TcpStream::TcpStream(uv_loop_t* loop) {
   uv_tcp_init(loop, &tcp_);
@@ -123,7 +153,81 @@ int TcpStream::queue(const uv_buf_t* bufs, unsigned n, Completion done, std::str
 }
 
 size_t TcpStream::queuedBytes() const {
-  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_));
+  return uv_stream_get_write_queue_size(reinterpret_cast<const uv_stream_t*>(&tcp_)) + waitPending_;
+}
+
+long TcpStream::sendFile(int fd, uint64_t offset, size_t len) {
+  if (closing_) return UV_ECANCELED;
+  switch (gFilePath) {
+    case FilePath::Copy: return UV_ENOSYS;
+    case FilePath::Einval: return UV_EINVAL;
+    default: break;
+  }
+  uv_os_fd_t sock;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &sock) != 0) return UV_EINVAL;
+  if (gFilePath == FilePath::Splice) return spliceFile(sock, fd, offset, len);
+  off_t off = static_cast<off_t>(offset);
+  ssize_t n;
+  do n = ::sendfile(sock, fd, &off, len);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) return static_cast<long>(n);
+  if (n == 0) return len == 0 ? 0 : UV_EOF;  // the file ends before offset + len
+  if (errno == EAGAIN) return 0;
+  return uv_translate_sys_error(errno);
+}
+
+long TcpStream::spliceFile(int sock, int fd, uint64_t offset, size_t len) {
+  if (pipe_[0] < 0) {
+    if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) return uv_translate_sys_error(errno);
+    (void)::fcntl(pipe_[1], F_SETPIPE_SZ, 1 << 20);  // the default 64 KiB if refused
+  }
+  if (pipeBytes_ < len) {
+    loff_t o = static_cast<loff_t>(offset + pipeBytes_);
+    ssize_t n;
+    do n = ::splice(fd, &o, pipe_[1], nullptr, len - pipeBytes_, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) pipeBytes_ += static_cast<size_t>(n);
+    else if (n == 0 && pipeBytes_ == 0) return UV_EOF;
+    else if (n < 0 && errno != EAGAIN) return uv_translate_sys_error(errno);
+  }
+  ssize_t m;
+  do m = ::splice(pipe_[0], nullptr, sock, nullptr, std::min(pipeBytes_, len), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  while (m < 0 && errno == EINTR);
+  if (m < 0) return errno == EAGAIN ? 0 : uv_translate_sys_error(errno);
+  pipeBytes_ -= static_cast<size_t>(m);
+  return static_cast<long>(m);
+}
+
+int TcpStream::waitWritable(size_t pending, Completion done) {
+  if (closing_) return UV_ECANCELED;
+  if (gFilePath == FilePath::Copy) return UV_ENOSYS;
+  if (!wpoll_) {
+    uv_os_fd_t sock;
+    if (int rc = uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &sock); rc != 0) return rc;
+    int d = ::fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (d < 0) return uv_translate_sys_error(errno);
+    auto* w = new WritablePoll;
+    w->fd = d;
+    if (int rc = uv_poll_init_socket(tcp_.loop, &w->poll, d); rc != 0) {
+      ::close(d);
+      delete w;
+      return rc;
+    }
+    w->poll.data = this;
+    wpoll_ = w;
+  }
+  int rc = uv_poll_start(&wpoll_->poll, UV_WRITABLE, [](uv_poll_t* p, int status, int) {
+    auto* self = static_cast<TcpStream*>(p->data);
+    if (!self) return;
+    uv_poll_stop(p);
+    self->waitPending_ = 0;
+    Completion d = std::exchange(self->writable_, Completion{});
+    d(status < 0 ? status : 0);
+  });
+  if (rc != 0) return rc;
+  writable_ = done;
+  waitPending_ = pending;
+  return 0;
 }
 
 int TcpStream::shutdown(Completion done) {
@@ -143,9 +247,28 @@ void TcpStream::close(Completion closed) {
   closed_ = closed;
   reader_ = nullptr;
   reading_ = false;
+  if (wpoll_) {
+    uv_poll_stop(&wpoll_->poll);
+    wpoll_->poll.data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&wpoll_->poll), [](uv_handle_t* h) {
+      auto* w = reinterpret_cast<WritablePoll*>(h);
+      ::close(w->fd);
+      delete w;
+    });
+    wpoll_ = nullptr;
+  }
+  for (int& p : pipe_) {
+    if (p >= 0) ::close(p);
+    p = -1;
+  }
+  pipeBytes_ = 0;
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
-    // Every request of this handle has called back by now.
+    // Every request of this handle has called back by now; a wait for the
+    // socket to drain completes as cancelled, before the close notification.
     auto* self = static_cast<TcpStream*>(h->data);
+    self->waitPending_ = 0;
+    Completion w = std::exchange(self->writable_, Completion{});
+    w(UV_ECANCELED);
     Completion c = self->closed_;
     delete self;
     c(0);

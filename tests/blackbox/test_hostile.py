@@ -370,13 +370,14 @@ class OriginCase(unittest.TestCase):
     """One scriptable Origin and one orchardd (config `sections`) per test."""
 
     sections = None
+    env = None  # extra environment for orchardd
 
     def setUp(self):
         self.tmp = make_tempdir()
         self.addCleanup(remove_tempdir, self.tmp)
         self.origin = Origin().start()
         self.addCleanup(self.origin.stop)
-        self.orchard = Orchard(self.origin.port, workdir=self.tmp, sections=self.sections)
+        self.orchard = Orchard(self.origin.port, workdir=self.tmp, sections=self.sections, env=self.env)
         self.addCleanup(self.orchard.kill9)
         self.addCleanup(self.orchard.stop, expect_exit=0)
         self.orchard.start()
@@ -388,6 +389,7 @@ class NeverReadingClients(OriginCase):
     Here 600 of them (bounded in count and time) against send_timeout = 2s."""
 
     N = 600
+    copy_path = True  # the default path (copy); see NeverReadingClientsSendfile
 
     sections = {"server": 'send_timeout = "2s"\nidle_timeout = "60s"'}
 
@@ -417,7 +419,11 @@ class NeverReadingClients(OriginCase):
             while time.monotonic() < deadline and metric(self.orchard, "send_timeouts_total") < self.N:
                 time.sleep(0.25)
             self.assertGreaterEqual(metric(self.orchard, "send_timeouts_total"), self.N)
-            self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0, "no write was bounded")
+            if self.copy_path:
+                self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0, "no write was bounded")
+            else:
+                # The kernel path holds no buffer for a stalled client: nothing to bound.
+                self.assertGreater(metric(self.orchard, "bytes_kernel_path_total"), 0, "sendfile was not used")
             # A timed-out connection is counted when its timer fires and
             # leaves the gauge when its handles have closed, a moment later.
             deadline = time.monotonic() + 3
@@ -480,6 +486,7 @@ class ManySlowReaders(OriginCase):
     all at once, must each get every byte, in order."""
 
     N = 160
+    copy_path = True
 
     def test_bounded_writes_keep_every_byte(self):
         import hashlib
@@ -533,7 +540,28 @@ class ManySlowReaders(OriginCase):
             self.assertEqual(st["n"], size, st["path"])
             self.assertEqual(st["sha"].hexdigest(), want[st["path"]], f"{st['path']}: bytes differ")
         self.assertTrue(self.orchard.alive())
-        self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0, "the bounded path was not exercised")
+        if self.copy_path:
+            self.assertGreater(metric(self.orchard, "bounded_writes_total"), 0, "the bounded path was not exercised")
+            self.assertEqual(metric(self.orchard, "bytes_kernel_path_total"), 0)
+        else:
+            # The hits go by sendfile and hold no buffer, so the 80 misses
+            # (fills in flight, copied) stay under the pressure mark.
+            self.assertGreater(metric(self.orchard, "bytes_kernel_path_total"), 0, "sendfile was not used")
+
+
+class NeverReadingClientsSendfile(NeverReadingClients):
+    """The same on the sendfile path (ORCHARD_SEND_PATH=sendfile): a
+    stalled client holds no user-space buffer at all."""
+
+    copy_path = False
+    env = {"ORCHARD_SEND_PATH": "sendfile"}
+
+
+class ManySlowReadersSendfile(ManySlowReaders):
+    """The same on the sendfile path: the hits hold no buffer."""
+
+    copy_path = False
+    env = {"ORCHARD_SEND_PATH": "sendfile"}
 
 
 if __name__ == "__main__":
