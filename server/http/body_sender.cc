@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 #include <cerrno>
 #include <cstdio>
@@ -35,7 +36,7 @@ struct CachestatRange {
 struct Cachestat {
   uint64_t nrCache, nrDirty, nrWriteback, nrEvicted, nrRecentlyEvicted;
 };
-bool gNoCachestat = false;  // ENOSYS once: every range counts as cached (sendfile reads it on the loop)
+std::atomic<bool> gNoCachestat{false};  // ENOSYS once: every range counts as cached (sendfile reads it on the loop)
 
 // Whether every page of [off, off + len) is in the page cache.
 bool cached(int fd, uint64_t off, size_t len) {
@@ -51,7 +52,7 @@ bool cached(int fd, uint64_t off, size_t len) {
 }
 
 // preadv2(RWF_NOWAIT): the bytes the page cache has now, EAGAIN if none.
-bool gNoNowait = false;  // EOPNOTSUPP once: plain pread on the loop, as before
+std::atomic<bool> gNoNowait{false};  // EOPNOTSUPP once: plain pread on the loop, as before
 ssize_t preadNoWait(int fd, char* dst, size_t n, uint64_t off) {
   struct iovec v{dst, n};
   ssize_t r;
