@@ -45,6 +45,12 @@ Result<void> Index::put(const Hash128& hash, std::string_view bytes) {
   return database_->put(family_, encodeHashKey(hash), bytes);
 }
 
+Result<std::optional<std::string>> Index::get(const Hash128& hash) const {
+  return database_->get(family_, encodeHashKey(hash));
+}
+
+uint64_t Index::estimatedCount() const { return database_->estimatedKeys(family_); }
+
 Result<void> Index::del(const Hash128& hash) { return database_->del(family_, encodeHashKey(hash)); }
 
 Result<void> Index::delRaw(std::string_view key) { return database_->del(family_, key); }

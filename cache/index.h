@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +66,12 @@ class Index {
   db::Family family() const { return family_; }
 
   Result<void> put(const Hash128& hash, std::string_view bytes);
+  // The record of `hash`, or nullopt. A point read (bloom filter, then the
+  // block cache or one block read): the file store's hit path on a record
+  // it does not hold decoded.
+  Result<std::optional<std::string>> get(const Hash128& hash) const;
+  // RocksDB's estimate of the records held (for sizing tables at load).
+  uint64_t estimatedCount() const;
   Result<void> del(const Hash128& hash);
   Result<void> write(IndexBatch&& batch);
   // Adds record changes to a batch that may carry other families' too.

@@ -216,6 +216,13 @@ Result<void> Database::write(Batch&& batch) {
   return ok();
 }
 
+uint64_t Database::estimatedKeys(Family family) const {
+  auto* h = impl_->handle(family);
+  uint64_t n = 0;
+  if (h == nullptr || !impl_->db->GetIntProperty(h, rocksdb::DB::Properties::kEstimateNumKeys, &n)) return 0;
+  return n;
+}
+
 Result<void> Database::forEach(Family family,
                                const std::function<void(std::string_view, std::string_view)>& fn) const {
   auto* h = impl_->handle(family);
