@@ -1,7 +1,7 @@
 // CompactIndex: open addressing with linear probing over IndexEntry values
 // (see compact_index.h for the layout and why).
 //
-// Hard parts: the home slot is fastrange(hash.lo, capacity), so capacity
+// Hard parts: the home slot is fastrange(hash.hi, capacity), so capacity
 // need not be a power of two (a reserve() at load sizes the table for the
 // records found instead of rounding up to twice that); erase() shifts the
 // following run back instead of leaving tombstones, which needs the

@@ -8,7 +8,10 @@
 //
 // Layout: one open-addressing table of IndexEntry values (48 bytes, no
 // pointers, no per-entry allocation), linear probing from
-// fastrange(hash.lo), deletion by backward shift (no tombstones). Capacity
+// fastrange(hash.hi), deletion by backward shift (no tombstones). The home
+// comes from hash.hi because RocksDB returns the records in hash.hi order
+// (big-endian keys): the start-up inserts then walk the table front to
+// back, one cache line after the other, instead of one miss each. Capacity
 // is not a power of two: reserve() sizes it for a known count at load
 // (at most kMaxLoad full after growth, kLoadLoad after a reserve), and it
 // grows by half when full.
@@ -107,7 +110,7 @@ class CompactIndex {
 
  private:
   size_t home(const Hash128& h) const {
-    return static_cast<size_t>((static_cast<unsigned __int128>(h.lo) * slots_.size()) >> 64);
+    return static_cast<size_t>((static_cast<unsigned __int128>(h.hi) * slots_.size()) >> 64);
   }
   size_t next(size_t i) const { return i + 1 == slots_.size() ? 0 : i + 1; }
   void rehash(size_t capacity);

@@ -1,7 +1,7 @@
 // FileStore core: the compact in-memory index and its locks (see
-// file_store.h): loading the records' summaries at open, publishing a new
-// entry, reader pins, and every change of a key's complete or partial
-// record. lookup() and the record reads are in file_store_lookup.cc.
+// file_store.h): publishing a new entry, reader pins, and every change of a
+// key's complete or partial record. load() is in file_store_load.cc,
+// lookup() and the record reads in file_store_lookup.cc.
 //
 // Hard parts: a key's file, record and index entry must change in one order
 // under its key lock (file -> record -> entry on a commit, the reverse on a
@@ -10,8 +10,7 @@
 // lock and undo the memory change if it failed. A publish pins its record
 // in the record cache until the writer applied it (RocksDB lags the index
 // until then). Every change ends with syncLocked(), which feeds the
-// eviction policy. load() decodes only the summary of each record
-// (decodeMetaSummary()): no allocation per record, one table sized once.
+// eviction policy.
 #include "cache/file_store.h"
 
 #include <fcntl.h>
@@ -30,6 +29,7 @@ namespace orchard::cache {
 
 namespace {
 
+// The same clamp as the summaries' (encodeSummary()).
 uint32_t usedAtOf(int64_t lastAccess, int64_t responseTime) {
   return static_cast<uint32_t>(std::clamp<int64_t>(std::max(lastAccess, responseTime), 0, UINT32_MAX));
 }
@@ -97,73 +97,6 @@ void FileStore::start() {
   reconcileBelowGen_ = genCounter_.load(std::memory_order_relaxed);
   lastScrubMs_ = steadyMs();
   bg_ = std::thread([this] { run(); });
-}
-
-Result<void> FileStore::load() {
-  std::vector<Hash128> bad;
-  std::vector<std::string> badKeys;
-  CompactIndex entries;
-  std::unordered_map<Hash128, std::shared_ptr<const ObjectMeta>, Hash128Hasher> partial;
-  uint64_t maxGen = 0;
-  StoreStats stats;
-  // One table, sized once for what RocksDB estimates it holds; each record
-  // is read for its summary only (no allocation: the full record is read
-  // again on its first hit). Partial records, rare, are decoded whole.
-  entries.reserve(static_cast<size_t>(index_.estimatedCount()));
-  Result<void> r = index_.forEach(
-      [&](const Hash128& hash, std::string_view bytes) {
-        Result<MetaSummary> sum = decodeMetaSummary(bytes);
-        if (!sum || !(hashKey(sum->key) == hash)) {
-          bad.push_back(hash);
-          return;
-        }
-        if (sum->kind != ObjectMeta::Kind::VaryStub) maxGen = std::max(maxGen, sum->gen);
-        std::shared_ptr<const ObjectMeta> p;
-        if (sum->kind == ObjectMeta::Kind::Partial) {
-          Result<ObjectMeta> meta = decodeMeta(bytes);
-          if (!meta) {
-            bad.push_back(hash);
-            return;
-          }
-          stats.partials += 1;
-          stats.partialBytes += durableBytes(*meta);
-          p = std::make_shared<const ObjectMeta>(std::move(meta).value());
-        }
-        IndexEntry& e = entries.upsert(hash);
-        e.usedAt = usedAtOf(sum->lastAccess, sum->responseTime);
-        if (p) {
-          e.has = IndexEntry::kPartial;
-          partial.emplace(hash, std::move(p));
-        } else if (sum->kind == ObjectMeta::Kind::Complete) {
-          e.has = IndexEntry::kComplete;
-          e.gen = sum->gen;
-          e.size = sum->size;
-          e.flags.store(sum->sums ? IndexEntry::kSums : 0, std::memory_order_relaxed);
-          stats.objects += 1;
-          stats.bytes += sum->size;
-        } else {
-          e.has = IndexEntry::kStub;
-        }
-      },
-      [&](std::string_view key) { badKeys.emplace_back(key); });
-  if (!r) return r;
-
-  if (!bad.empty() || !badKeys.empty()) {
-    OLOG_WARN("store: dropping %zu undecodable or mismatched index records", bad.size() + badKeys.size());
-    IndexBatch batch;
-    for (const Hash128& h : bad) batch.del(h);
-    if (Result<void> w = index_.write(std::move(batch)); !w) return w;
-    for (const std::string& k : badKeys) {
-      if (Result<void> w = index_.delRaw(k); !w) return w;
-    }
-  }
-  uint64_t next = genCounter_.load(std::memory_order_relaxed);
-  if (maxGen >= next) genCounter_.store(maxGen + 1, std::memory_order_relaxed);
-  std::unique_lock lock(mu_);
-  entries_ = std::move(entries);
-  partial_ = std::move(partial);
-  stats_ = stats;
-  return ok();
 }
 
 Result<int> FileStore::openObject(const CacheKey& key, const ObjectMeta& meta) {

@@ -36,7 +36,7 @@ TEST(CompactIndexTest, MatchesAMapThroughRandomChanges) {
     if (seed == 2) idx.reserve(3000);
     std::unordered_map<uint64_t, uint64_t> model;
     // Few distinct hashes with clustered lo values: long runs and wrap-arounds.
-    auto hashOf = [&](uint64_t k) { return Hash128{k, seed == 3 ? ~uint64_t{0} - (k % 64) * 1000 : k * 0x9E3779B97F4A7C15ull}; };
+    auto hashOf = [&](uint64_t k) { return Hash128{seed == 3 ? ~uint64_t{0} - (k % 64) * 1000 : k * 0x9E3779B97F4A7C15ull, k}; };
     for (int step = 0; step < 200000; ++step) {
       const uint64_t k = rng() % 4000;
       const Hash128 h = hashOf(k);
@@ -60,6 +60,7 @@ TEST(CompactIndexTest, MatchesAMapThroughRandomChanges) {
             EXPECT_EQ(e->freq.get(), 2);
           }
         }
+        ASSERT_TRUE(idx.consistent());
       }
     }
   }
@@ -70,7 +71,7 @@ TEST(CompactIndexTest, ReserveSizesForTheLoadFactor) {
   idx.reserve(1000000);
   EXPECT_GE(idx.capacity(), 1000000 / CompactIndex::kMaxLoad);
   EXPECT_LE(idx.memoryBytes(), 1000000 * 48 / CompactIndex::kLoadLoad + 4096);
-  for (uint64_t i = 0; i < 1000000; ++i) idx.upsert(Hash128{i, i * 0x9E3779B97F4A7C15ull}).has = IndexEntry::kStub;
+  for (uint64_t i = 0; i < 1000000; ++i) idx.upsert(Hash128{i * 0x9E3779B97F4A7C15ull, i}).has = IndexEntry::kStub;
   EXPECT_LE(idx.memoryBytes(), 1000000 * 48 / CompactIndex::kLoadLoad + 4096);  // no growth
 }
 
