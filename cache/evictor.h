@@ -37,9 +37,9 @@
 // bump them from any thread with no call into the policy): it passes a
 // HitCounters, through which the policy reads and spends them.
 //
-// Memory: an entry is one 40-byte node in a pool plus a 4-byte slot of an
+// Memory: an entry is one 32-byte node in a pool plus a 4-byte slot of an
 // open-addressing index (at most half full), so a million resident objects
-// cost about 48 MB here; G is empty until evictions start.
+// cost about 40 MB here; G is empty until evictions start.
 //
 // Thread safety: one thread owns an S3Fifo. The counters behind a
 // HitCounters may be bumped by any thread (they are atomics the caller owns).
@@ -135,14 +135,17 @@ class S3Fifo {
  private:
   static constexpr uint32_t kNil = UINT32_MAX;
   enum class Queue : uint8_t { None, Small, Main };
+  // 32 bytes: a million resident objects cost 32 MB of nodes.
   struct Node {
     Hash128 hash;
-    uint64_t bytes = 0;
+    uint64_t bytes : 60 = 0;      // object sizes stay far below 2^60
+    uint64_t freq : 2 = 0;        // without Options::counters (0..Frequency::kMax)
+    Queue queue : 2 = Queue::None;
     uint32_t prev = kNil;  // towards the head
     uint32_t next = kNil;  // towards the tail
-    Queue queue = Queue::None;
-    uint8_t freq = 0;      // without Options::counters
   };
+  static_assert(Frequency::kMax < 4, "Node::freq has two bits");
+  static_assert(sizeof(Node) == 32, "a policy node is part of the per-object memory budget");
   struct List {
     uint32_t head = kNil;
     uint32_t tail = kNil;
