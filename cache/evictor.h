@@ -32,9 +32,17 @@
 // returned: they go back to M's head with their frequency unchanged. When
 // every entry of M turns out pinned, S gives up a victim even under its share.
 //
-// Thread safety: one thread owns an S3Fifo. The only exception is Frequency:
-// the counter behind each entry may be bumped by any thread (hits), which
-// is why it is an atomic shared with the caller.
+// Hit counters: by default each entry has its own, bumped by access(). The
+// file store keeps its counters in its compact index entries instead (hits
+// bump them from any thread with no call into the policy): it passes a
+// HitCounters, through which the policy reads and spends them.
+//
+// Memory: an entry is one 32-byte node in a pool plus a 4-byte slot of an
+// open-addressing index (at most half full), so a million resident objects
+// cost about 40 MB here; G is empty until evictions start.
+//
+// Thread safety: one thread owns an S3Fifo. The counters behind a
+// HitCounters may be bumped by any thread (they are atomics the caller owns).
 #pragma once
 
 #include <atomic>
@@ -70,12 +78,22 @@ class Frequency {
   std::atomic<uint8_t> v_{0};
 };
 
+// The hit counters of a caller that keeps them itself (see above). Called
+// on the policy's thread; get() of a hash the caller no longer has returns 0.
+class HitCounters {
+ public:
+  virtual ~HitCounters() = default;
+  virtual uint8_t get(const Hash128& hash) = 0;
+  virtual void set(const Hash128& hash, uint8_t value) = 0;
+};
+
 class S3Fifo {
  public:
   struct Options {
     uint64_t capacityBytes = 0;     // the cache's size; S gets smallPercent of it
     unsigned smallPercent = 10;     // S's share of capacityBytes
     size_t minGhostEntries = 1024;  // G remembers max(this, resident entries) hashes
+    HitCounters* counters = nullptr;  // null: the policy's own per-entry counters
   };
   using Pinned = std::function<bool(const Hash128&)>;
 
@@ -83,13 +101,14 @@ class S3Fifo {
 
   // Adds an entry (into S, or into M if its hash is in G), or updates the
   // size of one that is already there (position and frequency unchanged).
-  // `freq` is the counter the caller's hit path bumps; null: the policy makes
-  // its own (then only access() bumps it).
-  void insert(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq = nullptr);
+  void insert(const Hash128& hash, uint64_t bytes);
   // Adds an entry that was resident before a restart: at M's head (call in
   // order of last use, oldest first). Updates the size if already there.
-  void restore(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq = nullptr);
-  // A hit: bumps the entry's counter. No-op for an unknown hash.
+  void restore(const Hash128& hash, uint64_t bytes);
+  // Room for n entries (before a restore() of n).
+  void reserve(size_t n);
+  // A hit: bumps the entry's own counter (with Options::counters, the
+  // caller bumps its own instead). No-op for an unknown hash.
   void access(const Hash128& hash);
   // Forgets an entry (the object was removed by other means: not a ghost).
   void remove(const Hash128& hash);
@@ -101,11 +120,11 @@ class S3Fifo {
   std::optional<Hash128> victim(const Pinned& pinned);
 
   void setCapacity(uint64_t bytes) { options_.capacityBytes = bytes; }
-  bool contains(const Hash128& hash) const { return index_.count(hash) > 0; }
+  bool contains(const Hash128& hash) const { return find(hash) != kNil; }
   bool inSmall(const Hash128& hash) const;
   bool inMain(const Hash128& hash) const;
   bool inGhost(const Hash128& hash) const { return ghost_.count(hash) > 0; }
-  size_t size() const { return index_.size(); }
+  size_t size() const { return count_; }
   size_t ghostSize() const { return ghost_.size(); }
   uint64_t bytes() const { return small_.bytes + main_.bytes; }
   uint64_t smallBytes() const { return small_.bytes; }
@@ -116,14 +135,17 @@ class S3Fifo {
  private:
   static constexpr uint32_t kNil = UINT32_MAX;
   enum class Queue : uint8_t { None, Small, Main };
+  // 32 bytes: a million resident objects cost 32 MB of nodes.
   struct Node {
     Hash128 hash;
-    uint64_t bytes = 0;
-    std::shared_ptr<Frequency> freq;
+    uint64_t bytes : 60 = 0;      // object sizes stay far below 2^60
+    uint64_t freq : 2 = 0;        // without Options::counters (0..Frequency::kMax)
+    Queue queue : 2 = Queue::None;
     uint32_t prev = kNil;  // towards the head
     uint32_t next = kNil;  // towards the tail
-    Queue queue = Queue::None;
   };
+  static_assert(Frequency::kMax < 4, "Node::freq has two bits");
+  static_assert(sizeof(Node) == 32, "a policy node is part of the per-object memory budget");
   struct List {
     uint32_t head = kNil;
     uint32_t tail = kNil;
@@ -134,18 +156,30 @@ class S3Fifo {
   List& list(Queue q) { return q == Queue::Small ? small_ : main_; }
   void pushHead(Queue q, uint32_t i);
   void unlink(uint32_t i);
-  uint32_t allocate(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq);
+  uint32_t allocate(const Hash128& hash, uint64_t bytes);
   void release(uint32_t i);
   Hash128 drop(uint32_t i);   // out of its queue and the index, node freed
   void rotate(uint32_t i);    // to the head of M
-  void add(const Hash128& hash, uint64_t bytes, std::shared_ptr<Frequency> freq, Queue q);
+  void add(const Hash128& hash, uint64_t bytes, Queue q);
+  uint8_t freqOf(const Node& n) const { return options_.counters ? options_.counters->get(n.hash) : n.freq; }
+  void setFreq(Node& n, uint8_t v) {
+    if (options_.counters) options_.counters->set(n.hash, v);
+    else n.freq = v;
+  }
+  // The node index: open addressing over node numbers (kNil = empty),
+  // linear probing from hash.lo, power-of-two size at most half full.
+  uint32_t find(const Hash128& hash) const;
+  void indexInsert(uint32_t node);
+  void indexErase(const Hash128& hash);
+  void indexGrow(size_t slots);
   void ghostAdd(const Hash128& hash);
   bool ghostTake(const Hash128& hash);
 
   Options options_;
   std::vector<Node> nodes_;        // node pool; indices are stable while an entry lives
   std::vector<uint32_t> free_;     // released node indices
-  std::unordered_map<Hash128, uint32_t, Hash128Hasher> index_;
+  std::vector<uint32_t> index_;   // node numbers by hash (see find())
+  size_t count_ = 0;              // entries in S and M
   List small_;
   List main_;
   // G: FIFO of evicted hashes. ghost_ maps a live ghost to its sequence

@@ -1,13 +1,16 @@
-// FileStore core: the in-memory map and its locks (see file_store.h):
-// loading the records at open, lookup, publishing a new entry, reader pins,
-// and every change of a key's complete or partial record.
+// FileStore core: the compact in-memory index and its locks (see
+// file_store.h): publishing a new entry, reader pins, and every change of a
+// key's complete or partial record. load() is in file_store_load.cc,
+// lookup() and the record reads in file_store_lookup.cc.
 //
-// Hard parts: a key's file, record and map entry must change in one order
-// under its key lock (file -> record -> map on a commit, the reverse on a
+// Hard parts: a key's file, record and index entry must change in one order
+// under its key lock (file -> record -> entry on a commit, the reverse on a
 // drop), while the RocksDB write itself is only queued under it;
 // commitObject() and recordPartial() wait for theirs after releasing the
-// lock and undo the memory change if it failed. Every change ends with
-// syncLocked(), which feeds the eviction policy.
+// lock and undo the memory change if it failed. A publish pins its record
+// in the record cache until the writer applied it (RocksDB lags the index
+// until then). Every change ends with syncLocked(), which feeds the
+// eviction policy.
 #include "cache/file_store.h"
 
 #include <fcntl.h>
@@ -16,6 +19,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 #include <utility>
 
 #include "cache/file_util.h"
@@ -23,32 +27,56 @@
 
 namespace orchard::cache {
 
+namespace {
+
+// The same clamp as the summaries' (encodeSummary()).
+uint32_t usedAtOf(int64_t lastAccess, int64_t responseTime) {
+  return static_cast<uint32_t>(std::clamp<int64_t>(std::max(lastAccess, responseTime), 0, UINT32_MAX));
+}
+
+}  // namespace
+
 FileStore::FileStore(StoreOptions options, std::shared_ptr<db::Database> database)
     : options_(std::move(options)),
       objectsDir_(options_.dir + "/objects"),
       tmpDir_(options_.dir + "/tmp"),
       index_(std::move(database)),
-      policy_(S3Fifo::Options{options_.cacheLimit}),
+      policy_(S3Fifo::Options{options_.cacheLimit, 10, 1024, &counters_}),
       cacheLimit_(options_.cacheLimit) {}
 
 // ---- records ----
 
-void FileStore::postRecord(const Hash128& hash, const std::string* record) {
+void FileStore::postRecord(const Hash128& hash, const std::string* record, bool pinned) {
   db::Batch batch;
   if (record) index_.stagePut(batch, hash, *record);
   else index_.stageDel(batch, hash);
-  writer_.post(std::move(batch), [this](const Result<void>& r) {
+  writer_.post(std::move(batch), [this, hash, pinned](const Result<void>& r) {
+    if (pinned) recordWritten(hash);
     if (!r) (void)writeFailed(r.error(), indexPath());
   });
 }
 
-std::future<Result<void>> FileStore::submitRecord(const Hash128& hash, const std::string& record) {
+std::future<Result<void>> FileStore::submitRecord(const Hash128& hash, const std::string& record, bool pinned) {
   db::Batch batch;
   index_.stagePut(batch, hash, record);
   auto done = std::make_shared<std::promise<Result<void>>>();
   std::future<Result<void>> result = done->get_future();
-  writer_.post(std::move(batch), [done](const Result<void>& r) { done->set_value(r); });
+  writer_.post(std::move(batch), [this, hash, pinned, done](const Result<void>& r) {
+    if (pinned) recordWritten(hash);
+    done->set_value(r);
+  });
   return result;
+}
+
+uint8_t FileStore::Counters::get(const Hash128& hash) {
+  std::shared_lock lock(core_.mu);
+  const IndexEntry* e = core_.entries.find(hash);
+  return e ? e->freq.get() : 0;
+}
+
+void FileStore::Counters::set(const Hash128& hash, uint8_t value) {
+  std::shared_lock lock(core_.mu);
+  if (IndexEntry* e = core_.entries.find(hash)) e->freq.set(value);
 }
 
 FileStore::~FileStore() {
@@ -71,83 +99,6 @@ void FileStore::start() {
   bg_ = std::thread([this] { run(); });
 }
 
-Result<void> FileStore::load() {
-  std::vector<Hash128> bad;
-  std::vector<std::string> badKeys;
-  std::unordered_map<Hash128, std::shared_ptr<const ObjectMeta>, Hash128Hasher> map, partial;
-  std::unordered_map<Hash128, std::shared_ptr<EntryState>, Hash128Hasher> state;
-  uint64_t maxGen = 0;
-  StoreStats stats;
-  // Decode first (sequential RocksDB scan), then build the two hash tables
-  // at their final size and in parallel: with a million objects the table
-  // inserts (cache misses and rehashing) cost more than the decoding.
-  std::vector<std::pair<Hash128, std::shared_ptr<const ObjectMeta>>> loaded;
-  Result<void> r = index_.forEach(
-      [&](const Hash128& hash, std::string_view bytes) {
-        Result<ObjectMeta> meta = decodeMeta(bytes);
-        if (!meta || !(hashKey(meta->key) == hash)) {
-          bad.push_back(hash);
-          return;
-        }
-        if (meta->kind != ObjectMeta::Kind::VaryStub) maxGen = std::max(maxGen, meta->gen);
-        if (meta->kind == ObjectMeta::Kind::Complete) prepareMarks(&meta.value());
-        if (meta->kind == ObjectMeta::Kind::Partial) {
-          stats.partials += 1;
-          stats.partialBytes += durableBytes(*meta);
-        } else if (meta->kind == ObjectMeta::Kind::Complete) {
-          stats.objects += 1;
-          stats.bytes += meta->size;
-        }
-        loaded.emplace_back(hash, std::make_shared<const ObjectMeta>(std::move(meta).value()));
-      },
-      [&](std::string_view key) { badKeys.emplace_back(key); });
-  if (!r) return r;
-  std::thread states([&] {
-    state.reserve(loaded.size());
-    for (const auto& [h, m] : loaded)
-      if (m->kind != ObjectMeta::Kind::VaryStub) state.emplace(h, std::make_shared<EntryState>());
-  });
-  map.reserve(stats.objects + loaded.size() / 16);
-  for (const auto& [h, m] : loaded) {  // copies: the other thread reads `loaded` too
-    if (m->kind == ObjectMeta::Kind::Partial) partial.emplace(h, m);
-    else map.emplace(h, m);
-  }
-  states.join();
-  loaded.clear();
-  loaded.shrink_to_fit();
-
-  if (!bad.empty() || !badKeys.empty()) {
-    OLOG_WARN("store: dropping %zu undecodable or mismatched index records", bad.size() + badKeys.size());
-    IndexBatch batch;
-    for (const Hash128& h : bad) batch.del(h);
-    if (Result<void> w = index_.write(std::move(batch)); !w) return w;
-    for (const std::string& k : badKeys) {
-      if (Result<void> w = index_.delRaw(k); !w) return w;
-    }
-  }
-  uint64_t next = genCounter_.load(std::memory_order_relaxed);
-  if (maxGen >= next) genCounter_.store(maxGen + 1, std::memory_order_relaxed);
-  std::unique_lock lock(mu_);
-  map_ = std::move(map);
-  partial_ = std::move(partial);
-  state_ = std::move(state);
-  stats_ = stats;
-  return ok();
-}
-
-std::shared_ptr<const ObjectMeta> FileStore::lookup(const CacheKey& key) const {
-  std::shared_ptr<const ObjectMeta> meta;
-  {
-    std::shared_lock lock(mu_);
-    auto it = map_.find(key.hash);
-    if (it == map_.end()) return nullptr;
-    meta = it->second;
-  }
-  // The full text decides: a hash collision is a miss, never a wrong object.
-  if (meta->key != key.text) return nullptr;
-  return meta;
-}
-
 Result<int> FileStore::openObject(const CacheKey& key, const ObjectMeta& meta) {
   int err = 0;
   bool mismatch = false;
@@ -164,22 +115,26 @@ Result<int> FileStore::openObject(const CacheKey& key, const ObjectMeta& meta) {
   if (fd >= 0) return fd;
   if (!mismatch && err != ENOENT) return errnoError(err, "open object");
 
-  std::shared_ptr<const ObjectMeta> current;
+  bool complete = false;
+  uint64_t gen = 0, size = 0;
   {
     std::shared_lock lock(mu_);
-    auto it = map_.find(key.hash);
-    if (it != map_.end()) current = it->second;
+    if (const IndexEntry* e = entries_.find(key.hash); e && e->complete()) {
+      complete = true;
+      gen = e->gen;
+      size = e->size;
+    }
   }
-  if (current && current->kind == ObjectMeta::Kind::Complete) {
+  if (complete) {
     // The caller may hold a stale entry: if the file matches the current
     // one, that entry is intact and stays.
     bool currentMismatch = false;
-    int fd2 = openChecked(key.hash, current->gen, current->size, &err, &currentMismatch);
+    int fd2 = openChecked(key.hash, gen, size, &err, &currentMismatch);
     if (fd2 >= 0) {
       ::close(fd2);
       return Error{Errc::NotFound, 0, "open object: replaced since lookup"};
     }
-    OLOG_RATE(log::Level::Warn, "store: dropping %s: object file %s", current->key.c_str(),
+    OLOG_RATE(log::Level::Warn, "store: dropping %s: object file %s", key.text.c_str(),
               currentMismatch ? "has the wrong size" : "is missing");
     (void)dropLocked(key.hash);
     syncLocked(key.hash);
@@ -192,18 +147,25 @@ Result<OpenObject> FileStore::openForRead(const CacheKey& key, const ObjectMeta&
   // Pin first, then open: an evictor that checks the pin after this
   // increment leaves the object alone; one that checked before may unlink
   // the file, and then the open below fails (a miss) or got the inode first
-  // (its bytes stay readable). Never a torn read.
-  std::shared_ptr<EntryState> st;
+  // (its bytes stay readable). Never a torn read. The pin counts in the
+  // entry of that generation; it holds the index core (not the store), so
+  // it may be dropped after the store is gone.
+  bool pinned = false;
   {
     std::shared_lock lock(mu_);
-    auto it = state_.find(key.hash);
-    if (it != state_.end()) st = it->second;
+    IndexEntry* e = entries_.find(key.hash);
+    if (e && e->complete() && e->gen == meta.gen) {
+      e->readers.fetch_add(1, std::memory_order_acq_rel);
+      pinned = true;
+    }
   }
   std::shared_ptr<void> pin;
-  if (st) {
-    st->readers.fetch_add(1, std::memory_order_acq_rel);
-    EntryState* raw = st.get();
-    pin = std::shared_ptr<void>(raw, [st = std::move(st)](void*) { st->readers.fetch_sub(1, std::memory_order_acq_rel); });
+  if (pinned) {
+    pin = std::shared_ptr<void>(core_.get(), [core = core_, hash = key.hash, gen = meta.gen](void*) {
+      std::shared_lock lock(core->mu);
+      IndexEntry* e = core->entries.find(hash);
+      if (e && e->complete() && e->gen == gen) e->readers.fetch_sub(1, std::memory_order_acq_rel);
+    });
   }
   Result<int> fd = openObject(key, meta);
   if (!fd) return fd.error();  // the pin goes with it
@@ -212,8 +174,7 @@ Result<OpenObject> FileStore::openForRead(const CacheKey& key, const ObjectMeta&
 
 void FileStore::touch(const CacheKey& key) {
   std::shared_lock lock(mu_);
-  auto it = state_.find(key.hash);
-  if (it != state_.end()) it->second->freq.bump();
+  if (IndexEntry* e = entries_.find(key.hash)) e->freq.bump();
 }
 
 uint64_t FileStore::durableBytes(const ObjectMeta& m) {
@@ -222,28 +183,50 @@ uint64_t FileStore::durableBytes(const ObjectMeta& m) {
   return std::min<uint64_t>(n * m.blockSize, m.size);
 }
 
-void FileStore::publishLocked(const Hash128& hash, std::shared_ptr<const ObjectMeta> published) {
-  std::shared_ptr<const ObjectMeta> old;
+uint32_t FileStore::publishLocked(const Hash128& hash, std::shared_ptr<const ObjectMeta> published) {
+  const bool complete = published->kind == ObjectMeta::Kind::Complete;
+  const uint64_t newGen = complete ? published->gen : 0;
+  bool oldComplete = false;
+  uint64_t oldGen = 0, oldSize = 0;
+  uint32_t rev;
   {
     std::unique_lock lock(mu_);
-    auto [it, inserted] = map_.try_emplace(hash, published);
-    if (!inserted) {
-      old = it->second;
-      if (old->kind == ObjectMeta::Kind::Complete) {
-        stats_.objects -= 1;
-        stats_.bytes -= old->size;
-      }
-      it->second = published;
+    IndexEntry& e = entries_.upsert(hash);
+    if (e.complete()) {
+      oldComplete = true;
+      oldGen = e.gen;
+      oldSize = e.size;
+      stats_.objects -= 1;
+      stats_.bytes -= e.size;
     }
-    if (published->kind == ObjectMeta::Kind::Complete) {
+    if (!(oldComplete && complete && oldGen == newGen)) {
+      // A new generation: no reader of it yet, nothing of it verified.
+      e.readers.store(0, std::memory_order_relaxed);
+      e.flags.store(0, std::memory_order_relaxed);
+    }
+    e.has = static_cast<uint8_t>((e.has & IndexEntry::kPartial) | (complete ? IndexEntry::kComplete : IndexEntry::kStub));
+    e.gen = newGen;
+    e.size = complete ? published->size : 0;
+    if (complete && published->verified) e.flags.fetch_or(IndexEntry::kSums, std::memory_order_relaxed);
+    e.usedAt = usedAtOf(published->lastAccess, published->responseTime);
+    rev = e.rev = nextRev_++;
+    if (complete) {
       stats_.objects += 1;
       stats_.bytes += published->size;
     }
+    cacheRecordLocked(hash, std::move(published), rev);
   }
-  if (old && old->kind == ObjectMeta::Kind::Complete && old->gen != published->gen) {
-    ::unlink(objectPath(hash, old->gen).c_str());  // readers holding it open keep their bytes
-    tellUnlinked(hash, old->gen, old->size);
+  if (oldComplete && oldGen != newGen) {
+    ::unlink(objectPath(hash, oldGen).c_str());  // readers holding it open keep their bytes
+    tellUnlinked(hash, oldGen, oldSize);
   }
+  return rev;
+}
+
+void FileStore::setHasLocked(IndexEntry* e, uint8_t has) {
+  // A live slot never has `has` 0: the table's probe runs end at such a slot.
+  if (has == 0) entries_.erase(e->hash);
+  else e->has = has;
 }
 
 void FileStore::erasePartialLocked(const Hash128& hash, Tally tally) {
@@ -255,6 +238,8 @@ void FileStore::erasePartialLocked(const Hash128& hash, Tally tally) {
   if (tally != Tally::None) stats_.evictedBytes += durableBytes(*it->second);
   if (tally == Tally::Eviction) stats_.evictions += 1;
   partial_.erase(it);
+  resumedAt_.erase(hash);
+  if (IndexEntry* e = entries_.find(hash)) setHasLocked(e, static_cast<uint8_t>(e->has & ~IndexEntry::kPartial));
 }
 
 std::shared_ptr<const ObjectMeta> FileStore::lookupPartial(const CacheKey& key) const {
@@ -279,10 +264,10 @@ Result<void> FileStore::recordPartial(const CacheKey& key, ObjectMeta meta) {
     // A complete object of the key keeps its record: the partial is only
     // tracked in memory then (the record slot is the complete one's).
     std::shared_lock lock(mu_);
-    auto it = map_.find(key.hash);
-    if (it != map_.end() && it->second->kind == ObjectMeta::Kind::Complete) return ok();
+    const IndexEntry* e = entries_.find(key.hash);
+    if (e && e->complete()) return ok();
   }
-  std::future<Result<void>> written = submitRecord(key.hash, record);
+  std::future<Result<void>> written = submitRecord(key.hash, record, false);
   {
     std::unique_lock lock(mu_);
     auto [it, inserted] = partial_.try_emplace(key.hash, published);
@@ -293,6 +278,8 @@ Result<void> FileStore::recordPartial(const CacheKey& key, ObjectMeta meta) {
       it->second = published;
     }
     stats_.partialBytes += durableBytes(*published);
+    IndexEntry& e = entries_.upsert(key.hash);
+    e.has |= IndexEntry::kPartial;
   }
   syncLocked(key.hash);
   keyGuard.unlock();
@@ -318,13 +305,13 @@ Result<void> FileStore::commitObject(const CacheKey& key, ObjectMeta meta) {
   if (static_cast<uint64_t>(st.st_size) != meta.size) return Error{Errc::Corrupt, 0, "commit object: size mismatch"};
   std::string record = encodeMeta(meta);
   auto published = std::make_shared<const ObjectMeta>(std::move(meta));
-  const ObjectMeta* mine = published.get();
+  uint32_t mine;
   std::future<Result<void>> written;
   {
     std::lock_guard keyGuard(keyLock(key.hash));
-    written = submitRecord(key.hash, record);
+    written = submitRecord(key.hash, record, true);
     erasePartialLocked(key.hash);
-    publishLocked(key.hash, std::move(published));
+    mine = publishLocked(key.hash, std::move(published));
     syncLocked(key.hash);
   }
   // Waited for with no lock held (see recordPartial()). The object was
@@ -336,8 +323,8 @@ Result<void> FileStore::commitObject(const CacheKey& key, ObjectMeta meta) {
     bool stillMine;
     {
       std::shared_lock lock(mu_);
-      auto it = map_.find(key.hash);
-      stillMine = it != map_.end() && it->second.get() == mine;
+      const IndexEntry* e = entries_.find(key.hash);
+      stillMine = e && e->complete() && e->rev == mine;
     }
     if (stillMine) {
       (void)dropLocked(key.hash);
@@ -357,26 +344,21 @@ void FileStore::dropObject(const CacheKey& key, uint64_t gen) {
 
 void FileStore::dropPartialLocked(const Hash128& hash, uint64_t gen, Tally tally) {
   std::shared_ptr<const ObjectMeta> p;
+  bool completeExists = false, completeNamesGen = false;
   {
     std::shared_lock lock(mu_);
     auto it = partial_.find(hash);
     if (it != partial_.end()) p = it->second;
+    if (const IndexEntry* e = entries_.find(hash)) {
+      completeExists = e->complete() || e->stub();
+      completeNamesGen = e->complete() && e->gen == gen;
+    }
   }
   if (p && p->gen == gen) {
-    bool completeExists;
-    {
-      std::shared_lock lock(mu_);
-      completeExists = map_.count(hash) > 0;
-    }
     if (!completeExists) postRecord(hash, nullptr);
     erasePartialLocked(hash, tally);
   }
-  {
-    // Never unlink the file a complete record names.
-    std::shared_lock lock(mu_);
-    auto it = map_.find(hash);
-    if (it != map_.end() && it->second->gen == gen && it->second->kind == ObjectMeta::Kind::Complete) return;
-  }
+  if (completeNamesGen) return;  // never unlink the file a complete record names
   ::unlink(objectPath(hash, gen).c_str());
 }
 
@@ -386,7 +368,7 @@ Result<void> FileStore::putStub(const CacheKey& key, ObjectMeta meta) {
   std::string record = encodeMeta(meta);
   auto published = std::make_shared<const ObjectMeta>(std::move(meta));
   std::lock_guard keyGuard(keyLock(key.hash));
-  postRecord(key.hash, &record);  // not waited for: a loop thread calls this
+  postRecord(key.hash, &record, true);  // not waited for: a loop thread calls this
   publishLocked(key.hash, std::move(published));
   syncLocked(key.hash);
   return ok();
@@ -394,12 +376,7 @@ Result<void> FileStore::putStub(const CacheKey& key, ObjectMeta meta) {
 
 Result<void> FileStore::refresh(const CacheKey& key, const ObjectMeta& updated) {
   std::lock_guard keyGuard(keyLock(key.hash));
-  std::shared_ptr<const ObjectMeta> current;
-  {
-    std::shared_lock lock(mu_);
-    auto it = map_.find(key.hash);
-    if (it != map_.end()) current = it->second;
-  }
+  std::shared_ptr<const ObjectMeta> current = currentRecord(key.hash);
   if (!current || current->key != key.text || current->kind != ObjectMeta::Kind::Complete ||
       current->gen != updated.gen || current->size != updated.size)
     return Error{Errc::NotFound, 0, "refresh: object changed"};
@@ -411,7 +388,7 @@ Result<void> FileStore::refresh(const CacheKey& key, const ObjectMeta& updated) 
   m.sums = current->sums;
   m.verified = current->verified;
   const std::string record = encodeMeta(m);
-  postRecord(key.hash, &record);  // not waited for: a loop thread calls this
+  postRecord(key.hash, &record, true);  // not waited for: a loop thread calls this
   publishLocked(key.hash, std::make_shared<const ObjectMeta>(std::move(m)));
   syncLocked(key.hash);
   return ok();
@@ -420,24 +397,30 @@ Result<void> FileStore::refresh(const CacheKey& key, const ObjectMeta& updated) 
 Result<void> FileStore::dropLocked(const Hash128& hash, Tally tally) {
   postRecord(hash, nullptr);  // not waited for: hits (openObject, verification) drop on a loop thread
   Result<void> r = ok();
-  std::shared_ptr<const ObjectMeta> gone;
+  bool goneComplete = false;
+  uint64_t goneGen = 0, goneSize = 0;
   {
     std::unique_lock lock(mu_);
-    auto it = map_.find(hash);
-    if (it != map_.end()) {
-      gone = it->second;
-      if (gone->kind == ObjectMeta::Kind::Complete) {
+    IndexEntry* e = entries_.find(hash);
+    if (e && (e->complete() || e->stub())) {
+      if (e->complete()) {
+        goneComplete = true;
+        goneGen = e->gen;
+        goneSize = e->size;
         stats_.objects -= 1;
-        stats_.bytes -= gone->size;
-        if (tally != Tally::None) stats_.evictedBytes += gone->size;
+        stats_.bytes -= e->size;
+        if (tally != Tally::None) stats_.evictedBytes += e->size;
         if (tally == Tally::Eviction) stats_.evictions += 1;
       }
-      map_.erase(it);
+      e->gen = e->size = 0;
+      e->rev = nextRev_++;  // no record of an earlier rev may be served again
+      records_.erase(hash);
+      setHasLocked(e, static_cast<uint8_t>(e->has & IndexEntry::kPartial));
     }
   }
-  if (gone && gone->kind == ObjectMeta::Kind::Complete) {
-    if (::unlink(objectPath(hash, gone->gen).c_str()) != 0 && errno != ENOENT && r) r = errnoError(errno, "remove: unlink");
-    tellUnlinked(hash, gone->gen, gone->size);
+  if (goneComplete) {
+    if (::unlink(objectPath(hash, goneGen).c_str()) != 0 && errno != ENOENT && r) r = errnoError(errno, "remove: unlink");
+    tellUnlinked(hash, goneGen, goneSize);
   }
   return r;
 }
@@ -465,28 +448,21 @@ void FileStore::syncLocked(const Hash128& hash) {
   ev.hash = hash;
   uint64_t used;
   {
-    std::unique_lock lock(mu_);
-    auto c = map_.find(hash);
-    bool complete = c != map_.end() && c->second->kind == ObjectMeta::Kind::Complete;
+    std::shared_lock lock(mu_);
+    const IndexEntry* e = entries_.find(hash);
+    const bool complete = e && e->complete();
     auto p = partial_.find(hash);
-    bool partial = p != partial_.end();
-    if (complete) ev.bytes += c->second->size;
+    const bool partial = p != partial_.end();
+    if (complete) ev.bytes += e->size;
     if (partial) ev.bytes += durableBytes(*p->second);
     ev.present = complete || partial;
-    if (ev.present) {
-      std::shared_ptr<EntryState>& st = state_[hash];
-      if (!st) st = std::make_shared<EntryState>();
-      ev.freq = std::shared_ptr<Frequency>(st, &st->freq);
-    } else {
-      state_.erase(hash);  // pins keep their own reference
-    }
     used = stats_.bytes + stats_.partialBytes;
   }
   if (options_.cacheLimit == 0) return;  // no policy to feed
   const bool over = used > percentOf(cacheLimit_.load(std::memory_order_relaxed), kHighWatermarkPercent);
   {
     std::lock_guard lock(bgMu_);
-    events_.push_back(std::move(ev));
+    events_.push_back(ev);
     if (over) wake_ = true;
   }
   if (over) bgCv_.notify_one();

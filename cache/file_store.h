@@ -1,17 +1,28 @@
 // FileStore: the Store of objects as files and records in the Index, hits
-// served from an in-memory map (see store.h for the layout, the object
+// found in a compact in-memory index (see store.h for the layout, the object
 // lifecycle and the durability contract). Private to cache/: the class is
 // shared by the .cc files that implement its parts:
-//   file_store.cc            the map core: load, lookup, publish, pins, records
+//   file_store.cc            the index core: load, publish, pins, every record change
+//   file_store_lookup.cc     lookup: compact entry, record cache, RocksDB read
 //   file_store_objects.cc    object files: names <hex>.<gen>, spare files, temp files
 //   file_store_evict.cc      the background thread: S3-FIFO, watermarks, the busy check
 //   file_store_reconcile.cc  the start-up walk of files against records
 //   file_store_verify.cc     block verification on hits, and the scrub
 //
+// Memory (issue 9): per object only an IndexEntry (48 bytes in entries_,
+// cache/compact_index.h: hash, size, generation, record rev, hit counter,
+// reader pins, flags) and its S3-FIFO node; the full record is read from
+// RocksDB on a hit and kept in records_ (cache/record_cache.h) while hot.
+// A record published but not yet written is pinned in records_ until its
+// write is applied, so a lookup never reads a RocksDB value older than the
+// entry. Partial records (few: fills in flight) stay decoded in partial_.
+//
 // Locking:
-//   mu_ (shared_mutex)   guards map_, partial_, state_ and stats_; lookup()
-//                        takes it shared, only for the map access, never
-//                        across disk I/O.
+//   mu_ (shared_mutex)   guards entries_, partial_, resumedAt_, nextRev_ and
+//                        stats_; lookup() takes it shared, never across disk
+//                        I/O (the RocksDB read of a record cache miss runs
+//                        between two shared sections). records_ has its own
+//                        shard locks, taken under mu_ (leaves).
 //   keyLocks_[hash % N]  serialises the writers of one key (commit, remove,
 //                        dropping a bad entry), so that the file, the queued
 //                        index record and the map entry of a key always
@@ -32,9 +43,9 @@
 // changes. commitObject() and recordPartial() then wait for theirs with no
 // lock held; the rest do not wait (store.h, "Durability").
 //
-// Maps: map_ holds Complete objects and Vary stubs (what lookup() serves),
-// partial_ the resumable Partial records, state_ the per-hash EntryState
-// (hit counter, reader pins) of every hash that has either.
+// Maps: entries_ has an entry per hash with a Complete object, a Vary stub
+// or a Partial record (IndexEntry::has says which); partial_ the decoded
+// Partial records.
 #pragma once
 
 #include <atomic>
@@ -52,8 +63,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cache/compact_index.h"
 #include "cache/evictor.h"
 #include "cache/index.h"
+#include "cache/record_cache.h"
 #include "cache/store.h"
 #include "db/write_queue.h"
 
@@ -86,21 +99,20 @@ inline int64_t steadyMs() {
       .count();
 }
 
-// What the hit path and the evictor share about one hash. Created when the
-// hash gets a complete or partial object, dropped from state_ when it has
-// neither; pins keep their own reference.
-struct EntryState {
-  Frequency freq;                                   // hits, for the policy
-  std::atomic<int32_t> readers{0};                  // live openForRead() pins
-  std::atomic<int64_t> resumedAtMs{INT64_MIN / 2};  // steadyMs() of the last reopenPartial()
-};
+// Records kept decoded beyond the pinned ones (about 1 KiB each).
+inline constexpr size_t kRecordCacheEntries = 4096;
 
 // A change of one hash's evictable bytes, queued for the background thread.
 struct PolicyEvent {
   Hash128 hash;
   uint64_t bytes = 0;               // complete size + partial durable bytes
-  std::shared_ptr<Frequency> freq;  // aliases the hash's EntryState
   bool present = false;             // false: the hash has nothing evictable left
+};
+
+// What a pin needs to outlive the store: the index and its lock.
+struct IndexCore {
+  std::shared_mutex mu;
+  CompactIndex entries;
 };
 
 class FileStore final : public Store {
@@ -154,6 +166,16 @@ class FileStore final : public Store {
     return objectDir(hex) + "/" + hex + "." + std::to_string(gen);
   }
   static uint64_t durableBytes(const ObjectMeta& m);
+  // ---- the full record of an entry (file_store_lookup.cc) ----
+  // The complete object or stub of `hash` as published now (no key text
+  // check), from records_ or RocksDB; nullptr if none. Any thread, no store
+  // lock held (a key lock may be).
+  std::shared_ptr<const ObjectMeta> currentRecord(const Hash128& hash) const;
+  // Publishes `meta` in records_ as rev `rev`, pinned until its write (the
+  // caller queues it with done callback unpinning). Caller holds mu_ exclusive.
+  void cacheRecordLocked(const Hash128& hash, std::shared_ptr<const ObjectMeta> meta, uint32_t rev);
+  // Done callback for a pinned record's write.
+  void recordWritten(const Hash128& hash) { records_.unpin(hash); }
   // Block `block` of generation `gen` failed its checksum: drops the entry
   // if it still names that generation, and counts it. Returns whether it did.
   bool dropCorrupt(const Hash128& hash, uint64_t gen, const std::string& keyText, uint64_t block, const char* who);
@@ -161,9 +183,13 @@ class FileStore final : public Store {
   // ones that fail. Rate-limited (scrubBytesPerSecond) and evicting in
   // between when run by the background thread. Returns the objects dropped.
   uint64_t scrubPass(bool background);
-  // Publishes `published` as the complete entry (map + stats); unlinks the
-  // file of the generation it replaces. Caller holds keyLock.
-  void publishLocked(const Hash128& hash, std::shared_ptr<const ObjectMeta> published);
+  // Publishes `published` as the complete entry or stub (index, record
+  // cache pinned until the record queued just before is written, stats);
+  // unlinks the file of the generation it replaces. Caller holds keyLock.
+  // Returns the entry's new rev.
+  uint32_t publishLocked(const Hash128& hash, std::shared_ptr<const ObjectMeta> published);
+  // Sets what the entry has; 0 erases it (e is invalid after). Caller holds mu_ exclusive.
+  void setHasLocked(IndexEntry* e, uint8_t has);
   // How a removal counts in stats_.evictions / evictedBytes (updated in the
   // same critical section as the maps, so stats() is always consistent).
   enum class Tally : uint8_t { None, Bytes, Eviction };
@@ -171,11 +197,13 @@ class FileStore final : public Store {
   std::mutex& keyLock(const Hash128& h) { return keyLocks_[h.lo % kKeyLockCount]; }
   // ---- records (file_store.cc) ----
   // Queues the key's record (nullptr: its deletion) without waiting; a
-  // failure is reported to health(). Caller holds keyLock.
-  void postRecord(const Hash128& hash, const std::string* record);
+  // failure is reported to health(). pinned: the record is pinned in
+  // records_ by the publish that follows (unpinned when written). Caller
+  // holds keyLock.
+  void postRecord(const Hash128& hash, const std::string* record, bool pinned = false);
   // Queues the record and returns its result to wait for once the key lock
-  // is released. Caller holds keyLock.
-  std::future<Result<void>> submitRecord(const Hash128& hash, const std::string& record);
+  // is released. pinned: as postRecord(). Caller holds keyLock.
+  std::future<Result<void>> submitRecord(const Hash128& hash, const std::string& record, bool pinned);
   std::string indexPath() const { return options_.dir + "/index"; }
   // Reports a failed store write to health() and returns it.
   Error writeFailed(Error e, const std::string& path) {
@@ -223,17 +251,29 @@ class FileStore final : public Store {
   // a long reconciliation walk keep the disk in bounds.
   void maybeEvict();
 
+  // The policy's view of the hit counters in entries_ (background thread).
+  struct Counters final : HitCounters {
+    explicit Counters(IndexCore& core) : core_(core) {}
+    uint8_t get(const Hash128& hash) override;
+    void set(const Hash128& hash, uint8_t value) override;
+    IndexCore& core_;
+  };
+
   const StoreOptions options_;
   const std::string objectsDir_;
   const std::string tmpDir_;
   Index index_;
 
-  mutable std::shared_mutex mu_;
-  std::unordered_map<Hash128, std::shared_ptr<const ObjectMeta>, Hash128Hasher> map_;      // guarded by mu_
+  // Shared with the reader pins, which may outlive the store.
+  const std::shared_ptr<IndexCore> core_ = std::make_shared<IndexCore>();
+  std::shared_mutex& mu_ = core_->mu;
+  CompactIndex& entries_ = core_->entries;                                                 // guarded by mu_
   std::unordered_map<Hash128, std::shared_ptr<const ObjectMeta>, Hash128Hasher> partial_;  // guarded by mu_
+  std::unordered_map<Hash128, int64_t, Hash128Hasher> resumedAt_;  // guarded by mu_: steadyMs() of a partial's last reopenPartial()
+  uint32_t nextRev_ = 1;                                           // guarded by mu_: IndexEntry::rev of the next publish
   StoreStats stats_;                                                                       // guarded by mu_
-
-  std::unordered_map<Hash128, std::shared_ptr<EntryState>, Hash128Hasher> state_;      // guarded by mu_
+  mutable RecordCache records_{kRecordCacheEntries};
+  Counters counters_{*core_};
 
   std::array<std::mutex, kKeyLockCount> keyLocks_;
   std::atomic<uint64_t> tempCounter_{0};

@@ -56,11 +56,11 @@ void FileStore::requestEviction(uint64_t bytesNeeded) {
 
 bool FileStore::pinnedNow(const Hash128& hash) const {
   std::shared_lock lock(mu_);
-  auto it = state_.find(hash);
-  if (it == state_.end()) return false;
-  const EntryState& st = *it->second;
-  return st.readers.load(std::memory_order_acquire) > 0 ||
-         steadyMs() - st.resumedAtMs.load(std::memory_order_acquire) < kResumeGuardMs;
+  const IndexEntry* e = entries_.find(hash);
+  if (e == nullptr) return false;
+  if (e->readers.load(std::memory_order_acquire) > 0) return true;
+  auto r = resumedAt_.find(hash);
+  return r != resumedAt_.end() && steadyMs() - r->second < kResumeGuardMs;
 }
 
 // ---- background thread ----
@@ -99,37 +99,36 @@ void FileStore::buildPolicy() {
   // place before the restart, and new objects must prove themselves in S
   // before they can push them out. Objects made since open() arrive through
   // their events, into S.
+  // The hit counters stay in the index entries (Counters reads them).
   struct Resident {
     Hash128 hash;
     uint64_t bytes;
     int64_t used;
-    std::shared_ptr<Frequency> freq;
   };
   std::vector<Resident> all;
   {
     std::shared_lock lock(mu_);
-    all.reserve(map_.size() + partial_.size());
-    auto freqOf = [this](const Hash128& h) -> std::shared_ptr<Frequency> {
-      auto it = state_.find(h);
-      if (it == state_.end()) return nullptr;
-      return std::shared_ptr<Frequency>(it->second, &it->second->freq);
-    };
+    all.reserve(entries_.size());
     const uint64_t below = reconcileBelowGen_;
-    for (const auto& [h, m] : map_) {
-      if (m->kind != ObjectMeta::Kind::Complete || m->gen >= below) continue;
-      uint64_t bytes = m->size;
-      if (auto p = partial_.find(h); p != partial_.end()) bytes += durableBytes(*p->second);
-      all.push_back({h, bytes, std::max(m->lastAccess, m->responseTime), freqOf(h)});
-    }
+    entries_.forEach([&](const IndexEntry& e) {
+      if (!e.complete() || e.gen >= below) return;
+      uint64_t bytes = e.size;
+      if (e.partial())
+        if (auto p = partial_.find(e.hash); p != partial_.end()) bytes += durableBytes(*p->second);
+      all.push_back({e.hash, bytes, e.usedAt});
+    });
     for (const auto& [h, p] : partial_) {
-      auto c = map_.find(h);
-      if (c != map_.end() && c->second->kind == ObjectMeta::Kind::Complete) continue;  // counted above
+      const IndexEntry* e = entries_.find(h);
+      if (e && e->complete()) continue;  // counted above
       if (p->gen >= below) continue;
-      all.push_back({h, durableBytes(*p), std::max(p->lastAccess, p->responseTime), freqOf(h)});
+      all.push_back({h, durableBytes(*p), std::max(p->lastAccess, p->responseTime)});
     }
   }
   std::sort(all.begin(), all.end(), [](const Resident& a, const Resident& b) { return a.used < b.used; });
-  for (Resident& r : all) policy_.restore(r.hash, r.bytes, std::move(r.freq));
+  policy_.reserve(all.size());
+  for (const Resident& r : all) policy_.restore(r.hash, r.bytes);
+  all.clear();
+  all.shrink_to_fit();
   // Changes queued since load() are newer than the snapshot: apply them after.
   drainEvents();
 }
@@ -142,7 +141,7 @@ void FileStore::drainEvents() {
   }
   for (PolicyEvent& ev : events) {
     if (ev.present) {
-      policy_.insert(ev.hash, ev.bytes, std::move(ev.freq));
+      policy_.insert(ev.hash, ev.bytes);
     } else {
       policy_.remove(ev.hash);
     }
@@ -221,17 +220,18 @@ bool FileStore::evictOne(const Hash128& hash) {
 }
 
 bool FileStore::evictLocked(const Hash128& hash) {
-  std::shared_ptr<const ObjectMeta> complete, partial;
+  bool complete = false;
+  std::shared_ptr<const ObjectMeta> partial;
   {
     std::shared_lock lock(mu_);
-    if (auto it = map_.find(hash); it != map_.end() && it->second->kind == ObjectMeta::Kind::Complete)
-      complete = it->second;
+    const IndexEntry* e = entries_.find(hash);
+    complete = e && e->complete();
     if (auto it = partial_.find(hash); it != partial_.end()) partial = it->second;
   }
   if (!complete && !partial) return false;
   if (complete) {
     if (Result<void> r = dropLocked(hash, Tally::Eviction); !r)
-      OLOG_RATE(log::Level::Warn, "store: evicting %s: %s", complete->key.c_str(), r.error().message().c_str());
+      OLOG_RATE(log::Level::Warn, "store: evicting %s: %s", hash.hex().c_str(), r.error().message().c_str());
   }
   if (partial) dropPartialLocked(hash, partial->gen, complete ? Tally::Bytes : Tally::Eviction);
   return true;

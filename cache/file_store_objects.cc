@@ -146,11 +146,10 @@ Result<int> FileStore::reopenPartial(const CacheKey& key, const ObjectMeta& meta
   std::lock_guard keyGuard(keyLock(key.hash));
   {
     // See kResumeGuardMs; a resume is also a request.
-    std::shared_lock lock(mu_);
-    auto it = state_.find(key.hash);
-    if (it != state_.end()) {
-      it->second->resumedAtMs.store(steadyMs(), std::memory_order_release);
-      it->second->freq.bump();
+    std::unique_lock lock(mu_);
+    if (IndexEntry* e = entries_.find(key.hash); e && e->partial()) {
+      resumedAt_[key.hash] = steadyMs();
+      e->freq.bump();
     }
   }
   int fd = ::open(objectPath(key.hash, meta.gen).c_str(), O_RDWR | O_CLOEXEC);

@@ -102,9 +102,10 @@ void FileStore::reconcile() {
   std::vector<Rec> recs;
   {
     std::shared_lock lock(mu_);
-    recs.reserve(map_.size() + partial_.size());
-    for (const auto& [h, m] : map_)
-      if (m->kind == ObjectMeta::Kind::Complete && m->gen < below) recs.push_back({h, m->gen});
+    recs.reserve(entries_.size());
+    entries_.forEach([&](const IndexEntry& e) {
+      if (e.complete() && e.gen < below) recs.push_back({e.hash, e.gen});
+    });
     for (const auto& [h, p] : partial_)
       if (p->gen < below) recs.push_back({h, p->gen});
   }
@@ -118,8 +119,8 @@ void FileStore::reconcile() {
     std::lock_guard keyGuard(keyLock(h));
     {
       std::shared_lock lock(mu_);
-      auto c = map_.find(h);
-      if (c != map_.end() && c->second->kind == ObjectMeta::Kind::Complete && c->second->gen == gen) return;
+      const IndexEntry* c = entries_.find(h);
+      if (c && c->complete() && c->gen == gen) return;
       auto p = partial_.find(h);
       if (p != partial_.end() && p->second->gen == gen) return;
     }
@@ -188,8 +189,8 @@ void FileStore::reconcile() {
       bool complete = false, partial = false;
       {
         std::shared_lock lock(mu_);
-        auto c = map_.find(h);
-        complete = c != map_.end() && c->second->kind == ObjectMeta::Kind::Complete && c->second->gen == recs[i].gen;
+        const IndexEntry* c = entries_.find(h);
+        complete = c && c->complete() && c->gen == recs[i].gen;
         auto p = partial_.find(h);
         partial = p != partial_.end() && p->second->gen == recs[i].gen;
       }

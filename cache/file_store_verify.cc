@@ -34,8 +34,8 @@ bool FileStore::dropCorrupt(const Hash128& hash, uint64_t gen, const std::string
   std::lock_guard keyGuard(keyLock(hash));
   {
     std::shared_lock lock(mu_);
-    auto it = map_.find(hash);
-    if (it == map_.end() || it->second->kind != ObjectMeta::Kind::Complete || it->second->gen != gen) return false;
+    const IndexEntry* e = entries_.find(hash);
+    if (e == nullptr || !e->complete() || e->gen != gen) return false;
   }
   OLOG_RATE(log::Level::Warn, "store: dropping %s (generation %llu): block %llu failed its checksum (%s)",
             keyText.c_str(), static_cast<unsigned long long>(gen), static_cast<unsigned long long>(block), who);
@@ -50,18 +50,22 @@ bool FileStore::dropCorrupt(const Hash128& hash, uint64_t gen, const std::string
 
 uint64_t FileStore::scrubPass(bool background) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::pair<Hash128, std::shared_ptr<const ObjectMeta>>> objects;
+  // The objects with checksums; each record is read when its turn comes
+  // (from the record cache or RocksDB), not all held at once.
+  std::vector<std::pair<Hash128, uint64_t>> objects;
   {
     std::shared_lock lock(mu_);
-    objects.reserve(map_.size());
-    for (const auto& [h, m] : map_)
-      if (m->kind == ObjectMeta::Kind::Complete && m->verified) objects.emplace_back(h, m);
+    entries_.forEach([&](const IndexEntry& e) {
+      if (e.complete() && (e.flags.load(std::memory_order_relaxed) & IndexEntry::kSums)) objects.emplace_back(e.hash, e.gen);
+    });
   }
   const uint64_t rate = background ? options_.scrubBytesPerSecond : 0;
   uint64_t bytes = 0, corrupt = 0, unverifiable = 0;
   double debtMs = 0;  // sleep owed to the rate cap, paid in slices of >= 10 ms
-  for (const auto& [h, m] : objects) {
+  for (const auto& [h, objectGen] : objects) {
     if (stopping_.load(std::memory_order_relaxed)) break;
+    const std::shared_ptr<const ObjectMeta> m = currentRecord(h);
+    if (!m || m->kind != ObjectMeta::Kind::Complete || m->gen != objectGen || !m->verified) continue;  // changed since
     if (background) {
       maybeEvict();
       refillSpares();
@@ -105,6 +109,11 @@ uint64_t FileStore::scrubPass(bool background) {
       }
     }
     ::close(fd);
+    if (m->verified->allVerified()) {  // remembered in the entry for a re-read record
+      std::shared_lock lock(mu_);
+      if (IndexEntry* e = entries_.find(h); e && e->complete() && e->gen == objectGen)
+        e->flags.fetch_or(IndexEntry::kVerified, std::memory_order_relaxed);
+    }
   }
   {
     std::unique_lock lock(mu_);

@@ -1,8 +1,22 @@
-// Index: the cache's typed view of its column family ("cache") in the box's
-// one database (db/database.h): a record per hash, keyed by the hash's 16
-// bytes (big-endian hi then lo), valued by encodeMeta() bytes. On-disk
-// layout unchanged from the index's first release: <storage.dir>/index with
-// family "cache" (and "default", unused).
+// Index: the cache's typed view of its column families in the box's one
+// database (db/database.h): a record per hash in "cache", keyed by the
+// hash's 16 bytes (big-endian hi then lo), valued by encodeMeta() bytes; and
+// beside it, in "cache.summary", the same key valued by a summary of about
+// 16 bytes (kind, generation, size, last use: what the store's compact
+// index needs), which start-up reads instead of the records (issue 9: a
+// million summaries are 20 MB to scan, the records 400 MB).
+//
+// Every record change writes its summary in the same atomic batch (the
+// summary is computed from the record bytes here, so no caller can forget
+// it). A store from before summaries (written by an older release) has no
+// "cache.summary" family or no marker in it: buildSummaries() makes them
+// from a scan of the records and then writes the marker (the first start
+// after the upgrade pays one full scan). A repair drops the marker (the two
+// families may not have lost the same records). A database opened by a
+// caller without the summary family works without summaries (full scans).
+// An older release writing to a store after it was migrated would leave
+// records without summaries (invisible): downgrading needs the marker
+// removed (`orchardd --repair-index` does it).
 //
 // Changes to several keys go through IndexBatch (one atomic write), or are
 // staged into a db::Batch that may span families (stagePut()/stageDel()).
@@ -12,18 +26,36 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "cache/key.h"
+#include "cache/object_meta.h"
 #include "common/result.h"
 #include "db/database.h"
 
 namespace orchard::cache {
 
-// The cache family's name in the box's database.
+// The cache family's name in the box's database, and its summaries'.
 inline constexpr const char* kCacheFamily = "cache";
+inline constexpr const char* kSummaryFamily = "cache.summary";
+
+// A record's summary ("cache.summary" value). Encoded as: u8 version (1),
+// u8 kind (ObjectMeta::Kind, or 0xff: the record does not decode or its key
+// does not hash to its index key), u8 flags (1: block checksums), varint
+// gen, varint size, varint usedAt.
+struct IndexSummary {
+  bool valid = false;  // false: a bad record (dropped at load)
+  ObjectMeta::Kind kind = ObjectMeta::Kind::Complete;
+  bool sums = false;
+  uint64_t gen = 0;
+  uint64_t size = 0;
+  uint32_t usedAt = 0;  // unix s: max(lastAccess, responseTime), clamped
+};
+std::string encodeSummary(const Hash128& hash, std::string_view record);
+bool decodeSummary(std::string_view bytes, IndexSummary* out);
 
 // 16-byte big-endian encoding of a hash, the "cache" family's key.
 std::string encodeHashKey(const Hash128& h);
@@ -65,6 +97,12 @@ class Index {
   db::Family family() const { return family_; }
 
   Result<void> put(const Hash128& hash, std::string_view bytes);
+  // The record of `hash`, or nullopt. A point read (bloom filter, then the
+  // block cache or one block read): the file store's hit path on a record
+  // it does not hold decoded.
+  Result<std::optional<std::string>> get(const Hash128& hash) const;
+  // RocksDB's estimate of the records held (for sizing tables at load).
+  uint64_t estimatedCount() const;
   Result<void> del(const Hash128& hash);
   Result<void> write(IndexBatch&& batch);
   // Adds record changes to a batch that may carry other families' too.
@@ -80,9 +118,24 @@ class Index {
   // Deletes a record by its raw key (for malformed keys found by forEach).
   Result<void> delRaw(std::string_view key);
 
+  // ---- summaries ----
+  // Whether every record has its summary (the family is there and marked).
+  bool hasSummaries() const;
+  // Writes the summary of every record (a full scan) and the marker.
+  // Returns how many it wrote; Unsupported without the summary family.
+  Result<uint64_t> buildSummaries();
+  // Calls fn for every summary, in key order, from a consistent snapshot;
+  // malformed keys go to onBadKey (delete them with delRawSummary).
+  Result<void> forEachSummary(const std::function<void(const Hash128&, const IndexSummary&)>& fn,
+                              const std::function<void(std::string_view)>& onBadKey = nullptr) const;
+  Result<void> delRawSummary(std::string_view key);
+  // Removes the marker: the next open rebuilds the summaries.
+  Result<void> dropSummaryMarker();
+
  private:
   std::shared_ptr<db::Database> database_;
   db::Family family_;
+  db::Family summaryFamily_;  // invalid: a database opened without it
 };
 
 }  // namespace orchard::cache

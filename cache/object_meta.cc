@@ -114,6 +114,20 @@ class Reader {
     return true;
   }
 
+  bool skip(std::string_view* out) {
+    uint64_t n;
+    if (!varint(&n) || n > remaining()) return false;
+    *out = b_.substr(pos_, static_cast<size_t>(n));
+    pos_ += static_cast<size_t>(n);
+    return true;
+  }
+
+  bool skipBytes(uint64_t n) {
+    if (n > remaining()) return false;
+    pos_ += static_cast<size_t>(n);
+    return true;
+  }
+
   bool string(std::string* out) {
     uint64_t n;
     if (!varint(&n) || n > remaining()) return false;
@@ -241,6 +255,60 @@ Result<ObjectMeta> decodeMeta(std::string_view bytes) {
     }
     // A Partial with no block set carries no checksum: canonical is version 2.
     if (count == 0) m.sums.clear();
+  }
+  if (!r.atEnd()) return kCorrupt;
+  return m;
+}
+
+Result<MetaSummary> decodeMetaSummary(std::string_view bytes) {
+  // The checks of decodeMeta(), in its order, on views instead of copies.
+  Reader r(bytes);
+  MetaSummary m;
+  uint8_t version;
+  if (!r.byte(&version) || (version != kVersionNoSums && version != kVersionSums)) return kCorrupt;
+  uint64_t status, count;
+  std::string_view skipped, blocks;
+  if (!r.skip(&m.key) || !r.varint(&status) || status > std::numeric_limits<uint16_t>::max() || !r.skip(&skipped) ||
+      !r.varint(&m.size) || !r.varint(&count)) {
+    return kCorrupt;
+  }
+  if (count > r.remaining() / 2) return kCorrupt;
+  for (uint64_t i = 0; i < count; ++i)
+    if (!r.skip(&skipped) || !r.skip(&skipped)) return kCorrupt;
+  int64_t requestTime;
+  if (!r.skip(&skipped) || !r.skip(&skipped) || !r.signedVarint(&requestTime) || !r.signedVarint(&m.responseTime) ||
+      !r.signedVarint(&m.lastAccess)) {
+    return kCorrupt;
+  }
+  constexpr int64_t kTimeLimit = int64_t{1} << 40;
+  for (int64_t t : {requestTime, m.responseTime, m.lastAccess})
+    if (t > kTimeLimit || t < -kTimeLimit) return kCorrupt;
+  uint8_t kind;
+  uint64_t blockSize;
+  if (!r.byte(&kind) || kind > 2 || !r.varint(&m.gen) || !r.varint(&blockSize) ||
+      blockSize > std::numeric_limits<uint32_t>::max() || !r.skip(&blocks) || !r.skip(&skipped)) {
+    return kCorrupt;
+  }
+  m.kind = static_cast<ObjectMeta::Kind>(kind);
+  const uint64_t nblocks = blockSize ? m.size / blockSize + (m.size % blockSize ? 1 : 0) : 0;
+  if (m.kind == ObjectMeta::Kind::Partial) {
+    if (blockSize == 0) return kCorrupt;
+    if (blocks.size() != (nblocks + 7) / 8) return kCorrupt;
+  }
+  if (version == kVersionSums) {
+    uint64_t n;
+    if (m.kind == ObjectMeta::Kind::VaryStub || blockSize == 0 || !r.varint(&n) || n > r.remaining() / 8)
+      return kCorrupt;
+    if (m.kind == ObjectMeta::Kind::Complete) {
+      if (n != nblocks) return kCorrupt;
+    } else {
+      uint64_t set = 0;
+      for (uint64_t b = 0; b < nblocks; ++b)
+        set += b / 8 < blocks.size() && ((static_cast<unsigned char>(blocks[b / 8]) >> (b % 8)) & 1);
+      if (n != set) return kCorrupt;
+    }
+    if (!r.skipBytes(8 * n)) return kCorrupt;
+    m.sums = m.kind == ObjectMeta::Kind::Complete && n > 0;
   }
   if (!r.atEnd()) return kCorrupt;
   return m;

@@ -117,4 +117,19 @@ std::string encodeMeta(const ObjectMeta& meta);
 uint64_t blockChecksum(const void* data, size_t n);
 Result<ObjectMeta> decodeMeta(std::string_view bytes);
 
+// What the store's compact index (cache/compact_index.h) needs of a record,
+// read without allocating: the start-up scan decodes only this. Accepts and
+// rejects exactly the records decodeMeta() does (same checks, the strings
+// skipped instead of copied), so a record that loads also decodes on a hit.
+struct MetaSummary {
+  ObjectMeta::Kind kind = ObjectMeta::Kind::Complete;
+  uint64_t gen = 0;
+  uint64_t size = 0;
+  std::string_view key;  // into the decoded bytes
+  int64_t responseTime = 0;
+  int64_t lastAccess = 0;
+  bool sums = false;     // Complete with block checksums
+};
+Result<MetaSummary> decodeMetaSummary(std::string_view bytes);
+
 }  // namespace orchard::cache

@@ -38,7 +38,7 @@ Result<std::shared_ptr<db::Database>> openStoreDatabase(const std::string& stora
   if (storageDir.empty()) return Error{Errc::Invalid, 0, "store open: empty dir"};
   if (Result<void> r = makeStoreDir(storageDir, ""); !r) return r.error();
   const std::string indexPath = storageDir + "/index";
-  Result<std::unique_ptr<db::Database>> database = db::Database::open(indexPath, {kCacheFamily});
+  Result<std::unique_ptr<db::Database>> database = db::Database::open(indexPath, {kCacheFamily, kSummaryFamily});
   if (!database) {
     OLOG_ERROR("store: cannot open the index %s: %s. To recover, stop orchardd and either run "
                "`orchardd --repair-index` (with the same --config) to salvage it, or move %s aside: orchardd then "

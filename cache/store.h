@@ -6,8 +6,10 @@
 // Layout under StoreOptions::dir:
 //   index/                       the box's database (db/database.h); its column
 //                                family "cache" maps Hash128 (16 bytes, big-endian
-//                                hi then lo) -> encodeMeta(ObjectMeta); other
-//                                concerns' families (catalog.*) live beside it
+//                                hi then lo) -> encodeMeta(ObjectMeta), and
+//                                "cache.summary" the same keys -> a summary read
+//                                at start-up (cache/index.h); other concerns'
+//                                families (catalog.*) live beside them
 //   objects/ab/<hex>.<gen>       one file per object (hex = Hash128::hex()); a
 //                                refetch writes a new generation, so a reader of
 //                                the old one never sees its bytes change
@@ -76,8 +78,11 @@
 // of a bad object is caught again by its size or checksum). A power cut
 // may also lose the last WAL writes; objects are re-fetched.
 //
-// Thread safety: every method may be called from any thread. lookup() never
-// touches RocksDB (an in-memory map loaded at open() serves hits).
+// Thread safety: every method may be called from any thread. lookup() of
+// the file store keeps a compact entry per object in memory and reads the
+// full record of an object it has not served lately from RocksDB (a point
+// read, microseconds from its block cache; cache/file_store.h, "Memory"):
+// it never writes to RocksDB.
 #pragma once
 
 #include <atomic>

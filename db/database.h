@@ -89,6 +89,8 @@ class Database {
   // The value under key, or nullopt.
   Result<std::optional<std::string>> get(Family family, std::string_view key) const;
   Result<void> write(Batch&& batch);
+  // RocksDB's estimate of the keys in the family (0 if unknown): for sizing.
+  uint64_t estimatedKeys(Family family) const;
   // Calls fn for every record of the family, in key order, from a
   // consistent snapshot (writes made meanwhile are not seen). Does not fill
   // the block cache: a full scan would evict useful blocks.

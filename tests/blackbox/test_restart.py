@@ -4,6 +4,9 @@
     first GET is a hit and the origin still saw one request;
   - the same after kill -9 once the object was committed (a crash keeps what
     was complete);
+  - many small objects, a restart, then hits on random ones right after
+    `orchardd ready`: only compact index entries are in memory then, so each
+    hit reads its record from RocksDB, and none may reach the origin;
   - `orchardd --check-config` exits non-zero naming each bad key (with its
     line), 0 on a good file; `--config` with a bad file refuses to start."""
 
@@ -58,6 +61,28 @@ class RestartTest(unittest.TestCase):
         self.assertWhole(r, name, size)
         self.assertHit(r)
         self.assertEqual(self.origin.count(path), 1)
+        self.orchard.stop(expect_exit=0)
+
+    def test_random_hits_right_after_ready_come_from_the_store(self):
+        import random
+        self.orchard.start()
+        paths = []
+        for i in range(120):
+            name = f"many-{i}"
+            paths.append((self._fill_and_confirm(name, 1000 + i), name, 1000 + i))
+        deadline = time.monotonic() + 5
+        for path, name, size in paths:  # every one committed before the restart
+            while not self.get(path).is_hit() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self.orchard.stop(expect_exit=0)
+
+        self.orchard.start()
+        rng = random.Random(9)
+        for path, name, size in rng.sample(paths, 40):
+            r = self.get(path)
+            self.assertWhole(r, name, size)
+            self.assertHit(r)
+            self.assertEqual(self.origin.count(path), 1, f"{path} went to the origin after the restart")
         self.orchard.stop(expect_exit=0)
 
     def test_store_survives_kill9_after_commit(self):

@@ -3,6 +3,8 @@
 // sizes, and scan resistance measured on a small simulated cache.
 #include "cache/evictor.h"
 
+#include <unordered_map>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -174,15 +176,32 @@ TEST(S3FifoTest, SmallGivesUpItsShareWhenEverythingInMainIsPinned) {
   EXPECT_EQ(p.size(), 2u);
 }
 
-TEST(S3FifoTest, SharedCounterIsBumpedByTheCaller) {
-  S3Fifo p(S3Fifo::Options{100});
-  auto f = std::make_shared<Frequency>();
-  p.insert(H(1), 10, f);
+TEST(S3FifoTest, CallerCountersAreReadAndSpentThroughHitCounters) {
+  // The file store keeps the counters in its compact index entries.
+  struct Counters : HitCounters {
+    std::unordered_map<uint64_t, Frequency> f;
+    uint8_t get(const Hash128& h) override { return f[h.lo].get(); }
+    void set(const Hash128& h, uint8_t v) override { f[h.lo].set(v); }
+  } counters;
+  S3Fifo::Options o{100};
+  o.counters = &counters;
+  S3Fifo p(o);
+  p.insert(H(1), 10);
   p.insert(H(2), 10);
-  f->bump();  // a hit recorded by another thread, no call into the policy
+  counters.f[1].bump();  // a hit recorded by another thread, no call into the policy
   EXPECT_EQ(drain(p, 1), (std::vector<uint64_t>{2}));
   EXPECT_TRUE(p.inMain(H(1)));
-  EXPECT_EQ(f->get(), 0);  // promotion spent it
+  EXPECT_EQ(counters.f[1].get(), 0);  // promotion spent it
+}
+
+TEST(S3FifoTest, IndexSurvivesManyInsertsAndRemovals) {
+  S3Fifo p(S3Fifo::Options{1u << 30});
+  p.reserve(1000);
+  for (uint64_t i = 1; i <= 5000; ++i) p.insert(Hash128{i * 7, i * 0x9E3779B97F4A7C15ull}, 1);
+  for (uint64_t i = 1; i <= 5000; i += 2) p.remove(Hash128{i * 7, i * 0x9E3779B97F4A7C15ull});
+  EXPECT_EQ(p.size(), 2500u);
+  for (uint64_t i = 1; i <= 5000; ++i)
+    EXPECT_EQ(p.contains(Hash128{i * 7, i * 0x9E3779B97F4A7C15ull}), i % 2 == 0) << i;
 }
 
 TEST(S3FifoTest, LargeUnrequestedObjectLeavesBeforeSmallRequestedOnes) {

@@ -319,6 +319,85 @@ TEST_F(StoreTest, RecordFromBeforeChecksumsOpensAndServesUnverified) {
   EXPECT_NE(store_->lookup(kA), nullptr);
 }
 
+TEST_F(StoreTest, StoreWrittenByTheReleaseBeforeSummariesIsMigratedAndServes) {
+  // main before issue 9: records in the "cache" family only (v3 with
+  // checksums, v2 without), no "cache.summary" family at all.
+  store_.reset();
+  const std::string body = patterned(2 * kChecksumBlockSize + 5);
+  const CacheKey keys[] = {kA, kB};
+  for (int i = 0; i < 2; ++i) {
+    const uint64_t gen = 40 + i;
+    int fd = ::open(pathOf(keys[i].hash, gen).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, body.data(), body.size()), static_cast<ssize_t>(body.size()));
+    ::close(fd);
+  }
+  ::nftw((dir_ + "/index").c_str(), removeEntry, 16, FTW_DEPTH | FTW_PHYS);
+  {
+    auto database = db::Database::open(dir_ + "/index", {kCacheFamily});
+    ASSERT_TRUE(database.ok());
+    ObjectMeta a = metaFor(kA, body.size());
+    a.gen = 40;
+    a.blockSize = kChecksumBlockSize;
+    for (uint64_t off = 0; off < body.size(); off += kChecksumBlockSize)
+      a.sums.push_back(blockChecksum(body.data() + off, std::min<uint64_t>(kChecksumBlockSize, body.size() - off)));
+    ObjectMeta b = metaFor(kB, body.size());
+    b.gen = 41;
+    db::Family f = (*database)->family(kCacheFamily);
+    ASSERT_TRUE((*database)->put(f, encodeHashKey(kA.hash), encodeMeta(a)).ok());
+    ASSERT_TRUE((*database)->put(f, encodeHashKey(kB.hash), oldformat::encodeMetaV2(b)).ok());
+    EXPECT_FALSE((*database)->family(kSummaryFamily).valid());
+  }
+  reopen();
+  EXPECT_EQ(store_->stats().objects, 2u);
+  for (const CacheKey& k : keys) {
+    auto meta = store_->lookup(k);
+    ASSERT_NE(meta, nullptr) << "a record of the previous release must open";
+    Result<OpenObject> o = store_->openForRead(k, *meta);
+    ASSERT_TRUE(o.ok());
+    EXPECT_TRUE(store_->ensureVerified(k, *meta, o->fd, 0, body.size()).ok());
+    EXPECT_EQ(readAll(o->fd), body);
+    ::close(o->fd);
+  }
+  EXPECT_FALSE(store_->lookup(kA)->sums.empty());
+  EXPECT_TRUE(store_->lookup(kB)->sums.empty());
+  // Migrated once: the summaries are there now and serve the next start.
+  store_.reset();
+  {
+    auto index = Index::open(dir_ + "/index");
+    ASSERT_TRUE(index.ok());
+    EXPECT_TRUE((*index)->hasSummaries());
+    int n = 0;
+    ASSERT_TRUE((*index)->forEachSummary([&](const Hash128&, const IndexSummary& s) { n += s.valid; }).ok());
+    EXPECT_EQ(n, 2);
+  }
+  reopen();
+  ASSERT_TRUE(waitUntil([&] { return store_->reconciled(); }));
+  EXPECT_NE(store_->lookup(kA), nullptr);
+  EXPECT_NE(store_->lookup(kB), nullptr);
+}
+
+TEST_F(StoreTest, HitAfterRestartReadsTheRecordAndCountsItsPins) {
+  // Nothing but the compact entry is in memory after open: the first hit
+  // reads the record from RocksDB, later ones come from the record cache.
+  const std::string body = patterned(5000);
+  ASSERT_TRUE(put(kA, body).ok());
+  reopen();
+  auto first = store_->lookup(kA);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->key, kA.text);
+  EXPECT_EQ(first->size, body.size());
+  EXPECT_EQ(store_->lookup(kA).get(), first.get()) << "the second hit is served from the record cache";
+  EXPECT_EQ(store_->lookup(CacheKey{kB.text, kA.hash}), nullptr) << "the full text still decides";
+  Result<OpenObject> o = store_->openForRead(kA, *first);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(readAll(o->fd), body);
+  ::close(o->fd);
+  // A pin may outlive the store (it holds the index, not the store).
+  store_.reset();
+  o->pin.reset();
+}
+
 // ---- start-up errors ----
 
 TEST_F(StoreTest, GarbledIndexFailsToOpenThenRepairBringsItBack) {
