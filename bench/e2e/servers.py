@@ -86,33 +86,25 @@ class Env:
         wait_port(self.ports["relay"])
         return p
 
-    def start_direct(self):
-        prefix = os.path.join(self.work, "direct")
+    def start_direct(self, copy=False):
+        """nginx serving the files itself: with sendfile, or (copy=True)
+        with sendfile off, reading into its output buffers and writing them
+        (the copy reference; nginx's default output_buffers)."""
+        name = "direct-copy" if copy else "direct"
+        prefix = os.path.join(self.work, name)
         http = f"""
   access_log off;
-  sendfile on;
+  sendfile {"off" if copy else "on"};
   tcp_nopush on;
   server {{
-    listen 127.0.0.1:{self.ports['direct']} reuseport backlog=4096;
+    listen 127.0.0.1:{self.ports[name]} reuseport backlog=4096;
     root {self.files};
     location / {{ }}
   }}"""
-        start_nginx("nginx-direct", prefix, write_nginx(prefix, http), self.ports["direct"])
+        start_nginx(f"nginx-{name}", prefix, write_nginx(prefix, http), self.ports[name])
 
     def start_direct_copy(self):
-        """nginx direct with sendfile off: reads into its output buffers and
-        writes them (the copy reference; nginx's default output_buffers)."""
-        prefix = os.path.join(self.work, "direct-copy")
-        http = f"""
-  access_log off;
-  sendfile off;
-  tcp_nopush on;
-  server {{
-    listen 127.0.0.1:{self.ports['direct-copy']} reuseport backlog=4096;
-    root {self.files};
-    location / {{ }}
-  }}"""
-        start_nginx("nginx-direct-copy", prefix, write_nginx(prefix, http), self.ports["direct-copy"])
+        self.start_direct(copy=True)
 
     # --- nginx proxy_cache, as lancache runs it
     def start_cache(self, fresh):
