@@ -11,6 +11,7 @@ The listener, connection tracking and the record queries live in origin.py.
 import hashlib
 import http.server
 import json
+import os
 import socket
 import struct
 import sys
@@ -279,8 +280,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 # A close-delimited body cut short: a reset, not a clean close.
                 self.wfile.flush()
                 self.close_connection = True
+                # The descriptor itself is closed here: socket.close() would
+                # wait for rfile/wfile, and the server's shutdown_request()
+                # would send a FIN (a clean end) first.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
+                os.close(self.connection.detach())
             elif abort_at is not None and abort_at < length:
                 # Declared more than we send: end the connection mid-body.
                 self.wfile.flush()
