@@ -233,10 +233,11 @@ void FillDriver::headFresh(ResponseHead& head) {
   rf.requestHeaders = &tmpl_->requestHeaders;
   rf.requestHasAuthorization = tmpl_->hasAuthorization;
   rf.requestHadBody = tmpl_->hasBody;
-  // A close-delimited body (neither length nor chunked) ends at the
-  // origin's clean close (RFC 9112 §6.3): the connection tells that from a
-  // reset or a timeout, which fail the fill, so nothing cut short is stored.
-  rf.lengthKnown = true;
+  // A close-delimited body (neither length nor chunked, RFC 9112 §6.3) is
+  // passed on but never stored: its end is the connection's end, and a
+  // reset can reach us as a plain end of stream (once its error was read by
+  // another call, the kernel reports EOF), so a cut body would look whole.
+  rf.lengthKnown = head.contentLength.has_value() || head.chunked || length.has_value();
   rf.length = length;
   rf.maxStoredObject = wc_->config().maxStoredObject();
   rf.primaryKey = tmpl_->primaryKey;

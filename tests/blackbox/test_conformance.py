@@ -165,16 +165,19 @@ class ConformanceTest(OrchardCase):
         data = raw_exchange(self.orchard.port, f"GET {path} HTTP/1.0\r\nHost: swcdn.apple.com\r\n\r\n".encode())
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
 
-    # -- Close-delimited answers (RFC 9112 §6.3) ----------------------------
+    # -- Close-delimited answers (RFC 9112 §6.3): passed on, never stored ----
 
-    def test_close_delimited_answer_stored_after_clean_close(self):
-        """Claim: an answer without Content-Length or chunks ends at the
-        origin's clean close and is stored: the next GET is a hit, same bytes."""
+    def test_close_delimited_answer_passed_on_not_stored(self):
+        """Claim: an answer without Content-Length or chunks reaches the
+        client whole (it ends at the origin's close) but is never stored:
+        its end cannot be told from a cut."""
         name, size = "conf-close", 300_000
         path = gen_path(name, size, cc="max-age=3600", close="1")
         self.assertWhole(self.get(path), name, size)
-        self.get_hit(path, name, size)
-        self.assertEqual(self.origin.count(path), 1)
+        r = self.get(path)
+        self.assertWhole(r, name, size)
+        self.assertFalse(r.is_hit(), r.cache_status)
+        self.assertEqual(self.origin.count(path), 2)
 
     def test_close_delimited_answer_cut_by_reset_not_stored(self):
         """Claim: the same answer cut by a TCP reset is never stored or served whole."""
