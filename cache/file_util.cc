@@ -8,8 +8,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack: no allocation per checksum
@@ -64,31 +64,64 @@ Result<void> makeDirs(const std::string& path, std::string* failedPath) {
   return ok();
 }
 
+namespace {
+
+constexpr size_t kPage = 4096;
+
+// Which pages of [at, at + n) are in the page cache now (one byte per page
+// from `at` rounded down to a page), through mincore() on a mapping that is
+// never touched. False if it cannot tell (the caller then treats every page
+// as cold). RWF_NOWAIT cannot answer this: a NOWAIT read of an uncached
+// range starts the disk read itself and, on a fast disk, returns the bytes,
+// so "readable without blocking" is not "was cached".
+bool residentPages(int fd, off_t at, size_t n, unsigned char* out) {
+  const off_t base = at - at % static_cast<off_t>(kPage);
+  const size_t span = static_cast<size_t>(at - base) + n;
+  void* m = ::mmap(nullptr, span, PROT_READ, MAP_SHARED, fd, base);
+  if (m == MAP_FAILED) return false;
+  const bool ok = ::mincore(m, span, out) == 0;
+  ::munmap(m, span);
+  return ok;
+}
+
+// Drops from the page cache the pages of [at, at + n) that `resident`
+// (from residentPages()) shows were not cached before they were read.
+void dropColdPages(int fd, off_t at, size_t n, const unsigned char* resident) {
+  const off_t base = at - at % static_cast<off_t>(kPage);
+  const size_t pages = (static_cast<size_t>(at - base) + n + kPage - 1) / kPage;
+  size_t i = 0;
+  while (i < pages) {
+    if (resident != nullptr && (resident[i] & 1)) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < pages && (resident == nullptr || !(resident[j] & 1))) ++j;
+    (void)::posix_fadvise(fd, base + static_cast<off_t>(i * kPage), static_cast<off_t>((j - i) * kPage),
+                          POSIX_FADV_DONTNEED);
+    i = j;
+  }
+}
+
+}  // namespace
+
 Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length, bool spareCache) {
   constexpr size_t kChunk = 256 << 10;
   thread_local std::unique_ptr<char[]> buf(new char[kChunk]);
+  // One byte per page of a chunk, plus one for a chunk that starts mid-page.
+  thread_local std::unique_ptr<unsigned char[]> resident(new unsigned char[kChunk / kPage + 1]);
   XXH3_state_t state;
   XXH3_64bits_reset(&state);
   uint64_t done = 0;
-  // No readahead on this descriptor: pages it would bring in ahead of us
-  // would look cached to the next RWF_NOWAIT read and stay.
+  // No readahead on this descriptor: pages it brought in ahead of the
+  // chunk being read would be "cached" when that chunk's turn came.
   if (spareCache) (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
   while (done < length) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, length - done));
     const off_t at = static_cast<off_t>(offset + done);
-    if (spareCache) {
-      // RWF_NOWAIT reads only what the page cache holds: those bytes were
-      // someone's and stay; what it cannot read comes from the disk below
-      // and is dropped from the cache after hashing.
-      struct iovec v = {buf.get(), want};
-      ssize_t c = ::preadv2(fd, &v, 1, at, RWF_NOWAIT);
-      if (c > 0) {
-        XXH3_64bits_update(&state, buf.get(), static_cast<size_t>(c));
-        done += static_cast<uint64_t>(c);
-        continue;
-      }
-      if (c == 0) return Error{Errc::Corrupt, 0, "checksum: file shorter than its record"};
-    }
+    // The scrub: pages cached before the read were someone's and stay;
+    // pages the read brought in are dropped again after hashing.
+    const bool known = spareCache && residentPages(fd, at, want, resident.get());
     ssize_t n = ::pread(fd, buf.get(), want, at);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -96,7 +129,7 @@ Result<uint64_t> checksumRange(int fd, uint64_t offset, uint64_t length, bool sp
     }
     if (n == 0) return Error{Errc::Corrupt, 0, "checksum: file shorter than its record"};
     XXH3_64bits_update(&state, buf.get(), static_cast<size_t>(n));
-    if (spareCache) (void)::posix_fadvise(fd, at, n, POSIX_FADV_DONTNEED);
+    if (spareCache) dropColdPages(fd, at, static_cast<size_t>(n), known ? resident.get() : nullptr);
     done += static_cast<uint64_t>(n);
   }
   return static_cast<uint64_t>(XXH3_64bits_digest(&state));

@@ -71,15 +71,25 @@ TEST_F(ChecksumRangeTest, ShortFileIsCorrupt) {
 TEST_F(ChecksumRangeTest, SpareCacheDropsWhatItReadAndKeepsWhatWasThere) {
   ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
   if (residentPages() > kSize / 4096 / 8) GTEST_SKIP() << "this file system keeps pages despite DONTNEED";
-  // On a loaded machine the kernel may keep pages now and then (readahead
-  // of a neighbour, writeback): the claim must hold in one of three tries.
-  size_t left = kSize / 4096;
-  for (int attempt = 0; attempt < 3 && left >= kSize / 4096 / 8; ++attempt) {
+  // The claim is relative: a scrub leaves no more of the file cached than
+  // was cached before it. On a loaded machine DONTNEED is best effort (a
+  // page still in another CPU's LRU batch or under writeback stays), and
+  // pages that stayed are "someone's" to the scrub, so each try measures
+  // its own starting point; it must hold, from a mostly cold start, in one
+  // of five tries.
+  const size_t pages = kSize / 4096;
+  size_t before = pages, left = pages;
+  bool held = false;
+  for (int attempt = 0; attempt < 5 && !held; ++attempt) {
     ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+    before = residentPages();
+    if (before > pages / 2) continue;
     ASSERT_TRUE(checksumRange(fd_, 0, kSize, true).ok());
     left = residentPages();
+    held = left <= before + pages / 64;
   }
-  EXPECT_LT(left, kSize / 4096 / 8) << "a scrub read must not leave cold pages cached";
+  EXPECT_TRUE(held) << "a scrub read must not leave cold pages cached: " << before << " pages cached before, "
+                    << left << " after, of " << pages;
   // Pages that were cached (a hot object) stay cached.
   ASSERT_TRUE(checksumRange(fd_, 0, kSize).ok());
   const size_t hot = residentPages();
