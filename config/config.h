@@ -73,6 +73,12 @@ struct Config {
   std::string adminToken;      // bearer token for /api/v1 writes, or empty
   std::string adminTokenFile;  // or a file holding it (read into ConfigSnapshot::adminToken)
 
+  // [catalog]
+  std::string catalogBaseUrl;        // what manifests point Macs at; "" = the request's Host
+  uint64_t catalogLimit = 0;         // bytes of published packages
+  bool catalogRequireSigned = false;
+  std::string catalogTrustedRoots;   // PEM file of roots package signatures must chain to
+
   bool operator==(const Config&) const = default;
 };
 

@@ -53,6 +53,7 @@ const Section kSections[] = {
     {"upstream", "Origins the box may fetch from, and how it reaches them."},
     {"access", "Who may use the cache."},
     {"admin", "The admin API (/api/v1)."},
+    {"catalog", "Published packages: their own space apart from the cache, what manifests point Macs at, signatures."},
 };
 
 const Param kParams[] = {
@@ -165,6 +166,24 @@ const Param kParams[] = {
      ORCHARD_FIELD(adminToken)},
     {.name = "admin.token_file", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
      .doc = "File holding the admin token, instead of token (not both).", ORCHARD_FIELD(adminTokenFile)},
+
+    // [catalog]
+    {.name = "catalog.base_url", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "Base URL that package and manifest URLs are built from (MDM requires https:// and a real name); "
+            "empty = from each request's Host.",
+     ORCHARD_FIELD(catalogBaseUrl)},
+    {.name = "catalog.limit", .type = ParamType::Size, .defaultToml = R"("100GiB")", .min = kMiB, .max = kMax,
+     .reloadable = true,
+     .doc = "Disk space published packages may use, apart from the cache; a publish that would not fit is "
+            "refused with 507.",
+     ORCHARD_FIELD(catalogLimit)},
+    {.name = "catalog.require_signed", .type = ParamType::Bool, .defaultToml = "false", .reloadable = true,
+     .doc = "Refuse packages that are not signed distribution packages with a verified signature.",
+     ORCHARD_FIELD(catalogRequireSigned)},
+    {.name = "catalog.trusted_roots", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "PEM file of root certificates a package signature must chain to (e.g. Apple's Developer ID roots); "
+            "empty = signatures are verified but never trusted.",
+     ORCHARD_FIELD(catalogTrustedRoots)},
 };
 
 #undef ORCHARD_FIELD

@@ -169,6 +169,12 @@ std::vector<KeyCase> keyCases() {
       {"admin.token", R"("s3cret")", [](const Config& c) { EXPECT_EQ(c.adminToken, "s3cret"); }},
       {"admin.token_file", R"("/etc/orchard/admin.token")",
        [](const Config& c) { EXPECT_EQ(c.adminTokenFile, "/etc/orchard/admin.token"); }},
+      {"catalog.base_url", R"("https://orchard.branch.example")",
+       [](const Config& c) { EXPECT_EQ(c.catalogBaseUrl, "https://orchard.branch.example"); }},
+      {"catalog.limit", R"("2TiB")", [](const Config& c) { EXPECT_EQ(c.catalogLimit, 2ull << 40); }},
+      {"catalog.require_signed", "true", [](const Config& c) { EXPECT_TRUE(c.catalogRequireSigned); }},
+      {"catalog.trusted_roots", R"("/etc/orchard/roots.pem")",
+       [](const Config& c) { EXPECT_EQ(c.catalogTrustedRoots, "/etc/orchard/roots.pem"); }},
   };
 }
 

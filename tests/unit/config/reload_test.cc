@@ -57,6 +57,10 @@ const Alt kAlternatives[] = {
     {"access.allow_clients", R"(["10.0.0.0/8"])"},
     {"admin.token", R"("s3cret")"},
     {"admin.token_file", R"("/etc/orchard/admin.token")"},
+    {"catalog.base_url", R"("https://orchard.branch.example")"},
+    {"catalog.limit", R"("1TiB")"},
+    {"catalog.require_signed", "true"},
+    {"catalog.trusted_roots", R"("/etc/orchard/roots.pem")"},
 };
 
 // The keys SIGHUP applies. A key leaving this list (becoming restart-only)
@@ -67,6 +71,7 @@ const std::set<std::string> kReloadable = {
     "storage.cache_limit",  "storage.max_object_size", "upstream.allow",     "upstream.resolve",
     "upstream.ca_file",     "upstream.connect_timeout", "upstream.read_timeout", "upstream.max_idle_per_origin",
     "access.allow_clients", "admin.token",         "admin.token_file",
+    "catalog.base_url",     "catalog.limit",       "catalog.require_signed", "catalog.trusted_roots",
 };
 
 TEST(ReloadPlan, TheTableMarksExactlyTheReloadableKeys) {
