@@ -83,7 +83,7 @@ std::string checkTocChecksum(const XarToc& toc, const ByteSource& src, const EVP
   }
   std::string computed(reinterpret_cast<char*>(digest), len);
   if (*stored != computed) {
-    *problem = "the TOC checksum does not match the table of contents (it was changed)";
+    *problem = kProblemTocChanged;
     return {};
   }
   return computed;

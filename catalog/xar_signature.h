@@ -51,6 +51,9 @@ class TrustStore {
   size_t count_;
 };
 
+// SignatureInfo::problem when (a) fails: the TOC changed after it was summed.
+inline constexpr const char* kProblemTocChanged = "the TOC checksum does not match the table of contents (it was changed)";
+
 // `roots` may be null: the chain is then reported but never trusted.
 // `src` is the archive the TOC was read from (for the heap reads).
 SignatureInfo verifyXarSignature(const XarToc& toc, const ByteSource& src, const TrustStore* roots);
