@@ -8,6 +8,7 @@
 #include <plist/plist.h>
 
 #include <cassert>
+#include <initializer_list>
 #include <memory>
 
 #include "catalog/names.h"
@@ -40,9 +41,19 @@ void setString(plist_t dict, const char* key, std::string_view value) {
   plist_dict_set_item(dict, key, plist_new_string(xmlSafe(value).c_str()));
 }
 
-std::string_view trimOneSlash(std::string_view base) {
+// <base><route>/<seg>/<seg>...<suffix>, each segment percent-encoded and
+// one trailing slash of `base` dropped.
+std::string joinUrl(std::string_view base, std::string_view route, std::initializer_list<std::string_view> segments,
+                    std::string_view suffix) {
   if (!base.empty() && base.back() == '/') base.remove_suffix(1);
-  return base;
+  std::string out(base);
+  out += route;
+  for (std::string_view s : segments) {
+    out += '/';
+    out += encodePathSegment(s);
+  }
+  out += suffix;
+  return out;
 }
 
 }  // namespace
@@ -84,24 +95,11 @@ std::string writeManifest(const ManifestInput& in) {
 
 std::string packageUrl(std::string_view baseUrl, std::string_view name, std::string_view version,
                        std::string_view filename) {
-  std::string out(trimOneSlash(baseUrl));
-  out += "/pkgs/";
-  out += encodePathSegment(name);
-  out += '/';
-  out += encodePathSegment(version);
-  out += '/';
-  out += encodePathSegment(filename);
-  return out;
+  return joinUrl(baseUrl, "/pkgs", {name, version, filename}, "");
 }
 
 std::string manifestUrl(std::string_view baseUrl, std::string_view name, std::string_view version) {
-  std::string out(trimOneSlash(baseUrl));
-  out += "/manifests/";
-  out += encodePathSegment(name);
-  out += '/';
-  out += encodePathSegment(version);
-  out += ".plist";
-  return out;
+  return joinUrl(baseUrl, "/manifests", {name, version}, ".plist");
 }
 
 }  // namespace orchard::catalog

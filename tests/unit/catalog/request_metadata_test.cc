@@ -18,6 +18,29 @@ void expectPrintable(const std::string& s) {
   for (unsigned char c : s) ASSERT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << int(c) << " in: " << s;
 }
 
+// A call's verdict: accepted (problemPrefix null) or refused with a problem
+// that starts with problemPrefix, is printable and left the record as it was.
+void expectVerdict(const std::optional<std::string>& p, const char* problemPrefix, const PackageMetadata& m,
+                   const PackageMetadata& before) {
+  if (problemPrefix == nullptr) {
+    ASSERT_FALSE(p.has_value()) << *p;
+    return;
+  }
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->rfind(problemPrefix, 0), 0u) << *p;
+  expectPrintable(*p);
+  EXPECT_EQ(m, before);  // nothing applied, not even the fields before the bad one
+}
+
+// A record as the file reader leaves it, for the overrides to change.
+PackageMetadata fromFile() {
+  PackageMetadata m;
+  m.title = "from file";
+  m.packageId = "com.example.pkg";
+  m.source = {{"title", "Distribution"}, {"package_id", "PackageInfo"}};
+  return m;
+}
+
 struct OverrideCase {
   std::string_view key;
   std::string_view value;
@@ -28,20 +51,10 @@ class ApplyOverrideTest : public ::testing::TestWithParam<OverrideCase> {};
 
 TEST_P(ApplyOverrideTest, Table) {
   const OverrideCase& c = GetParam();
-  PackageMetadata m;
-  m.title = "from file";
-  m.source["title"] = "Distribution";
-  const PackageMetadata before = m;
+  PackageMetadata m = fromFile();
   const auto p = applyOverride(&m, c.key, c.value);
-  if (c.problemPrefix == nullptr) {
-    ASSERT_FALSE(p.has_value()) << *p;
-    EXPECT_EQ(m.source.at(std::string(c.key)), "request");
-  } else {
-    ASSERT_TRUE(p.has_value());
-    EXPECT_EQ(p->rfind(c.problemPrefix, 0), 0u) << *p;
-    expectPrintable(*p);
-    EXPECT_EQ(m, before);
-  }
+  expectVerdict(p, c.problemPrefix, m, fromFile());
+  if (!p) EXPECT_EQ(m.source.at(std::string(c.key)), "request");
 }
 
 const std::string k256(256, 'x');
@@ -114,20 +127,8 @@ struct JsonCase {
 class ParseMetadataJsonTest : public ::testing::TestWithParam<JsonCase> {};
 
 TEST_P(ParseMetadataJsonTest, Table) {
-  const JsonCase& c = GetParam();
-  PackageMetadata m;
-  m.packageId = "com.example.pkg";
-  m.source["package_id"] = "PackageInfo";
-  const PackageMetadata before = m;
-  const auto p = parseMetadataJson(c.body, &m);
-  if (c.problemPrefix == nullptr) {
-    EXPECT_FALSE(p.has_value()) << *p;
-  } else {
-    ASSERT_TRUE(p.has_value());
-    EXPECT_EQ(p->rfind(c.problemPrefix, 0), 0u) << *p;
-    expectPrintable(*p);
-    EXPECT_EQ(m, before);  // nothing applied, not even the fields before the bad one
-  }
+  PackageMetadata m = fromFile();
+  expectVerdict(parseMetadataJson(GetParam().body, &m), GetParam().problemPrefix, m, fromFile());
 }
 
 std::string nested(int depth) { return "{\"title\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}"; }
