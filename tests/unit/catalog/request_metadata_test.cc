@@ -54,7 +54,9 @@ TEST_P(ApplyOverrideTest, Table) {
   PackageMetadata m = fromFile();
   const auto p = applyOverride(&m, c.key, c.value);
   expectVerdict(p, c.problemPrefix, m, fromFile());
-  if (!p) EXPECT_EQ(m.source.at(std::string(c.key)), "request");
+  if (!p) {
+    EXPECT_EQ(m.source.at(std::string(c.key)), "request");
+  }
 }
 
 const std::string k256(256, 'x');
@@ -209,7 +211,9 @@ TEST_P(CompleteMetadataTest, Table) {
   EXPECT_EQ(m.source, c.wantSource);
   EXPECT_FALSE(m.bundleVersion.empty());
   EXPECT_EQ(p.has_value(), c.wantProblem);
-  if (p) EXPECT_EQ(p->rfind("bundle_id: ", 0), 0u) << *p;
+  if (p) {
+    EXPECT_EQ(p->rfind("bundle_id: ", 0), 0u) << *p;
+  }
 }
 
 PackageMetadata md(std::string title, std::string bundleId, std::string bundleVersion, std::string packageId,
