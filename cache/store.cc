@@ -34,11 +34,14 @@ Result<void> makeStoreDir(const std::string& dir, const char* sub) {
 
 }  // namespace
 
-Result<std::shared_ptr<db::Database>> openStoreDatabase(const std::string& storageDir) {
+Result<std::shared_ptr<db::Database>> openStoreDatabase(const std::string& storageDir,
+                                                       const std::vector<std::string>& extraFamilies) {
   if (storageDir.empty()) return Error{Errc::Invalid, 0, "store open: empty dir"};
   if (Result<void> r = makeStoreDir(storageDir, ""); !r) return r.error();
   const std::string indexPath = storageDir + "/index";
-  Result<std::unique_ptr<db::Database>> database = db::Database::open(indexPath, {kCacheFamily, kSummaryFamily});
+  std::vector<std::string> families = {kCacheFamily, kSummaryFamily};
+  families.insert(families.end(), extraFamilies.begin(), extraFamilies.end());
+  Result<std::unique_ptr<db::Database>> database = db::Database::open(indexPath, families);
   if (!database) {
     OLOG_ERROR("store: cannot open the index %s: %s. To recover, stop orchardd and either run "
                "`orchardd --repair-index` (with the same --config) to salvage it, or move %s aside: orchardd then "

@@ -90,6 +90,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cache/key.h"
 #include "cache/object_meta.h"
@@ -298,7 +299,9 @@ class Store {
 // (creating storageDir if needed), logging at error level how to recover if
 // it cannot. The server opens it once and passes it to Store::open() and
 // the other concerns that keep their records in it.
-Result<std::shared_ptr<db::Database>> openStoreDatabase(const std::string& storageDir);
+// extraFamilies: the other concerns' families (the catalog's), created when missing.
+Result<std::shared_ptr<db::Database>> openStoreDatabase(const std::string& storageDir,
+                                                       const std::vector<std::string>& extraFamilies = {});
 
 // `orchardd --repair-index`: runs the index repair (see repairIndex() in
 // cache/index.h) on <storageDir>/index. The store must not be open.

@@ -217,7 +217,7 @@ Result<std::optional<std::string>> Database::get(Family family, std::string_view
   return std::optional<std::string>(std::move(value));
 }
 
-Result<void> Database::write(Batch&& batch) {
+Result<void> Database::write(Batch&& batch, bool durable) {
   if (batch.ops_.empty()) return ok();
   rocksdb::WriteBatch wb;
   for (const auto& op : batch.ops_) {
@@ -226,9 +226,35 @@ Result<void> Database::write(Batch&& batch) {
     rocksdb::Status s = op.del ? wb.Delete(h, op.key) : wb.Put(h, op.key, op.value);
     if (!s.ok()) return statusError(s, "database batch");
   }
-  rocksdb::Status s = impl_->db->Write(impl_->writeOptions, &wb);
+  rocksdb::WriteOptions wo = impl_->writeOptions;
+  wo.sync = durable;
+  rocksdb::Status s = impl_->db->Write(wo, &wb);
   if (!s.ok()) return statusError(s, "database write");
   return ok();
+}
+
+Result<void> Database::scanFrom(Family family, std::string_view from,
+                                const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  auto* h = impl_->handle(family);
+  if (h == nullptr) return Error{Errc::Invalid, 0, "database scan: no such family"};
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), h));
+  for (it->Seek(slice(from)); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    rocksdb::Slice v = it->value();
+    if (!fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) break;
+  }
+  if (!it->status().ok()) return statusError(it->status(), "database scan");
+  return ok();
+}
+
+Result<std::optional<std::string>> Database::lastKey(Family family) const {
+  auto* h = impl_->handle(family);
+  if (h == nullptr) return Error{Errc::Invalid, 0, "database scan: no such family"};
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), h));
+  it->SeekToLast();
+  if (!it->status().ok()) return statusError(it->status(), "database scan");
+  if (!it->Valid()) return std::optional<std::string>();
+  return std::optional<std::string>(it->key().ToString());
 }
 
 uint64_t Database::estimatedKeys(Family family) const {

@@ -88,13 +88,22 @@ class Database {
   Result<void> del(Family family, std::string_view key);
   // The value under key, or nullopt.
   Result<std::optional<std::string>> get(Family family, std::string_view key) const;
-  Result<void> write(Batch&& batch);
+  // durable: the write is fsynced to the WAL before this returns (a
+  // publish acknowledged to a client must survive a power cut); otherwise
+  // the default above (survives a process crash).
+  Result<void> write(Batch&& batch, bool durable = false);
   // RocksDB's estimate of the keys in the family (0 if unknown): for sizing.
   uint64_t estimatedKeys(Family family) const;
   // Calls fn for every record of the family, in key order, from a
   // consistent snapshot (writes made meanwhile are not seen). Does not fill
   // the block cache: a full scan would evict useful blocks.
   Result<void> forEach(Family family, const std::function<void(std::string_view key, std::string_view value)>& fn) const;
+  // Calls fn for records with key >= from, in key order, until fn returns
+  // false (paging). Uses the block cache like point reads.
+  Result<void> scanFrom(Family family, std::string_view from,
+                        const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  // The greatest key of the family, or nullopt when it is empty.
+  Result<std::optional<std::string>> lastKey(Family family) const;
 
  private:
   struct Impl;

@@ -24,6 +24,7 @@
 
 #include "cache/fill.h"
 #include "cache/store.h"
+#include "catalog/catalog.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "config/reload.h"
@@ -33,6 +34,10 @@
 #include "server/http/route_table.h"
 #include "server/proxy/router.h"
 #include "server/http/upstream.h"
+
+namespace orchard::catalog {
+class TrustStore;
+}
 
 namespace orchard::server {
 
@@ -49,6 +54,9 @@ struct Snapshot : config::ConfigSnapshot {
   Snapshot& operator=(const Snapshot&) = delete;
   RouterConfig router;       // allowHost reads `allow` above
   UpstreamOptions upstream;  // from upstream.resolve, the timeouts and max_idle_per_origin
+  // catalog.trusted_roots loaded; null when none is configured (or it could
+  // not be read: logged, and signatures are then never trusted).
+  std::shared_ptr<const catalog::TrustStore> trustedRoots;
 };
 
 // A loop's hold on one snapshot: the requests running on it there (a plain
@@ -102,6 +110,10 @@ struct ServerContext {
   RouteTable routes;
   cache::Store* store = nullptr;
   cache::FillTable* fills = nullptr;
+  catalog::Catalog* catalog = nullptr;  // published packages (server/catalog/)
+  // The token storage.dir/admin.token holds when the config names none
+  // (written at first start); restart-only, like storage.dir.
+  std::string generatedToken;
   Clock* clock = &SystemClock::instance();
   int64_t startedAt = 0;
   std::string viaName;  // "orchard-<random>": our Via pseudonym, to spot forwarding loops

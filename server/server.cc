@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +24,8 @@
 #include <thread>
 
 #include "common/log.h"
+#include "catalog/xar_signature.h"
+#include "server/catalog/catalog_routes.h"
 #include "server/http/client_conn.h"
 #include "server/proxy/fill_driver.h"
 
@@ -37,6 +42,7 @@ struct Server::WorkerSlot {
 Server::Server(config::Config config) {
   ctx_.startConfig = std::move(config);
   registerAdminRoutes(ctx_.routes, &ctx_);
+  registerCatalogRoutes(ctx_.routes, &ctx_);
 }
 
 std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base) {
@@ -61,6 +67,13 @@ std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::Con
   s->upstream.connectTimeoutMs = cfg.connectTimeoutMs;
   s->upstream.readTimeoutMs = cfg.readTimeoutMs;
   s->upstream.maxIdlePerOrigin = static_cast<size_t>(cfg.maxIdlePerOrigin);
+  if (!cfg.catalogTrustedRoots.empty()) {
+    auto roots = catalog::TrustStore::loadPem(cfg.catalogTrustedRoots);
+    if (roots) s->trustedRoots = std::move(roots.value());
+    else
+      OLOG_WARN("catalog.trusted_roots %s: %s: package signatures are verified but not trusted until it is fixed",
+                cfg.catalogTrustedRoots.c_str(), roots.error().message().c_str());
+  }
   return s;
 }
 
@@ -219,19 +232,43 @@ Result<void> Server::start() {
   storeOptions.scrubIntervalMs = cfg.scrubIntervalMs;
   // The box's one database (db/database.h): opened here once, shared by
   // the store and the concerns that keep their records beside the cache's.
-  auto database = cache::openStoreDatabase(cfg.storageDir);
+  auto database = cache::openStoreDatabase(cfg.storageDir, catalog::families());
   if (!database) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + database.error().message();
     dirLock_ = cache::DirLock();
     return database.error();
   }
-  auto store = cache::Store::open(storeOptions, std::move(database).value());
+  std::shared_ptr<db::Database> shared = std::move(database).value();
+  auto store = cache::Store::open(storeOptions, shared);
   if (!store) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + store.error().message();
     dirLock_ = cache::DirLock();
     return store.error();
   }
   store_ = std::move(store.value());
+  // Published packages: their own directory and families, their own limit.
+  auto cat = catalog::Catalog::open({cfg.storageDir + "/packages", cfg.catalogLimit}, shared);
+  if (!cat) {
+    startError_ = "storage.dir " + cfg.storageDir + "/packages: " + cat.error().message();
+    store_.reset();
+    dirLock_ = cache::DirLock();
+    return cat.error();
+  }
+  catalog_ = std::move(cat.value());
+  ctx_.catalog = catalog_.get();
+  if (cfg.catalogBaseUrl.empty())
+    OLOG_WARN("catalog.base_url is not set: package and manifest URLs name the Host each request used (http); "
+              "MDM needs https:// and a real name for InstallEnterpriseApplication");
+  else if (cfg.catalogBaseUrl.rfind("https://", 0) != 0)
+    OLOG_WARN("catalog.base_url %s is not https://: MDM refuses manifest and package URLs that are not HTTPS",
+              cfg.catalogBaseUrl.c_str());
+  if (auto t = adminTokenAtStart(snap->adminToken); !t) {
+    startError_ = "admin.token: " + t.error().message();
+    catalog_.reset();
+    store_.reset();
+    dirLock_ = cache::DirLock();
+    return t.error();
+  }
   fills_ = std::make_unique<cache::FillTable>(store_.get());
   // Never evict what a fill is writing.
   cache::FillTable* fills = fills_.get();
@@ -340,6 +377,8 @@ void Server::abandonStart() {
   ctx_.counters.clear();
   if (store_) store_->setBusyCheck(nullptr);
   fills_.reset();
+  catalog_.reset();
+  ctx_.catalog = nullptr;
   store_.reset();
   dirLock_ = cache::DirLock();  // last: the store is closed
 }
@@ -441,6 +480,8 @@ void Server::stop() {
   ctx_.counters.clear();
   store_->setBusyCheck(nullptr);  // the evictor must not ask a table that is going away
   fills_.reset();
+  catalog_.reset();
+  ctx_.catalog = nullptr;
   store_.reset();
   dirLock_ = cache::DirLock();  // the store is closed: another daemon may have it
 }
@@ -525,6 +566,49 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
   OLOG_INFO("reload: %.*s applied as config generation %llu: %s", static_cast<int>(source.size()), source.data(),
             static_cast<unsigned long long>(out.generation), what.c_str());
   return out;
+}
+
+}  // namespace orchard::server
+
+namespace orchard::server {
+
+Result<void> Server::adminTokenAtStart(const std::string& configured) {
+  ctx_.generatedToken.clear();
+  if (!configured.empty()) return ok();
+  const std::string path = ctx_.startConfig.storageDir + "/admin.token";
+  if (auto existing = config::readTokenFile(path); existing) {
+    ctx_.generatedToken = std::move(*existing);
+    OLOG_INFO("admin: no admin.token configured: the API token is the one in %s", path.c_str());
+    return ok();
+  } else if (existing.error().code == Errc::Invalid) {
+    ::unlink(path.c_str());  // empty: a crash cut its first write short
+  } else if (existing.error().code != Errc::NotFound) {
+    return existing.error();
+  }
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) {
+    ERR_clear_error();
+    return Error{Errc::Io, 0, "cannot make a random admin token"};
+  }
+  static const char kDigits[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char c : raw) {
+    token += kDigits[c >> 4];
+    token += kDigits[c & 15];
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Error{Errc::Io, errno, "cannot create storage.dir/admin.token"};
+  const std::string line = token + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written) {
+    ::unlink(path.c_str());
+    return Error{Errc::Io, errno, "cannot write storage.dir/admin.token"};
+  }
+  ctx_.generatedToken = std::move(token);
+  OLOG_WARN("admin: no admin.token configured: generated one into %s (mode 0600; orchardctl on this box reads it)",
+            path.c_str());
+  return ok();
 }
 
 }  // namespace orchard::server

@@ -41,6 +41,7 @@
 #include "cache/dir_lock.h"
 #include "cache/fill.h"
 #include "cache/store.h"
+#include "catalog/catalog.h"
 #include "config/config.h"
 #include "config/reload.h"
 #include "server/context.h"
@@ -97,6 +98,10 @@ class Server {
   // Wraps a config snapshot with the server's derived parts.
   std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base);
   ReloadResult refuse(std::vector<std::string> problems);
+  // Without a configured admin token: reads storage.dir/admin.token, or
+  // writes a new random one there (mode 0600) at first start, into
+  // ctx_.generatedToken, and logs where it is.
+  Result<void> adminTokenAtStart(const std::string& configured);
 
   ServerContext ctx_;
   mutable std::mutex snapMu_;                // guards latest_ (the loops hold their own)
@@ -105,6 +110,7 @@ class Server {
   cache::DirLock dirLock_;  // held from start() until the store is closed
   std::unique_ptr<cache::Store> store_;
   std::unique_ptr<cache::FillTable> fills_;
+  std::unique_ptr<catalog::Catalog> catalog_;
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
   bool started_ = false;

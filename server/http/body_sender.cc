@@ -112,6 +112,41 @@ void BodySender::closeFile() {
   pin_.reset();
 }
 
+std::string BodySender::layoutRanges(const cache::RangeResult& rr, uint64_t length, std::string_view contentType,
+                                     int* status, bool* noBody) {
+  if (rr.outcome == cache::RangeOutcome::Unsatisfiable) {
+    *status = 416;
+    *noBody = true;
+    return "Content-Range: bytes */" + std::to_string(length) + "\r\nContent-Length: 0\r\n";
+  }
+  *status = 206;
+  if (rr.ranges.size() == 1) {
+    const auto& r = rr.ranges.front();
+    segs_.push_back(Segment{{}, r.first, r.last + 1});
+    return "Content-Range: " + cache::contentRange(r, length) + "\r\nContent-Length: " + std::to_string(r.size()) +
+           "\r\n";
+  }
+  static const char kBoundary[] = "ORCHARD_BYTERANGES_7d1f";
+  uint64_t total = 0;
+  for (const auto& r : rr.ranges) {
+    std::string part = "\r\n--";
+    part += kBoundary;
+    part += "\r\n";
+    if (!contentType.empty()) {
+      part += "Content-Type: ";
+      part += contentType;
+      part += "\r\n";
+    }
+    part += "Content-Range: " + cache::contentRange(r, length) + "\r\n\r\n";
+    total += part.size() + r.size();
+    segs_.push_back(Segment{std::move(part), r.first, r.last + 1});
+  }
+  trailer_ = std::string("\r\n--") + kBoundary + "--\r\n";
+  total += trailer_.size();
+  return std::string("Content-Type: multipart/byteranges; boundary=") + kBoundary + "\r\nContent-Length: " +
+         std::to_string(total) + "\r\n";
+}
+
 void BodySender::beginBody() {
   cursor_ = segs_.front().first;
   if (!buf_) buf_ = wc_->buffers.get();

@@ -33,11 +33,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/fill.h"
 #include "cache/key.h"
 #include "cache/object_meta.h"
+#include "cache/range.h"
 #include "server/http/handler.h"
 
 namespace orchard::server {
@@ -59,6 +61,12 @@ class BodySender {
   virtual void finish(bool clean) = 0;
   virtual void fetchFrom(const cache::Fill::Fetch& fetch) = 0;
 
+  // For a Partial or Unsatisfiable range result against a body of `length`:
+  // lays out segs_ (one range, or the parts of a multipart/byteranges with
+  // trailer_), sets *status to 206 or 416 (then *noBody), and returns the
+  // framing headers (Content-Range / Content-Type / Content-Length).
+  std::string layoutRanges(const cache::RangeResult& rr, uint64_t length, std::string_view contentType, int* status,
+                           bool* noBody);
   // Takes a buffer and starts sending segs_ (headOut_ goes with the first bytes).
   void beginBody();
   void pump();

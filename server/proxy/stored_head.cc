@@ -31,33 +31,8 @@ std::string Transaction::responseHead(const cache::ObjectMeta& meta, std::option
     if (range && (!ifRange || cache::ifRangeMatches(*ifRange, meta.etag, meta.lastModified, meta.header("Date"))))
       rr = cache::evaluateRange(range, *length);
   }
-  if (rr.outcome == cache::RangeOutcome::Unsatisfiable) {
-    status = 416;
-    framing = "Content-Range: bytes */" + std::to_string(*length) + "\r\nContent-Length: 0\r\n";
-    *noBody = true;
-  } else if (rr.outcome == cache::RangeOutcome::Partial && rr.ranges.size() == 1) {
-    status = 206;
-    const auto& r = rr.ranges.front();
-    framing = "Content-Range: " + cache::contentRange(r, *length) + "\r\nContent-Length: " +
-              std::to_string(r.size()) + "\r\n";
-    segs_.push_back(Segment{{}, r.first, r.last + 1});
-  } else if (rr.outcome == cache::RangeOutcome::Partial) {
-    status = 206;
-    static const char kBoundary[] = "ORCHARD_BYTERANGES_7d1f";
-    uint64_t total = 0;
-    for (const auto& r : rr.ranges) {
-      std::string part = "\r\n--";
-      part += kBoundary;
-      part += "\r\n";
-      if (!contentType.empty()) part += "Content-Type: " + contentType + "\r\n";
-      part += "Content-Range: " + cache::contentRange(r, *length) + "\r\n\r\n";
-      total += part.size() + r.size();
-      segs_.push_back(Segment{std::move(part), r.first, r.last + 1});
-    }
-    trailer_ = std::string("\r\n--") + kBoundary + "--\r\n";
-    total += trailer_.size();
-    framing = std::string("Content-Type: multipart/byteranges; boundary=") + kBoundary + "\r\nContent-Length: " +
-              std::to_string(total) + "\r\n";
+  if (rr.outcome != cache::RangeOutcome::Full) {
+    framing = layoutRanges(rr, *length, contentType, &status, noBody);
   } else if (headOnly_) {
     // A stored object's size, or the length the origin declared to a HEAD.
     if (!bodiless) framing = "Content-Length: " + std::to_string(meta.size) + "\r\n";

@@ -184,3 +184,26 @@ TEST_F(DatabaseTest, WriteQueueAppliesInOrderAndDrainsAtDestruction) {
 
 }  // namespace
 }  // namespace orchard::db
+
+namespace orchard::db {
+namespace {
+
+TEST_F(DatabaseTest, ScanFromPagesInKeyOrderAndLastKeyIsTheGreatest) {
+  auto d = open({"catalog.audit"});
+  Family f = d->family("catalog.audit");
+  EXPECT_FALSE(d->lastKey(f).value().has_value());
+  Batch b;
+  for (const char* k : {"b", "a", "d", "c"}) b.put(f, k, std::string("v") + k);
+  ASSERT_TRUE(d->write(std::move(b), /*durable=*/true).ok());
+  std::string seen;
+  ASSERT_TRUE(d->scanFrom(f, "b", [&](std::string_view k, std::string_view v) {
+                  seen += std::string(k) + "=" + std::string(v) + " ";
+                  return k != "c";  // stop after c
+                }).ok());
+  EXPECT_EQ(seen, "b=vb c=vc ");
+  EXPECT_EQ(d->lastKey(f).value().value_or(""), "d");
+  EXPECT_FALSE(d->scanFrom(Family{}, "", [](std::string_view, std::string_view) { return true; }).ok());
+}
+
+}  // namespace
+}  // namespace orchard::db

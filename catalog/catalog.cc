@@ -1,0 +1,364 @@
+// Catalog: the in-memory view of the published versions, their blobs and
+// the durable batches that change them (see catalog.h). Hard parts: the
+// order of a commit (blob renamed into place and its directory fsynced,
+// then one durable batch, then the view), so that a crash between any two
+// steps leaves either nothing visible or everything, and the sweep at
+// open() removes what a crash left half done; a blob shared by two
+// versions counts once against the limit and is unlinked only with the
+// last version naming it.
+#include "catalog/catalog.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+#include "cache/file_util.h"
+#include "catalog/version.h"
+#include "common/log.h"
+
+namespace orchard::catalog {
+
+namespace {
+
+std::string versionKey(std::string_view name, std::string_view version) {
+  std::string k(name);
+  k += '\0';
+  k += version;
+  return k;
+}
+
+std::string seqKey(uint64_t seq) {
+  std::string k(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    k[static_cast<size_t>(i)] = static_cast<char>(seq & 0xff);
+    seq >>= 8;
+  }
+  return k;
+}
+
+uint64_t seqOf(std::string_view k) {
+  uint64_t v = 0;
+  for (char c : k.substr(0, 8)) v = (v << 8) | static_cast<unsigned char>(c);
+  return v;
+}
+
+bool isHexSha(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+void fsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
+// Calls fn(name) for each entry of dir but "." and "..".
+template <typename Fn>
+void eachEntry(const std::string& dir, Fn fn) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    fn(std::string(e->d_name));
+  }
+  ::closedir(d);
+}
+
+nlohmann::json auditJson(const AuditEntry& e) {
+  return nlohmann::json{{"seq", e.seq},       {"time", e.time},     {"action", e.action}, {"object", e.object},
+                        {"client", e.client}, {"token", e.token},   {"detail", e.detail}};
+}
+
+}  // namespace
+
+std::vector<std::string> families() { return {kVersionsFamily, kAuditFamily, kDownloadsFamily}; }
+
+Catalog::Catalog(CatalogOptions options, std::shared_ptr<db::Database> database)
+    : options_(std::move(options)), db_(std::move(database)) {
+  limit_.store(options_.limit);
+  versionsF_ = db_->family(kVersionsFamily);
+  auditF_ = db_->family(kAuditFamily);
+  downloadsF_ = db_->family(kDownloadsFamily);
+}
+
+Catalog::~Catalog() = default;
+
+Result<std::unique_ptr<Catalog>> Catalog::open(const CatalogOptions& options, std::shared_ptr<db::Database> database) {
+  if (options.dir.empty()) return Error{Errc::Invalid, 0, "catalog open: empty dir"};
+  for (const char* f : {kVersionsFamily, kAuditFamily, kDownloadsFamily})
+    if (!database->family(f).valid()) return Error{Errc::Invalid, 0, "catalog open: database without the catalog families"};
+  for (const char* sub : {"", "/tmp", "/blobs"})
+    if (auto r = cache::makeDirs(options.dir + sub); !r) return r.error();
+  std::unique_ptr<Catalog> c(new Catalog(options, std::move(database)));
+  if (auto r = c->load(); !r) return r.error();
+  c->counts_ = std::make_unique<db::WriteQueue>(*c->db_);
+  return c;
+}
+
+Result<void> Catalog::load() {
+  // Temp files are uploads a crash cut short: nothing names them.
+  uint64_t swept = 0;
+  eachEntry(options_.dir + "/tmp", [&](const std::string& n) {
+    if (::unlink((options_.dir + "/tmp/" + n).c_str()) == 0) ++swept;
+  });
+  if (swept) OLOG_INFO("catalog: removed %llu unfinished uploads", static_cast<unsigned long long>(swept));
+
+  uint64_t bad = 0;
+  auto r = db_->forEach(versionsF_, [&](std::string_view key, std::string_view value) {
+    auto j = nlohmann::json::parse(value, nullptr, false);
+    auto v = packageVersionFromJson(j);
+    if (!v || versionKey(v->name, v->version) != key || !isHexSha(v->sha256)) {
+      ++bad;
+      OLOG_WARN("catalog: record %s does not parse: left out", std::string(key.substr(0, key.find('\0'))).c_str());
+      return;
+    }
+    struct stat st;
+    if (::stat(blobPath(v->sha256).c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != v->size) {
+      ++bad;
+      OLOG_WARN("catalog: %s %s: its file %s is missing or has the wrong size: left out", v->name.c_str(),
+                v->version.c_str(), v->sha256.c_str());
+      return;
+    }
+    if (blobRefs_[v->sha256]++ == 0) blobBytes_ += v->size;
+    auto rec = std::make_shared<const PackageVersion>(std::move(*v));
+    view_[rec->name][rec->version] = rec;
+  });
+  if (!r) return r.error();
+  r = db_->forEach(downloadsF_, [&](std::string_view key, std::string_view value) {
+    downloads_[std::string(key)] = std::strtoull(std::string(value).c_str(), nullptr, 10);
+  });
+  if (!r) return r.error();
+  auto last = db_->lastKey(auditF_);
+  if (!last) return last.error();
+  if (last->has_value()) nextSeq_ = seqOf(**last) + 1;
+
+  // Blobs no record names: a crash between the rename and the batch, or
+  // between a delete's batch and its unlink.
+  uint64_t orphans = 0;
+  eachEntry(options_.dir + "/blobs", [&](const std::string& sub) {
+    const std::string dir = options_.dir + "/blobs/" + sub;
+    eachEntry(dir, [&](const std::string& n) {
+      if (blobRefs_.count(n)) return;
+      if (::unlink((dir + "/" + n).c_str()) == 0) ++orphans;
+    });
+  });
+  if (orphans) OLOG_INFO("catalog: removed %llu package files no version names", static_cast<unsigned long long>(orphans));
+  size_t versions = 0;
+  for (const auto& [n, vs] : view_) versions += vs.size();
+  OLOG_INFO("catalog: %zu packages, %zu versions, %llu bytes%s", view_.size(), versions,
+            static_cast<unsigned long long>(blobBytes_), bad ? " (some records left out: see above)" : "");
+  return ok();
+}
+
+std::string Catalog::blobPath(std::string_view sha) const {
+  std::string p = options_.dir + "/blobs/";
+  p += sha.substr(0, 2);
+  p += '/';
+  p += sha;
+  return p;
+}
+
+uint64_t Catalog::usedBytes() const {
+  std::lock_guard lock(mu_);
+  return blobBytes_ + reserved_;
+}
+
+std::variant<Catalog::Begun, Problem> Catalog::begin(std::string_view name, std::string_view version,
+                                                     std::string_view filename, uint64_t size,
+                                                     std::string_view expectSha) {
+  std::lock_guard lock(mu_);
+  const std::string key = versionKey(name, version);
+  if (auto n = view_.find(name); n != view_.end()) {
+    if (auto v = n->second.find(std::string(version)); v != n->second.end() && !expectSha.empty()) {
+      if (v->second->sha256 == expectSha && v->second->size == size) return Begun{nullptr, v->second};
+      return Problem{Errc::Exists, std::string(name) + " " + std::string(version) +
+                                       " is published with other bytes (sha256 " + v->second->sha256 +
+                                       "); publish a new version or delete this one first"};
+    }
+  }
+  if (uploading_.count(key))
+    return Problem{Errc::Busy, "a publish of " + std::string(name) + " " + std::string(version) + " is in progress"};
+  const bool stored = !expectSha.empty() && blobRefs_.count(std::string(expectSha));
+  const uint64_t need = stored ? 0 : size;
+  const uint64_t lim = limit();
+  if (blobBytes_ + reserved_ + need > lim)
+    return Problem{Errc::NoSpace, "the package (" + std::to_string(size) + " bytes) does not fit in catalog.limit (" +
+                                      std::to_string(lim) + " bytes, " + std::to_string(blobBytes_ + reserved_) +
+                                      " used)"};
+  reserved_ += need;
+  uploading_[key] = true;
+  std::unique_ptr<Upload> up(new Upload(this, std::string(name), std::string(version), std::string(filename), size,
+                                        std::string(expectSha), need));
+  return Begun{std::move(up), nullptr};
+}
+
+void Catalog::release(uint64_t reserved, const std::string& key) {
+  std::lock_guard lock(mu_);
+  reserved_ -= std::min(reserved_, reserved);
+  uploading_.erase(key);
+}
+
+void Catalog::appendAudit(db::Batch* batch, AuditEntry e) {
+  e.seq = nextSeq_++;
+  batch->put(auditF_, seqKey(e.seq), auditJson(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+std::variant<Catalog::Committed, Problem> Catalog::commit(std::unique_ptr<Upload> up, PackageVersion draft,
+                                                          const Actor& actor, int64_t now) {
+  if (!up->finished_) return Problem{Errc::Invalid, "the upload is not finished"};
+  draft.name = up->name();
+  draft.version = up->version();
+  draft.filename = up->filename();
+  draft.size = up->received();
+  draft.sha256 = up->sha256();
+  draft.chunks = up->chunks();
+  draft.published = now;
+  draft.publishedBy = actor.token;
+  const std::string key = versionKey(draft.name, draft.version);
+  const std::string blob = blobPath(draft.sha256);
+
+  std::lock_guard lock(mu_);
+  if (auto n = view_.find(draft.name); n != view_.end()) {
+    if (auto v = n->second.find(draft.version); v != n->second.end()) {
+      if (v->second->sha256 == draft.sha256) return Committed{v->second, false};  // the Upload's dtor cleans up
+      return Problem{Errc::Exists, draft.name + " " + draft.version + " is published with other bytes (sha256 " +
+                                       v->second->sha256 + ")"};
+    }
+  }
+  const bool haveBlob = blobRefs_.count(draft.sha256) > 0;
+  if (!haveBlob) {
+    const std::string dir = options_.dir + "/blobs/" + draft.sha256.substr(0, 2);
+    if (auto r = cache::makeDirs(dir); !r) return Problem{Errc::Io, "cannot create " + dir + ": " + r.error().message()};
+    if (::rename(up->path().c_str(), blob.c_str()) != 0)
+      return Problem{Errc::Io, std::string("cannot move the upload into place: ") + std::strerror(errno)};
+    up->path_.clear();  // renamed: nothing to remove
+    fsyncDir(dir);
+  }
+  db::Batch batch;
+  nlohmann::json j;
+  toJson(j, draft);
+  batch.put(versionsF_, key, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  appendAudit(&batch, AuditEntry{0, now, "publish", draft.name + "/" + draft.version, actor.client, actor.token,
+                                 "sha256 " + draft.sha256 + ", " + std::to_string(draft.size) + " bytes"});
+  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r) {
+    if (!haveBlob) ::unlink(blob.c_str());
+    return Problem{Errc::Io, "cannot record the package: " + r.error().message()};
+  }
+  up->committed_ = true;
+  reserved_ -= std::min(reserved_, up->reserved_);
+  uploading_.erase(key);
+  if (blobRefs_[draft.sha256]++ == 0) blobBytes_ += draft.size;
+  auto rec = std::make_shared<const PackageVersion>(std::move(draft));
+  view_[rec->name][rec->version] = rec;
+  return Committed{rec, true};
+}
+
+std::shared_ptr<const PackageVersion> Catalog::find(std::string_view name, std::string_view version) const {
+  std::lock_guard lock(mu_);
+  auto n = view_.find(name);
+  if (n == view_.end()) return nullptr;
+  auto v = n->second.find(std::string(version));
+  return v == n->second.end() ? nullptr : v->second;
+}
+
+std::vector<std::shared_ptr<const PackageVersion>> Catalog::versions(std::string_view name) const {
+  std::vector<std::shared_ptr<const PackageVersion>> out;
+  {
+    std::lock_guard lock(mu_);
+    auto n = view_.find(name);
+    if (n == view_.end()) return out;
+    for (const auto& [v, rec] : n->second) out.push_back(rec);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return versionLess(b->version, a->version); });
+  return out;
+}
+
+std::vector<std::string> Catalog::names() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [n, vs] : view_) out.push_back(n);
+  return out;
+}
+
+std::optional<Problem> Catalog::remove(std::string_view name, std::string_view version, const Actor& actor,
+                                       int64_t now) {
+  std::lock_guard lock(mu_);
+  auto n = view_.find(name);
+  if (n == view_.end()) return Problem{Errc::NotFound, "no package " + std::string(name)};
+  auto v = n->second.find(std::string(version));
+  if (v == n->second.end()) return Problem{Errc::NotFound, "no version " + std::string(version) + " of " + std::string(name)};
+  const std::shared_ptr<const PackageVersion> rec = v->second;
+  db::Batch batch;
+  const std::string key = versionKey(name, version);
+  batch.del(versionsF_, key);
+  batch.del(downloadsF_, key);
+  appendAudit(&batch, AuditEntry{0, now, "delete", rec->name + "/" + rec->version, actor.client, actor.token,
+                                 "sha256 " + rec->sha256});
+  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r)
+    return Problem{Errc::Io, "cannot record the delete: " + r.error().message()};
+  n->second.erase(v);
+  if (n->second.empty()) view_.erase(n);
+  downloads_.erase(key);
+  if (--blobRefs_[rec->sha256] == 0) {
+    blobRefs_.erase(rec->sha256);
+    blobBytes_ -= std::min(blobBytes_, rec->size);
+    // Running downloads hold the file open and finish; a crash before this
+    // unlink leaves an orphan that open() sweeps.
+    if (::unlink(blobPath(rec->sha256).c_str()) != 0 && errno != ENOENT)
+      OLOG_WARN("catalog: cannot remove %s: %s", blobPath(rec->sha256).c_str(), std::strerror(errno));
+  }
+  return std::nullopt;
+}
+
+void Catalog::noteDownload(std::string_view name, std::string_view version) {
+  const std::string key = versionKey(name, version);
+  uint64_t count;
+  {
+    std::lock_guard lock(mu_);
+    auto n = view_.find(name);
+    if (n == view_.end() || !n->second.count(std::string(version))) return;
+    count = ++downloads_[key];
+  }
+  db::Batch b;
+  b.put(downloadsF_, key, std::to_string(count));
+  counts_->post(std::move(b));
+}
+
+uint64_t Catalog::downloads(std::string_view name, std::string_view version) const {
+  std::lock_guard lock(mu_);
+  auto it = downloads_.find(versionKey(name, version));
+  return it == downloads_.end() ? 0 : it->second;
+}
+
+Result<std::vector<AuditEntry>> Catalog::audit(uint64_t after, size_t limit) const {
+  std::vector<AuditEntry> out;
+  auto r = db_->scanFrom(auditF_, seqKey(after + 1), [&](std::string_view, std::string_view value) {
+    auto j = nlohmann::json::parse(value, nullptr, false);
+    if (j.is_object()) {
+      AuditEntry e;
+      e.seq = j.value("seq", uint64_t{0});
+      e.time = j.value("time", int64_t{0});
+      e.action = j.value("action", "");
+      e.object = j.value("object", "");
+      e.client = j.value("client", "");
+      e.token = j.value("token", "");
+      e.detail = j.value("detail", "");
+      out.push_back(std::move(e));
+    }
+    return out.size() < limit;
+  });
+  if (!r) return r.error();
+  return out;
+}
+
+}  // namespace orchard::catalog

@@ -1,0 +1,221 @@
+// Catalog: the published packages of this box, their bytes on disk and
+// their records in the box's RocksDB. No sockets: the HTTP handlers
+// (server/catalog/) call it from their thread pool.
+//
+// Bytes: each distinct file is stored once, by its SHA-256, at
+// <dir>/blobs/<first two hex>/<sha256>; a version record names its blob. A
+// blob is unlinked when the last version naming it is deleted (a download
+// already running keeps its open descriptor and finishes). Uploads stream
+// into <dir>/tmp/ and are renamed into place only when whole, hashed and
+// fsynced. open() sweeps <dir>/tmp and removes blobs no record names, so a
+// kill -9 at any point leaves no visible package and no garbage.
+//
+// Records (families, all written with durable batches):
+//   catalog.versions   name \0 version -> PackageVersion JSON (package.h)
+//   catalog.audit      8-byte big-endian sequence -> AuditEntry JSON
+//   catalog.downloads  name \0 version -> decimal count (best effort)
+// A publish or a delete is one batch: the version record and its audit
+// entry together, so the log never disagrees with the catalog.
+//
+// Space: published bytes count against `limit` (catalog.limit), never
+// against the cache's. An upload reserves its declared size when it begins
+// (NoSpace: the HTTP 507) and gives back what it did not use when it ends;
+// the same bytes published twice take their space once.
+//
+// Concurrency: every method may be called from any thread. One mutex
+// guards the in-memory view; disk and database work happen outside it
+// except the commit's rename + batch, which must be atomic with the view.
+// Two uploads of one name/version: the second to begin is refused (Busy)
+// while the first runs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "catalog/package.h"
+#include "common/result.h"
+#include "db/database.h"
+#include "db/write_queue.h"
+
+namespace orchard::catalog {
+
+inline constexpr const char* kVersionsFamily = "catalog.versions";
+inline constexpr const char* kAuditFamily = "catalog.audit";
+inline constexpr const char* kDownloadsFamily = "catalog.downloads";
+// Every family the catalog keeps (for Database::open and repair).
+std::vector<std::string> families();
+
+// A refusal with a reason for the admin. code: Invalid (400), Exists
+// (409: another file under that version), Busy (409: a publish of it is
+// running), NoSpace (507), NotFound (404), Io (500).
+struct Problem {
+  Errc code = Errc::Io;
+  std::string detail;
+};
+
+// Who made a change, for the audit log.
+struct Actor {
+  std::string client;  // address of the client
+  std::string token;   // identity of the token used ("admin")
+};
+
+struct AuditEntry {
+  uint64_t seq = 0;
+  int64_t time = 0;    // Unix seconds
+  std::string action;  // "publish", "delete"
+  std::string object;  // "name/version"
+  std::string client;
+  std::string token;
+  std::string detail;  // e.g. the sha256 published
+};
+
+class Catalog;
+
+// An upload in progress: bytes go to a temp file, hashed as they pass
+// (SHA-256 of the whole and of each kChunkSize chunk). write() and finish()
+// block on disk: call them off the event loops. Destroying an Upload that
+// was not committed removes its temp file and gives back its reservation.
+class Upload {
+ public:
+  ~Upload();
+  Upload(const Upload&) = delete;
+  Upload& operator=(const Upload&) = delete;
+
+  // Appends bytes. NoSpace when the disk is full or more arrive than the
+  // declared size; Io otherwise.
+  std::optional<Problem> write(const char* data, size_t n);
+  // All bytes are in: checks the count against the declared size and the
+  // checksum against the expected one (Invalid on a mismatch), fsyncs the
+  // file. After it, sha256() and chunks() hold the file's digests.
+  std::optional<Problem> finish();
+
+  const std::string& name() const { return name_; }
+  const std::string& version() const { return version_; }
+  const std::string& filename() const { return filename_; }
+  uint64_t received() const { return received_; }
+  uint64_t declared() const { return declared_; }
+  const std::string& sha256() const { return sha_; }
+  const std::vector<std::string>& chunks() const { return chunks_; }
+  // The temp file, whole after finish(): what the metadata reader reads.
+  const std::string& path() const { return path_; }
+  Catalog* catalog() const { return catalog_; }
+
+ private:
+  friend class Catalog;
+  Upload(Catalog* c, std::string name, std::string version, std::string filename, uint64_t declared,
+         std::string expectSha, uint64_t reserved);
+  struct Hashers;
+  Catalog* catalog_;
+  std::string name_, version_, filename_;
+  uint64_t declared_;
+  std::string expectSha_;  // lower-case hex, or empty
+  uint64_t reserved_;      // bytes held against the limit
+  std::string path_;
+  int fd_ = -1;
+  uint64_t received_ = 0;
+  uint64_t chunkFill_ = 0;
+  std::unique_ptr<Hashers> hash_;
+  std::string sha_;
+  std::vector<std::string> chunks_;
+  bool finished_ = false;
+  bool committed_ = false;
+};
+
+struct CatalogOptions {
+  std::string dir;     // storage.dir/packages
+  uint64_t limit = 0;  // catalog.limit in bytes
+};
+
+class Catalog {
+ public:
+  // Opens the catalog's view of `database` (which must have families()),
+  // creating dir, sweeping temp files and unreferenced blobs. A record that
+  // does not parse or names a missing blob is logged and left out of the
+  // view (never served).
+  static Result<std::unique_ptr<Catalog>> open(const CatalogOptions& options, std::shared_ptr<db::Database> database);
+  ~Catalog();
+
+  void setLimit(uint64_t bytes) { limit_.store(bytes, std::memory_order_relaxed); }
+  uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
+  uint64_t usedBytes() const;  // distinct published blobs + reservations
+
+  // --- publishing ---
+  // What begin() found when the version exists already with the expected
+  // checksum: nothing to upload (the publish is idempotent).
+  struct Begun {
+    std::unique_ptr<Upload> upload;                   // set: stream the body into it
+    std::shared_ptr<const PackageVersion> identical;  // set: already published with these bytes
+  };
+  // Decided from the request head: Exists when the version is published
+  // with other bytes (only knowable here when expectSha is given; otherwise
+  // commit() decides), Busy when another upload of it runs, NoSpace when
+  // `size` does not fit in the limit (a blob already stored under
+  // expectSha needs no space).
+  std::variant<Begun, Problem> begin(std::string_view name, std::string_view version, std::string_view filename,
+                                     uint64_t size, std::string_view expectSha);
+  // Makes a finished upload visible: its blob moved into place, then the
+  // version record (metadata, signature, warnings filled by the caller in
+  // `draft`) and an audit entry in one durable batch. Returns the record
+  // and whether it is new (false: the same bytes were published already,
+  // nothing changed). Exists when the version holds other bytes.
+  struct Committed {
+    std::shared_ptr<const PackageVersion> version;
+    bool created = false;
+  };
+  std::variant<Committed, Problem> commit(std::unique_ptr<Upload> upload, PackageVersion draft, const Actor& actor,
+                                          int64_t now);
+
+  // --- reading (in memory) ---
+  std::shared_ptr<const PackageVersion> find(std::string_view name, std::string_view version) const;
+  // Versions of one package, newest first by versionLess (version.h).
+  std::vector<std::shared_ptr<const PackageVersion>> versions(std::string_view name) const;
+  std::vector<std::string> names() const;  // sorted
+  std::string blobPath(std::string_view sha256) const;
+
+  // --- deleting ---
+  // The version is gone from the view at once; its blob is unlinked when no
+  // other version names it. NotFound when there is no such version.
+  std::optional<Problem> remove(std::string_view name, std::string_view version, const Actor& actor, int64_t now);
+
+  // --- counters and the audit log ---
+  // A download of the version finished (any thread; the count is written
+  // off the caller's thread).
+  void noteDownload(std::string_view name, std::string_view version);
+  uint64_t downloads(std::string_view name, std::string_view version) const;
+  // Entries with seq > after, oldest first, at most `limit`.
+  Result<std::vector<AuditEntry>> audit(uint64_t after, size_t limit) const;
+
+ private:
+  friend class Upload;
+  Catalog(CatalogOptions options, std::shared_ptr<db::Database> database);
+  Result<void> load();
+  void release(uint64_t reserved, const std::string& key);  // an upload ended
+  void appendAudit(db::Batch* batch, AuditEntry entry);     // under mu_
+
+  CatalogOptions options_;
+  std::shared_ptr<db::Database> db_;
+  db::Family versionsF_, auditF_, downloadsF_;
+  std::atomic<uint64_t> limit_{0};
+  std::unique_ptr<db::WriteQueue> counts_;  // download counts, off the callers' threads
+
+  mutable std::mutex mu_;
+  // name -> version -> record
+  std::map<std::string, std::map<std::string, std::shared_ptr<const PackageVersion>>, std::less<>> view_;
+  std::unordered_map<std::string, uint32_t> blobRefs_;  // sha256 -> versions naming it
+  uint64_t blobBytes_ = 0;                              // sum of distinct blob sizes
+  uint64_t reserved_ = 0;                               // uploads in flight
+  std::unordered_map<std::string, bool> uploading_;     // name \0 version of uploads in flight
+  std::unordered_map<std::string, uint64_t> downloads_; // name \0 version -> count
+  uint64_t nextSeq_ = 1;
+};
+
+}  // namespace orchard::catalog

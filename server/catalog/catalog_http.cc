@@ -1,0 +1,125 @@
+// Shared parts of the catalog's handlers (see catalog_http.h). Hard parts:
+// the token comparison must not leak how much of a guess was right
+// (CRYPTO_memcmp over equal lengths), and OffLoopAnswer's work outlives a
+// handler whose client went away (the after-callback checks a shared flag).
+#include "server/catalog/catalog_http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+
+#include "catalog/manifest.h"
+#include "server/http/message.h"
+
+namespace orchard::server {
+
+bool tokenMatches(const RequestHead& req, const ServerContext& ctx, const Snapshot& snap) {
+  const std::string& want = snap.adminToken.empty() ? ctx.generatedToken : snap.adminToken;
+  if (want.empty()) return false;
+  auto h = req.header("Authorization");
+  if (!h) return false;
+  std::string_view v = *h;
+  constexpr std::string_view kScheme = "bearer ";
+  if (v.size() <= kScheme.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i)
+    if (static_cast<char>(std::tolower(static_cast<unsigned char>(v[i]))) != kScheme[i]) return false;
+  v.remove_prefix(kScheme.size());
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  return v.size() == want.size() && CRYPTO_memcmp(v.data(), want.data(), want.size()) == 0;
+}
+
+RequestHandler* unauthorized(HandlerRequest& r) {
+  const bool had = r.head.header("Authorization").has_value();
+  return FixedAnswer::error(r.writer, std::move(r.head), 401,
+                            had ? "the bearer token is not this box's admin token"
+                                : "this route needs Authorization: Bearer <admin token> (storage.dir/admin.token "
+                                  "when none is configured)",
+                            had ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : "WWW-Authenticate: Bearer\r\n");
+}
+
+int statusFor(const catalog::Problem& p) {
+  switch (p.code) {
+    case Errc::Invalid: return 400;
+    case Errc::Exists:
+    case Errc::Busy: return 409;
+    case Errc::NoSpace: return 507;
+    case Errc::NotFound: return 404;
+    case Errc::Unsupported: return 422;
+    default: return 500;
+  }
+}
+
+std::string peerAddress(const struct sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (sa == nullptr) return "";
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+  return buf;
+}
+
+std::string baseUrl(const Snapshot& snap, const RequestHead& req) {
+  std::string base = snap.config.catalogBaseUrl;
+  if (base.empty()) {
+    // The Host the Mac used reaches this box; the router accepted it as ours.
+    base = "http://" + std::string(req.header("Host").value_or("localhost"));
+  }
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base;
+}
+
+nlohmann::ordered_json versionJson(const catalog::PackageVersion& v, std::string_view base) {
+  nlohmann::json rec;
+  catalog::toJson(rec, v, /*withChunks=*/false);
+  nlohmann::ordered_json j;
+  j["name"] = v.name;
+  j["version"] = v.version;
+  j["filename"] = v.filename;
+  j["size"] = v.size;
+  j["sha256"] = v.sha256;
+  j["url"] = catalog::packageUrl(base, v.name, v.version, v.filename);
+  j["manifest_url"] = catalog::manifestUrl(base, v.name, v.version);
+  j["published"] = v.published;
+  j["published_by"] = v.publishedBy;
+  j["metadata"] = rec["metadata"];
+  j["signature"] = rec["signature"];
+  j["warnings"] = v.warnings;
+  return j;
+}
+
+OffLoopAnswer::Reply errorReply(int status, std::string_view detail, std::string extra) {
+  return OffLoopAnswer::Reply{status, errorBody(status, detail), std::move(extra)};
+}
+
+void OffLoopAnswer::start() {
+  struct Job {
+    uv_work_t req;
+    std::weak_ptr<bool> alive;
+    OffLoopAnswer* handler;
+    Work work;
+    Reply reply;
+  };
+  auto* job = new Job{};
+  job->req.data = job;
+  job->alive = alive_;
+  job->handler = this;
+  job->work = std::move(work_);
+  auto run = [](uv_work_t* q) {
+    auto* j = static_cast<Job*>(q->data);
+    j->reply = j->work();
+  };
+  auto after = [](uv_work_t* q, int) {
+    auto* j = static_cast<Job*>(q->data);
+    if (auto a = j->alive.lock(); a && *a)
+      j->handler->answer(j->reply.status, j->reply.type, j->reply.body, j->reply.extra);
+    delete j;
+  };
+  if (uv_queue_work(w_->wc()->worker->loop(), &job->req, run, after) != 0) {
+    run(&job->req);  // the pool refused (shutting down): answer from here
+    after(&job->req, 0);
+  }
+}
+
+}  // namespace orchard::server

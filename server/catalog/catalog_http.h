@@ -1,0 +1,64 @@
+// What the catalog's HTTP handlers share: the bearer-token check, the
+// status an catalog::Problem maps to, the URLs a record is reached by, the
+// JSON of a version as the API shows it, and OffLoopAnswer, a handler whose
+// answer is computed on the thread pool (a durable RocksDB write or a scan
+// must never run on an event loop).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "catalog/catalog.h"
+#include "server/context.h"
+#include "server/http/local_handler.h"
+#include "server/http/route_table.h"
+
+namespace orchard::server {
+
+// True when the request carries `Authorization: Bearer <token>` with the
+// box's token (admin.token / admin.token_file, else the generated one);
+// compared in constant time.
+bool tokenMatches(const RequestHead& req, const ServerContext& ctx, const Snapshot& snap);
+// The 401 for a request without the right token (WWW-Authenticate: Bearer).
+RequestHandler* unauthorized(HandlerRequest& r);
+// The HTTP status of a catalog refusal.
+int statusFor(const catalog::Problem& p);
+// "10.1.2.3" / "fe80::1" of the client.
+std::string peerAddress(const struct sockaddr* sa);
+// Where Macs reach this box: catalog.base_url, else http://<Host> of the request.
+std::string baseUrl(const Snapshot& snap, const RequestHead& req);
+// A version as the API answers it (no chunk hashes) with its URLs.
+nlohmann::ordered_json versionJson(const catalog::PackageVersion& v, std::string_view base);
+
+// A handler that runs `work` on the loop's thread pool and answers what it
+// returns. The handler may be gone (client closed) when the work ends: the
+// work still runs to its end, its answer is dropped.
+class OffLoopAnswer final : public LocalHandler {
+ public:
+  struct Reply {
+    int status = 200;
+    std::string body;
+    std::string extra;  // extra header lines
+    std::string type = "application/json";
+  };
+  using Work = std::function<Reply()>;
+  OffLoopAnswer(ResponseWriter* w, RequestHead req, Work work)
+      : LocalHandler(w, std::move(req)), work_(std::move(work)) {}
+  ~OffLoopAnswer() override { *alive_ = false; }
+  void start() override;
+
+ private:
+  Work work_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// An error Reply with the JSON error body.
+OffLoopAnswer::Reply errorReply(int status, std::string_view detail, std::string extra = {});
+
+}  // namespace orchard::server

@@ -1,0 +1,157 @@
+// The catalog's routes (see catalog_routes.h) and its small handlers: the
+// lists, the delete, the audit log and the manifest. Reads of the catalog
+// are in memory and answered on the loop; a delete (a durable batch) and
+// the audit log (a RocksDB scan) run on the thread pool.
+#include "server/catalog/catalog_routes.h"
+
+#include <charconv>
+
+#include "catalog/manifest.h"
+#include "catalog/version.h"
+#include "server/catalog/catalog_http.h"
+#include "server/http/message.h"
+
+namespace orchard::server {
+
+namespace {
+
+std::string dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// A query parameter's value (percent-decoded), or nullopt.
+std::optional<std::string> queryParam(std::string_view target, std::string_view key) {
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != key) continue;
+    std::string out;
+    if (!percentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), &out)) return std::nullopt;
+    return out;
+  }
+  return std::nullopt;
+}
+
+bool parseU64(std::string_view s, uint64_t* out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+RequestHandler* listPackages(HandlerRequest&& r, const ServerContext* ctx) {
+  nlohmann::ordered_json j;
+  j["packages"] = nlohmann::ordered_json::array();
+  for (const std::string& name : ctx->catalog->names()) {
+    auto vs = ctx->catalog->versions(name);
+    if (vs.empty()) continue;
+    uint64_t bytes = 0;
+    for (const auto& v : vs) bytes += v->size;
+    j["packages"].push_back({{"name", name}, {"latest", vs.front()->version}, {"versions", vs.size()}, {"size", bytes}});
+  }
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(j));
+}
+
+RequestHandler* showPackage(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string name(r.params.get("name"));
+  auto vs = ctx->catalog->versions(name);
+  if (vs.empty()) return FixedAnswer::error(r.writer, std::move(r.head), 404, "no package " + name);
+  const std::string base = baseUrl(r.writer->wc()->snapshot(), r.head);
+  nlohmann::ordered_json j;
+  j["name"] = name;
+  j["versions"] = nlohmann::ordered_json::array();
+  for (const auto& v : vs) {
+    auto e = versionJson(*v, base);
+    e["downloads"] = ctx->catalog->downloads(v->name, v->version);
+    j["versions"].push_back(std::move(e));
+  }
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(j));
+}
+
+RequestHandler* deleteVersion(HandlerRequest&& r, const ServerContext* ctx) {
+  catalog::Actor actor{peerAddress(r.writer->peer()), "admin"};
+  std::string name(r.params.get("name")), version(r.params.get("version"));
+  const int64_t now = ctx->clock->nowSeconds();
+  catalog::Catalog* cat = ctx->catalog;
+  return new OffLoopAnswer(r.writer, std::move(r.head), [cat, actor, name, version, now]() {
+    if (auto p = cat->remove(name, version, actor, now)) return errorReply(statusFor(*p), p->detail);
+    nlohmann::ordered_json j;
+    j["deleted"] = {{"name", name}, {"version", version}};
+    return OffLoopAnswer::Reply{200, dump(j)};
+  });
+}
+
+RequestHandler* auditLog(HandlerRequest&& r, const ServerContext* ctx) {
+  uint64_t after = 0, limit = 100;
+  auto a = queryParam(r.head.target, "after");
+  auto l = queryParam(r.head.target, "limit");
+  if ((a && !parseU64(*a, &after)) || (l && (!parseU64(*l, &limit) || limit == 0 || limit > 1000)))
+    return FixedAnswer::error(r.writer, std::move(r.head), 400,
+                              "after must be a sequence number and limit a count from 1 to 1000");
+  catalog::Catalog* cat = ctx->catalog;
+  return new OffLoopAnswer(r.writer, std::move(r.head), [cat, after, limit]() {
+    auto entries = cat->audit(after, static_cast<size_t>(limit) + 1);  // one more: is there a next page?
+    if (!entries) return errorReply(500, "cannot read the audit log: " + entries.error().message());
+    nlohmann::ordered_json j;
+    j["entries"] = nlohmann::ordered_json::array();
+    const bool more = entries->size() > limit;
+    if (more) entries->pop_back();
+    for (const auto& e : *entries)
+      j["entries"].push_back({{"seq", e.seq},
+                              {"time", e.time},
+                              {"action", e.action},
+                              {"object", e.object},
+                              {"client", e.client},
+                              {"token", e.token},
+                              {"detail", e.detail}});
+    j["next"] = more && !entries->empty() ? nlohmann::ordered_json(entries->back().seq) : nlohmann::ordered_json();
+    return OffLoopAnswer::Reply{200, dump(j)};
+  });
+}
+
+RequestHandler* manifest(HandlerRequest&& r, const ServerContext* ctx) {
+  std::string_view file = r.params.get("file");
+  constexpr std::string_view kExt = ".plist";
+  if (file.size() <= kExt.size() || file.substr(file.size() - kExt.size()) != kExt)
+    return FixedAnswer::error(r.writer, std::move(r.head), 404, "manifests are /manifests/{name}/{version}.plist");
+  const std::string name(r.params.get("name"));
+  const std::string version(file.substr(0, file.size() - kExt.size()));
+  auto v = ctx->catalog->find(name, version);
+  if (!v) return FixedAnswer::error(r.writer, std::move(r.head), 404, "no version " + version + " of " + name);
+  catalog::ManifestInput in;
+  in.url = catalog::packageUrl(baseUrl(r.writer->wc()->snapshot(), r.head), v->name, v->version, v->filename);
+  in.chunkSha256 = v->chunks;
+  in.bundleId = v->metadata.bundleId;
+  in.bundleVersion = v->metadata.bundleVersion.empty() ? v->version : v->metadata.bundleVersion;
+  in.title = v->metadata.title.empty() ? v->name : v->metadata.title;
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/xml", catalog::writeManifest(in));
+}
+
+// Wraps a handler factory with the bearer-token check.
+HandlerFactory withToken(const ServerContext* ctx, RequestHandler* (*make)(HandlerRequest&&, const ServerContext*)) {
+  return [ctx, make](HandlerRequest&& r) -> RequestHandler* {
+    if (!tokenMatches(r.head, *ctx, r.writer->wc()->snapshot())) return unauthorized(r);
+    return make(std::move(r), ctx);
+  };
+}
+
+HandlerFactory open(const ServerContext* ctx, RequestHandler* (*make)(HandlerRequest&&, const ServerContext*)) {
+  return [ctx, make](HandlerRequest&& r) -> RequestHandler* { return make(std::move(r), ctx); };
+}
+
+}  // namespace
+
+void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
+  routes.add("PUT", "/api/v1/packages/{name}/{version}/{filename}", withToken(ctx, &makePublishHandler));
+  routes.add("GET", "/api/v1/packages", withToken(ctx, &listPackages));
+  routes.add("GET", "/api/v1/packages/{name}", withToken(ctx, &showPackage));
+  routes.add("DELETE", "/api/v1/packages/{name}/{version}", withToken(ctx, &deleteVersion));
+  routes.add("GET", "/api/v1/audit", withToken(ctx, &auditLog));
+  routes.add("GET", "/pkgs/{name}/{version}/{filename}", open(ctx, &makePackageSender));
+  routes.add("GET", "/manifests/{name}/{file}", open(ctx, &manifest));
+}
+
+}  // namespace orchard::server

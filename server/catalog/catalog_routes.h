@@ -1,0 +1,25 @@
+// The catalog's routes (../shared/INTERFACE.md, "Catalog API" and the
+// /pkgs and /manifests local routes), registered by the Server beside the
+// admin ones:
+//   PUT    /api/v1/packages/{name}/{version}/{filename}  publish (publish_handler.cc)
+//   GET    /api/v1/packages                              every package, latest version first
+//   GET    /api/v1/packages/{name}                       its versions, newest first
+//   DELETE /api/v1/packages/{name}/{version}
+//   GET    /api/v1/audit?after=&limit=                   the audit log, oldest first, paged
+//   GET    /pkgs/{name}/{version}/{filename}             the bytes (package_sender.cc)
+//   GET    /manifests/{name}/{version}.plist             the InstallEnterpriseApplication manifest
+// Every /api/v1 route here needs the bearer token; /pkgs and /manifests do not.
+#pragma once
+
+#include "server/context.h"
+#include "server/http/route_table.h"
+
+namespace orchard::server {
+
+void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx);
+
+// Made by the publish and package routes (their own files).
+RequestHandler* makePublishHandler(HandlerRequest&& r, const ServerContext* ctx);
+RequestHandler* makePackageSender(HandlerRequest&& r, const ServerContext* ctx);
+
+}  // namespace orchard::server
