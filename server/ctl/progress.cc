@@ -47,7 +47,8 @@ std::string Progress::describe(uint64_t done, uint64_t total, int64_t elapsedMs,
   if (terminal_) {
     constexpr int kWidth = 24;
     int filled = std::min(kWidth, percent * kWidth / 100);
-    std::string bar = "[" + std::string(filled, '#') + std::string(kWidth - filled, '-') + "]";
+    std::string bar;
+    bar.append("[").append(filled, '#').append(kWidth - filled, '-').append("]");
     std::string s = label_ + " " + amount + " " + bar + " " + std::to_string(percent) + "%  " + rateText;
     s += end ? "  in " + formatDuration(elapsedMs / 1000) : "  ETA " + eta;
     return s;
