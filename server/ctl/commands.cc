@@ -10,6 +10,15 @@
 #include "server/ctl/table.h"
 
 namespace orchard::ctl {
+namespace {
+
+int notAnObject(const Reply& reply) {
+  std::fprintf(stderr, "orchardctl: the box answered %ld with a body that is not a JSON object\n", reply.status);
+  return kExitAnswer;
+}
+
+}  // namespace
+
 namespace detail {
 
 int checkReply(const Context& ctx, const Reply& reply) {
@@ -37,6 +46,17 @@ void addQuery(std::string* query, const char* key, const std::string& value) {
   query->append(query->empty() ? "?" : "&").append(key).append("=").append(value);
 }
 
+std::optional<int> takeJson(const Context& ctx, const Reply& reply, nlohmann::json* out) {
+  if (int rc = checkReply(ctx, reply)) return rc;
+  if (ctx.json) {
+    printRaw(reply);
+    return kExitOk;
+  }
+  *out = nlohmann::json::parse(reply.body, nullptr, false);
+  if (out->is_object()) return std::nullopt;
+  return notAnObject(reply);
+}
+
 void printRaw(const Reply& reply) {
   std::fputs(reply.body.c_str(), stdout);
   if (!reply.body.empty() && reply.body.back() != '\n') std::fputc('\n', stdout);
@@ -49,6 +69,7 @@ namespace {
 using nlohmann::json;
 using detail::checkReply;
 using detail::printRaw;
+using detail::takeJson;
 
 // A field as text whatever its JSON type ("" when absent or null).
 std::string text(const json& j, const char* key) {
@@ -62,13 +83,6 @@ std::string text(const json& j, const char* key) {
 uint64_t number(const json& j, const char* key) {
   if (!j.is_object() || !j.contains(key) || !j[key].is_number_unsigned()) return 0;
   return j[key].get<uint64_t>();
-}
-
-// Parses a success body; on junk says so and returns a discarded value.
-json parseBody(const Reply& reply) {
-  json j = json::parse(reply.body, nullptr, false);
-  if (j.is_discarded()) std::fprintf(stderr, "orchardctl: the box answered %ld with a body that is not JSON\n", reply.status);
-  return j;
 }
 
 }  // namespace
@@ -98,14 +112,8 @@ int runMetrics(Context& ctx) {
 }
 
 int runPackages(Context& ctx) {
-  Reply r = ctx.http.get("/api/v1/packages");
-  if (int rc = checkReply(ctx, r)) return rc;
-  if (ctx.json) {
-    printRaw(r);
-    return kExitOk;
-  }
-  json j = parseBody(r);
-  if (j.is_discarded()) return kExitAnswer;
+  json j;
+  if (auto rc = takeJson(ctx, ctx.http.get("/api/v1/packages"), &j)) return *rc;
   Table t({{"NAME"}, {"LATEST"}, {"VERSIONS", true}, {"SIZE", true}});
   if (j.contains("packages") && j["packages"].is_array())
     for (const auto& p : j["packages"])
@@ -116,14 +124,8 @@ int runPackages(Context& ctx) {
 }
 
 int runShow(Context& ctx, const std::string& name) {
-  Reply r = ctx.http.get("/api/v1/packages/" + ctx.http.escape(name));
-  if (int rc = checkReply(ctx, r)) return rc;
-  if (ctx.json) {
-    printRaw(r);
-    return kExitOk;
-  }
-  json j = parseBody(r);
-  if (j.is_discarded()) return kExitAnswer;
+  json j;
+  if (auto rc = takeJson(ctx, ctx.http.get("/api/v1/packages/" + ctx.http.escape(name)), &j)) return *rc;
   std::printf("%s\n", text(j, "name").c_str());
   Table t({{"VERSION"}, {"FILENAME"}, {"SIZE", true}, {"SHA256"}, {"PUBLISHED"}, {"DOWNLOADS", true},
            {"WARNINGS", true}});
@@ -158,12 +160,12 @@ int runAudit(Context& ctx, const AuditArgs& args) {
     if (args.limit) detail::addQuery(&query, "limit", std::to_string(*args.limit));
     Reply r = ctx.http.get("/api/v1/audit" + query);
     if (int rc = checkReply(ctx, r)) return rc;
-    json j = parseBody(r);
-    if (j.is_discarded()) return kExitAnswer;
     if (ctx.json && !args.all) {
       printRaw(r);
       return kExitOk;
     }
+    json j = json::parse(r.body, nullptr, false);
+    if (!j.is_object()) return notAnObject(r);
     if (j.contains("entries") && j["entries"].is_array())
       for (auto& e : j["entries"]) entries.push_back(std::move(e));
     next = j.contains("next") ? j["next"] : json(nullptr);

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "server/ctl/http.h"
 
 namespace orchard::ctl {
@@ -61,6 +63,11 @@ namespace orchard::ctl::detail {
 int checkReply(const Context& ctx, const Reply& reply);
 // Appends "?key=value" or "&key=value" to `query`; `value` is already escaped.
 void addQuery(std::string* query, const char* key, const std::string& value);
+// For an answer that is shown to a person: a failure (told on stderr) or
+// --json (the body printed as is) ends here with the exit code returned;
+// otherwise the body is parsed into *out and nullopt returned, for the
+// caller to render. A success body that is not a JSON object is an error.
+std::optional<int> takeJson(const Context& ctx, const Reply& reply, nlohmann::json* out);
 // Prints the body as is (with a final newline) for --json.
 void printRaw(const Reply& reply);
 

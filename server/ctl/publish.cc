@@ -140,16 +140,8 @@ int runPublish(Context& ctx, const PublishArgs& args) {
                          });
   if (r.success()) upload.finish(sent, size);
   else upload.abandon();
-  if (int rc = detail::checkReply(ctx, r)) return rc;
-  if (ctx.json) {
-    detail::printRaw(r);
-    return kExitOk;
-  }
-  json j = json::parse(r.body, nullptr, false);
-  if (!j.is_object()) {
-    std::fprintf(stderr, "orchardctl: the box answered %ld with a body that is not JSON\n", r.status);
-    return kExitAnswer;
-  }
+  json j;
+  if (auto rc = detail::takeJson(ctx, r, &j)) return *rc;
   printPublished(r, j);
   return kExitOk;
 }
