@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
   publish->add_option("--package-id", pub.packageId, "package identifier");
   publish->add_option("--min-os", pub.minOs, "lowest macOS version");
   publish->add_option("--max-os", pub.maxOs, "highest macOS version");
-  publish->add_option("--arch", pub.archs, "architecture (repeatable: arm64, x86_64)")->take_all();
+  // One value per --arch, so a file name after it stays the positional.
+  publish->add_option("--arch", pub.archs, "architecture (repeatable: arm64, x86_64)")->allow_extra_args(false);
 
   app.add_subcommand("packages", "list published packages");
   std::string name, version;

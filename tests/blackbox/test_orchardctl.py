@@ -129,12 +129,14 @@ class PublishTest(CtlCase):
         self.assertEqual(self.box.last("PUT")["status"], 200)
         self.assertIn("already published", p.stdout)
 
-    def test_filename_flag_and_json(self):
+    def test_filename_arch_and_json(self):
         path = self.package_file("tool.pkg", 5000)
-        p = self.ctl("--json", "publish", path, "--name", "tool", "--version", "2", "--filename", "Tool Installer.pkg")
+        # --arch takes one value each: the file after it is still the positional.
+        p = self.ctl("--json", "publish", "--arch", "arm64", path, "--name", "tool", "--version", "2",
+                     "--filename", "Tool Installer.pkg")
         self.assertExit(p, 0)
         put = self.box.last("PUT")
-        self.assertEqual(put["target"], "/api/v1/packages/tool/2/Tool%20Installer.pkg")
+        self.assertEqual(put["target"], "/api/v1/packages/tool/2/Tool%20Installer.pkg?archs=arm64")
         self.assertEqual(json.loads(p.stdout), json.loads(put["answer"]))
         # --json after the command works too.
         p = self.ctl("publish", path, "--name", "tool", "--version", "2", "--filename", "Tool Installer.pkg", "--json")
