@@ -106,6 +106,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _send(self, status, obj=None, text=None, extra=None, close=False):
         body = (json.dumps(obj) if obj is not None else (text or "")).encode()
+        # Recorded before a byte of the answer leaves, so a client that has
+        # its answer always finds its request in `requests`.
+        rec = self._entry()
+        rec["status"] = status
+        rec["answer"] = body.decode()
+        self.standin.record(rec)
         self.send_response(status)
         self.send_header("Content-Type", "application/json" if obj is not None else "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -116,10 +122,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
-        rec = self._entry()
-        rec["status"] = status
-        rec["answer"] = body.decode()
-        self.standin.record(rec)
 
     def _error(self, status, error, detail, close=False):
         extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
