@@ -1,102 +1,94 @@
-// orchardctl: the admin tool, talking HTTP to a running orchardd.
+// orchardctl: the admin tool, talking to a running orchardd's admin API.
 //
-//   orchardctl [--url URL] [--token TOKEN] status|metrics
-#include <netdb.h>
-#include <sys/socket.h>
+//   orchardctl [--url URL] [--token TOKEN | --token-file PATH] [--json] COMMAND
+//     status | metrics | publish FILE --name N --version V [...] | packages
+//     | show NAME | delete NAME VERSION | audit [--after SEQ] [--limit N] [--all]
+//
+// This file only parses the command line (CLI11) and picks the URL and the
+// token (settings.h); the commands live in ctl/commands.cc and
+// ctl/publish.cc, HTTP in ctl/http.cc (libcurl). Exit codes: commands.h.
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstring>
-#include <string>
+#include <CLI/CLI.hpp>
 
-namespace {
+#include <cstdlib>
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: orchardctl [--url http://HOST:PORT] [--token TOKEN] COMMAND\n"
-               "commands:\n"
-               "  status    cache status (bytes served, stored, cache used/limit, objects)\n"
-               "  metrics   Prometheus metrics\n");
-}
+#include "server/ctl/commands.h"
+#include "server/ctl/settings.h"
 
-// Minimal blocking HTTP/1.1 GET; returns the status or -1.
-int httpGet(const std::string& url, const std::string& path, const std::string& token, std::string* body) {
-  std::string rest = url;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  else {
-    std::fprintf(stderr, "orchardctl: only http:// URLs are supported\n");
-    return -1;
-  }
-  if (auto slash = rest.find('/'); slash != std::string::npos) rest = rest.substr(0, slash);
-  std::string host = rest, port = "80";
-  if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find(']') == std::string::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  struct addrinfo hints{}, *res = nullptr;
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res) {
-    std::fprintf(stderr, "orchardctl: cannot resolve %s\n", host.c_str());
-    return -1;
-  }
-  int fd = socket(res->ai_family, SOCK_STREAM, 0);
-  if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-    std::fprintf(stderr, "orchardctl: cannot connect to %s: %s\n", url.c_str(), std::strerror(errno));
-    freeaddrinfo(res);
-    if (fd >= 0) close(fd);
-    return -1;
-  }
-  freeaddrinfo(res);
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + rest + "\r\nConnection: close\r\n";
-  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-  req += "\r\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return -1;
-  }
-  std::string resp;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) resp.append(buf, n);
-  close(fd);
-  int status = -1;
-  if (std::sscanf(resp.c_str(), "HTTP/1.%*d %d", &status) != 1) return -1;
-  auto sep = resp.find("\r\n\r\n");
-  *body = sep == std::string::npos ? std::string() : resp.substr(sep + 4);
-  return status;
-}
-
-}  // namespace
+using namespace orchard::ctl;
 
 int main(int argc, char** argv) {
-  std::string url = "http://127.0.0.1:8080", token, cmd;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--url" && i + 1 < argc) url = argv[++i];
-    else if (a == "--token" && i + 1 < argc) token = argv[++i];
-    else if (a == "--help" || a == "-h") {
-      usage();
-      return 0;
-    } else if (cmd.empty()) cmd = a;
-    else {
-      usage();
-      return 2;
-    }
+  CLI::App app{"orchardctl: the Orchard box's admin tool"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may also follow the command
+
+  std::string url, token, tokenFile;
+  bool json = false;
+  app.add_option("--url", url, "the box's base URL (else $ORCHARD_URL, else " + std::string(kDefaultUrl) + ")");
+  app.add_option("--token", token, "bearer token (else $ORCHARD_TOKEN, else a token file)");
+  app.add_option("--token-file", tokenFile,
+                 "file holding the token (else $ORCHARD_STORAGE_DIR/admin.token, /var/lib/orchard/admin.token, "
+                 "./var/orchard/admin.token)");
+  app.add_flag("--json", json, "print the box's JSON answer as is");
+
+  app.add_subcommand("status", "cache status (bytes served and stored, cache used and limit, objects)");
+  app.add_subcommand("metrics", "Prometheus metrics");
+
+  PublishArgs pub;
+  auto* publish = app.add_subcommand("publish", "upload a package file and print what the box read from it");
+  publish->add_option("file", pub.file, "the package file")->required()->check(CLI::ExistingFile);
+  publish->add_option("--name", pub.name, "package name")->required();
+  publish->add_option("--version", pub.version, "package version")->required();
+  publish->add_option("--filename", pub.filename, "file name on the box (default: the file's base name)");
+  publish->add_option("--title", pub.title, "display title (overrides the package's)");
+  publish->add_option("--bundle-id", pub.bundleId, "main bundle identifier");
+  publish->add_option("--bundle-version", pub.bundleVersion, "main bundle version");
+  publish->add_option("--package-id", pub.packageId, "package identifier");
+  publish->add_option("--min-os", pub.minOs, "lowest macOS version");
+  publish->add_option("--max-os", pub.maxOs, "highest macOS version");
+  // One value per --arch, so a file name after it stays the positional.
+  publish->add_option("--arch", pub.archs, "architecture (repeatable: arm64, x86_64)")->allow_extra_args(false);
+
+  app.add_subcommand("packages", "list published packages");
+  std::string name, version;
+  auto* show = app.add_subcommand("show", "list a package's versions, newest first");
+  show->add_option("name", name, "package name")->required();
+  auto* remove = app.add_subcommand("delete", "delete one published version");
+  remove->add_option("name", name, "package name")->required();
+  remove->add_option("version", version, "version")->required();
+
+  AuditArgs audit;
+  uint64_t after = 0, limit = 0;
+  auto* auditCmd = app.add_subcommand("audit", "catalog changes, oldest first");
+  auto* afterOpt = auditCmd->add_option("--after", after, "only entries after this sequence number");
+  auto* limitOpt = auditCmd->add_option("--limit", limit, "at most this many entries per request")
+                       ->check(CLI::PositiveNumber);
+  auditCmd->add_flag("--all", audit.all, "follow `next` to the end");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  std::string path;
-  if (cmd == "status") path = "/api/v1/status";
-  else if (cmd == "metrics") path = "/metrics";
-  else {
-    usage();
-    return 2;
+
+  auto env = [](const char* key) -> const char* { return std::getenv(key); };
+  TokenChoice tc = resolveToken(token, tokenFile, env);
+  if (!tc.error.empty()) {
+    std::fprintf(stderr, "orchardctl: --token-file %s\n", tc.error.c_str());
+    return kExitUsage;
   }
-  std::string body;
-  int status = httpGet(url, path, token, &body);
-  if (status < 0) return 1;
-  std::fputs(body.c_str(), stdout);
-  if (status < 200 || status > 299) {
-    std::fprintf(stderr, "orchardctl: %s answered %d\n", url.c_str(), status);
-    return 1;
-  }
-  return 0;
+  Http http(resolveUrl(url, env), tc.token);
+  Context ctx{http, json, isatty(STDERR_FILENO) == 1, tc.source};
+
+  const std::string cmd = app.get_subcommands().front()->get_name();
+  if (cmd == "status") return runStatus(ctx);
+  if (cmd == "metrics") return runMetrics(ctx);
+  if (cmd == "publish") return runPublish(ctx, pub);
+  if (cmd == "packages") return runPackages(ctx);
+  if (cmd == "show") return runShow(ctx, name);
+  if (cmd == "delete") return runDelete(ctx, name, version);
+  if (*afterOpt) audit.after = after;
+  if (*limitOpt) audit.limit = limit;
+  return runAudit(ctx, audit);
 }
