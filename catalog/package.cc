@@ -43,6 +43,7 @@ void toJson(json& j, const PackageMetadata& v) {
   }
   j["pkg_refs"] = std::move(refs);
   j["distribution"] = v.distribution;
+  j["kind"] = v.kind;
   j["source"] = v.source;
 }
 
@@ -114,7 +115,7 @@ Result<PackageMetadata> metadataFromJson(const json& j) {
   bool ok = getString(j, "title", &m.title) && getString(j, "bundle_id", &m.bundleId) &&
             getString(j, "bundle_version", &m.bundleVersion) && getString(j, "package_id", &m.packageId) &&
             getString(j, "package_version", &m.packageVersion) && getString(j, "min_os", &m.minOs) &&
-            getString(j, "max_os", &m.maxOs) && getStrings(j, "archs", &m.archs) &&
+            getString(j, "max_os", &m.maxOs) && getStrings(j, "archs", &m.archs) && getString(j, "kind", &m.kind) &&
             getBool(j, "distribution", &m.distribution);
   if (!ok) return kBadRecord;
   if (auto it = j.find("bundles"); it != j.end() && !it->is_null()) {

@@ -49,6 +49,10 @@ struct PackageMetadata {
   std::vector<BundleInfo> bundles;
   std::vector<PkgRef> pkgRefs;
   bool distribution = false;  // a product archive with a Distribution file
+  // What the file is: "distribution" (a product archive), "component" (a
+  // flat package without a Distribution), "file" (not a flat package: a
+  // .dmg or anything else, described by the request alone).
+  std::string kind;
   // Where each set field came from: "Distribution", "PackageInfo",
   // "request" (a query parameter of the PUT), or a file's name inside the
   // archive ("Payload/...Info.plist"). Keys are the JSON field names.

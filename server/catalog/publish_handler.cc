@@ -226,6 +226,7 @@ class PublishHandler final : public LocalHandler {
     draft.metadata = std::move(info->metadata);
     draft.signature = std::move(info->signature);
     draft.warnings = std::move(info->warnings);
+    draft.metadata.kind = !isPackage ? "file" : draft.metadata.distribution ? "distribution" : "component";
     for (const auto& [k, v] : j->overrides) (void)catalog::applyOverride(&draft.metadata, k, v);
     if (auto p = catalog::completeMetadata(&draft.metadata, up.name(), up.version(), isPackage)) {
       j->problem = catalog::Problem{Errc::Invalid, *p};

@@ -76,7 +76,9 @@ void printPublished(const Reply& r, const json& j) {
   field("min OS", str(meta, "min_os"), meta, "min_os");
   field("max OS", str(meta, "max_os"), meta, "max_os");
   field("archs", join(meta.value("archs", json::array()), ", "), meta, "archs");
-  if (meta.contains("distribution") && meta["distribution"].is_boolean())
+  if (meta.contains("kind") && meta["kind"].is_string() && !meta["kind"].get<std::string>().empty())
+    field("kind", meta["kind"].get<std::string>(), json::object(), "");
+  else if (meta.contains("distribution") && meta["distribution"].is_boolean())
     field("kind", meta["distribution"].get<bool>() ? "distribution" : "component", json::object(), "");
   if (j.contains("signature") && j["signature"].is_object()) {
     const json& sig = j["signature"];

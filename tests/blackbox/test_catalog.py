@@ -85,6 +85,7 @@ class PublishAndServe(CatalogCase):
         self.assertEqual(body["manifest_url"], f"http://127.0.0.1:{self.port}/manifests/Orchard%20Tool/1.2.3.plist")
         self.assertEqual(body["metadata"]["bundle_id"], "org.example.tool")
         self.assertEqual(body["metadata"]["source"]["bundle_id"], "request")
+        self.assertEqual(body["metadata"]["kind"], "file")
 
         path = "/pkgs/Orchard%20Tool/1.2.3/Orchard%20Tool.dmg"
         whole = request(self.port, "GET", path, keep_body=False)

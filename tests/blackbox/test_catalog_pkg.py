@@ -131,6 +131,7 @@ class PackageFiles(unittest.TestCase):
         self.assertEqual(m["min_os"], "13.0")
         self.assertEqual(sorted(m["archs"]), ["arm64", "x86_64"])
         self.assertTrue(m["distribution"])
+        self.assertEqual(m["kind"], "distribution")
         self.assertEqual(m["source"]["title"], "Distribution")
         self.assertFalse(body["signature"]["present"])
         self.assertTrue(any("unsigned" in w.lower() or "not signed" in w.lower() for w in body["warnings"]),

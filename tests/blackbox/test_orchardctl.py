@@ -27,7 +27,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Orchard, free_port, make_tempdir, orchardctl_path, remove_tempdir
+from harness import Orchard, free_port, make_tempdir, orchardctl_path, remove_tempdir, request
 from procs import _pdeathsig
 from catalog_standin import CatalogStandIn
 
@@ -381,6 +381,60 @@ class RealDaemonStatusTest(unittest.TestCase):
                            timeout=30, cwd=tmp)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertTrue(re.search(r"(?m)^orchard_", p.stdout), p.stdout[:500])
+
+
+class RealDaemonCatalogTest(unittest.TestCase):
+    """publish, packages, show, delete and audit against the built orchardd,
+    with the token the box generated into storage.dir/admin.token found
+    through ORCHARD_STORAGE_DIR (as on the box itself)."""
+
+    def test_publish_to_delete(self):
+        tmp = make_tempdir()
+        self.addCleanup(remove_tempdir, tmp)
+        box = Orchard(free_port(), workdir=tmp)
+        self.addCleanup(box.kill9)
+        box.start()
+        self.addCleanup(box.stop, expect_exit=0)
+        ctl = orchardctl_path()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHARD_")}
+        env["ORCHARD_STORAGE_DIR"] = box.state_dir
+        env["ORCHARD_URL"] = f"http://127.0.0.1:{box.port}"
+        path = os.path.join(tmp, "Real Tool.dmg")
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        with open(path, "wb") as f:
+            f.write(data)
+
+        def run(*args):
+            return subprocess.run([ctl, *args], capture_output=True, text=True, env=env, timeout=60, cwd=tmp)
+        p = run("publish", path, "--name", "Real Tool", "--version", "2.5", "--bundle-id", "org.example.real")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("/pkgs/Real%20Tool/2.5/Real%20Tool.dmg", p.stdout)
+        self.assertIn("/manifests/Real%20Tool/2.5.plist", p.stdout)
+        self.assertIn(hashlib.sha256(data).hexdigest(), p.stdout)
+        r = request(box.port, "GET", "/pkgs/Real%20Tool/2.5/Real%20Tool.dmg", keep_body=False)
+        self.assertEqual((r.status, r.sha256), (200, hashlib.sha256(data).hexdigest()))
+        p = run("--json", "show", "Real Tool")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["versions"][0]["downloads"], 1)
+        p = run("packages")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("Real Tool", p.stdout)
+        # The same file again is idempotent; another file under the version is refused (exit 1).
+        self.assertEqual(run("publish", path, "--name", "Real Tool", "--version", "2.5",
+                             "--bundle-id", "org.example.real").returncode, 0)
+        other = os.path.join(tmp, "other.dmg")
+        with open(other, "wb") as f:
+            f.write(b"other bytes")
+        p = run("publish", other, "--name", "Real Tool", "--version", "2.5", "--bundle-id", "org.example.real")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("409", p.stderr)
+        self.assertEqual(run("delete", "Real Tool", "2.5").returncode, 0)
+        p = run("--json", "audit")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([e["action"] for e in json.loads(p.stdout)["entries"]], ["publish", "delete"])
+        p = run("--token", "wrong", "packages")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("401", p.stderr)
 
 
 if __name__ == "__main__":
