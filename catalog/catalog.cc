@@ -290,6 +290,31 @@ std::vector<std::string> Catalog::names() const {
   return out;
 }
 
+std::variant<std::shared_ptr<const PackageVersion>, Problem> Catalog::updateMetadata(std::string_view name,
+                                                                                     std::string_view version,
+                                                                                     const MetadataEdit& edit,
+                                                                                     const Actor& actor, int64_t now) {
+  std::lock_guard lock(mu_);
+  auto n = view_.find(name);
+  if (n == view_.end()) return Problem{Errc::NotFound, "no package " + std::string(name)};
+  auto v = n->second.find(std::string(version));
+  if (v == n->second.end()) return Problem{Errc::NotFound, "no version " + std::string(version) + " of " + std::string(name)};
+  PackageVersion next = *v->second;
+  if (auto p = edit(&next.metadata)) return Problem{Errc::Invalid, *p};
+  db::Batch batch;
+  nlohmann::json j;
+  toJson(j, next);
+  batch.put(versionsF_, versionKey(name, version), j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  appendAudit(&batch, AuditEntry{0, now, "update-metadata", next.name + "/" + next.version, actor.client, actor.token,
+                                 "title " + next.metadata.title + ", bundle " + next.metadata.bundleId + " " +
+                                     next.metadata.bundleVersion});
+  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r)
+    return Problem{Errc::Io, "cannot record the change: " + r.error().message()};
+  auto rec = std::make_shared<const PackageVersion>(std::move(next));
+  v->second = rec;
+  return rec;
+}
+
 std::optional<Problem> Catalog::remove(std::string_view name, std::string_view version, const Actor& actor,
                                        int64_t now) {
   std::lock_guard lock(mu_);

@@ -39,6 +39,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "catalog/package.h"
@@ -180,6 +181,17 @@ class Catalog {
   std::vector<std::shared_ptr<const PackageVersion>> versions(std::string_view name) const;
   std::vector<std::string> names() const;  // sorted
   std::string blobPath(std::string_view sha256) const;
+
+  // --- editing ---
+  // Replaces the metadata of a published version with what edit() makes of
+  // a copy (a problem from edit() refuses the change: Invalid), in one
+  // durable batch with its audit entry. NotFound when there is no such
+  // version. The bytes, and so the chunk hashes, never change.
+  using MetadataEdit = std::function<std::optional<std::string>(PackageMetadata*)>;
+  std::variant<std::shared_ptr<const PackageVersion>, Problem> updateMetadata(std::string_view name,
+                                                                              std::string_view version,
+                                                                              const MetadataEdit& edit,
+                                                                              const Actor& actor, int64_t now);
 
   // --- deleting ---
   // The version is gone from the view at once; its blob is unlinked when no

@@ -94,11 +94,30 @@ OffLoopAnswer::Reply errorReply(int status, std::string_view detail, std::string
 }
 
 void OffLoopAnswer::start() {
+  if (maxBody_ == 0 || !req_.hasBody()) return run();
+  if (req_.contentLength && *req_.contentLength > maxBody_)
+    return answerError(413, "the body may be at most " + std::to_string(maxBody_) + " bytes");
+}
+
+void OffLoopAnswer::onRequestBody(const char* data, size_t n) {
+  if (answered() || started_) return;
+  if (body_.size() + n > maxBody_) return answerError(413, "the body may be at most " + std::to_string(maxBody_) + " bytes");
+  body_.append(data, n);
+}
+
+void OffLoopAnswer::onRequestComplete() {
+  requestComplete_ = true;
+  if (maxBody_ > 0 && req_.hasBody() && !answered() && !started_) run();
+}
+
+void OffLoopAnswer::run() {
+  started_ = true;
   struct Job {
     uv_work_t req;
     std::weak_ptr<bool> alive;
     OffLoopAnswer* handler;
     Work work;
+    std::string body;
     Reply reply;
   };
   auto* job = new Job{};
@@ -106,9 +125,10 @@ void OffLoopAnswer::start() {
   job->alive = alive_;
   job->handler = this;
   job->work = std::move(work_);
-  auto run = [](uv_work_t* q) {
+  job->body = std::move(body_);
+  auto work = [](uv_work_t* q) {
     auto* j = static_cast<Job*>(q->data);
-    j->reply = j->work();
+    j->reply = j->work(std::move(j->body));
   };
   auto after = [](uv_work_t* q, int) {
     auto* j = static_cast<Job*>(q->data);
@@ -116,8 +136,8 @@ void OffLoopAnswer::start() {
       j->handler->answer(j->reply.status, j->reply.type, j->reply.body, j->reply.extra);
     delete j;
   };
-  if (uv_queue_work(w_->wc()->worker->loop(), &job->req, run, after) != 0) {
-    run(&job->req);  // the pool refused (shutting down): answer from here
+  if (uv_queue_work(w_->wc()->worker->loop(), &job->req, work, after) != 0) {
+    work(&job->req);  // the pool refused (shutting down): answer from here
     after(&job->req, 0);
   }
 }

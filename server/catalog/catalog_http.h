@@ -37,8 +37,11 @@ std::string baseUrl(const Snapshot& snap, const RequestHead& req);
 nlohmann::ordered_json versionJson(const catalog::PackageVersion& v, std::string_view base);
 
 // A handler that runs `work` on the loop's thread pool and answers what it
-// returns. The handler may be gone (client closed) when the work ends: the
-// work still runs to its end, its answer is dropped.
+// returns. With maxBody > 0 it first gathers the request body (at most
+// maxBody bytes, else 413 at once) and hands it to the work; otherwise the
+// work starts at once with an empty body. The handler may be gone (client
+// closed) when the work ends: the work still runs to its end, its answer
+// is dropped.
 class OffLoopAnswer final : public LocalHandler {
  public:
   struct Reply {
@@ -47,14 +50,20 @@ class OffLoopAnswer final : public LocalHandler {
     std::string extra;  // extra header lines
     std::string type = "application/json";
   };
-  using Work = std::function<Reply()>;
-  OffLoopAnswer(ResponseWriter* w, RequestHead req, Work work)
-      : LocalHandler(w, std::move(req)), work_(std::move(work)) {}
+  using Work = std::function<Reply(std::string body)>;
+  OffLoopAnswer(ResponseWriter* w, RequestHead req, Work work, size_t maxBody = 0)
+      : LocalHandler(w, std::move(req)), work_(std::move(work)), maxBody_(maxBody) {}
   ~OffLoopAnswer() override { *alive_ = false; }
   void start() override;
+  void onRequestBody(const char* data, size_t n) override;
+  void onRequestComplete() override;
 
  private:
+  void run();
   Work work_;
+  size_t maxBody_;
+  std::string body_;
+  bool started_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

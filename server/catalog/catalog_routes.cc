@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "catalog/manifest.h"
+#include "catalog/request_metadata.h"
 #include "catalog/version.h"
 #include "server/catalog/catalog_http.h"
 #include "server/http/message.h"
@@ -76,12 +77,36 @@ RequestHandler* deleteVersion(HandlerRequest&& r, const ServerContext* ctx) {
   std::string name(r.params.get("name")), version(r.params.get("version"));
   const int64_t now = ctx->clock->nowSeconds();
   catalog::Catalog* cat = ctx->catalog;
-  return new OffLoopAnswer(r.writer, std::move(r.head), [cat, actor, name, version, now]() {
+  return new OffLoopAnswer(r.writer, std::move(r.head), [cat, actor, name, version, now](std::string) {
     if (auto p = cat->remove(name, version, actor, now)) return errorReply(statusFor(*p), p->detail);
     nlohmann::ordered_json j;
     j["deleted"] = {{"name", name}, {"version", version}};
     return OffLoopAnswer::Reply{200, dump(j)};
   });
+}
+
+// PATCH: the metadata of a published version, as a JSON object of the
+// same fields the publish's query takes (catalog/request_metadata.h).
+RequestHandler* patchMetadata(HandlerRequest&& r, const ServerContext* ctx) {
+  catalog::Actor actor{peerAddress(r.writer->peer()), "admin"};
+  std::string name(r.params.get("name")), version(r.params.get("version"));
+  const int64_t now = ctx->clock->nowSeconds();
+  const std::string base = baseUrl(r.writer->wc()->snapshot(), r.head);
+  catalog::Catalog* cat = ctx->catalog;
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [cat, actor, name, version, now, base](std::string body) {
+        auto result = cat->updateMetadata(
+            name, version,
+            [&](catalog::PackageMetadata* m) -> std::optional<std::string> {
+              if (auto p = catalog::parseMetadataJson(body, m)) return p;
+              return catalog::completeMetadata(m, name, version, m->kind != "file");
+            },
+            actor, now);
+        if (auto* p = std::get_if<catalog::Problem>(&result)) return errorReply(statusFor(*p), p->detail);
+        return OffLoopAnswer::Reply{200, dump(versionJson(*std::get<0>(result), base))};
+      },
+      /*maxBody=*/64 * 1024);
 }
 
 RequestHandler* auditLog(HandlerRequest&& r, const ServerContext* ctx) {
@@ -92,7 +117,7 @@ RequestHandler* auditLog(HandlerRequest&& r, const ServerContext* ctx) {
     return FixedAnswer::error(r.writer, std::move(r.head), 400,
                               "after must be a sequence number and limit a count from 1 to 1000");
   catalog::Catalog* cat = ctx->catalog;
-  return new OffLoopAnswer(r.writer, std::move(r.head), [cat, after, limit]() {
+  return new OffLoopAnswer(r.writer, std::move(r.head), [cat, after, limit](std::string) {
     auto entries = cat->audit(after, static_cast<size_t>(limit) + 1);  // one more: is there a next page?
     if (!entries) return errorReply(500, "cannot read the audit log: " + entries.error().message());
     nlohmann::ordered_json j;
@@ -149,6 +174,7 @@ void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("GET", "/api/v1/packages", withToken(ctx, &listPackages));
   routes.add("GET", "/api/v1/packages/{name}", withToken(ctx, &showPackage));
   routes.add("DELETE", "/api/v1/packages/{name}/{version}", withToken(ctx, &deleteVersion));
+  routes.add("PATCH", "/api/v1/packages/{name}/{version}", withToken(ctx, &patchMetadata));
   routes.add("GET", "/api/v1/audit", withToken(ctx, &auditLog));
   routes.add("GET", "/pkgs/{name}/{version}/{filename}", open(ctx, &makePackageSender));
   routes.add("GET", "/manifests/{name}/{file}", open(ctx, &manifest));

@@ -5,6 +5,7 @@
 //   GET    /api/v1/packages                              every package, latest version first
 //   GET    /api/v1/packages/{name}                       its versions, newest first
 //   DELETE /api/v1/packages/{name}/{version}
+//   PATCH  /api/v1/packages/{name}/{version}             its metadata (JSON), bytes unchanged
 //   GET    /api/v1/audit?after=&limit=                   the audit log, oldest first, paged
 //   GET    /pkgs/{name}/{version}/{filename}             the bytes (package_sender.cc)
 //   GET    /manifests/{name}/{version}.plist             the InstallEnterpriseApplication manifest

@@ -256,6 +256,27 @@ class PublishAndServe(CatalogCase):
         self.assertTrue(out["r"].complete, "the running download finishes")
         self.assertEqual(out["r"].sha256, pattern_sha256("dl", size))
 
+    def test_metadata_edit(self):
+        self.assertEqual(self.publish("edit", "1.0", "e.dmg", 2 * MiB + 1, "edit", query="bundle_id=org.e")[0], 201)
+        status, _, body = self.call("PATCH", "/api/v1/packages/edit/1.0",
+                                    body={"title": "Edited & <Fine>", "bundle_version": "1.0.1"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["metadata"]["title"], "Edited & <Fine>")
+        self.assertEqual(body["metadata"]["source"]["title"], "request")
+        self.assertEqual(body["sha256"], pattern_sha256("edit", 2 * MiB + 1), "the bytes never change")
+        item = plistlib.loads(request(self.port, "GET", "/manifests/edit/1.0.plist").body)["items"][0]
+        self.assertEqual((item["metadata"]["title"], item["metadata"]["bundle-version"]), ("Edited & <Fine>", "1.0.1"))
+        self.assertEqual(len(item["assets"][0]["sha256s"]), 1)
+        status, _, body = self.call("PATCH", "/api/v1/packages/edit/1.0", body={"colour": "red"})
+        self.assertEqual(status, 400)
+        self.assertIn("colour", body["detail"])
+        self.assertEqual(self.call("PATCH", "/api/v1/packages/edit/1.0", body=b"{" * 100)[0], 400)
+        self.assertEqual(self.call("PATCH", "/api/v1/packages/edit/1.0", body=b" " * (65 * 1024))[0], 413)
+        self.assertEqual(self.call("PATCH", "/api/v1/packages/edit/9", body={"title": "x"})[0], 404)
+        self.assertEqual(api(self.port, "PATCH", "/api/v1/packages/edit/1.0", body={"title": "x"})[0], 401)
+        status, _, log = self.call("GET", "/api/v1/audit?limit=1000")
+        self.assertIn("update-metadata", [e["action"] for e in log["entries"] if e["object"] == "edit/1.0"])
+
     def test_audit_log_pages(self):
         self.assertEqual(self.publish("aud", "1", "a.dmg", 100, "aud", query="bundle_id=a.u")[0], 201)
         self.assertEqual(self.call("DELETE", "/api/v1/packages/aud/1")[0], 200)
