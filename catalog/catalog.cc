@@ -283,6 +283,13 @@ std::vector<std::shared_ptr<const PackageVersion>> Catalog::versions(std::string
   return out;
 }
 
+size_t Catalog::versionCount() const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [name, vs] : view_) n += vs.size();
+  return n;
+}
+
 std::vector<std::string> Catalog::names() const {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;

@@ -180,6 +180,7 @@ class Catalog {
   // Versions of one package, newest first by versionLess (version.h).
   std::vector<std::shared_ptr<const PackageVersion>> versions(std::string_view name) const;
   std::vector<std::string> names() const;  // sorted
+  size_t versionCount() const;
   std::string blobPath(std::string_view sha256) const;
 
   // --- editing ---

@@ -535,6 +535,7 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
   // level), then every loop, on its own thread.
   log::setLevel(snap->config.logLevel);
   if (snap->config.cacheLimit != running->config.cacheLimit) store_->setCacheLimit(snap->config.cacheLimit);
+  if (catalog_) catalog_->setLimit(snap->config.catalogLimit);
   {
     std::lock_guard lock(snapMu_);
     latest_ = snap;

@@ -52,6 +52,12 @@ std::string renderMetrics(const ServerContext& ctx) {
        "counter", health.writeErrors);
   line("store_degraded", "1 while store writes are failing (see CacheProblems in /api/v1/status)", "gauge",
        health.degraded ? 1 : 0);
+  if (ctx.catalog) {
+    line("catalog_versions", "published package versions", "gauge", ctx.catalog->versionCount());
+    line("catalog_bytes", "bytes of published packages (distinct files) and uploads in progress", "gauge",
+         ctx.catalog->usedBytes());
+    line("catalog_limit_bytes", "catalog.limit", "gauge", ctx.catalog->limit());
+  }
   return out;
 }
 
@@ -95,7 +101,12 @@ std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
   j["FillsInFlight"] = ctx.fills->inFlight();
   j["UptimeSeconds"] = static_cast<uint64_t>(std::max<int64_t>(0, now - ctx.startedAt));
   j["Requests"] = t.requests;
-  j["ConfigGeneration"] = configGeneration;  // 1 at start, +1 per SIGHUP that applied
+  j["ConfigGeneration"] = configGeneration;
+  if (ctx.catalog) {
+    j["PackageVersions"] = ctx.catalog->versionCount();
+    j["PackagesUsed"] = ctx.catalog->usedBytes();
+    j["PackagesLimit"] = ctx.catalog->limit();
+  }  // 1 at start, +1 per SIGHUP that applied
   return j.dump() + "\n";
 }
 

@@ -16,6 +16,7 @@ kill -9 and memory in test_catalog_crash.py.
 import hashlib
 import os
 import plistlib
+import signal
 import socket
 import threading
 import time
@@ -304,6 +305,19 @@ class Quota(CatalogCase):
         self.assertEqual(self.publish("small2", "1", "s.dmg", 2 * MiB, "s2", query="bundle_id=s.s")[0], 507)
         # The same bytes again take no more space.
         self.assertEqual(self.publish("small3", "1", "s.dmg", 3 * MiB, "s", query="bundle_id=s.s")[0], 201)
+        status = api(self.port, "GET", "/api/v1/status")[2]
+        self.assertEqual((status["PackagesLimit"], status["PackagesUsed"], status["PackageVersions"]),
+                         (4 * MiB, 3 * MiB, 2))
+        # catalog.limit is reloadable: SIGHUP with a bigger one and the publish fits.
+        self.orchard.extra_toml = self.orchard.extra_toml.replace('limit = "4MiB"', 'limit = "16MiB"')
+        self.orchard._write_config()
+        os.kill(self.orchard.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while api(self.port, "GET", "/api/v1/status")[2]["PackagesLimit"] != 16 * MiB:
+            self.assertLess(time.monotonic(), deadline, "catalog.limit was not reloaded")
+            time.sleep(0.05)
+        self.assertEqual(self.publish("small2", "1", "s.dmg", 2 * MiB, "s2", query="bundle_id=s.s")[0], 201)
+        self.assertIn("orchard_catalog_limit_bytes 16777216", request(self.port, "GET", "/metrics").body.decode())
 
 
 class GeneratedToken(CatalogCase):
