@@ -12,26 +12,18 @@ import os
 import time
 import unittest
 
-from harness import GiB, MiB, Orchard, make_tempdir, remove_tempdir, request, rss_kb
-from origin import Origin
+from catalog_case import TOKEN, CatalogCase
+from harness import GiB, MiB, request, rss_kb
 from upload import api, pattern_piece, pattern_sha256, put_stream
 
-TOKEN = "crash-test-token"
 
+class CutShort(CatalogCase):
+    limit = "8GiB"
 
-class CutShort(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = make_tempdir()
-        cls.addClassCleanup(remove_tempdir, cls.tmp)
-        cls.origin = Origin().start()
-        cls.addClassCleanup(cls.origin.stop)
-        cls.orchard = Orchard(cls.origin.port, workdir=cls.tmp,
-                              extra_toml=f'\n[admin]\ntoken = "{TOKEN}"\n\n[catalog]\nlimit = "8GiB"\n')
-        cls.addClassCleanup(cls.orchard.kill9)
-        cls.addClassCleanup(cls.orchard.stop, expect_exit=0)
-        cls.orchard.start()
-        cls.tmpdir = os.path.join(cls.orchard.state_dir, "packages", "tmp")
+        super().setUpClass()
+        cls.tmpdir = os.path.join(cls.pkgdir, "tmp")
 
     def put(self, name, size, seed, **kw):
         return put_stream(self.orchard.port, f"/api/v1/packages/{name}/1/{name}.dmg?bundle_id=org.example.{name}",
