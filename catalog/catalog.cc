@@ -236,7 +236,10 @@ std::variant<Catalog::Committed, Problem> Catalog::commit(std::unique_ptr<Upload
     }
   }
   const bool haveBlob = blobRefs_.count(draft.sha256) > 0;
-  if (!haveBlob) {
+  if (haveBlob) {
+    ::unlink(up->path().c_str());  // the same bytes are stored already
+    up->path_.clear();
+  } else {
     const std::string dir = options_.dir + "/blobs/" + draft.sha256.substr(0, 2);
     if (auto r = cache::makeDirs(dir); !r) return Problem{Errc::Io, "cannot create " + dir + ": " + r.error().message()};
     if (::rename(up->path().c_str(), blob.c_str()) != 0)

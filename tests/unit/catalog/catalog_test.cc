@@ -176,6 +176,7 @@ TEST_F(CatalogTest, LimitCountsDistinctBlobsAndReservations) {
   ASSERT_TRUE(publish("b", "1", two));
   EXPECT_EQ(cat_->usedBytes(), two.size());
   EXPECT_EQ(filesIn("blobs"), 1u);
+  EXPECT_EQ(filesIn("tmp"), 0u) << "the second copy's upload is removed, not left behind";
   // A running upload holds its declared size.
   auto up = begin("c", "1", 1 << 20);
   EXPECT_EQ(cat_->usedBytes(), two.size() + (1 << 20));
