@@ -163,6 +163,20 @@ def children(pid):
         return []
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process (all its threads) and its
+    children (nginx master + workers), from /proc/PID/stat."""
+    total = 0
+    for p in [pid] + children(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def tree_sum(pid, field):
     """Sum of a status field over a process and its children (nginx master + workers)."""
     total = 0

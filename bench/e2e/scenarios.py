@@ -17,8 +17,8 @@ import urllib.parse
 
 from common import (ADMIN_TOKEN, BUILD, CATALOG_BUNDLE_ID, CATALOG_FILE, CATALOG_PACKAGE, CATALOG_UPLOADS,
                     CLIENTS_COLD, DATA, DIRECT_REFS, FILES, HOST, IDLE_CONNS, INDEX_N, MANY_CLIENTS, MANY_SECONDS,
-                    MiB, QUICK, RANGE_FIRST, RANGE_LEN, ROOT, RUNS, SYSTEMS, WAN_HOST, WRK_SECONDS, log, median,
-                    proc_status, tree_sum)
+                    MiB, QUICK, RANGE_FIRST, RANGE_LEN, ROOT, RUNS, SYSTEMS, WAN_HOST, WRK_SECONDS, cpu_seconds, log,
+                    median, proc_status, tree_sum)
 from clients import curl, parallel_curls, parse_wrk, range_get, warm
 from report import fmt
 
@@ -316,7 +316,9 @@ def scenario_catalog(env, R, sums):
                 # The previous upload's dirty pages (nginx never fsyncs) are
                 # written now, not while this upload is timed.
                 os.sync()
+                cpu = cpu_seconds(env.pid(s))
                 r = curl(env.port(s), path, hosts[s], ("-T", src, "-H", "Expect: 100-continue", *extra), out=answer)
+                cpu = cpu_seconds(env.pid(s)) - cpu
                 with open(answer, errors="replace") as f:
                     body = f.read()
                 ok = r["code"] == 201
@@ -339,7 +341,8 @@ def scenario_catalog(env, R, sums):
                     continue
                 mbs[s].append(size / r["total"] / 1e6)
                 R.add("s7.publish_mbs", s, mbs[s][-1])
-                log(f"  run {run + 1} {s} PUT {version}: {mbs[s][-1]:.0f} MB/s ({r['total']:.2f} s)")
+                R.add("s7.publish_cpu_s_per_gib", s, cpu / (size / (1 << 30)))
+                log(f"  run {run + 1} {s} PUT {version}: {mbs[s][-1]:.0f} MB/s ({r['total']:.2f} s, server CPU {cpu:.2f} s)")
         if mbs["orchard"] and mbs["nginx-dav"]:
             rv = median(mbs["orchard"]) / median(mbs["nginx-dav"])
             R.add("s7.publish_ratio", "orchard", rv)
