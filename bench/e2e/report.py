@@ -9,7 +9,8 @@ import os
 import platform
 import subprocess
 
-from common import CATALOG_FILE, CATALOG_UPLOADS, CLIENTS_COLD, FILES, IDLE_CONNS, INDEX_N, MANY_CLIENTS, MANY_SECONDS, MiB
+from common import (CATALOG_FILE, CATALOG_UPLOADS, CLIENTS_COLD, FILES, IDLE_CONNS, INDEX_N, MANY_CLIENTS, MANY_SECONDS,
+                    MiB)
 
 
 # ---------------------------------------------------------------- report

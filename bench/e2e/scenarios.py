@@ -285,64 +285,75 @@ def scenario_index(env, R):
         f"{R.med('s6.bytes_per_object', 'orchard')} bytes/object at ready")
 
 
+def publish_once(env, s, version, sums, keep):
+    """One timed PUT of CATALOG_FILE to `s` (orchard: the catalog's publish
+    route; nginx-dav: /dav/), checked (a 201; Orchard's answer names the
+    file's size and SHA-256) and removed afterwards, unless `keep` (Orchard
+    only). Returns (seconds, server CPU seconds, the package's /pkgs/ path
+    from Orchard's answer, problem or None)."""
+    name, size = CATALOG_FILE, FILES[CATALOG_FILE]
+    host = f"127.0.0.1:{env.port(s)}"
+    auth = ("-H", f"Authorization: Bearer {ADMIN_TOKEN}")
+    if s == "orchard":
+        path = f"/api/v1/packages/{CATALOG_PACKAGE}/{version}/{name}?bundle_id={CATALOG_BUNDLE_ID}"
+        extra = (*auth, "-H", f"X-Checksum-Sha256: {sums[name]}")
+    else:
+        path, extra = f"/dav/{version}/{name}", ()
+    answer = os.path.join(env.work, "publish-answer.json")
+    # The previous upload's dirty pages (nginx never fsyncs) are written
+    # now, not while this upload is timed.
+    os.sync()
+    cpu = cpu_seconds(env.pid(s))
+    r = curl(env.port(s), path, host, ("-T", os.path.join(DATA, "files", name), "-H", "Expect: 100-continue", *extra),
+             out=answer)
+    cpu = cpu_seconds(env.pid(s)) - cpu
+    with open(answer, errors="replace") as f:
+        body = f.read()
+    if r["code"] != 201:
+        return None, cpu, None, f"answered {r['code']} {r['error']} {body[:200]}"
+    if s == "nginx-dav":
+        stored = os.path.join(env.dav_root, "dav", version, name)
+        got = os.path.getsize(stored)
+        os.unlink(stored)
+        return r["total"], cpu, None, None if got == size else f"stored {got} bytes of {size}"
+    j = json.loads(body)
+    if not keep:
+        d = curl(env.port(s), f"/api/v1/packages/{CATALOG_PACKAGE}/{version}", host, ("-X", "DELETE", *auth))
+        if d["code"] not in (200, 204):
+            return None, cpu, None, f"DELETE of version {version} answered {d['code']}"
+    if j.get("size") != size or j.get("sha256") != sums[name]:
+        return None, cpu, None, f"answer names another file: {body[:200]}"
+    return r["total"], cpu, urllib.parse.urlsplit(j["url"]).path, None
+
+
 def scenario_catalog(env, R, sums):
     """Publish throughput (PUT of CATALOG_FILE to orchardd's catalog against
     nginx dav, CATALOG_UPLOADS uploads each per run, alternating), then the
     published package downloaded by 1 and 8 clients against nginx direct
     serving the same file (sendfile on and off, as in scenario 2)."""
     name, size = CATALOG_FILE, FILES[CATALOG_FILE]
-    src = os.path.join(DATA, "files", name)
     log(f"scenario 7: catalog: publish {size // MiB} MiB ({CATALOG_UPLOADS} PUTs each, orchard vs nginx dav), "
         f"then 1 and 8 downloads of the package vs nginx direct, {RUNS} run(s)")
-    with open(src, "rb") as f:  # the uploads read their source from the page cache
+    with open(os.path.join(DATA, "files", name), "rb") as f:  # the uploads read it from the page cache
         while f.read(8 * MiB):
             pass
-    answer = os.path.join(env.work, "publish-answer.json")
     shadir = os.path.join(env.work, "sha-catalog")
     os.makedirs(shadir, exist_ok=True)
-    hosts = {s: f"127.0.0.1:{env.port(s)}" for s in ("orchard", "nginx-dav")}
     pkg = None  # the package's /pkgs/ path: the first version published, kept for the downloads
     for run in range(RUNS):
         mbs = {"orchard": [], "nginx-dav": []}
         for i in range(CATALOG_UPLOADS):
             version = f"bench-{run}-{i}"
-            for s in ("orchard", "nginx-dav"):
-                if s == "orchard":
-                    path = f"/api/v1/packages/{CATALOG_PACKAGE}/{version}/{name}?bundle_id={CATALOG_BUNDLE_ID}"
-                    extra = ("-H", f"Authorization: Bearer {ADMIN_TOKEN}", "-H", f"X-Checksum-Sha256: {sums[name]}")
-                else:
-                    path = f"/dav/{version}/{name}"
-                    extra = ()
-                # The previous upload's dirty pages (nginx never fsyncs) are
-                # written now, not while this upload is timed.
-                os.sync()
-                cpu = cpu_seconds(env.pid(s))
-                r = curl(env.port(s), path, hosts[s], ("-T", src, "-H", "Expect: 100-continue", *extra), out=answer)
-                cpu = cpu_seconds(env.pid(s)) - cpu
-                with open(answer, errors="replace") as f:
-                    body = f.read()
-                ok = r["code"] == 201
-                if ok and s == "orchard":
-                    j = json.loads(body)
-                    ok = j.get("size") == size and j.get("sha256") == sums[name]
-                    if pkg is None:
-                        pkg = urllib.parse.urlsplit(j["url"]).path
-                    else:
-                        d = curl(env.port(s), f"/api/v1/packages/{CATALOG_PACKAGE}/{version}", hosts[s],
-                                 ("-X", "DELETE", "-H", f"Authorization: Bearer {ADMIN_TOKEN}"))
-                        if d["code"] not in (200, 204):
-                            R.note(f"scenario 7: DELETE of version {version} answered {d['code']}")
-                elif ok:
-                    stored = os.path.join(env.dav_root, "dav", version, name)
-                    ok = os.path.getsize(stored) == size
-                    os.unlink(stored)
-                if not ok:
-                    R.note(f"scenario 7 {s} run {run + 1}: publish answered {r['code']} {r['error']} {body[:200]}")
+            for s in mbs:
+                secs, cpu, url, problem = publish_once(env, s, version, sums, keep=pkg is None)
+                if problem:
+                    R.note(f"scenario 7 {s} run {run + 1} PUT {version}: {problem}")
                     continue
-                mbs[s].append(size / r["total"] / 1e6)
+                pkg = pkg or url
+                mbs[s].append(size / secs / 1e6)
                 R.add("s7.publish_mbs", s, mbs[s][-1])
                 R.add("s7.publish_cpu_s_per_gib", s, cpu / (size / (1 << 30)))
-                log(f"  run {run + 1} {s} PUT {version}: {mbs[s][-1]:.0f} MB/s ({r['total']:.2f} s, server CPU {cpu:.2f} s)")
+                log(f"  run {run + 1} {s} PUT {version}: {mbs[s][-1]:.0f} MB/s ({secs:.2f} s, server CPU {cpu:.2f} s)")
         if mbs["orchard"] and mbs["nginx-dav"]:
             rv = median(mbs["orchard"]) / median(mbs["nginx-dav"])
             R.add("s7.publish_ratio", "orchard", rv)
@@ -350,9 +361,9 @@ def scenario_catalog(env, R, sums):
         if pkg is None:
             R.note("scenario 7: nothing published, no downloads measured")
             return
-        # Warm page cache for both: one read of each before timing, the
-        # package's checked against the file's SHA-256.
-        targets = {"orchard": (pkg, hosts["orchard"])}
+        # Warm page cache for both: one read of each before timing, each
+        # body checked against the file's SHA-256.
+        targets = {"orchard": (pkg, f"127.0.0.1:{env.port('orchard')}")}
         targets.update({d: (f"/{name}", HOST) for d in DIRECT_REFS})
         for s, (path, host) in targets.items():
             _, res = parallel_curls(env.port(s), path, 1, host, sha_dir=shadir)
