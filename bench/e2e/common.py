@@ -164,17 +164,18 @@ def children(pid):
 
 
 def cpu_seconds(pid):
-    """User + system CPU seconds of a process (all its threads) and its
+    """(user, system) CPU seconds of a process (all its threads) and its
     children (nginx master + workers), from /proc/PID/stat."""
-    total = 0
+    user = system = 0
     for p in [pid] + children(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+            user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime (fields 14, 15)
         except (OSError, IndexError, ValueError):
             pass
-    return total / os.sysconf("SC_CLK_TCK")
+    hz = os.sysconf("SC_CLK_TCK")
+    return user / hz, system / hz
 
 
 def tree_sum(pid, field):

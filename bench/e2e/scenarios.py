@@ -289,8 +289,8 @@ def publish_once(env, s, version, sums, keep):
     """One timed PUT of CATALOG_FILE to `s` (orchard: the catalog's publish
     route; nginx-dav: /dav/), checked (a 201; Orchard's answer names the
     file's size and SHA-256) and removed afterwards, unless `keep` (Orchard
-    only). Returns (seconds, server CPU seconds, the package's /pkgs/ path
-    from Orchard's answer, problem or None)."""
+    only). Returns (seconds, server (user, system) CPU seconds, the
+    package's /pkgs/ path from Orchard's answer, problem or None)."""
     name, size = CATALOG_FILE, FILES[CATALOG_FILE]
     host = f"127.0.0.1:{env.port(s)}"
     auth = ("-H", f"Authorization: Bearer {ADMIN_TOKEN}")
@@ -306,7 +306,7 @@ def publish_once(env, s, version, sums, keep):
     cpu = cpu_seconds(env.pid(s))
     r = curl(env.port(s), path, host, ("-T", os.path.join(DATA, "files", name), "-H", "Expect: 100-continue", *extra),
              out=answer)
-    cpu = cpu_seconds(env.pid(s)) - cpu
+    cpu = tuple(b - a for a, b in zip(cpu, cpu_seconds(env.pid(s))))
     with open(answer, errors="replace") as f:
         body = f.read()
     if r["code"] != 201:
@@ -352,8 +352,10 @@ def scenario_catalog(env, R, sums):
                 pkg = pkg or url
                 mbs[s].append(size / secs / 1e6)
                 R.add("s7.publish_mbs", s, mbs[s][-1])
-                R.add("s7.publish_cpu_s_per_gib", s, cpu / (size / (1 << 30)))
-                log(f"  run {run + 1} {s} PUT {version}: {mbs[s][-1]:.0f} MB/s ({secs:.2f} s, server CPU {cpu:.2f} s)")
+                R.add("s7.publish_user_s_per_gib", s, cpu[0] / (size / (1 << 30)))
+                R.add("s7.publish_sys_s_per_gib", s, cpu[1] / (size / (1 << 30)))
+                log(f"  run {run + 1} {s} PUT {version}: {mbs[s][-1]:.0f} MB/s ({secs:.2f} s; server CPU "
+                    f"{cpu[0]:.2f} s user, {cpu[1]:.2f} s system)")
         if mbs["orchard"] and mbs["nginx-dav"]:
             rv = median(mbs["orchard"]) / median(mbs["nginx-dav"])
             R.add("s7.publish_ratio", "orchard", rv)
