@@ -28,13 +28,21 @@ QUICK = os.environ.get("ORCHARD_BENCH_QUICK", "") not in ("", "0")
 RUNS = int(os.environ.get("ORCHARD_BENCH_RUNS", "1" if QUICK else "3"))
 WRK_SECONDS = 3 if QUICK else 10
 INDEX_N = int(os.environ.get("ORCHARD_BENCH_INDEX_N", "100000" if QUICK else "1000000"))
-SCENARIOS = {int(s) for s in os.environ.get("ORCHARD_BENCH_SCENARIOS", "1,2,3,4,5,6").split(",") if s.strip()}
+SCENARIOS = {int(s) for s in os.environ.get("ORCHARD_BENCH_SCENARIOS", "1,2,3,4,5,6,7").split(",") if s.strip()}
 PIDFILE = os.environ.get("ORCHARD_BENCH_PIDFILE", "")
 
 WAN_RATE = 100e6 / 8  # bytes/s
 HOST = "swcdn.apple.com"         # -> origin directly
 WAN_HOST = "updates.cdn-apple.com"  # -> origin through the WAN relay
 FILES = {"f4k": 4096, "f1m": 1 << 20, "f100m": 100 << 20, "f1g": 1 << 30}
+# Scenario 7 publishes this file to orchardd's catalog (and PUTs it to nginx
+# dav), then downloads it: 1 GiB, or a 256 MiB file of its own in quick mode.
+CATALOG_FILE = "f256m" if QUICK else "f1g"
+FILES.setdefault(CATALOG_FILE, 256 << 20)
+CATALOG_PACKAGE = "bench"                 # the package name every upload is a version of
+CATALOG_BUNDLE_ID = "org.example.bench"   # a non-.pkg file needs one in the query
+CATALOG_UPLOADS = 3                       # uploads per system per run (median taken)
+ADMIN_TOKEN = "orchard-bench-admin-token"  # [admin] token in the bench's orchard.toml
 RANGE_FIRST, RANGE_LEN = 500_000_000, 1_000_000
 CLIENTS_COLD = 50
 IDLE_CONNS = 10_000
@@ -153,6 +161,21 @@ def children(pid):
             return [int(x) for x in f.read().split()]
     except OSError:
         return []
+
+
+def cpu_seconds(pid):
+    """(user, system) CPU seconds of a process (all its threads) and its
+    children (nginx master + workers), from /proc/PID/stat."""
+    user = system = 0
+    for p in [pid] + children(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime (fields 14, 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    hz = os.sysconf("SC_CLK_TCK")
+    return user / hz, system / hz
 
 
 def tree_sum(pid, field):

@@ -9,7 +9,8 @@ import os
 import platform
 import subprocess
 
-from common import CLIENTS_COLD, IDLE_CONNS, INDEX_N, MANY_CLIENTS, MANY_SECONDS
+from common import (CATALOG_FILE, CATALOG_UPLOADS, CLIENTS_COLD, FILES, IDLE_CONNS, INDEX_N, MANY_CLIENTS, MANY_SECONDS,
+                    MiB)
 
 
 # ---------------------------------------------------------------- report
@@ -36,6 +37,22 @@ def build_table(R):
                      "result": None if ok is None else ("PASS" if ok else "MISS")})
 
     m = R.med
+
+    def download_rows(scn, key, conc, what, target=None):
+        """The rows of scenarios.download_round(): Orchard / the faster nginx
+        direct (sendfile on or off) per run, median over runs, then against
+        each nginx direct (and nginx proxy_cache where it was measured)."""
+        k = f"{key}.gbs_{conc}"
+        o, c = m(k, "orchard"), m(k, "nginx-cache")
+        d, dc = m(k, "nginx-direct"), m(k, "nginx-direct-copy")
+        rb = m(f"{key}.ratio_best_{conc}", "orchard")
+        row(scn, what, o, c, max(x for x in (d, dc, 0) if x is not None) or None, "O/best direct", rb,
+            None if target is None else f">= {target}", None if target is None else rb is not None and rb >= target)
+        row(scn, what + ": nginx direct sendfile on", None, None, d, "O/direct", ratio(o, d))
+        row(scn, what + ": nginx direct sendfile off", None, None, dc, "O/direct-copy", ratio(o, dc))
+        if c is not None:
+            row(scn, what, None, None, None, "O/cache", ratio(o, c))
+
     if "s1.rps" in R.raw:
         o, c, d = m("s1.rps", "orchard"), m("s1.rps", "nginx-cache"), m("s1.rps", "nginx-direct")
         rv = ratio(o, c)
@@ -46,19 +63,8 @@ def build_table(R):
     for conc in (1, 8, MANY_CLIENTS):
         k = f"s2.gbs_{conc}"
         if k in R.raw:
-            o, c = m(k, "orchard"), m(k, "nginx-cache")
-            d, dc = m(k, "nginx-direct"), m(k, "nginx-direct-copy")
             what = f"GB/s, {conc} download{'s' if conc > 1 else ''}" + (f" ({MANY_SECONDS} s)" if conc == MANY_CLIENTS else "")
-            # Target: the median over runs of orchard / the faster nginx direct
-            # (sendfile on or off) measured in the same run.
-            rb = m(f"s2.ratio_best_{conc}", "orchard")
-            target = 0.95 if conc == 1 else 1.0
-            row("2 large hit 1 GiB", what, o, c, max(x for x in (d, dc, 0) if x is not None) or None,
-                "O/best direct", rb, f">= {target}", rb is not None and rb >= target)
-            row("2 large hit 1 GiB", what + ": nginx direct sendfile on", None, None, d, "O/direct", ratio(o, d))
-            row("2 large hit 1 GiB", what + ": nginx direct sendfile off", None, None, dc, "O/direct-copy", ratio(o, dc))
-            if c is not None:
-                row("2 large hit 1 GiB", what, None, None, None, "O/cache", ratio(o, c))
+            download_rows("2 large hit 1 GiB", "s2", conc, what, 0.95 if conc == 1 else 1.0)
     if "s3.last_s" in R.raw:
         link = m("s3.link_s", "link")
         o, c = m("s3.origin_reqs", "orchard"), m("s3.origin_reqs", "nginx-cache")
@@ -128,6 +134,23 @@ def build_table(R):
         row("6 index scale", "RSS MiB after start-up", m("s6.rss_mib", "orchard"), None, None, None, None)
         row("6 index scale", "RSS MiB after start-up, empty store", m("s6.rss_empty_mib", "orchard"), None, None, None,
             None)
+    if "s7.publish_mbs" in R.raw or "s7.gbs_1" in R.raw:
+        size = FILES[CATALOG_FILE]
+        scn = f"7 catalog {size // MiB} MiB" if size < 1 << 30 else f"7 catalog {size >> 30} GiB"
+        # Not like for like, on purpose: Orchard answers a publish only once
+        # the file is hashed (SHA-256 whole and per 10 MiB chunk) and fsynced;
+        # nginx dav renames its temp file into place and answers.
+        o, d = m("s7.publish_mbs", "orchard"), m("s7.publish_mbs", "nginx-dav")
+        row(scn, f"publish MB/s, PUT x{CATALOG_UPLOADS}/run (O hashes + fsyncs; nginx dav neither)", o, None, d,
+            "O/dav", m("s7.publish_ratio", "orchard"))
+        # nginx dav spends next to no user time, so that row has no ratio.
+        for part, what in (("user", "user (O: the hashing)"), ("sys", "system (both: socket, page cache)")):
+            o, d = m(f"s7.publish_{part}_s_per_gib", "orchard"), m(f"s7.publish_{part}_s_per_gib", "nginx-dav")
+            row(scn, f"publish: server CPU s per GiB, {what}", o, None, d, "O/dav" if part == "sys" else None,
+                ratio(o, d) if part == "sys" else None)
+        for conc in (1, 8):
+            if f"s7.gbs_{conc}" in R.raw:
+                download_rows(scn, "s7", conc, f"GB/s, {conc} package download{'s' if conc > 1 else ''} (/pkgs/)")
     return rows
 
 

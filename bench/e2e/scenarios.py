@@ -1,9 +1,10 @@
-"""The six end-to-end benchmark scenarios and their raw results.
+"""The seven end-to-end benchmark scenarios and their raw results.
 
 Part of bench/e2e (run by bench.py): `Results` collects every raw sample and
 note; each scenario_* function runs one scenario of bench/README.md (small
 hit, large hit, idle connections / memory, cold coalescing, range on a miss,
-index scale) against the systems in servers.py, for RUNS runs.
+index scale, catalog publish and download) against the systems in
+servers.py, for RUNS runs.
 """
 
 import json
@@ -12,10 +13,12 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 
-from common import (BUILD, CLIENTS_COLD, DATA, DIRECT_REFS, FILES, HOST, IDLE_CONNS, INDEX_N, MANY_CLIENTS,
-                    MANY_SECONDS, MiB, QUICK, RANGE_FIRST, RANGE_LEN, ROOT, RUNS, SYSTEMS, WAN_HOST,
-                    WRK_SECONDS, log, median, proc_status, tree_sum)
+from common import (ADMIN_TOKEN, BUILD, CATALOG_BUNDLE_ID, CATALOG_FILE, CATALOG_PACKAGE, CATALOG_UPLOADS,
+                    CLIENTS_COLD, DATA, DIRECT_REFS, FILES, HOST, IDLE_CONNS, INDEX_N, MANY_CLIENTS, MANY_SECONDS,
+                    MiB, QUICK, RANGE_FIRST, RANGE_LEN, ROOT, RUNS, SYSTEMS, WAN_HOST, WRK_SECONDS, cpu_seconds, log,
+                    median, proc_status, tree_sum)
 from clients import curl, parallel_curls, parse_wrk, range_get, warm
 from report import fmt
 
@@ -71,27 +74,39 @@ def scenario_large_hit(env, R):
     for run in range(RUNS):
         for conc in (1, 8, MANY_CLIENTS):
             many = conc == MANY_CLIENTS
-            got = {}
             # nginx-cache is left out of the many-clients case (time: it is not the reference).
-            for s in (x for x in systems if not (many and x == "nginx-cache")):
-                wall, res = parallel_curls(env.port(s), "/f1g", conc, timeout=MANY_SECONDS if many else 900)
-                if many:
-                    bad = [r for r in res if r["code"] != 200 or r["rc"] not in (0, 28)]
-                else:
-                    bad = [r for r in res if r["code"] != 200 or r["size"] != FILES["f1g"]]
-                if bad:
-                    R.note(f"scenario 2 {s} x{conc}: {len(bad)} bad downloads: {bad[0]}")
-                gbs = sum(r["size"] for r in res) / wall / 1e9
-                log(f"  run {run + 1} {s} x{conc}: {gbs:.2f} GB/s ({wall:.2f} s)")
-                R.add(f"s2.gbs_{conc}", s, gbs)
-                got[s] = gbs
-            # The ratio that counts: against the faster nginx direct of this same run.
-            best = max(got.get(d) or 0 for d in DIRECT_REFS)
-            if best and got.get("orchard"):
-                R.add(f"s2.ratio_best_{conc}", "orchard", got["orchard"] / best)
-                log(f"  run {run + 1} x{conc}: orchard / faster nginx direct = {got['orchard'] / best:.3f}")
+            targets = {s: ("/f1g", HOST) for s in systems if not (many and s == "nginx-cache")}
+            download_round(env, R, "s2", run, conc, targets, None if many else FILES["f1g"],
+                           MANY_SECONDS if many else 900)
     R.add("s5.peak_s2_mib", "orchard", proc_status(env.pid("orchard"), "VmHWM") / MiB)
     R.add("s5.peak_s2_mib", "nginx-cache", tree_sum(env.pid("nginx-cache"), "VmHWM") / MiB)
+
+
+def download_round(env, R, key, run, conc, targets, size, timeout=900):
+    """`conc` simultaneous downloads from each of `targets` (system -> (path,
+    Host)), one system after the other. Adds GB/s (bytes received / time
+    until the last one is done) under f"{key}.gbs_{conc}", and Orchard / the
+    faster nginx direct (sendfile on or off) of this same round under
+    f"{key}.ratio_best_{conc}". `size` None: the downloads are stopped by
+    `timeout`, so only the status and curl's exit are checked."""
+    got = {}
+    for s, (path, host) in targets.items():
+        wall, res = parallel_curls(env.port(s), path, conc, host, timeout=timeout)
+        if size is None:
+            bad = [r for r in res if r["code"] != 200 or r["rc"] not in (0, 28)]
+        else:
+            bad = [r for r in res if r["code"] != 200 or r["size"] != size]
+        if bad:
+            R.note(f"scenario {key[1:]} {s} x{conc}: {len(bad)} bad downloads: {bad[0]}")
+        gbs = sum(r["size"] for r in res) / wall / 1e9
+        log(f"  run {run + 1} {s} x{conc}: {gbs:.2f} GB/s ({wall:.2f} s)")
+        R.add(f"{key}.gbs_{conc}", s, gbs)
+        got[s] = gbs
+    # The ratio that counts: against the faster nginx direct of this same round.
+    best = max(got.get(d) or 0 for d in DIRECT_REFS)
+    if best and got.get("orchard"):
+        R.add(f"{key}.ratio_best_{conc}", "orchard", got["orchard"] / best)
+        log(f"  run {run + 1} x{conc}: orchard / faster nginx direct = {got['orchard'] / best:.3f}")
 
 
 def scenario_idle(env, R, run):
@@ -268,3 +283,114 @@ def scenario_index(env, R):
         f"first hit (RocksDB read) p50 {R.med('s6.cold_lookup_p50_us', 'orchard')} us, "
         f"p99 {R.med('s6.cold_lookup_p99_us', 'orchard')} us; "
         f"{R.med('s6.bytes_per_object', 'orchard')} bytes/object at ready")
+
+
+def delete_version(env, version):
+    """DELETE of a published version of the bench package; None or the problem."""
+    d = curl(env.port("orchard"), f"/api/v1/packages/{CATALOG_PACKAGE}/{version}", f"127.0.0.1:{env.port('orchard')}",
+             ("-X", "DELETE", "-H", f"Authorization: Bearer {ADMIN_TOKEN}"))
+    return None if d["code"] in (200, 204) else f"DELETE of version {version} answered {d['code']}"
+
+
+def publish_once(env, s, version, sums, keep):
+    """One timed PUT of CATALOG_FILE to `s` (orchard: the catalog's publish
+    route; nginx-dav: /dav/), checked (a 201; Orchard's answer names the
+    file's size and SHA-256) and removed afterwards, unless `keep` (Orchard
+    only). Returns (seconds, server (user, system) CPU seconds, the
+    package's /pkgs/ path from Orchard's answer, problem or None)."""
+    name, size = CATALOG_FILE, FILES[CATALOG_FILE]
+    host = f"127.0.0.1:{env.port(s)}"
+    if s == "orchard":
+        path = f"/api/v1/packages/{CATALOG_PACKAGE}/{version}/{name}?bundle_id={CATALOG_BUNDLE_ID}"
+        extra = ("-H", f"Authorization: Bearer {ADMIN_TOKEN}", "-H", f"X-Checksum-Sha256: {sums[name]}")
+    else:
+        path, extra = f"/dav/{version}/{name}", ()
+    answer = os.path.join(env.work, "publish-answer.json")
+    # The previous upload's dirty pages (nginx never fsyncs) are written
+    # now, not while this upload is timed.
+    os.sync()
+    cpu = cpu_seconds(env.pid(s))
+    r = curl(env.port(s), path, host, ("-T", os.path.join(DATA, "files", name), "-H", "Expect: 100-continue", *extra),
+             out=answer)
+    cpu = tuple(b - a for a, b in zip(cpu, cpu_seconds(env.pid(s))))
+    with open(answer, errors="replace") as f:
+        body = f.read()
+    if r["code"] != 201:
+        return None, cpu, None, f"answered {r['code']} {r['error']} {body[:200]}"
+    if s == "nginx-dav":
+        stored = os.path.join(env.dav_root, "dav", version, name)
+        got = os.path.getsize(stored)
+        os.unlink(stored)
+        return r["total"], cpu, None, None if got == size else f"stored {got} bytes of {size}"
+    j = json.loads(body)
+    if not keep and (problem := delete_version(env, version)):
+        return None, cpu, None, problem
+    if j.get("size") != size or j.get("sha256") != sums[name]:
+        return None, cpu, None, f"answer names another file: {body[:200]}"
+    return r["total"], cpu, urllib.parse.urlsplit(j["url"]).path, None
+
+
+def scenario_catalog(env, R, sums):
+    """Publish throughput (PUT of CATALOG_FILE to orchardd's catalog against
+    nginx dav, CATALOG_UPLOADS uploads each per run, alternating), then the
+    published package downloaded by 1 and 8 clients against nginx direct
+    serving the same file (sendfile on and off, as in scenario 2).
+
+    Every upload but Orchard's last of a run is removed right after it
+    (that one is the package the run downloads, deleted before the next
+    run's uploads), so each upload writes into page-cache memory the one
+    before it freed: on this VM a first write into memory the guest has not
+    touched lately costs about 10x the system time (3.3 s against 0.25 s
+    for 1 GiB with dd). For the same reason one untimed PUT to nginx dav
+    comes first. Removing Orchard's versions also means no upload repeats
+    the bytes of a published blob (that would be a different, deduplicated
+    commit)."""
+    name, size = CATALOG_FILE, FILES[CATALOG_FILE]
+    log(f"scenario 7: catalog: publish {size // MiB} MiB ({CATALOG_UPLOADS} PUTs each, orchard vs nginx dav), "
+        f"then 1 and 8 downloads of the package vs nginx direct, {RUNS} run(s)")
+    with open(os.path.join(DATA, "files", name), "rb") as f:  # the uploads read it from the page cache
+        while f.read(8 * MiB):
+            pass
+    shadir = os.path.join(env.work, "sha-catalog")
+    os.makedirs(shadir, exist_ok=True)
+    if problem := publish_once(env, "nginx-dav", "bench-prime", sums, keep=False)[3]:
+        R.note(f"scenario 7 nginx-dav: the untimed first PUT: {problem}")
+    kept = None  # (version, /pkgs/ path) of the run's last Orchard upload, which its downloads use
+    for run in range(RUNS):
+        if kept and (problem := delete_version(env, kept[0])):
+            R.note(f"scenario 7: {problem}")
+        kept = None
+        mbs = {"nginx-dav": [], "orchard": []}
+        for i in range(CATALOG_UPLOADS):
+            version = f"bench-{run}-{i}"
+            for s in mbs:
+                last = s == "orchard" and i == CATALOG_UPLOADS - 1
+                secs, cpu, url, problem = publish_once(env, s, version, sums, keep=last)
+                if problem:
+                    R.note(f"scenario 7 {s} run {run + 1} PUT {version}: {problem}")
+                    continue
+                kept = (version, url) if last else kept
+                mbs[s].append(size / secs / 1e6)
+                R.add("s7.publish_mbs", s, mbs[s][-1])
+                R.add("s7.publish_user_s_per_gib", s, cpu[0] / (size / (1 << 30)))
+                R.add("s7.publish_sys_s_per_gib", s, cpu[1] / (size / (1 << 30)))
+                log(f"  run {run + 1} {s} PUT {version}: {mbs[s][-1]:.0f} MB/s ({secs:.2f} s; server CPU "
+                    f"{cpu[0]:.2f} s user, {cpu[1]:.2f} s system)")
+        if mbs["orchard"] and mbs["nginx-dav"]:
+            rv = median(mbs["orchard"]) / median(mbs["nginx-dav"])
+            R.add("s7.publish_ratio", "orchard", rv)
+            log(f"  run {run + 1}: publish orchard / nginx dav (medians of {CATALOG_UPLOADS}) = {rv:.3f}")
+        if kept is None:
+            R.note(f"scenario 7 run {run + 1}: nothing published, no downloads measured")
+            continue
+        # Warm page cache for both: one read of each before timing, each
+        # body checked against the file's SHA-256.
+        targets = {"orchard": (kept[1], f"127.0.0.1:{env.port('orchard')}")}
+        targets.update({d: (f"/{name}", HOST) for d in DIRECT_REFS})
+        for s, (path, host) in targets.items():
+            _, res = parallel_curls(env.port(s), path, 1, host, sha_dir=shadir)
+            if res[0]["code"] != 200 or res[0]["sha"] != sums[name]:
+                R.note(f"scenario 7 {s}: warm-up download of {path} wrong: {res[0]}")
+        for conc in (1, 8):
+            download_round(env, R, "s7", run, conc, targets, size)
+    shutil.rmtree(shadir, ignore_errors=True)

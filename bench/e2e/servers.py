@@ -1,8 +1,9 @@
 """The systems under test for the end-to-end benchmark, and how they start.
 
 Part of bench/e2e (run by bench.py): nginx configs and start-up for the
-origin, nginx proxy_cache (configured as lancache runs it) and nginx direct,
-the WAN relay (relay.py) and orchardd, all on 127.0.0.1 through `Env`, which
+origin, nginx proxy_cache (configured as lancache runs it), nginx direct,
+nginx dav (scenario 7's upload reference), the WAN relay (relay.py) and
+orchardd, all on 127.0.0.1 through `Env`, which
 holds their ports, work dirs and logs and restarts a cache empty for cold runs.
 """
 
@@ -12,7 +13,7 @@ import shutil
 import sys
 import time
 
-from common import BUILD, DATA, HOST, PROCS, ROOT, WAN_HOST, WAN_RATE, free_port, wait_port
+from common import ADMIN_TOKEN, BUILD, DATA, HOST, PROCS, ROOT, WAN_HOST, WAN_RATE, free_port, wait_port
 
 
 # ---------------------------------------------------------------- systems
@@ -58,11 +59,13 @@ def start_nginx(name, prefix, conf, port):
 class Env:
     def __init__(self, work):
         self.work = work
-        self.ports = {k: free_port() for k in ("origin", "relay", "orchard", "cache", "direct", "direct-copy")}
+        self.ports = {k: free_port() for k in ("origin", "relay", "orchard", "cache", "direct", "direct-copy",
+                                                "dav")}
         self.files = os.path.join(DATA, "files")
         self.origin_log = os.path.join(work, "origin", "access.log")
         self.orchard_state = None
         self.orchard_stderr = os.path.join(work, "orchardd.log")
+        self.dav_root = os.path.join(work, "nginx-dav", "root")  # PUT /dav/X lands in dav_root/dav/X
 
     # --- origin, relay, direct: started once
     def start_origin(self):
@@ -105,6 +108,28 @@ class Env:
 
     def start_direct_copy(self):
         self.start_direct(copy=True)
+
+    def start_dav(self):
+        """nginx taking PUTs under /dav/ into dav_root (scenario 7's publish
+        reference): the body goes to a temp file beside it and is renamed
+        into place; no checksum, no fsync."""
+        prefix = os.path.join(self.work, "nginx-dav")
+        os.makedirs(os.path.join(self.dav_root, "dav"), exist_ok=True)
+        os.makedirs(os.path.join(prefix, "dav_temp"), exist_ok=True)
+        http = f"""
+  access_log off;
+  server {{
+    listen 127.0.0.1:{self.ports['dav']} reuseport backlog=4096;
+    root {self.dav_root};
+    location /dav/ {{
+      dav_methods PUT;
+      client_body_buffer_size 1m;
+      client_max_body_size 0;
+      client_body_temp_path {prefix}/dav_temp;
+      create_full_put_path on;
+    }}
+  }}"""
+        start_nginx("nginx-dav", prefix, write_nginx(prefix, http), self.ports["dav"])
 
     # --- nginx proxy_cache, as lancache runs it
     def start_cache(self, fresh):
@@ -177,6 +202,12 @@ cache_limit = "200GiB"
 [upstream]
 resolve = {{ "{HOST}" = "127.0.0.1:{self.ports['origin']}", "{WAN_HOST}" = "127.0.0.1:{self.ports['relay']}" }}
 read_timeout = "300s"
+
+[admin]
+token = "{ADMIN_TOKEN}"
+
+[catalog]
+limit = "64GiB"
 """)
         t0 = time.monotonic()
         with open(self.orchard_stderr, "ab") as lf:
@@ -201,7 +232,7 @@ read_timeout = "300s"
     def port(self, system):
         return {"orchard": self.ports["orchard"], "nginx-cache": self.ports["cache"],
                 "nginx-direct": self.ports["direct"], "nginx-direct-copy": self.ports["direct-copy"],
-                "origin": self.ports["origin"]}[system]
+                "nginx-dav": self.ports["dav"], "origin": self.ports["origin"]}[system]
 
     def pid(self, system):
         p = PROCS.procs.get(system)
