@@ -94,6 +94,13 @@ class Upload {
   // Appends bytes. NoSpace when the disk is full or more arrive than the
   // declared size; Io otherwise.
   std::optional<Problem> write(const char* data, size_t n);
+  // write()'s two halves, which touch disjoint state: the file and the
+  // whole-file digest (with the count and its checks), and the chunk
+  // digests. The two of one piece may run at once on two threads (each
+  // half's calls in piece order); SHA-256 twice on one thread is the
+  // publish's ceiling otherwise.
+  std::optional<Problem> writeWhole(const char* data, size_t n);
+  void hashChunks(const char* data, size_t n);
   // All bytes are in: checks the count against the declared size and the
   // checksum against the expected one (Invalid on a mismatch), fsyncs the
   // file. After it, sha256() and chunks() hold the file's digests.

@@ -3,7 +3,9 @@
 // of each 10 MiB chunk (the manifest's sha256s), so a 15 GB installer is
 // read once and never held in memory. Hard parts: a write that lands across
 // a chunk boundary feeds two chunk digests; more bytes than declared is a
-// refusal, not a bigger file; and an Upload that is dropped at any point
+// refusal, not a bigger file; the two digests are two SHA-256 passes, so
+// the handler runs writeWhole() and hashChunks() of one piece on two
+// threads at once (they touch disjoint state); and an Upload that is dropped at any point
 // (client gone, checksum wrong, disk full, daemon stopping) removes its temp
 // file and returns its reservation.
 #include <fcntl.h>
@@ -84,6 +86,12 @@ Upload::~Upload() {
 }
 
 std::optional<Problem> Upload::write(const char* data, size_t n) {
+  if (auto p = writeWhole(data, n)) return p;
+  hashChunks(data, n);
+  return std::nullopt;
+}
+
+std::optional<Problem> Upload::writeWhole(const char* data, size_t n) {
   if (fd_ < 0) return Problem{Errc::Io, "cannot create the upload's temp file under storage.dir/packages/tmp"};
   if (n > declared_ - received_)
     return Problem{Errc::Invalid, "the body is longer than its Content-Length"};
@@ -97,8 +105,12 @@ std::optional<Problem> Upload::write(const char* data, size_t n) {
     }
     off += static_cast<size_t>(w);
   }
-  // Hash: the whole file, and each chunk up to its boundary.
   EVP_DigestUpdate(hash_->whole, data, n);
+  received_ += n;
+  return std::nullopt;
+}
+
+void Upload::hashChunks(const char* data, size_t n) {
   size_t at = 0;
   while (at < n) {
     const size_t take = static_cast<size_t>(std::min<uint64_t>(n - at, kChunkSize - chunkFill_));
@@ -111,8 +123,6 @@ std::optional<Problem> Upload::write(const char* data, size_t n) {
       chunkFill_ = 0;
     }
   }
-  received_ += n;
-  return std::nullopt;
 }
 
 std::optional<Problem> Upload::finish() {

@@ -5,8 +5,9 @@
 // running, the limit) before a byte of the body is asked for: the
 // 100 Continue goes out only then. The body is gathered into 1 MiB pieces
 // that the thread pool writes and hashes, one at a time, while the next
-// piece fills: at most two pieces per upload in memory, reading paused
-// while both are taken. Once whole and fsynced (on the pool too) the file
+// piece fills (the write with the whole-file SHA-256 on one pool thread,
+// the chunk hashes on another): at most two pieces per upload in memory,
+// reading paused while both are taken. Once whole and fsynced (on the pool too) the file
 // is read for its metadata, the request's values override what it says,
 // and the catalog commits it.
 //
@@ -148,18 +149,80 @@ class PublishHandler final : public LocalHandler {
 
   // Moves the gathered piece to the pool, or finishes when the body is in.
   void next() {
-    if (!cur_.empty()) return submit(std::exchange(cur_, std::string()), false);
-    if (requestComplete_ || *req_.contentLength == 0) submit({}, true);
+    if (!cur_.empty()) return submitPiece(std::exchange(cur_, std::string()));
+    if (requestComplete_ || *req_.contentLength == 0) submitFinish();
   }
 
+  // One piece: written with the whole-file digest on one pool thread while
+  // another hashes its chunks; the next piece goes once both are back.
+  struct Piece {
+    uv_work_t whole;
+    uv_work_t chunks;
+    std::weak_ptr<bool> alive;
+    PublishHandler* handler;
+    std::shared_ptr<State> state;
+    std::string bytes;
+    int pending = 2;
+    std::optional<catalog::Problem> problem;
+  };
+
+  void submitPiece(std::string bytes) {
+    auto* p = new Piece{};
+    p->whole.data = p;
+    p->chunks.data = p;
+    p->alive = alive_;
+    p->handler = this;
+    p->state = state_;
+    p->bytes = std::move(bytes);
+    cur_.reserve(kPiece);
+    inflight_ = true;
+    auto whole = [](uv_work_t* q) {
+      auto* p = static_cast<Piece*>(q->data);
+      p->problem = p->state->upload->writeWhole(p->bytes.data(), p->bytes.size());
+    };
+    auto chunks = [](uv_work_t* q) {
+      auto* p = static_cast<Piece*>(q->data);
+      p->state->upload->hashChunks(p->bytes.data(), p->bytes.size());
+    };
+    auto after = [](uv_work_t* q, int) {
+      auto* p = static_cast<Piece*>(q->data);
+      if (--p->pending > 0) return;
+      if (auto a = p->alive.lock(); a && *a) p->handler->pieceDone(std::move(p->problem));
+      else disposeOffLoop(q->loop, std::move(p->state));
+      delete p;
+    };
+    for (uv_work_t* q : {&p->whole, &p->chunks}) {
+      auto fn = q == &p->whole ? +whole : +chunks;
+      if (uv_queue_work(loop_, q, fn, after) != 0) {
+        fn(q);  // the pool refused (shutting down): do it here
+        after(q, 0);
+      }
+    }
+  }
+
+  void pieceDone(std::optional<catalog::Problem> problem) {
+    inflight_ = false;
+    if (answered()) return;
+    if (problem) return refuse(*problem);
+    if (paused_ && w_) {
+      paused_ = false;
+      w_->resumeReading();
+    }
+    if (cur_.size() >= kPiece || requestComplete_) next();
+  }
+
+  void refuse(const catalog::Problem& p) {
+    OLOG_INFO("publish %s %s refused: %s", name_.c_str(), version_.c_str(), p.detail.c_str());
+    disposeOffLoop(loop_, std::move(state_));
+    answerError(statusFor(p), p.detail);
+  }
+
+  // The end: finish (checksum, fsync), then read and commit, on the pool.
   struct Job {
     uv_work_t req;
     std::weak_ptr<bool> alive;
     PublishHandler* handler;
     std::shared_ptr<State> state;
-    std::string piece;
-    bool finish = false;
-    // finish: what the commit needs, and its outcome
     std::vector<std::pair<std::string, std::string>> overrides;
     bool requireSigned = false;
     std::shared_ptr<const catalog::TrustStore> roots;
@@ -170,32 +233,21 @@ class PublishHandler final : public LocalHandler {
     bool created = false;
   };
 
-  void submit(std::string piece, bool finish) {
+  void submitFinish() {
     auto* job = new Job{};
     job->req.data = job;
     job->alive = alive_;
     job->handler = this;
     job->state = state_;
-    job->piece = std::move(piece);
-    job->finish = finish;
-    if (finish) {
-      job->overrides = overrides_;
-      job->requireSigned = requireSigned_;
-      job->roots = roots_;
-      job->actor = actor_;
-      job->now = ctx_->clock->nowSeconds();
-    }
-    cur_.reserve(kPiece);
+    job->overrides = overrides_;
+    job->requireSigned = requireSigned_;
+    job->roots = roots_;
+    job->actor = actor_;
+    job->now = ctx_->clock->nowSeconds();
     inflight_ = true;
     auto run = [](uv_work_t* q) {
       auto* j = static_cast<Job*>(q->data);
-      catalog::Upload& up = *j->state->upload;
-      if (!j->piece.empty()) {
-        j->problem = up.write(j->piece.data(), j->piece.size());
-        std::string().swap(j->piece);
-      }
-      if (j->problem || !j->finish) return;
-      j->problem = up.finish();
+      j->problem = j->state->upload->finish();
       if (!j->problem) commit(j);
     };
     auto after = [](uv_work_t* q, int) {
@@ -253,29 +305,18 @@ class PublishHandler final : public LocalHandler {
     j->created = ok.created;
   }
 
-  // Back on the loop.
+  // Back on the loop: the answer.
   void done(Job* j) {
     inflight_ = false;
     if (answered()) return;
-    if (j->problem) {
-      OLOG_INFO("publish %s %s refused: %s", name_.c_str(), version_.c_str(), j->problem->detail.c_str());
-      disposeOffLoop(loop_, std::move(state_));
-      return answerError(statusFor(*j->problem), j->problem->detail);
-    }
-    if (j->finish) {
-      state_.reset();
-      auto out = versionJson(*j->committed, base_);
-      out["created"] = j->created;
-      if (j->created)
-        OLOG_INFO("published %s %s (%s, %llu bytes)", name_.c_str(), version_.c_str(), j->committed->sha256.c_str(),
-                  static_cast<unsigned long long>(j->committed->size));
-      return answer(j->created ? 201 : 200, "application/json", out.dump() + "\n");
-    }
-    if (paused_ && w_) {
-      paused_ = false;
-      w_->resumeReading();
-    }
-    if (cur_.size() >= kPiece || requestComplete_) next();
+    if (j->problem) return refuse(*j->problem);
+    state_.reset();
+    auto out = versionJson(*j->committed, base_);
+    out["created"] = j->created;
+    if (j->created)
+      OLOG_INFO("published %s %s (%s, %llu bytes)", name_.c_str(), version_.c_str(), j->committed->sha256.c_str(),
+                static_cast<unsigned long long>(j->committed->size));
+    answer(j->created ? 201 : 200, "application/json", out.dump() + "\n");
   }
 
   PathParams params_;
