@@ -49,11 +49,29 @@ bool hasGroup(const Device& d, const std::string& g) {
   return std::find(d.groups.begin(), d.groups.end(), g) != d.groups.end();
 }
 
-bool ringHolds(const Ring& r, const Device& d, std::string_view scope) {
+// The buckets below which a percentage admits: round(percent * 100), in
+// [0, 10000]; NaN and negatives admit none.
+uint32_t stageLimit(double percent) {
+  if (!(percent > 0)) return 0;
+  if (percent >= 100) return kStageBuckets;
+  return static_cast<uint32_t>(std::lround(percent * 100));
+}
+
+// `bucket` is the device's stageBucket for the scope, computed once by the
+// caller: a SHA-256 per ring per version would dominate chooseVersion.
+bool ringHolds(const Ring& r, const Device& d, uint32_t bucket) {
   if (r.groups.empty() && !r.percent) return true;
   for (const auto& g : r.groups)
     if (hasGroup(d, g)) return true;
-  return r.percent && inStage(d.serial, scope, *r.percent);
+  return r.percent && bucket < stageLimit(*r.percent);
+}
+
+bool inRingWithBucket(const Device& d, const std::vector<Ring>& rings, size_t ringIndex, uint32_t bucket) {
+  if (rings.empty()) return true;
+  size_t last = std::min(ringIndex, rings.size() - 1);
+  for (size_t i = 0; i <= last; ++i)
+    if (ringHolds(rings[i], d, bucket)) return true;
+  return false;
 }
 
 std::string percentText(double p) {
@@ -77,25 +95,21 @@ uint32_t stageBucket(std::string_view serial, std::string_view scope) {
 }
 
 bool inStage(std::string_view serial, std::string_view scope, double percent) {
-  if (!(percent > 0)) return false;  // also NaN
-  if (percent >= 100) return true;
-  auto limit = static_cast<uint32_t>(std::lround(percent * 100));
+  uint32_t limit = stageLimit(percent);
+  if (limit == 0 || limit == kStageBuckets) return limit != 0;
   return stageBucket(serial, scope) < limit;
 }
 
 bool inRing(const Device& device, const std::vector<Ring>& rings, size_t ringIndex,
             std::string_view scope) {
-  if (rings.empty()) return true;
-  size_t last = std::min(ringIndex, rings.size() - 1);
-  for (size_t i = 0; i <= last; ++i)
-    if (ringHolds(rings[i], device, scope)) return true;
-  return false;
+  return inRingWithBucket(device, rings, ringIndex, stageBucket(device.serial, scope));
 }
 
 std::optional<size_t> ringOf(const Device& device, const std::vector<Ring>& rings,
                              std::string_view scope) {
+  const uint32_t bucket = stageBucket(device.serial, scope);
   for (size_t i = 0; i < rings.size(); ++i)
-    if (ringHolds(rings[i], device, scope)) return i;
+    if (ringHolds(rings[i], device, bucket)) return i;
   return std::nullopt;
 }
 
@@ -210,6 +224,7 @@ InstallChoice chooseVersion(const Device& device, std::string_view packageName,
     return c != 0 ? c > 0 : versionLess(b->version, a->version);
   });
   const bool pinned = pin && pinApplies(*pin, device);
+  const uint32_t bucket = stageBucket(device.serial, packageName);
 
   // The best reason so far for giving nothing: lower rank wins, then the
   // newer version (the first noted). 0 timing, 1 rule, 2 channel, 3 none.
@@ -234,7 +249,7 @@ InstallChoice chooseVersion(const Device& device, std::string_view packageName,
     if (rings.empty()) oneRing.push_back(Ring{"", {}, c->rule.rolloutPercent.value_or(100.0), {}});
     const std::vector<Ring>& rs = rings.empty() ? oneRing : rings;
     RolloutView v = viewAt(rs, c->events, now, defaultPromoteAfterSecs);
-    const bool inside = inRing(device, rs, v.ring, packageName);
+    const bool inside = inRingWithBucket(device, rs, v.ring, bucket);
     const std::string ringName = rings.empty() ? "" : rs[std::min(v.ring, rs.size() - 1)].name;
     const std::string where =
         rings.empty() ? "staged rollout at " + percentText(*rs[0].percent) : "ring " + ringName;

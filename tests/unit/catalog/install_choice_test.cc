@@ -42,8 +42,7 @@ std::vector<VersionCandidate> twoVersions(std::vector<RolloutEvent> newer) {
   return {version("1.0", {at(-30, K::Start)}), version("2.0", std::move(newer))};
 }
 
-// How many of the fleet get `want` on `day`, checking every answer's ring
-// and why on the way.
+// How many of the fleet get `want` on `day`.
 size_t count(const std::vector<VersionCandidate>& vs, double day, const std::string& want,
              const std::optional<Pin>& pin = std::nullopt) {
   size_t n = 0;
@@ -53,6 +52,17 @@ size_t count(const std::vector<VersionCandidate>& vs, double day, const std::str
     if (c.version == want) ++n;
   }
   return n;
+}
+
+// A device outside every ring but the last, offered only `v` on `day`,
+// gets nothing with this code and a detail containing `detailPart`.
+void expectNothing(const VersionCandidate& v, double day, const char* code, const char* detailPart) {
+  Device late = deviceWithBucket(kPkg, 2000, 9999, {});
+  auto c = chooseVersion(late, kPkg, {v}, threeRings(), std::nullopt,
+                         kT0 + static_cast<int64_t>(day * kDay), 2 * kDay);
+  EXPECT_FALSE(c.version.has_value());
+  EXPECT_EQ(c.whyCode, code);
+  EXPECT_NE(c.whyDetail.find(detailPart), std::string::npos) << c.whyDetail;
 }
 
 TEST(InstallChoice, FleetSeesTheRingCountsOnDays0_2_4) {
@@ -106,11 +116,7 @@ TEST(InstallChoice, PauseStopsPromotionAndResumeKeepsRingTime) {
   EXPECT_EQ(count(vs, 6, "2.0"), fleet().size());
 
   // While paused, a device outside the ring with no older version hears why.
-  Device late = deviceWithBucket(kPkg, 2000, 9999, {});
-  auto c = chooseVersion(late, kPkg, {vs[1]}, threeRings(), std::nullopt, kT0 + 2 * kDay, 2 * kDay);
-  EXPECT_FALSE(c.version.has_value());
-  EXPECT_EQ(c.whyCode, "paused");
-  EXPECT_NE(c.whyDetail.find("help desk calls"), std::string::npos) << c.whyDetail;
+  expectNothing(vs[1], 2, "paused", "help desk calls");
 }
 
 TEST(InstallChoice, RollbackHandsTheOldVersionBackAndFlagsDowngrade) {
@@ -144,11 +150,7 @@ TEST(InstallChoice, HaltAddsNoNewDevices) {
   const size_t it = count(vs, 0, "2.0");
   EXPECT_EQ(count(vs, 4, "2.0"), it);  // frozen at canary: members keep it
   EXPECT_EQ(count(vs, 4, "1.0"), fleet().size() - it);
-  Device late = deviceWithBucket(kPkg, 0, 9999, {});
-  auto c = chooseVersion(late, kPkg, {vs[1]}, threeRings(), std::nullopt, kT0 + 4 * kDay, 2 * kDay);
-  EXPECT_FALSE(c.version.has_value());
-  EXPECT_EQ(c.whyCode, "halted");
-  EXPECT_NE(c.whyDetail.find("failures 30 %"), std::string::npos) << c.whyDetail;
+  expectNothing(vs[1], 4, "halted", "failures 30 %");
 }
 
 TEST(InstallChoice, PinsCapAndChoose) {
