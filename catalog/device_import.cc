@@ -100,7 +100,7 @@ CsvScan scanCsv(std::string_view s, size_t maxRecords) {
       break;
     }
     out.records.push_back(std::move(rec));
-    if (out.records.size() > maxRecords) return std::move(out);
+    if (out.records.size() > maxRecords) return out;
   }
   return out;
 }
