@@ -187,7 +187,8 @@ ImportResult importCsv(std::string_view body) {
   for (size_t r = 1; r < scan.records.size(); ++r) {
     const CsvRecord& rec = scan.records[r];
     if (rec.fields.size() != columns.size()) {
-      c.fail(rec.row, "csv: " + std::to_string(rec.fields.size()) + " fields, the header has " +
+      const size_t n = rec.fields.size();
+      c.fail(rec.row, "csv: " + std::to_string(n) + (n == 1 ? " field" : " fields") + ", the header has " +
                           std::to_string(columns.size()));
       continue;
     }
