@@ -53,8 +53,12 @@ TEST_P(IssueTableTest, Eligibility) {
   const auto a = checkRule(v128, c.device), b = checkRule(v129, c.device);
   EXPECT_EQ(a ? std::optional(a->first) : std::nullopt, c.for128) << (a ? a->second : "eligible");
   EXPECT_EQ(b ? std::optional(b->first) : std::nullopt, c.for129) << (b ? b->second : "eligible");
-  if (a) EXPECT_FALSE(a->second.empty());
-  if (b) EXPECT_FALSE(b->second.empty());
+  if (a) {
+    EXPECT_FALSE(a->second.empty());
+  }
+  if (b) {
+    EXPECT_FALSE(b->second.empty());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
