@@ -247,7 +247,7 @@ std::optional<std::pair<WhyNot, std::string>> checkRule(const TargetRule& rule, 
                                    (d.channel.empty() ? "no channel" : d.channel));
   for (const std::string& g : d.groups)
     if (contains(rule.excludeGroups, g))
-      return no(WhyNot::ExcludedGroup, "group " + g + " is excluded; this Mac is in " + g);
+      return no(WhyNot::ExcludedGroup, "not for group " + g + "; this Mac is in " + g);
   if (!rule.groups.empty() && std::none_of(d.groups.begin(), d.groups.end(), [&](const std::string& g) {
         return contains(rule.groups, g);
       }))
