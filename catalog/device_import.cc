@@ -15,6 +15,7 @@
 #include "catalog/device.h"
 #include "catalog/request_metadata.h"
 #include "catalog/utf8.h"
+#include "common/ascii.h"
 
 namespace orchard::catalog {
 namespace {
@@ -205,8 +206,7 @@ ImportResult importCsv(std::string_view body) {
 // "Text/CSV; charset=utf-8" -> "text/csv".
 std::string mediaType(std::string_view contentType) {
   std::string t(trimSpaces(contentType.substr(0, contentType.find(';'))));
-  for (char& ch : t)
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  for (char& ch : t) ch = static_cast<char>(asciiLower(static_cast<unsigned char>(ch)));
   return t;
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/device.h"
+#include "common/ascii.h"
 #include "catalog/utf8.h"
 #include "catalog/version.h"
 
@@ -41,18 +42,6 @@ int64_t daysSinceEpoch(int64_t y, int m, int d) {
   int64_t days = daysBeforeYear(y) - kEpochDays;
   for (int k = 1; k < m; ++k) days += monthLength(y, k);
   return days + d - 1;
-}
-
-// Reads n digits at s[at]; false when any is not a digit.
-bool readDigits(std::string_view s, size_t at, size_t n, int* out) {
-  if (at + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
 }
 
 // ---- JSON --------------------------------------------------------------
@@ -146,9 +135,9 @@ Verdict no(WhyNot w, std::string detail) { return std::make_pair(w, std::move(de
 
 std::optional<int64_t> parseRfc3339(std::string_view s) {
   int y, mo, d, h, mi, se;
-  if (!readDigits(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !readDigits(s, 5, 2, &mo) || s[7] != '-' ||
-      !readDigits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !readDigits(s, 11, 2, &h) || s[13] != ':' ||
-      !readDigits(s, 14, 2, &mi) || s[16] != ':' || !readDigits(s, 17, 2, &se))
+  if (!asciiDigits(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !asciiDigits(s, 5, 2, &mo) || s[7] != '-' ||
+      !asciiDigits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !asciiDigits(s, 11, 2, &h) || s[13] != ':' ||
+      !asciiDigits(s, 14, 2, &mi) || s[16] != ':' || !asciiDigits(s, 17, 2, &se))
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > monthLength(y, mo) || h > 23 || mi > 59 || se > 60) return std::nullopt;
   size_t i = 19;
@@ -163,7 +152,7 @@ std::optional<int64_t> parseRfc3339(std::string_view s) {
     ++i;
   } else if (s[i] == '+' || s[i] == '-') {
     int oh, om;
-    if (!readDigits(s, i + 1, 2, &oh) || i + 3 >= s.size() || s[i + 3] != ':' || !readDigits(s, i + 4, 2, &om) ||
+    if (!asciiDigits(s, i + 1, 2, &oh) || i + 3 >= s.size() || s[i + 3] != ':' || !asciiDigits(s, i + 4, 2, &om) ||
         oh > 23 || om > 59)
       return std::nullopt;
     offset = (s[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);

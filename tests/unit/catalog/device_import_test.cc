@@ -10,6 +10,7 @@
 #include <string>
 
 #include "catalog/device.h"
+#include "tests/unit/catalog/device_fixture.h"
 
 namespace orchard::catalog {
 namespace {
@@ -116,22 +117,14 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(ImportCsv, FieldsReachTheRecord) {
   const auto r = parseDeviceImport(
       "groups,serial,udid,os_version,os_build,model,board_id,arch,channel,site\r\n"
-      "\"finance;it\",C02XK1ZZJGH5,u-1,14.5,23F79,\"Mac14,2\",Mac-1,arm64,beta,paris\r\n",
+      "\"finance;it\",C02XK1ZZJGH5,00008103-001A2B3C4D5E6F70,14.5,23F79,\"Mac14,2\",Mac-27AD2F918AE68F61,arm64,beta,"
+      "paris\r\n",
       "text/csv");
   ASSERT_TRUE(std::holds_alternative<std::vector<Device>>(r));
   const auto& ds = std::get<std::vector<Device>>(r);
   ASSERT_EQ(ds.size(), 1u);
-  Device want;
-  want.serial = "C02XK1ZZJGH5";
-  want.udid = "u-1";
-  want.groups = {"finance", "it"};
-  want.osVersion = "14.5";
-  want.osBuild = "23F79";
-  want.model = "Mac14,2";
-  want.boardId = "Mac-1";
-  want.arch = "arm64";
+  Device want = fixture::sampleDevice();
   want.channel = "beta";
-  want.site = "paris";
   EXPECT_EQ(ds[0], want);
   // An empty channel field is an absent value: the default applies.
   const auto d = parseDeviceImport("serial,channel\nAAAA1111,\n", "text/csv");

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/unit/catalog/device_fixture.h"
+
 namespace orchard::catalog {
 namespace {
 
@@ -35,19 +37,7 @@ INSTANTIATE_TEST_SUITE_P(Table, SerialTest,
                                            SerialCase{"C02XK1ZZ-GH5", false}, SerialCase{"C02XK1ZZ GH5", false},
                                            SerialCase{"", false}, SerialCase{"C02XK1ZZ\xC3\x89GH", false}));
 
-Device valid() {
-  Device d;
-  d.serial = "C02XK1ZZJGH5";
-  d.udid = "00008103-001A2B3C4D5E6F70";
-  d.groups = {"finance", "it"};
-  d.osVersion = "14.5";
-  d.osBuild = "23F79";
-  d.model = "Mac14,2";
-  d.boardId = "Mac-27AD2F918AE68F61";
-  d.arch = "arm64";
-  d.site = "paris";
-  return d;
-}
+Device valid() { return fixture::sampleDevice(); }
 
 struct FieldCase {
   const char* name;

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/unit/catalog/device_fixture.h"
+
 namespace orchard::catalog {
 namespace {
 
@@ -23,8 +25,7 @@ TargetRule rule(const char* json) {
 
 Device mac(std::vector<std::string> groups, std::string os, std::string arch = "arm64", std::string channel = "stable",
            std::string model = "Mac14,2") {
-  Device d;
-  d.serial = "C02XK1ZZJGH5";
+  Device d = fixture::sampleDevice();
   d.groups = std::move(groups);
   d.osVersion = std::move(os);
   d.arch = std::move(arch);
