@@ -176,7 +176,7 @@ ImportResult importCsv(std::string_view body) {
   std::vector<std::string> columns;
   for (const std::string& raw : header.fields) {
     const std::string name(trimSpaces(raw));
-    if (!isDeviceField(name)) return refuse(header.row, "csv: unknown column " + printable(name));
+    if (!isDeviceField(name)) return refuse(header.row, "csv: unknown column \"" + printable(name) + "\"");
     if (std::find(columns.begin(), columns.end(), name) != columns.end())
       return refuse(header.row, "csv: column " + name + " appears twice");
     columns.push_back(name);

@@ -6,7 +6,9 @@
 //
 // JSON keys (INTERFACE.md; every one optional, null the same as absent):
 //   channels, groups, exclude_groups, models   arrays of non-empty strings
-//                                              (at most 64, no duplicates)
+//                                              (at most 64, no duplicates,
+//                                              each at most 128 bytes of
+//                                              text without control bytes)
 //   arch             array of "arm64" / "x86_64"
 //   min_os, max_os   dotted numeric versions (device.h's osVersionProblem),
 //                    both inclusive; min_os must not be above max_os

@@ -104,13 +104,14 @@ INSTANTIATE_TEST_SUITE_P(
 
         // CSV: header and syntax.
         ImportCase{"csv_empty_body", kCsv, "", {}, {{0, "csv: no header row"}}},
-        ImportCase{"csv_unknown_column", kCsv, "serial,owner\nAAAA1111,x\n", {}, {{1, "csv: unknown column owner"}}},
+        ImportCase{"csv_unknown_column", kCsv, "serial,owner\nAAAA1111,x\n", {}, {{1, "csv: unknown column \"owner\""}}},
+        ImportCase{"csv_empty_column_name", kCsv, "serial,\nAAAA1111,\n", {}, {{1, "csv: unknown column \"\""}}},
         ImportCase{"csv_column_twice", kCsv, "serial,site,site\n", {}, {{1, "csv: column site appears twice"}}},
         ImportCase{"csv_no_serial_column", kCsv, "site\nparis\n", {}, {{1, "csv: the header has no serial column"}}},
         ImportCase{"csv_unclosed_quote", kCsv, "serial\nAAAA1111\n\"BBBB2222\n", {}, {{3, "csv: a quoted field is not closed"}}},
         ImportCase{"csv_after_closing_quote", kCsv, "serial,site\nAAAA1111,\"a\"b\n", {}, {{2, "csv: b after a closing quote"}}},
         ImportCase{"csv_quote_inside", kCsv, "serial,site\nAAAA1111,a\"b\n", {}, {{2, "csv: a quote inside"}}},
-        ImportCase{"csv_lone_cr_is_a_byte", kCsv, "serial,site\rAAAA1111\n", {}, {{1, "csv: unknown column site\\x0d"}}},
+        ImportCase{"csv_lone_cr_is_a_byte", kCsv, "serial,site\rAAAA1111\n", {}, {{1, "csv: unknown column \"site\\x0d"}}},
         ImportCase{"csv_too_many_fields", kCsv, std::string(20, ','), {}, {{1, "csv: more than 16 fields"}}}),
     [](const auto& info) { return std::string(info.param.name); });
 
