@@ -15,6 +15,7 @@
 #include <ctime>
 
 #include "cache/targeted_control.h"
+#include "common/ascii.h"
 #include "common/headers.h"
 
 namespace orchard::cache {
@@ -419,21 +420,10 @@ int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
-bool digits(std::string_view s, size_t at, size_t n, int* out) {
-  if (at + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
 // "hh:mm:ss" at `at`.
 bool timeOfDay(std::string_view s, size_t at, int* h, int* mi, int* se) {
-  return at + 8 <= s.size() && s[at + 2] == ':' && s[at + 5] == ':' && digits(s, at, 2, h) &&
-         digits(s, at + 3, 2, mi) && digits(s, at + 6, 2, se);
+  return at + 8 <= s.size() && s[at + 2] == ':' && s[at + 5] == ':' && asciiDigits(s, at, 2, h) &&
+         asciiDigits(s, at + 3, 2, mi) && asciiDigits(s, at + 6, 2, se);
 }
 
 std::optional<int64_t> civil(int y, int m, int d, int h, int mi, int se) {
@@ -447,7 +437,7 @@ std::optional<int64_t> parseImfFixdate(std::string_view s) {
       !iequals(s.substr(26), "GMT") || !dayName(s.substr(0, 3)))
     return std::nullopt;
   int d, y, h, mi, se;
-  if (!digits(s, 5, 2, &d) || !digits(s, 12, 4, &y) || !timeOfDay(s, 17, &h, &mi, &se)) return std::nullopt;
+  if (!asciiDigits(s, 5, 2, &d) || !asciiDigits(s, 12, 4, &y) || !timeOfDay(s, 17, &h, &mi, &se)) return std::nullopt;
   return civil(y, monthIndex(s.substr(8, 3)), d, h, mi, se);
 }
 
@@ -460,7 +450,7 @@ std::optional<int64_t> parseRfc850(std::string_view s) {
       !iequals(r.substr(21), "GMT"))
     return std::nullopt;
   int d, y, h, mi, se;
-  if (!digits(r, 2, 2, &d) || !digits(r, 9, 2, &y) || !timeOfDay(r, 12, &h, &mi, &se)) return std::nullopt;
+  if (!asciiDigits(r, 2, 2, &d) || !asciiDigits(r, 9, 2, &y) || !timeOfDay(r, 12, &h, &mi, &se)) return std::nullopt;
   y += y < 70 ? 2000 : 1900;
   return civil(y, monthIndex(r.substr(5, 3)), d, h, mi, se);
 }
@@ -471,11 +461,11 @@ std::optional<int64_t> parseAsctime(std::string_view s) {
     return std::nullopt;
   int d, y, h, mi, se;
   if (s[8] == ' ') {
-    if (!digits(s, 9, 1, &d)) return std::nullopt;
-  } else if (!digits(s, 8, 2, &d)) {
+    if (!asciiDigits(s, 9, 1, &d)) return std::nullopt;
+  } else if (!asciiDigits(s, 8, 2, &d)) {
     return std::nullopt;
   }
-  if (!timeOfDay(s, 11, &h, &mi, &se) || !digits(s, 20, 4, &y)) return std::nullopt;
+  if (!timeOfDay(s, 11, &h, &mi, &se) || !asciiDigits(s, 20, 4, &y)) return std::nullopt;
   return civil(y, monthIndex(s.substr(4, 3)), d, h, mi, se);
 }
 }  // namespace

@@ -355,6 +355,14 @@ std::optional<Problem> Catalog::remove(std::string_view name, std::string_view v
   return std::nullopt;
 }
 
+std::optional<Problem> Catalog::recordChange(db::Batch batch, AuditEntry entry) {
+  std::lock_guard lock(mu_);
+  appendAudit(&batch, std::move(entry));
+  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r)
+    return Problem{Errc::Io, "cannot record the change: " + r.error().message()};
+  return std::nullopt;
+}
+
 void Catalog::noteDownload(std::string_view name, std::string_view version) {
   const std::string key = versionKey(name, version);
   uint64_t count;

@@ -206,6 +206,11 @@ class Catalog {
   // other version names it. NotFound when there is no such version.
   std::optional<Problem> remove(std::string_view name, std::string_view version, const Actor& actor, int64_t now);
 
+  // Another concern's change (the fleet's records) written as one durable
+  // batch together with its audit entry (seq and time filled here), so the
+  // one audit log stays in order with the catalog's own changes.
+  std::optional<Problem> recordChange(db::Batch batch, AuditEntry entry);
+
   // --- counters and the audit log ---
   // A download of the version finished (any thread; the count is written
   // off the caller's thread).

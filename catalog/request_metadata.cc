@@ -97,28 +97,6 @@ std::vector<std::string_view> splitArchs(std::string_view v) {
   return out;
 }
 
-// The deepest nesting of arrays and objects in `body`, counted without
-// parsing (brackets inside strings skipped); stops counting past `limit`.
-int nestingDepth(std::string_view body, int limit) {
-  int depth = 0, deepest = 0;
-  bool inString = false, escaped = false;
-  for (char c : body) {
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') inString = false;
-    } else if (c == '"') {
-      inString = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit) return deepest;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 std::optional<std::string> applyJsonField(PackageMetadata* m, const std::string& key, const nlohmann::json& value) {
   const Field* f = findField(key);
   if (!f) return unknownKey(key);
@@ -142,6 +120,28 @@ std::string sourceOf(const PackageMetadata& m, const std::string& field) {
 
 }  // namespace
 
+// The deepest nesting of arrays and objects in `body`, counted without
+// parsing (brackets inside strings skipped); stops counting past `limit`.
+int jsonNestingDepth(std::string_view body, int limit) {
+  int depth = 0, deepest = 0;
+  bool inString = false, escaped = false;
+  for (char c : body) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 std::optional<std::string> applyOverride(PackageMetadata* m, std::string_view key, std::string_view value) {
   const Field* f = findField(key);
   if (!f) return unknownKey(key);
@@ -163,7 +163,7 @@ std::optional<std::string> parseMetadataJson(std::string_view body, PackageMetad
   if (body.size() > kMaxMetadataBodyBytes)
     return "metadata: body is " + std::to_string(body.size()) + " bytes (at most " +
            std::to_string(kMaxMetadataBodyBytes) + ")";
-  if (nestingDepth(body, kMaxMetadataJsonDepth) > kMaxMetadataJsonDepth)
+  if (jsonNestingDepth(body, kMaxMetadataJsonDepth) > kMaxMetadataJsonDepth)
     return "metadata: nested deeper than " + std::to_string(kMaxMetadataJsonDepth) + " levels";
   nlohmann::json doc;
   try {

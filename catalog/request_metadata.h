@@ -40,6 +40,12 @@ std::optional<std::string> applyOverride(PackageMetadata* m, std::string_view ke
 // refused. Never throws.
 std::optional<std::string> parseMetadataJson(std::string_view body, PackageMetadata* m);
 
+// The deepest nesting of arrays and objects in a JSON text, counted with a
+// byte scan (brackets inside strings skipped), so that a body can be refused
+// before nlohmann, which has no depth limit, recurses into it; stops
+// counting past `limit`. Shared with the device import (device.h).
+int jsonNestingDepth(std::string_view body, int limit);
+
 // Fills what the manifest requires once overrides are applied:
 //   title          <- `name` when empty                 (source "name")
 //   bundle_id      <- package_id when empty and the file was a .pkg

@@ -18,27 +18,18 @@
 #include <random>
 
 #include "catalog/catalog.h"
+#include "catalog/digest.h"
 #include "common/log.h"
 
 namespace orchard::catalog {
 
 namespace {
 
-std::string hex(const unsigned char* p, size_t n) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 15];
-  }
-  return out;
-}
-
 std::string randomName() {
   std::random_device rd;
   unsigned char b[12];
   for (auto& c : b) c = static_cast<unsigned char>(rd());
-  return hex(b, sizeof b);
+  return hexLower(b, sizeof b);
 }
 
 }  // namespace
@@ -58,7 +49,7 @@ struct Upload::Hashers {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_DigestFinal_ex(c, d, &n);
-    return hex(d, n);
+    return hexLower(d, n);
   }
 };
 

@@ -25,6 +25,7 @@
 #include "cache/fill.h"
 #include "cache/store.h"
 #include "catalog/catalog.h"
+#include "catalog/fleet_store.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "config/reload.h"
@@ -111,6 +112,7 @@ struct ServerContext {
   cache::Store* store = nullptr;
   cache::FillTable* fills = nullptr;
   catalog::Catalog* catalog = nullptr;  // published packages (server/catalog/)
+  catalog::FleetStore* fleet = nullptr;  // devices, targeting, rings, rollout, pins
   // The token storage.dir/admin.token holds when the config names none
   // (written at first start); restart-only, like storage.dir.
   std::string generatedToken;

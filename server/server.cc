@@ -232,7 +232,9 @@ Result<void> Server::start() {
   storeOptions.scrubIntervalMs = cfg.scrubIntervalMs;
   // The box's one database (db/database.h): opened here once, shared by
   // the store and the concerns that keep their records beside the cache's.
-  auto database = cache::openStoreDatabase(cfg.storageDir, catalog::families());
+  std::vector<std::string> families = catalog::families();
+  for (const std::string& f : catalog::fleetFamilies()) families.push_back(f);
+  auto database = cache::openStoreDatabase(cfg.storageDir, families);
   if (!database) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + database.error().message();
     dirLock_ = cache::DirLock();
@@ -256,6 +258,16 @@ Result<void> Server::start() {
   }
   catalog_ = std::move(cat.value());
   ctx_.catalog = catalog_.get();
+  auto fleet = catalog::FleetStore::open(shared, catalog_.get());
+  if (!fleet) {
+    startError_ = "storage.dir " + cfg.storageDir + ": the fleet records: " + fleet.error().message();
+    catalog_.reset();
+    store_.reset();
+    dirLock_ = cache::DirLock();
+    return fleet.error();
+  }
+  fleet_ = std::move(fleet.value());
+  ctx_.fleet = fleet_.get();
   if (cfg.catalogBaseUrl.empty())
     OLOG_WARN("catalog.base_url is not set: package and manifest URLs name the Host each request used (http); "
               "MDM needs https:// and a real name for InstallEnterpriseApplication");
@@ -264,6 +276,8 @@ Result<void> Server::start() {
               cfg.catalogBaseUrl.c_str());
   if (auto t = adminTokenAtStart(snap->adminToken); !t) {
     startError_ = "admin.token: " + t.error().message();
+    fleet_.reset();
+    ctx_.fleet = nullptr;
     catalog_.reset();
     store_.reset();
     dirLock_ = cache::DirLock();
@@ -377,6 +391,8 @@ void Server::abandonStart() {
   ctx_.counters.clear();
   if (store_) store_->setBusyCheck(nullptr);
   fills_.reset();
+  fleet_.reset();
+  ctx_.fleet = nullptr;
   catalog_.reset();
   ctx_.catalog = nullptr;
   store_.reset();
@@ -480,6 +496,8 @@ void Server::stop() {
   ctx_.counters.clear();
   store_->setBusyCheck(nullptr);  // the evictor must not ask a table that is going away
   fills_.reset();
+  fleet_.reset();
+  ctx_.fleet = nullptr;
   catalog_.reset();
   ctx_.catalog = nullptr;
   store_.reset();

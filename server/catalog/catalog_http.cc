@@ -38,6 +38,30 @@ RequestHandler* unauthorized(HandlerRequest& r) {
                             had ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : "WWW-Authenticate: Bearer\r\n");
 }
 
+HandlerFactory withToken(const ServerContext* ctx, CatalogFactory make) {
+  return [ctx, make](HandlerRequest&& r) -> RequestHandler* {
+    if (!tokenMatches(r.head, *ctx, r.writer->wc()->snapshot())) return unauthorized(r);
+    return make(std::move(r), ctx);
+  };
+}
+
+std::optional<std::string> queryParam(std::string_view target, std::string_view key) {
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != key) continue;
+    std::string out;
+    if (!percentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), &out)) return std::nullopt;
+    return out;
+  }
+  return std::nullopt;
+}
+
 int statusFor(const catalog::Problem& p) {
   switch (p.code) {
     case Errc::Invalid: return 400;

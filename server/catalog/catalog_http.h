@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,11 @@ namespace orchard::server {
 bool tokenMatches(const RequestHead& req, const ServerContext& ctx, const Snapshot& snap);
 // The 401 for a request without the right token (WWW-Authenticate: Bearer).
 RequestHandler* unauthorized(HandlerRequest& r);
+// Wraps a handler factory with the bearer-token check (401 without it).
+using CatalogFactory = RequestHandler* (*)(HandlerRequest&&, const ServerContext*);
+HandlerFactory withToken(const ServerContext* ctx, CatalogFactory make);
+// A query parameter's value (percent-decoded), or nullopt when absent or malformed.
+std::optional<std::string> queryParam(std::string_view target, std::string_view key);
 // The HTTP status of a catalog refusal.
 int statusFor(const catalog::Problem& p);
 // "10.1.2.3" / "fe80::1" of the client.

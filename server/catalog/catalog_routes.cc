@@ -20,24 +20,6 @@ std::string dump(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-// A query parameter's value (percent-decoded), or nullopt.
-std::optional<std::string> queryParam(std::string_view target, std::string_view key) {
-  const size_t q = target.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    const size_t amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) != key) continue;
-    std::string out;
-    if (!percentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), &out)) return std::nullopt;
-    return out;
-  }
-  return std::nullopt;
-}
-
 bool parseU64(std::string_view s, uint64_t* out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size();
@@ -155,14 +137,6 @@ RequestHandler* manifest(HandlerRequest&& r, const ServerContext* ctx) {
   return new FixedAnswer(r.writer, std::move(r.head), 200, "application/xml", catalog::writeManifest(in));
 }
 
-// Wraps a handler factory with the bearer-token check.
-HandlerFactory withToken(const ServerContext* ctx, RequestHandler* (*make)(HandlerRequest&&, const ServerContext*)) {
-  return [ctx, make](HandlerRequest&& r) -> RequestHandler* {
-    if (!tokenMatches(r.head, *ctx, r.writer->wc()->snapshot())) return unauthorized(r);
-    return make(std::move(r), ctx);
-  };
-}
-
 HandlerFactory open(const ServerContext* ctx, RequestHandler* (*make)(HandlerRequest&&, const ServerContext*)) {
   return [ctx, make](HandlerRequest&& r) -> RequestHandler* { return make(std::move(r), ctx); };
 }
@@ -178,6 +152,7 @@ void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("GET", "/api/v1/audit", withToken(ctx, &auditLog));
   routes.add("GET", "/pkgs/{name}/{version}/{filename}", open(ctx, &makePackageSender));
   routes.add("GET", "/manifests/{name}/{file}", open(ctx, &manifest));
+  registerFleetRoutes(routes, ctx);
 }
 
 }  // namespace orchard::server

@@ -19,6 +19,10 @@ namespace orchard::server {
 
 void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx);
 
+// Release control's routes (fleet_routes.cc): devices, targeting, rings,
+// rollout, pins, installs and declarations.
+void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx);
+
 // Made by the publish and package routes (their own files).
 RequestHandler* makePublishHandler(HandlerRequest&& r, const ServerContext* ctx);
 RequestHandler* makePackageSender(HandlerRequest&& r, const ServerContext* ctx);

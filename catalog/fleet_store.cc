@@ -1,0 +1,364 @@
+// FleetStore (see fleet_store.h): the in-memory view of the fleet's
+// records and the durable batches that change them. Hard parts: every
+// change is written before the view changes (a failed write changes
+// nothing), through Catalog::recordChange so that the audit entry and the
+// record are one batch; the JSON forms of rings, pins and rollout events
+// live here (the device's and the rule's in device.cc / targeting.cc).
+#include "catalog/fleet_store.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "catalog/device.h"
+#include "catalog/targeting.h"
+#include "common/log.h"
+
+namespace orchard::catalog {
+
+using nlohmann::json;
+
+namespace {
+
+std::string key2(std::string_view a, std::string_view b) {
+  std::string k(a);
+  k += '\0';
+  k += b;
+  return k;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json ringJson(const Ring& r) {
+  json j{{"name", r.name}, {"groups", r.groups}};
+  if (r.percent) j["percent"] = *r.percent;
+  if (r.promoteAfterSecs) j["promote_after_days"] = static_cast<double>(*r.promoteAfterSecs) / 86400.0;
+  return j;
+}
+
+json eventJson(const RolloutEvent& e) {
+  return json{{"at", e.at}, {"kind", rolloutEventName(e.kind)}, {"reason", e.reason}};
+}
+
+std::optional<RolloutEvent> eventFromJson(const json& j) {
+  if (!j.is_object() || !j.contains("at") || !j["at"].is_number_integer() || !j.contains("kind") ||
+      !j["kind"].is_string())
+    return std::nullopt;
+  for (auto k : {RolloutEventKind::Start, RolloutEventKind::Pause, RolloutEventKind::Resume, RolloutEventKind::Promote,
+                 RolloutEventKind::Halt, RolloutEventKind::Rollback})
+    if (j["kind"].get<std::string>() == rolloutEventName(k))
+      return RolloutEvent{j["at"].get<int64_t>(), k, j.value("reason", std::string())};
+  return std::nullopt;
+}
+
+json pinJson(const Pin& p) { return json{{"version", p.version}, {"groups", p.groups}, {"devices", p.devices}}; }
+
+}  // namespace
+
+std::variant<RingPlan, std::string> ringPlanFromJson(const json& j) {
+  if (!j.is_object()) return std::string("rings: the body must be a JSON object {\"rings\": [...]}");
+  for (const auto& [k, v] : j.items())
+    if (k != "rings" && k != "promote_after_days") return "rings: unknown field " + k;
+  RingPlan plan;
+  if (auto it = j.find("promote_after_days"); it != j.end()) {
+    if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 3650)
+      return std::string("promote_after_days: a number of days from 0 to 3650");
+    plan.promoteAfterSecs = static_cast<int64_t>(it->get<double>() * 86400.0);
+  }
+  auto it = j.find("rings");
+  if (it == j.end() || !it->is_array() || it->size() > 16) return std::string("rings: a list of at most 16 rings");
+  double last = -1;
+  for (const auto& r : *it) {
+    if (!r.is_object() || !r.contains("name") || !r["name"].is_string() || r["name"].get<std::string>().empty() ||
+        r["name"].get<std::string>().size() > 64)
+      return std::string("rings: each ring needs a name (1-64 bytes)");
+    Ring ring;
+    ring.name = r["name"].get<std::string>();
+    for (const auto& [k, v] : r.items()) {
+      if (k == "name") continue;
+      if (k == "groups") {
+        if (!v.is_array() || v.size() > 64) return "rings." + ring.name + ".groups: a list of group names";
+        for (const auto& g : v) {
+          if (!g.is_string() || g.get<std::string>().empty()) return "rings." + ring.name + ".groups: a list of group names";
+          ring.groups.push_back(g.get<std::string>());
+        }
+      } else if (k == "percent") {
+        if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 100)
+          return "rings." + ring.name + ".percent: a number from 0 to 100";
+        ring.percent = v.get<double>();
+        if (*ring.percent < last) return "rings." + ring.name + ".percent: percentages are cumulative (never lower)";
+        last = *ring.percent;
+      } else if (k == "promote_after_days") {
+        if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 3650)
+          return "rings." + ring.name + ".promote_after_days: a number of days from 0 to 3650";
+        ring.promoteAfterSecs = static_cast<int64_t>(v.get<double>() * 86400.0);
+      } else {
+        return "rings." + ring.name + ": unknown field " + k;
+      }
+    }
+    for (const Ring& before : plan.rings)
+      if (before.name == ring.name) return "rings: two rings named " + ring.name;
+    plan.rings.push_back(std::move(ring));
+  }
+  return plan;
+}
+
+json ringPlanJson(const RingPlan& plan) {
+  json rings = json::array();
+  for (const auto& r : plan.rings) rings.push_back(ringJson(r));
+  return json{{"rings", rings}, {"promote_after_days", static_cast<double>(plan.promoteAfterSecs) / 86400.0}};
+}
+
+std::variant<Pin, std::string> pinFromJson(const json& j) {
+  if (!j.is_object()) return std::string("pin: the body must be a JSON object");
+  Pin p;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "version") {
+      if (!v.is_string() || v.get<std::string>().empty()) return std::string("version: the pinned version");
+      p.version = v.get<std::string>();
+    } else if (k == "groups" || k == "devices") {
+      if (!v.is_array() || v.size() > 10000) return k + ": a list of names";
+      for (const auto& e : v) {
+        if (!e.is_string() || e.get<std::string>().empty()) return k + ": a list of names";
+        (k == "groups" ? p.groups : p.devices).push_back(e.get<std::string>());
+      }
+    } else {
+      return "pin: unknown field " + k;
+    }
+  }
+  if (p.version.empty()) return std::string("version: the pinned version is required");
+  return p;
+}
+
+json pinToJson(const Pin& p) { return pinJson(p); }
+json rolloutEventToJson(const RolloutEvent& e) { return eventJson(e); }
+
+std::vector<std::string> fleetFamilies() { return {kDevicesFamily, kRulesFamily, kRingsFamily, kRolloutFamily, kPinsFamily}; }
+
+FleetStore::FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog)
+    : db_(std::move(database)), catalog_(catalog) {
+  devicesF_ = db_->family(kDevicesFamily);
+  rulesF_ = db_->family(kRulesFamily);
+  ringsF_ = db_->family(kRingsFamily);
+  rolloutF_ = db_->family(kRolloutFamily);
+  pinsF_ = db_->family(kPinsFamily);
+}
+
+Result<std::unique_ptr<FleetStore>> FleetStore::open(std::shared_ptr<db::Database> database, Catalog* catalog) {
+  for (const std::string& f : fleetFamilies())
+    if (!database->family(f).valid()) return Error{Errc::Invalid, 0, "fleet open: database without the fleet families"};
+  std::unique_ptr<FleetStore> s(new FleetStore(std::move(database), catalog));
+  if (auto r = s->load(); !r) return r.error();
+  return s;
+}
+
+Result<void> FleetStore::load() {
+  size_t bad = 0;
+  auto each = [&](db::Family f, auto fn) {
+    return db_->forEach(f, [&](std::string_view k, std::string_view v) {
+      json j = json::parse(v, nullptr, false);
+      if (j.is_discarded() || !fn(k, j)) ++bad;
+    });
+  };
+  auto r = each(devicesF_, [&](std::string_view k, const json& j) {
+    auto d = deviceFromJson(j, k);
+    if (auto* dev = std::get_if<Device>(&d)) devices_[std::string(k)] = std::move(*dev);
+    return d.index() == 0;
+  });
+  if (!r) return r.error();
+  r = each(rulesF_, [&](std::string_view k, const json& j) {
+    auto rule = ruleFromJson(j);
+    if (auto* t = std::get_if<TargetRule>(&rule)) rules_[std::string(k)] = std::move(*t);
+    return rule.index() == 0;
+  });
+  if (!r) return r.error();
+  r = each(ringsF_, [&](std::string_view, const json& j) {
+    auto plan = ringPlanFromJson(j);
+    if (auto* p = std::get_if<RingPlan>(&plan)) rings_ = std::move(*p);
+    return plan.index() == 0;
+  });
+  if (!r) return r.error();
+  r = each(rolloutF_, [&](std::string_view k, const json& j) {
+    if (!j.is_array()) return false;
+    std::vector<RolloutEvent> es;
+    for (const auto& e : j)
+      if (auto ev = eventFromJson(e)) es.push_back(*ev);
+    events_[std::string(k)] = std::move(es);
+    return true;
+  });
+  if (!r) return r.error();
+  r = each(pinsF_, [&](std::string_view k, const json& j) {
+    auto p = pinFromJson(j);
+    if (auto* pin = std::get_if<Pin>(&p)) pins_[std::string(k)] = std::move(*pin);
+    return p.index() == 0;
+  });
+  if (!r) return r.error();
+  if (bad) OLOG_WARN("fleet: %zu records do not parse: left out", bad);
+  OLOG_INFO("fleet: %zu devices, %zu rules, %zu rings, %zu pins", devices_.size(), rules_.size(), rings_.rings.size(),
+            pins_.size());
+  return ok();
+}
+
+std::optional<Problem> FleetStore::write(db::Batch batch, AuditEntry entry) {
+  return catalog_->recordChange(std::move(batch), std::move(entry));
+}
+
+std::optional<Problem> FleetStore::putDevice(const Device& d, const Actor& actor, int64_t now, bool* created) {
+  if (auto p = validateDevice(d)) return Problem{Errc::Invalid, *p};
+  json j;
+  toJson(j, d);
+  std::lock_guard lock(mu_);
+  *created = !devices_.count(d.serial);
+  db::Batch b;
+  b.put(devicesF_, d.serial, dump(j));
+  if (auto p = write(std::move(b), AuditEntry{0, now, *created ? "device-add" : "device-update", "device/" + d.serial,
+                                              actor.client, actor.token, ""}))
+    return p;
+  devices_[d.serial] = d;
+  return std::nullopt;
+}
+
+std::optional<Device> FleetStore::device(std::string_view serial) const {
+  std::lock_guard lock(mu_);
+  auto it = devices_.find(serial);
+  if (it == devices_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Problem> FleetStore::removeDevice(std::string_view serial, const Actor& actor, int64_t now) {
+  std::lock_guard lock(mu_);
+  auto it = devices_.find(serial);
+  if (it == devices_.end()) return Problem{Errc::NotFound, "no device " + std::string(serial)};
+  db::Batch b;
+  b.del(devicesF_, serial);
+  if (auto p = write(std::move(b), AuditEntry{0, now, "device-delete", "device/" + std::string(serial), actor.client,
+                                              actor.token, ""}))
+    return p;
+  devices_.erase(it);
+  return std::nullopt;
+}
+
+std::vector<Device> FleetStore::devices(std::string_view group, std::string_view site, size_t page, size_t pageSize,
+                                        size_t* total) const {
+  std::vector<Device> out;
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  const size_t first = (page > 0 ? page - 1 : 0) * pageSize;
+  for (const auto& [serial, d] : devices_) {
+    if (!site.empty() && d.site != site) continue;
+    if (!group.empty() && std::find(d.groups.begin(), d.groups.end(), group) == d.groups.end()) continue;
+    if (n >= first && out.size() < pageSize) out.push_back(d);
+    ++n;
+  }
+  *total = n;
+  return out;
+}
+
+std::optional<Problem> FleetStore::importDevices(const std::vector<Device>& ds, const Actor& actor, int64_t now) {
+  db::Batch b;
+  for (const Device& d : ds) {
+    json j;
+    toJson(j, d);
+    b.put(devicesF_, d.serial, dump(j));
+  }
+  std::lock_guard lock(mu_);
+  if (auto p = write(std::move(b), AuditEntry{0, now, "device-import", "devices", actor.client, actor.token,
+                                              std::to_string(ds.size()) + " devices"}))
+    return p;
+  for (const Device& d : ds) devices_[d.serial] = d;
+  return std::nullopt;
+}
+
+size_t FleetStore::deviceCount() const {
+  std::lock_guard lock(mu_);
+  return devices_.size();
+}
+
+std::optional<Problem> FleetStore::putRule(std::string_view name, std::string_view version, const TargetRule& rule,
+                                           const Actor& actor, int64_t now) {
+  json j;
+  toJson(j, rule);
+  std::lock_guard lock(mu_);
+  db::Batch b;
+  b.put(rulesF_, key2(name, version), dump(j));
+  if (auto p = write(std::move(b), AuditEntry{0, now, "targeting", std::string(name) + "/" + std::string(version),
+                                              actor.client, actor.token, dump(j)}))
+    return p;
+  rules_[key2(name, version)] = rule;
+  return std::nullopt;
+}
+
+TargetRule FleetStore::rule(std::string_view name, std::string_view version) const {
+  std::lock_guard lock(mu_);
+  auto it = rules_.find(key2(name, version));
+  return it == rules_.end() ? TargetRule{} : it->second;
+}
+
+std::optional<Problem> FleetStore::putRings(const RingPlan& plan, const Actor& actor, int64_t now) {
+  const json j = ringPlanJson(plan);
+  std::lock_guard lock(mu_);
+  db::Batch b;
+  b.put(ringsF_, "rings", dump(j));
+  if (auto p = write(std::move(b), AuditEntry{0, now, "rings", "rings", actor.client, actor.token, dump(j)})) return p;
+  rings_ = plan;
+  return std::nullopt;
+}
+
+RingPlan FleetStore::rings() const {
+  std::lock_guard lock(mu_);
+  return rings_;
+}
+
+std::optional<Problem> FleetStore::addEvent(std::string_view name, std::string_view version, const RolloutEvent& e,
+                                            const Actor& actor) {
+  std::lock_guard lock(mu_);
+  std::vector<RolloutEvent> next = events_[key2(name, version)];
+  next.push_back(e);
+  json arr = json::array();
+  for (const auto& ev : next) arr.push_back(eventJson(ev));
+  db::Batch b;
+  b.put(rolloutF_, key2(name, version), dump(arr));
+  if (auto p = write(std::move(b), AuditEntry{0, e.at, std::string("rollout-") + rolloutEventName(e.kind),
+                                              std::string(name) + "/" + std::string(version), actor.client,
+                                              actor.token, e.reason}))
+    return p;
+  events_[key2(name, version)] = std::move(next);
+  return std::nullopt;
+}
+
+std::vector<RolloutEvent> FleetStore::events(std::string_view name, std::string_view version) const {
+  std::lock_guard lock(mu_);
+  auto it = events_.find(key2(name, version));
+  return it == events_.end() ? std::vector<RolloutEvent>() : it->second;
+}
+
+std::optional<Problem> FleetStore::putPin(std::string_view name, const Pin& pin, const Actor& actor, int64_t now) {
+  std::lock_guard lock(mu_);
+  db::Batch b;
+  b.put(pinsF_, name, dump(pinJson(pin)));
+  if (auto p = write(std::move(b), AuditEntry{0, now, "pin", std::string(name), actor.client, actor.token,
+                                              "version " + pin.version}))
+    return p;
+  pins_[std::string(name)] = pin;
+  return std::nullopt;
+}
+
+std::optional<Pin> FleetStore::pin(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = pins_.find(name);
+  if (it == pins_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Problem> FleetStore::removePin(std::string_view name, const Actor& actor, int64_t now) {
+  std::lock_guard lock(mu_);
+  auto it = pins_.find(name);
+  if (it == pins_.end()) return Problem{Errc::NotFound, "no pin for " + std::string(name)};
+  db::Batch b;
+  b.del(pinsF_, name);
+  if (auto p = write(std::move(b), AuditEntry{0, now, "unpin", std::string(name), actor.client, actor.token, ""}))
+    return p;
+  pins_.erase(it);
+  return std::nullopt;
+}
+
+}  // namespace orchard::catalog

@@ -1,0 +1,105 @@
+// FleetStore: the release-control records of the box (devices, targeting
+// rules, rings, rollout events, pins) in their own column families, with
+// an in-memory view for the installs answer (which must answer in well
+// under a millisecond). No sockets; the handlers call it off the loops for
+// writes (each a durable batch with its audit entry, written through the
+// Catalog so the one audit log stays in order) and on the loops for reads.
+//
+// Families:
+//   catalog.devices  serial -> Device JSON (device.h)
+//   catalog.rules    name \0 version -> TargetRule JSON (targeting.h)
+//   catalog.rings    "rings" -> {"rings": [...], "promote_after_days": N}
+//   catalog.rollout  name \0 version -> [RolloutEvent JSON, ...]
+//   catalog.pins     name -> Pin JSON
+// A record that does not parse at open is logged and left out.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "catalog/catalog.h"
+#include "catalog/fleet.h"
+#include "catalog/rollout.h"
+#include "common/result.h"
+#include "db/database.h"
+
+namespace orchard::catalog {
+
+inline constexpr const char* kDevicesFamily = "catalog.devices";
+inline constexpr const char* kRulesFamily = "catalog.rules";
+inline constexpr const char* kRingsFamily = "catalog.rings";
+inline constexpr const char* kRolloutFamily = "catalog.rollout";
+inline constexpr const char* kPinsFamily = "catalog.pins";
+std::vector<std::string> fleetFamilies();
+
+// The rings every package's versions move through, and the default time
+// a version stays in a ring before it is promoted.
+struct RingPlan {
+  std::vector<Ring> rings;
+  int64_t promoteAfterSecs = 2 * 86400;
+};
+
+// JSON forms (field names are the API's). The parsers refuse unknown
+// fields and bad values with a message naming the field.
+std::variant<RingPlan, std::string> ringPlanFromJson(const nlohmann::json& j);
+nlohmann::json ringPlanJson(const RingPlan& plan);
+std::variant<Pin, std::string> pinFromJson(const nlohmann::json& j);
+nlohmann::json pinToJson(const Pin& p);
+nlohmann::json rolloutEventToJson(const RolloutEvent& e);
+
+class FleetStore {
+ public:
+  static Result<std::unique_ptr<FleetStore>> open(std::shared_ptr<db::Database> database, Catalog* catalog);
+
+  // --- devices ---
+  // created: there was no device of that serial before.
+  std::optional<Problem> putDevice(const Device& d, const Actor& actor, int64_t now, bool* created);
+  std::optional<Device> device(std::string_view serial) const;
+  std::optional<Problem> removeDevice(std::string_view serial, const Actor& actor, int64_t now);
+  // Devices in serial order, filtered by group and site when not empty;
+  // `page` from 1. *total: how many match.
+  std::vector<Device> devices(std::string_view group, std::string_view site, size_t page, size_t pageSize,
+                              size_t* total) const;
+  // All or nothing: one batch (one audit entry) for every device.
+  std::optional<Problem> importDevices(const std::vector<Device>& ds, const Actor& actor, int64_t now);
+  size_t deviceCount() const;
+
+  // --- targeting, rings, rollout, pins ---
+  std::optional<Problem> putRule(std::string_view name, std::string_view version, const TargetRule& rule,
+                                 const Actor& actor, int64_t now);
+  TargetRule rule(std::string_view name, std::string_view version) const;  // unrestricted when none was set
+  std::optional<Problem> putRings(const RingPlan& plan, const Actor& actor, int64_t now);
+  RingPlan rings() const;
+  std::optional<Problem> addEvent(std::string_view name, std::string_view version, const RolloutEvent& e,
+                                  const Actor& actor);
+  std::vector<RolloutEvent> events(std::string_view name, std::string_view version) const;
+  std::optional<Problem> putPin(std::string_view name, const Pin& pin, const Actor& actor, int64_t now);
+  std::optional<Pin> pin(std::string_view name) const;
+  std::optional<Problem> removePin(std::string_view name, const Actor& actor, int64_t now);
+
+ private:
+  FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog);
+  Result<void> load();
+  std::optional<Problem> write(db::Batch batch, AuditEntry entry);
+
+  std::shared_ptr<db::Database> db_;
+  Catalog* catalog_;
+  db::Family devicesF_, rulesF_, ringsF_, rolloutF_, pinsF_;
+  mutable std::mutex mu_;
+  std::map<std::string, Device, std::less<>> devices_;
+  std::map<std::string, TargetRule, std::less<>> rules_;  // name \0 version
+  RingPlan rings_;
+  std::map<std::string, std::vector<RolloutEvent>, std::less<>> events_;  // name \0 version
+  std::map<std::string, Pin, std::less<>> pins_;
+};
+
+}  // namespace orchard::catalog

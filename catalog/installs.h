@@ -1,0 +1,34 @@
+// The installs answer for one device: for each published package, the
+// version this Mac gets now and why, joining the catalog (versions), the
+// fleet store (rules, rings, rollout events, pins), checkRule() and
+// chooseVersion(). Pure over the two stores' in-memory views; the time is
+// an argument. A version enters its package's first ring when it is
+// published (a Start event at its publish time unless its log has one).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "catalog/fleet_store.h"
+#include "catalog/rollout.h"
+
+namespace orchard::catalog {
+
+struct InstallAnswer {
+  std::string name;
+  std::shared_ptr<const PackageVersion> version;  // null: nothing now (choice.whyCode says why)
+  InstallChoice choice;
+};
+
+std::vector<InstallAnswer> installsFor(const Device& device, const Catalog& catalog, const FleetStore& fleet,
+                                       int64_t now);
+
+// One package's candidates as chooseVersion() takes them (newest first),
+// with each rule's verdict for `device`.
+std::vector<VersionCandidate> candidatesFor(const Device& device, const std::vector<std::shared_ptr<const PackageVersion>>& versions,
+                                            const FleetStore& fleet);
+
+}  // namespace orchard::catalog

@@ -1,0 +1,357 @@
+// Release control's routes (issue "Catalog, part 2"): devices and their
+// bulk import, a version's targeting, the rings, rollout actions and state,
+// pins, and what one device gets now (installs, DDM declarations). Thin:
+// the logic is catalog/targeting, rollout, installs and declarations; the
+// records are the FleetStore's. Writes (durable batches) run on the thread
+// pool through OffLoopAnswer; reads are in memory and answered on the loop.
+#include <algorithm>
+
+#include "catalog/declarations.h"
+#include "catalog/device.h"
+#include "catalog/installs.h"
+#include "catalog/manifest.h"
+#include "catalog/targeting.h"
+#include "server/catalog/catalog_http.h"
+#include "server/catalog/catalog_routes.h"
+#include "server/http/message.h"
+
+namespace orchard::server {
+
+namespace {
+
+using nlohmann::json;
+constexpr size_t kJsonBody = 64 * 1024;
+constexpr size_t kImportBody = 32u << 20;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
+
+OffLoopAnswer::Reply okJson(const json& j, int status = 200) { return OffLoopAnswer::Reply{status, dump(j)}; }
+
+// The body as a JSON value, or the 400 that says why not.
+std::variant<json, OffLoopAnswer::Reply> parseBody(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) return errorReply(400, "the body is not JSON");
+  return j;
+}
+
+catalog::Actor actorOf(HandlerRequest& r) { return catalog::Actor{peerAddress(r.writer->peer()), "admin"}; }
+
+std::string queryValue(std::string_view target, std::string_view key) { return queryParam(target, key).value_or(""); }
+
+json deviceJson(const catalog::Device& d) {
+  json j;
+  catalog::toJson(j, d);
+  return j;
+}
+
+RequestHandler* putDevice(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string serial(r.params.get("serial"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [fleet, serial, actor, now](std::string body) {
+        auto j = parseBody(body);
+        if (auto* e = std::get_if<OffLoopAnswer::Reply>(&j)) return *e;
+        auto d = catalog::deviceFromJson(std::get<json>(j), serial);
+        if (auto* p = std::get_if<std::string>(&d)) return errorReply(400, *p);
+        bool created = false;
+        if (auto p = fleet->putDevice(std::get<catalog::Device>(d), actor, now, &created))
+          return errorReply(statusFor(*p), p->detail);
+        return okJson(deviceJson(std::get<catalog::Device>(d)), created ? 201 : 200);
+      },
+      kJsonBody);
+}
+
+RequestHandler* getDevice(HandlerRequest&& r, const ServerContext* ctx) {
+  auto d = ctx->fleet->device(r.params.get("serial"));
+  if (!d) return FixedAnswer::error(r.writer, std::move(r.head), 404, "no device " + std::string(r.params.get("serial")));
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(deviceJson(*d)));
+}
+
+RequestHandler* deleteDevice(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string serial(r.params.get("serial"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(r.writer, std::move(r.head), [fleet, serial, actor, now](std::string) {
+    if (auto p = fleet->removeDevice(serial, actor, now)) return errorReply(statusFor(*p), p->detail);
+    return okJson(json{{"deleted", serial}});
+  });
+}
+
+RequestHandler* listDevices(HandlerRequest&& r, const ServerContext* ctx) {
+  size_t page = 1, pageSize = 100;
+  if (auto p = queryValue(r.head.target, "page"); !p.empty()) page = std::strtoul(p.c_str(), nullptr, 10);
+  if (auto p = queryValue(r.head.target, "page_size"); !p.empty()) pageSize = std::strtoul(p.c_str(), nullptr, 10);
+  if (page == 0 || pageSize == 0 || pageSize > 1000)
+    return FixedAnswer::error(r.writer, std::move(r.head), 400, "page counts from 1 and page_size is 1 to 1000");
+  size_t total = 0;
+  auto ds = ctx->fleet->devices(queryValue(r.head.target, "group"), queryValue(r.head.target, "site"), page, pageSize,
+                                &total);
+  json j{{"devices", json::array()}, {"total", total}, {"page", page}, {"pages", (total + pageSize - 1) / pageSize}};
+  for (const auto& d : ds) j["devices"].push_back(deviceJson(d));
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(j));
+}
+
+RequestHandler* importDevices(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string type(r.head.header("Content-Type").value_or("application/json"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [fleet, type, actor, now](std::string body) {
+        auto parsed = catalog::parseDeviceImport(body, type);
+        if (auto* errs = std::get_if<std::vector<catalog::ImportRowError>>(&parsed)) {
+          json rows = json::array();
+          for (const auto& e : *errs) rows.push_back({{"row", e.row}, {"detail", e.detail}});
+          json j{{"error", "Bad Request"},
+                 {"detail", std::to_string(errs->size()) + " rows are wrong: nothing was imported"},
+                 {"rows", rows}};
+          return OffLoopAnswer::Reply{400, dump(j)};
+        }
+        const auto& ds = std::get<std::vector<catalog::Device>>(parsed);
+        if (auto p = fleet->importDevices(ds, actor, now)) return errorReply(statusFor(*p), p->detail);
+        return okJson(json{{"imported", ds.size()}});
+      },
+      kImportBody);
+}
+
+// A published version named by the path, or the 404 handler.
+RequestHandler* needVersion(HandlerRequest& r, const ServerContext* ctx) {
+  if (ctx->catalog->find(r.params.get("name"), r.params.get("version"))) return nullptr;
+  return FixedAnswer::error(r.writer, std::move(r.head), 404,
+                            "no version " + std::string(r.params.get("version")) + " of " + std::string(r.params.get("name")));
+}
+
+RequestHandler* putTargeting(HandlerRequest&& r, const ServerContext* ctx) {
+  if (auto* h = needVersion(r, ctx)) return h;
+  std::string name(r.params.get("name")), version(r.params.get("version"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [fleet, name, version, actor, now](std::string body) {
+        auto j = parseBody(body);
+        if (auto* e = std::get_if<OffLoopAnswer::Reply>(&j)) return *e;
+        auto rule = catalog::ruleFromJson(std::get<json>(j));
+        if (auto* p = std::get_if<std::string>(&rule)) return errorReply(400, *p);
+        if (auto p = fleet->putRule(name, version, std::get<catalog::TargetRule>(rule), actor, now))
+          return errorReply(statusFor(*p), p->detail);
+        json out;
+        catalog::toJson(out, std::get<catalog::TargetRule>(rule));
+        return okJson(out);
+      },
+      kJsonBody);
+}
+
+RequestHandler* getTargeting(HandlerRequest&& r, const ServerContext* ctx) {
+  if (auto* h = needVersion(r, ctx)) return h;
+  json out;
+  catalog::toJson(out, ctx->fleet->rule(r.params.get("name"), r.params.get("version")));
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(out));
+}
+
+RequestHandler* putRings(HandlerRequest&& r, const ServerContext* ctx) {
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [fleet, actor, now](std::string body) {
+        auto j = parseBody(body);
+        if (auto* e = std::get_if<OffLoopAnswer::Reply>(&j)) return *e;
+        auto plan = catalog::ringPlanFromJson(std::get<json>(j));
+        if (auto* p = std::get_if<std::string>(&plan)) return errorReply(400, *p);
+        if (auto p = fleet->putRings(std::get<catalog::RingPlan>(plan), actor, now))
+          return errorReply(statusFor(*p), p->detail);
+        return okJson(catalog::ringPlanJson(std::get<catalog::RingPlan>(plan)));
+      },
+      kJsonBody);
+}
+
+RequestHandler* getRings(HandlerRequest&& r, const ServerContext* ctx) {
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(catalog::ringPlanJson(ctx->fleet->rings())));
+}
+
+// The rollout state of a version: its ring, flags, dates, and per ring the
+// devices its rule admits and the ring holds.
+json rolloutJson(const ServerContext* ctx, const catalog::PackageVersion& v, int64_t now) {
+  const catalog::RingPlan plan = ctx->fleet->rings();
+  auto candidates = catalog::candidatesFor(catalog::Device{}, {std::make_shared<catalog::PackageVersion>(v)}, *ctx->fleet);
+  const auto& events = candidates.front().events;
+  const catalog::RolloutView view = catalog::viewAt(plan.rings, events, now, plan.promoteAfterSecs);
+  json j{{"name", v.name},
+         {"version", v.version},
+         {"ring", plan.rings.empty() ? "" : plan.rings[std::min(view.ring, plan.rings.size() - 1)].name},
+         {"ring_index", view.ring},
+         {"paused", view.paused},
+         {"halted", view.halted},
+         {"rolled_back", view.rolledBack},
+         {"started_at", view.startedAt},
+         {"entered_ring_at", view.enteredRingAt},
+         {"next_promotion_at", view.nextPromotionAt ? json(*view.nextPromotionAt) : json()},
+         {"reason", view.reason}};
+  json evs = json::array();
+  for (const auto& e : events) evs.push_back(catalog::rolloutEventToJson(e));
+  j["events"] = evs;
+  // Device counts: eligible by the rule, and in each ring.
+  const catalog::TargetRule rule = ctx->fleet->rule(v.name, v.version);
+  std::vector<size_t> inRing(plan.rings.size(), 0);
+  size_t eligible = 0, total = 0;
+  std::vector<catalog::Device> all = ctx->fleet->devices({}, {}, 1, SIZE_MAX, &total);
+  for (const auto& d : all) {
+    if (catalog::checkRule(rule, d)) continue;
+    ++eligible;
+    for (size_t k = 0; k < plan.rings.size(); ++k)
+      if (catalog::inRing(d, plan.rings, k, v.name)) ++inRing[k];
+  }
+  json rings = json::array();
+  for (size_t k = 0; k < plan.rings.size(); ++k)
+    rings.push_back({{"name", plan.rings[k].name}, {"devices", inRing[k]}, {"current", k == view.ring}});
+  j["devices_eligible"] = eligible;
+  j["rings"] = rings;
+  return j;
+}
+
+RequestHandler* getRollout(HandlerRequest&& r, const ServerContext* ctx) {
+  auto v = ctx->catalog->find(r.params.get("name"), r.params.get("version"));
+  if (!v) return needVersion(r, ctx);
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json",
+                         dump(rolloutJson(ctx, *v, ctx->clock->nowSeconds())));
+}
+
+RequestHandler* rolloutAction(HandlerRequest&& r, const ServerContext* ctx) {
+  auto v = ctx->catalog->find(r.params.get("name"), r.params.get("version"));
+  if (!v) return needVersion(r, ctx);
+  const std::string action(r.params.get("action"));
+  catalog::RolloutEventKind kind;
+  if (action == "pause") kind = catalog::RolloutEventKind::Pause;
+  else if (action == "resume") kind = catalog::RolloutEventKind::Resume;
+  else if (action == "promote") kind = catalog::RolloutEventKind::Promote;
+  else if (action == "halt") kind = catalog::RolloutEventKind::Halt;
+  else if (action == "rollback") kind = catalog::RolloutEventKind::Rollback;
+  else return FixedAnswer::error(r.writer, std::move(r.head), 404, "actions are pause, resume, promote, halt and rollback");
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [ctx, v, kind, actor, now](std::string body) {
+        std::string reason;
+        if (!body.empty()) {
+          json j = json::parse(body, nullptr, false);
+          if (!j.is_object() || (j.contains("reason") && !j["reason"].is_string()))
+            return errorReply(400, "the body, when given, is {\"reason\": \"...\"}");
+          reason = j.value("reason", std::string());
+        }
+        if (auto p = ctx->fleet->addEvent(v->name, v->version, catalog::RolloutEvent{now, kind, reason}, actor))
+          return errorReply(statusFor(*p), p->detail);
+        return okJson(rolloutJson(ctx, *v, now));
+      },
+      kJsonBody);
+}
+
+RequestHandler* putPin(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string name(r.params.get("name"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [ctx, name, actor, now](std::string body) {
+        auto j = parseBody(body);
+        if (auto* e = std::get_if<OffLoopAnswer::Reply>(&j)) return *e;
+        auto pin = catalog::pinFromJson(std::get<json>(j));
+        if (auto* p = std::get_if<std::string>(&pin)) return errorReply(400, *p);
+        if (!ctx->catalog->find(name, std::get<catalog::Pin>(pin).version))
+          return errorReply(404, "no version " + std::get<catalog::Pin>(pin).version + " of " + name + " to pin to");
+        if (auto p = ctx->fleet->putPin(name, std::get<catalog::Pin>(pin), actor, now))
+          return errorReply(statusFor(*p), p->detail);
+        return okJson(catalog::pinToJson(std::get<catalog::Pin>(pin)));
+      },
+      kJsonBody);
+}
+
+RequestHandler* getPin(HandlerRequest&& r, const ServerContext* ctx) {
+  auto p = ctx->fleet->pin(r.params.get("name"));
+  if (!p) return FixedAnswer::error(r.writer, std::move(r.head), 404, "no pin for " + std::string(r.params.get("name")));
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(catalog::pinToJson(*p)));
+}
+
+RequestHandler* deletePin(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string name(r.params.get("name"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  return new OffLoopAnswer(r.writer, std::move(r.head), [ctx, name, actor, now](std::string) {
+    if (auto p = ctx->fleet->removePin(name, actor, now)) return errorReply(statusFor(*p), p->detail);
+    return okJson(json{{"deleted", name}});
+  });
+}
+
+RequestHandler* installs(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string serial(r.params.get("serial"));
+  auto d = ctx->fleet->device(serial);
+  if (!d) return FixedAnswer::error(r.writer, std::move(r.head), 404, "no device " + serial);
+  const std::string base = baseUrl(r.writer->wc()->snapshot(), r.head);
+  json list = json::array();
+  for (const auto& a : catalog::installsFor(*d, *ctx->catalog, *ctx->fleet, ctx->clock->nowSeconds())) {
+    json e{{"name", a.name}};
+    if (a.version) {
+      e["version"] = a.version->version;
+      e["url"] = catalog::packageUrl(base, a.version->name, a.version->version, a.version->filename);
+      e["manifest_url"] = catalog::manifestUrl(base, a.version->name, a.version->version);
+      e["sha256"] = a.version->sha256;
+      e["size"] = a.version->size;
+      e["install"] = a.choice.install;
+      e["deadline"] = a.choice.deadline ? json(catalog::formatRfc3339(*a.choice.deadline).value_or("")) : json();
+      e["ring"] = a.choice.ring;
+    } else {
+      e["version"] = nullptr;
+    }
+    e["why"] = {{"code", a.choice.whyCode}, {"detail", a.choice.whyDetail}};
+    if (a.choice.downgradeNeeded) e["downgrade_needed"] = a.choice.rolledBackVersion;
+    list.push_back(std::move(e));
+  }
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json",
+                         dump(json{{"serial", serial}, {"installs", list}}));
+}
+
+RequestHandler* declarations(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string serial(r.params.get("serial"));
+  auto d = ctx->fleet->device(serial);
+  if (!d) return FixedAnswer::error(r.writer, std::move(r.head), 404, "no device " + serial);
+  const std::string base = baseUrl(r.writer->wc()->snapshot(), r.head);
+  json list = json::array();
+  for (const auto& a : catalog::installsFor(*d, *ctx->catalog, *ctx->fleet, ctx->clock->nowSeconds())) {
+    if (!a.version) continue;
+    list.push_back(catalog::packageDeclaration(a.name, catalog::manifestUrl(base, a.version->name, a.version->version),
+                                               a.choice.install));
+  }
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json",
+                         dump(json{{"serial", serial}, {"declarations", list}}));
+}
+
+}  // namespace
+
+void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx) {
+  routes.add("PUT", "/api/v1/devices/{serial}", withToken(ctx, &putDevice));
+  routes.add("GET", "/api/v1/devices/{serial}", withToken(ctx, &getDevice));
+  routes.add("DELETE", "/api/v1/devices/{serial}", withToken(ctx, &deleteDevice));
+  routes.add("GET", "/api/v1/devices", withToken(ctx, &listDevices));
+  routes.add("POST", "/api/v1/devices:import", withToken(ctx, &importDevices));
+  routes.add("GET", "/api/v1/devices/{serial}/installs", withToken(ctx, &installs));
+  routes.add("GET", "/api/v1/devices/{serial}/declarations", withToken(ctx, &declarations));
+  routes.add("PUT", "/api/v1/packages/{name}/{version}/targeting", withToken(ctx, &putTargeting));
+  routes.add("GET", "/api/v1/packages/{name}/{version}/targeting", withToken(ctx, &getTargeting));
+  routes.add("GET", "/api/v1/packages/{name}/{version}/rollout", withToken(ctx, &getRollout));
+  routes.add("POST", "/api/v1/packages/{name}/{version}/rollout/{action}", withToken(ctx, &rolloutAction));
+  routes.add("PUT", "/api/v1/rings", withToken(ctx, &putRings));
+  routes.add("GET", "/api/v1/rings", withToken(ctx, &getRings));
+  routes.add("PUT", "/api/v1/pins/{name}", withToken(ctx, &putPin));
+  routes.add("GET", "/api/v1/pins/{name}", withToken(ctx, &getPin));
+  routes.add("DELETE", "/api/v1/pins/{name}", withToken(ctx, &deletePin));
+}
+
+}  // namespace orchard::server
