@@ -121,6 +121,9 @@ void OffLoopAnswer::start() {
   if (maxBody_ == 0 || !req_.hasBody()) return run();
   if (req_.contentLength && *req_.contentLength > maxBody_)
     return answerError(413, "the body may be at most " + std::to_string(maxBody_) + " bytes");
+  // A client that waits for it (curl does past 1 MiB) gets its 100 Continue.
+  if (auto e = req_.header("Expect"); e && iequals(*e, "100-continue") && req_.versionMinor >= 1)
+    w_->write("HTTP/1.1 100 Continue\r\n\r\n");
 }
 
 void OffLoopAnswer::onRequestBody(const char* data, size_t n) {

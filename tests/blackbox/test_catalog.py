@@ -126,12 +126,16 @@ class PublishAndServe(CatalogCase):
         for name, version, filename, field in [
                 ("..", "1", "a.pkg", "name"), ("%2e%2e", "1", "a.pkg", "name"), ("a", "..", "a.pkg", "version"),
                 ("a", "1", "..%2Fetc%2Fpasswd", "filename"), ("a", "1", "%2F", "filename"),
-                ("a%5Cb", "1", "a.pkg", "name"), ("a", "1%00", "a.pkg", "version"), ("a", "1", "targeting", "filename"),
+                ("a%5Cb", "1", "a.pkg", "name"), ("a", "1%00", "a.pkg", "version"), ("a", "1", "Targeting", "filename"),
                 ("a", "1", "%C0%AF", "filename")]:
             status, _, body, got = self.publish(name, version, filename, 1000, "t")
             self.assertEqual(status, 400, (name, version, filename, body))
             self.assertTrue(body["detail"].startswith(field), (field, body))
             self.assertFalse(got)
+        # `.../{version}/targeting` is the targeting route, never a file of that name.
+        status, _, body, _ = self.publish("a", "1", "targeting", 10, "t")
+        self.assertEqual(status, 404, body)
+        self.assertIn("no version", body["detail"])
         # Unknown query metadata; a malformed checksum; no length.
         self.assertEqual(self.publish("a", "1", "a.dmg", 10, "q", query="colour=red")[0], 400)
         self.assertEqual(self.publish("a", "1", "a.dmg", 10, "q", checksum="abc")[0], 400)

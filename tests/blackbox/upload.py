@@ -104,7 +104,7 @@ def _json(raw):
 
 
 def put_stream(port, target, size, piece, headers=None, expect_continue=True, stop_after=None,
-               host="127.0.0.1", timeout=60.0, on_sent=None):
+               host="127.0.0.1", timeout=60.0, on_sent=None, method="PUT"):
     """PUT `size` bytes from piece(offset, n). stop_after: close the socket
     after that many body bytes (returns None). on_sent(sock, sent) is called
     after each piece (a test may kill the box there)."""
@@ -112,7 +112,7 @@ def put_stream(port, target, size, piece, headers=None, expect_continue=True, st
     if expect_continue:
         hdrs["Expect"] = "100-continue"
     hdrs.update(headers or {})
-    head = f"PUT {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         sock.sendall(head.encode("latin-1"))
