@@ -78,6 +78,9 @@ struct Config {
   uint64_t catalogLimit = 0;         // bytes of published packages
   bool catalogRequireSigned = false;
   std::string catalogTrustedRoots;   // PEM file of roots package signatures must chain to
+  int64_t catalogStaleAfterMs = 0;   // a device with no status report this long counts as stale
+  int catalogHaltOnFailurePercent = 0;  // a ring whose failure share passes this halts itself
+  int catalogHaltMinReports = 0;        // ... once at least this many devices have reported
 
   bool operator==(const Config&) const = default;
 };

@@ -184,6 +184,19 @@ const Param kParams[] = {
      .doc = "PEM file of root certificates a package signature must chain to (e.g. Apple's Developer ID roots); "
             "empty = signatures are verified but never trusted.",
      ORCHARD_FIELD(catalogTrustedRoots)},
+    {.name = "catalog.stale_after", .type = ParamType::Duration, .defaultToml = R"("7d")", .min = kHour,
+     .max = 366 * 24 * kHour, .reloadable = true,
+     .doc = "A device with no status report for this long counts as stale in a rollout's health.",
+     ORCHARD_FIELD(catalogStaleAfterMs)},
+    {.name = "catalog.halt_on_failure_percent", .type = ParamType::Integer, .defaultToml = "20", .min = 0,
+     .max = 100, .reloadable = true,
+     .doc = "A ring whose share of failed installs (of the devices reporting) passes this percentage halts "
+            "its own promotion (100 = never).",
+     ORCHARD_FIELD(catalogHaltOnFailurePercent)},
+    {.name = "catalog.halt_min_reports", .type = ParamType::Integer, .defaultToml = "10", .min = 1,
+     .max = 1'000'000, .reloadable = true,
+     .doc = "Devices of a ring that must have reported before its failure share can halt it.",
+     ORCHARD_FIELD(catalogHaltMinReports)},
 };
 
 #undef ORCHARD_FIELD
@@ -308,8 +321,11 @@ Result<int64_t> parseDuration(std::string_view text) {
     } else if (s.front() == 'h') {
       unit = kHour;
       s.remove_prefix(1);
+    } else if (s.front() == 'd') {
+      unit = 24 * kHour;
+      s.remove_prefix(1);
     } else {
-      return invalid("expected a duration like \"30s\" or \"500ms\" (units are ms, s, m, h)");
+      return invalid("expected a duration like \"30s\" or \"500ms\" (units are ms, s, m, h, d)");
     }
     bare = false;
     if (!mulAdd(n, unit, total, &total)) return invalid("duration too long");

@@ -26,6 +26,7 @@
 #include "cache/store.h"
 #include "catalog/catalog.h"
 #include "catalog/fleet_store.h"
+#include "catalog/status_store.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "config/reload.h"
@@ -113,6 +114,7 @@ struct ServerContext {
   cache::FillTable* fills = nullptr;
   catalog::Catalog* catalog = nullptr;  // published packages (server/catalog/)
   catalog::FleetStore* fleet = nullptr;  // devices, targeting, rings, rollout, pins
+  catalog::StatusStore* status = nullptr;  // devices' delivery reports (status_routes.cc)
   // The token storage.dir/admin.token holds when the config names none
   // (written at first start); restart-only, like storage.dir.
   std::string generatedToken;

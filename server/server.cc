@@ -234,6 +234,7 @@ Result<void> Server::start() {
   // the store and the concerns that keep their records beside the cache's.
   std::vector<std::string> families = catalog::families();
   for (const std::string& f : catalog::fleetFamilies()) families.push_back(f);
+  for (const std::string& f : catalog::statusFamilies()) families.push_back(f);
   auto database = cache::openStoreDatabase(cfg.storageDir, families);
   if (!database) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + database.error().message();
@@ -268,6 +269,18 @@ Result<void> Server::start() {
   }
   fleet_ = std::move(fleet.value());
   ctx_.fleet = fleet_.get();
+  auto status = catalog::StatusStore::open(shared);
+  if (!status) {
+    startError_ = "storage.dir " + cfg.storageDir + ": the status records: " + status.error().message();
+    fleet_.reset();
+    ctx_.fleet = nullptr;
+    catalog_.reset();
+    store_.reset();
+    dirLock_ = cache::DirLock();
+    return status.error();
+  }
+  status_ = std::move(status.value());
+  ctx_.status = status_.get();
   if (cfg.catalogBaseUrl.empty())
     OLOG_WARN("catalog.base_url is not set: package and manifest URLs name the Host each request used (http); "
               "MDM needs https:// and a real name for InstallEnterpriseApplication");
@@ -276,6 +289,8 @@ Result<void> Server::start() {
               cfg.catalogBaseUrl.c_str());
   if (auto t = adminTokenAtStart(snap->adminToken); !t) {
     startError_ = "admin.token: " + t.error().message();
+    status_.reset();
+    ctx_.status = nullptr;
     fleet_.reset();
     ctx_.fleet = nullptr;
     catalog_.reset();
@@ -391,6 +406,8 @@ void Server::abandonStart() {
   ctx_.counters.clear();
   if (store_) store_->setBusyCheck(nullptr);
   fills_.reset();
+  status_.reset();
+  ctx_.status = nullptr;
   fleet_.reset();
   ctx_.fleet = nullptr;
   catalog_.reset();
@@ -496,6 +513,8 @@ void Server::stop() {
   ctx_.counters.clear();
   store_->setBusyCheck(nullptr);  // the evictor must not ask a table that is going away
   fills_.reset();
+  status_.reset();
+  ctx_.status = nullptr;
   fleet_.reset();
   ctx_.fleet = nullptr;
   catalog_.reset();

@@ -112,6 +112,7 @@ class Server {
   std::unique_ptr<cache::FillTable> fills_;
   std::unique_ptr<catalog::Catalog> catalog_;
   std::unique_ptr<catalog::FleetStore> fleet_;
+  std::unique_ptr<catalog::StatusStore> status_;
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
   bool started_ = false;

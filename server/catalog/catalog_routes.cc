@@ -153,6 +153,7 @@ void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("GET", "/pkgs/{name}/{version}/{filename}", open(ctx, &makePackageSender));
   routes.add("GET", "/manifests/{name}/{file}", open(ctx, &manifest));
   registerFleetRoutes(routes, ctx);
+  registerStatusRoutes(routes, ctx);
 }
 
 }  // namespace orchard::server

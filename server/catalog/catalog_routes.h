@@ -22,6 +22,8 @@ void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx);
 // Release control's routes (fleet_routes.cc): devices, targeting, rings,
 // rollout, pins, installs and declarations.
 void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx);
+// Delivery reports (status_routes.cc): POST/GET /api/v1/devices/{serial}/status.
+void registerStatusRoutes(RouteTable& routes, const ServerContext* ctx);
 
 // Made by the publish and package routes (their own files).
 RequestHandler* makePublishHandler(HandlerRequest&& r, const ServerContext* ctx);

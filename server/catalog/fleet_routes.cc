@@ -13,6 +13,7 @@
 #include "catalog/targeting.h"
 #include "server/catalog/catalog_http.h"
 #include "server/catalog/catalog_routes.h"
+#include "server/catalog/status_routes.h"
 #include "server/http/message.h"
 
 namespace orchard::server {
@@ -179,7 +180,8 @@ RequestHandler* getRings(HandlerRequest&& r, const ServerContext* ctx) {
 
 // The rollout state of a version: its ring, flags, dates, and per ring the
 // devices its rule admits and the ring holds.
-json rolloutJson(const ServerContext* ctx, const catalog::PackageVersion& v, int64_t now) {
+json rolloutJson(const ServerContext* ctx, const catalog::PackageVersion& v, int64_t now,
+                 const catalog::HealthLimits& limits) {
   const catalog::RingPlan plan = ctx->fleet->rings();
   auto candidates = catalog::candidatesFor(catalog::Device{}, {std::make_shared<catalog::PackageVersion>(v)}, *ctx->fleet);
   const auto& events = candidates.front().events;
@@ -214,6 +216,7 @@ json rolloutJson(const ServerContext* ctx, const catalog::PackageVersion& v, int
     rings.push_back({{"name", plan.rings[k].name}, {"devices", inRing[k]}, {"current", k == view.ring}});
   j["devices_eligible"] = eligible;
   j["rings"] = rings;
+  j["health"] = rolloutHealthJson(ctx, v, now, limits);
   return j;
 }
 
@@ -221,7 +224,7 @@ RequestHandler* getRollout(HandlerRequest&& r, const ServerContext* ctx) {
   auto v = ctx->catalog->find(r.params.get("name"), r.params.get("version"));
   if (!v) return needVersion(r, ctx);
   return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json",
-                         dump(rolloutJson(ctx, *v, ctx->clock->nowSeconds())));
+                         dump(rolloutJson(ctx, *v, ctx->clock->nowSeconds(), healthLimits(r.writer->wc()->snapshot().config))));
 }
 
 RequestHandler* rolloutAction(HandlerRequest&& r, const ServerContext* ctx) {
@@ -237,9 +240,10 @@ RequestHandler* rolloutAction(HandlerRequest&& r, const ServerContext* ctx) {
   else return FixedAnswer::error(r.writer, std::move(r.head), 404, "actions are pause, resume, promote, halt and rollback");
   auto actor = actorOf(r);
   const int64_t now = ctx->clock->nowSeconds();
+  const catalog::HealthLimits limits = healthLimits(r.writer->wc()->snapshot().config);
   return new OffLoopAnswer(
       r.writer, std::move(r.head),
-      [ctx, v, kind, actor, now](std::string body) {
+      [ctx, v, kind, actor, now, limits](std::string body) {
         std::string reason;
         if (!body.empty()) {
           json j = json::parse(body, nullptr, false);
@@ -249,7 +253,7 @@ RequestHandler* rolloutAction(HandlerRequest&& r, const ServerContext* ctx) {
         }
         if (auto p = ctx->fleet->addEvent(v->name, v->version, catalog::RolloutEvent{now, kind, reason}, actor))
           return errorReply(statusFor(*p), p->detail);
-        return okJson(rolloutJson(ctx, *v, now));
+        return okJson(rolloutJson(ctx, *v, now, limits));
       },
       kJsonBody);
 }

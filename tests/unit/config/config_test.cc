@@ -175,6 +175,9 @@ std::vector<KeyCase> keyCases() {
       {"catalog.require_signed", "true", [](const Config& c) { EXPECT_TRUE(c.catalogRequireSigned); }},
       {"catalog.trusted_roots", R"("/etc/orchard/roots.pem")",
        [](const Config& c) { EXPECT_EQ(c.catalogTrustedRoots, "/etc/orchard/roots.pem"); }},
+      {"catalog.stale_after", R"("3d")", [](const Config& c) { EXPECT_EQ(c.catalogStaleAfterMs, 3 * 86400 * 1000); }},
+      {"catalog.halt_on_failure_percent", "35", [](const Config& c) { EXPECT_EQ(c.catalogHaltOnFailurePercent, 35); }},
+      {"catalog.halt_min_reports", "50", [](const Config& c) { EXPECT_EQ(c.catalogHaltMinReports, 50); }},
   };
 }
 
@@ -333,8 +336,8 @@ TEST(Problems, WrongTypesAndBadValues) {
        "expected a duration like \"30s\" or \"500ms\", got -5"},
       {"[server]\ndrain_timeout = 9223372036854775807", "server.drain_timeout",
        "expected a duration like \"30s\" or \"500ms\", got 9223372036854775807"},
-      {"[server]\nidle_timeout = \"1d\"", "server.idle_timeout",
-       "expected a duration like \"30s\" or \"500ms\" (units are ms, s, m, h), got \"1d\""},
+      {"[server]\nidle_timeout = \"1w\"", "server.idle_timeout",
+       "expected a duration like \"30s\" or \"500ms\" (units are ms, s, m, h, d), got \"1w\""},
       {"[server]\nidle_timeout = \"500ms\"", "server.idle_timeout", "must be between 1s and 1h, got \"500ms\""},
       {"[server]\nlog_level = 1", "server.log_level", "expected one of debug, info, warn, error, got 1"},
       {"[storage]\ncache_limit = \"512KiB\"", "storage.cache_limit", "must be at least 1MiB, got \"512KiB\""},

@@ -156,6 +156,7 @@ TEST(ParseDuration, Accepts) {
       {"0", 0},          {"30", 30'000},       {"0s", 0},           {"30s", 30'000},
       {"5m", 300'000},   {"500ms", 500},       {"1h", 3'600'000},   {"1h30m", 5'400'000},
       {"1m30s", 90'000}, {"2s500ms", 2'500},   {"90s", 90'000},     {"1h0m0s", 3'600'000},
+      {"7d", 604'800'000}, {"1d12h", 129'600'000},
   };
   for (const Case& c : cases) {
     Result<int64_t> r = parseDuration(c.text);
@@ -165,7 +166,7 @@ TEST(ParseDuration, Accepts) {
 }
 
 TEST(ParseDuration, Rejects) {
-  const char* bad[] = {"",   "s",   "-1s",   "+1s", "1.5s", "1d",  "1m30",  "30 s", " 30s", "30s ",
+  const char* bad[] = {"",   "s",   "-1s",   "+1s", "1.5s", "1w",  "1m30",  "30 s", " 30s", "30s ",
                        "1hh", "1sm", "10 ", "ms",   "1M",   "1S",  "9223372036854775807s",
                        "99999999999999999999"};
   for (const char* s : bad) {

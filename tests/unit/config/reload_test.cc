@@ -61,6 +61,9 @@ const Alt kAlternatives[] = {
     {"catalog.limit", R"("1TiB")"},
     {"catalog.require_signed", "true"},
     {"catalog.trusted_roots", R"("/etc/orchard/roots.pem")"},
+    {"catalog.stale_after", R"("3d")"},
+    {"catalog.halt_on_failure_percent", "35"},
+    {"catalog.halt_min_reports", "50"},
 };
 
 // The keys SIGHUP applies. A key leaving this list (becoming restart-only)
@@ -72,6 +75,7 @@ const std::set<std::string> kReloadable = {
     "upstream.ca_file",     "upstream.connect_timeout", "upstream.read_timeout", "upstream.max_idle_per_origin",
     "access.allow_clients", "admin.token",         "admin.token_file",
     "catalog.base_url",     "catalog.limit",       "catalog.require_signed", "catalog.trusted_roots",
+    "catalog.stale_after",  "catalog.halt_on_failure_percent", "catalog.halt_min_reports",
 };
 
 TEST(ReloadPlan, TheTableMarksExactlyTheReloadableKeys) {
