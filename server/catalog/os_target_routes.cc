@@ -16,6 +16,12 @@ constexpr size_t kJsonBody = 16 * 1024;
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
 
+OffLoopAnswer::Reply okReply(const json& j) {
+  OffLoopAnswer::Reply r;
+  r.body = dump(j);
+  return r;
+}
+
 catalog::Actor actorOf(HandlerRequest& r) { return catalog::Actor{peerAddress(r.writer->peer()), "admin"}; }
 
 RequestHandler* putOsTarget(HandlerRequest&& r, const ServerContext* ctx) {
@@ -32,7 +38,7 @@ RequestHandler* putOsTarget(HandlerRequest&& r, const ServerContext* ctx) {
         if (auto* p = std::get_if<std::string>(&t)) return errorReply(400, *p);
         if (auto p = fleet->putOsTarget(ring, std::get<catalog::OsTarget>(t), actor, now))
           return errorReply(statusFor(*p), p->detail);
-        return OffLoopAnswer::Reply{200, dump(catalog::osTargetJson(std::get<catalog::OsTarget>(t), ring))};
+        return okReply(catalog::osTargetJson(std::get<catalog::OsTarget>(t), ring));
       },
       kJsonBody);
 }
@@ -51,7 +57,7 @@ RequestHandler* deleteOsTarget(HandlerRequest&& r, const ServerContext* ctx) {
   auto* fleet = ctx->fleet;
   return new OffLoopAnswer(r.writer, std::move(r.head), [fleet, ring, actor, now](std::string) {
     if (auto p = fleet->removeOsTarget(ring, actor, now)) return errorReply(statusFor(*p), p->detail);
-    return OffLoopAnswer::Reply{200, dump(json{{"deleted", ring}})};
+    return okReply(json{{"deleted", ring}});
   });
 }
 

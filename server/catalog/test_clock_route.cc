@@ -22,7 +22,9 @@ RequestHandler* advanceClock(HandlerRequest&& r, const ServerContext* ctx) {
         if (!j.is_object() || !j.contains("advance_seconds") || !j["advance_seconds"].is_number_integer())
           return errorReply(400, "the body is {\"advance_seconds\": N} (a whole number, may be negative)");
         const int64_t offset = clock->advance(j["advance_seconds"].get<int64_t>());
-        return OffLoopAnswer::Reply{200, json{{"now", clock->nowSeconds()}, {"offset_seconds", offset}}.dump() + "\n"};
+        OffLoopAnswer::Reply reply;
+        reply.body = json{{"now", clock->nowSeconds()}, {"offset_seconds", offset}}.dump() + "\n";
+        return reply;
       },
       1024);
 }

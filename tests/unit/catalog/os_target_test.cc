@@ -53,11 +53,14 @@ TEST(OsTarget, JsonRoundTrip) {
 TEST(OsTarget, DeclarationOnlyForTheDevicesRing) {
   const std::vector<Ring> rings = {{"canary", {"it"}, {}, {}}, {"broad", {}, 100.0, {}}};
   std::map<std::string, OsTarget, std::less<>> targets{{"canary", OsTarget{"15.2", {}, 1768068000}}};
-  Device it{.serial = "C02AAAAAAAA1", .groups = {"it"}};
-  Device staff{.serial = "C02AAAAAAAA2", .groups = {"staff"}};
+  Device it, staff;
+  it.serial = "C02AAAAAAAA1";
+  it.groups = {"it"};
+  staff.serial = "C02AAAAAAAA2";
+  staff.groups = {"staff"};
   auto d = osTargetDeclaration(it, rings, targets);
   ASSERT_TRUE(d);
-  EXPECT_EQ((*d)["Type"], kSoftwareUpdateDeclarationType);
+  EXPECT_EQ((*d)["Type"], std::string(kSoftwareUpdateDeclarationType));
   EXPECT_EQ((*d)["Payload"]["TargetOSVersion"], "15.2");
   EXPECT_EQ((*d)["Payload"]["TargetLocalDateTime"], "2026-01-10T18:00:00");
   EXPECT_FALSE((*d)["Payload"].contains("TargetBuildVersion"));
