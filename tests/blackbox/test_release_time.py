@@ -67,8 +67,8 @@ class ReleaseTime(CatalogCase):
         status, _, out = self.call("POST", "/api/v1/devices:import", body=rows.encode(),
                                    headers={"Content-Type": "text/csv"})
         self.assertEqual(status, 200, out)
-        self.assertEqual(self.publish("Tool", "1.0", "Tool.pkg", 3000, "t10")[0], 201)
-        self.assertEqual(self.publish("Held", "1.0", "Held.pkg", 3000, "h10")[0], 201)
+        self.assertEqual(self.publish("Tool", "1.0", "Tool.dmg", 3000, "t10", query="bundle_id=org.tool")[0], 201)
+        self.assertEqual(self.publish("Held", "1.0", "Held.dmg", 3000, "h10", query="bundle_id=org.held")[0], 201)
         paused = self.call("POST", "/api/v1/packages/Held/1.0/rollout/pause", body={"reason": "wait"})
         self.assertEqual(paused[0], 200, paused[2])
 
