@@ -147,6 +147,32 @@ class ReleaseTime(CatalogCase):
         self.assertEqual(sw("OSIT0001"), [])
         self.assertEqual(self.call("GET", "/api/v1/os-targets/canary")[0], 404)
 
+    def test_zz_restart_without_the_flag(self):
+        # OS targets are durable and audited; without the flag there is no
+        # test clock route and the wall clock is the real one.
+        plan = {"rings": [{"name": "canary", "groups": ["it"]}, {"name": "broad", "percent": 100}]}
+        self.assertEqual(self.call("PUT", "/api/v1/rings", body=plan)[0], 200)
+        self.assertEqual(self.call("PUT", "/api/v1/os-targets/broad", body={"version": "15.1"})[0], 200)
+        self.assertEqual(self.call("POST", "/api/v1/test/clock", body={"advance_seconds": 0})[0], 200)
+        self.orchard.stop()
+        self.orchard.extra_args = []
+        try:
+            self.orchard.start()
+            self.assertEqual(self.call("GET", "/api/v1/os-targets/broad")[2]["version"], "15.1")
+            # No such route: the answer of any path the box does not serve.
+            absent = self.call("POST", "/api/v1/no-such-route", body={})[0]
+            self.assertNotEqual(absent, 200)
+            self.assertEqual(self.call("POST", "/api/v1/test/clock", body={"advance_seconds": 60})[0], absent)
+            status, _, log = self.call("GET", "/api/v1/audit?limit=1000")
+            self.assertEqual(status, 200)
+            actions = [e["action"] for e in log["entries"] if e["object"].startswith("os-target/")]
+            self.assertIn("os-target", actions)
+            self.assertIn("os-target-delete", actions)
+        finally:
+            self.orchard.stop()
+            self.orchard.extra_args = list(self.orchardd_args)
+            self.orchard.start()
+
 
 if __name__ == "__main__":
     unittest.main()
