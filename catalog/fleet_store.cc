@@ -132,7 +132,8 @@ std::variant<Pin, std::string> pinFromJson(const json& j) {
 json pinToJson(const Pin& p) { return pinJson(p); }
 json rolloutEventToJson(const RolloutEvent& e) { return eventJson(e); }
 
-std::vector<std::string> fleetFamilies() { return {kDevicesFamily, kRulesFamily, kRingsFamily, kRolloutFamily, kPinsFamily}; }
+std::vector<std::string> fleetFamilies() { return {kDevicesFamily, kRulesFamily, kRingsFamily, kRolloutFamily, kPinsFamily, kOsTargetsFamily};
+}
 
 FleetStore::FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog)
     : db_(std::move(database)), catalog_(catalog) {
@@ -141,6 +142,7 @@ FleetStore::FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog)
   ringsF_ = db_->family(kRingsFamily);
   rolloutF_ = db_->family(kRolloutFamily);
   pinsF_ = db_->family(kPinsFamily);
+  osTargetsF_ = db_->family(kOsTargetsFamily);
 }
 
 Result<std::unique_ptr<FleetStore>> FleetStore::open(std::shared_ptr<db::Database> database, Catalog* catalog) {
@@ -190,6 +192,12 @@ Result<void> FleetStore::load() {
     auto p = pinFromJson(j);
     if (auto* pin = std::get_if<Pin>(&p)) pins_[std::string(k)] = std::move(*pin);
     return p.index() == 0;
+  });
+  if (!r) return r.error();
+  r = each(osTargetsF_, [&](std::string_view k, const json& j) {
+    auto t = osTargetFromJson(j);
+    if (auto* ot = std::get_if<OsTarget>(&t)) osTargets_[std::string(k)] = std::move(*ot);
+    return t.index() == 0;
   });
   if (!r) return r.error();
   if (bad) OLOG_WARN("fleet: %zu records do not parse: left out", bad);
@@ -358,6 +366,46 @@ std::optional<Problem> FleetStore::removePin(std::string_view name, const Actor&
   if (auto p = write(std::move(b), AuditEntry{0, now, "unpin", std::string(name), actor.client, actor.token, ""}))
     return p;
   pins_.erase(it);
+  return std::nullopt;
+}
+
+std::optional<Problem> FleetStore::putOsTarget(std::string_view ring, const OsTarget& t, const Actor& actor,
+                                               int64_t now) {
+  const std::string body = dump(osTargetJson(t));
+  std::lock_guard lock(mu_);
+  if (std::none_of(rings_.rings.begin(), rings_.rings.end(), [&](const Ring& r) { return r.name == ring; }))
+    return Problem{Errc::NotFound, "no ring " + std::string(ring) + " in the ring plan (PUT /api/v1/rings)"};
+  db::Batch b;
+  b.put(osTargetsF_, ring, body);
+  if (auto p = write(std::move(b), AuditEntry{0, now, "os-target", "os-target/" + std::string(ring), actor.client,
+                                              actor.token, body}))
+    return p;
+  osTargets_[std::string(ring)] = t;
+  return std::nullopt;
+}
+
+std::optional<OsTarget> FleetStore::osTarget(std::string_view ring) const {
+  std::lock_guard lock(mu_);
+  auto it = osTargets_.find(ring);
+  if (it == osTargets_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<std::string, OsTarget, std::less<>> FleetStore::osTargets() const {
+  std::lock_guard lock(mu_);
+  return osTargets_;
+}
+
+std::optional<Problem> FleetStore::removeOsTarget(std::string_view ring, const Actor& actor, int64_t now) {
+  std::lock_guard lock(mu_);
+  auto it = osTargets_.find(ring);
+  if (it == osTargets_.end()) return Problem{Errc::NotFound, "no OS target for ring " + std::string(ring)};
+  db::Batch b;
+  b.del(osTargetsF_, ring);
+  if (auto p = write(std::move(b), AuditEntry{0, now, "os-target-delete", "os-target/" + std::string(ring),
+                                              actor.client, actor.token, ""}))
+    return p;
+  osTargets_.erase(it);
   return std::nullopt;
 }
 

@@ -11,6 +11,7 @@
 //   catalog.rings    "rings" -> {"rings": [...], "promote_after_days": N}
 //   catalog.rollout  name \0 version -> [RolloutEvent JSON, ...]
 //   catalog.pins     name -> Pin JSON
+//   catalog.os_targets  ring -> OsTarget JSON (os_target.h)
 // A record that does not parse at open is logged and left out.
 #pragma once
 
@@ -28,6 +29,7 @@
 
 #include "catalog/catalog.h"
 #include "catalog/fleet.h"
+#include "catalog/os_target.h"
 #include "catalog/rollout.h"
 #include "common/result.h"
 #include "db/database.h"
@@ -39,6 +41,7 @@ inline constexpr const char* kRulesFamily = "catalog.rules";
 inline constexpr const char* kRingsFamily = "catalog.rings";
 inline constexpr const char* kRolloutFamily = "catalog.rollout";
 inline constexpr const char* kPinsFamily = "catalog.pins";
+inline constexpr const char* kOsTargetsFamily = "catalog.os_targets";
 std::vector<std::string> fleetFamilies();
 
 // The rings every package's versions move through, and the default time
@@ -86,6 +89,13 @@ class FleetStore {
   std::optional<Pin> pin(std::string_view name) const;
   std::optional<Problem> removePin(std::string_view name, const Actor& actor, int64_t now);
 
+  // --- OS targets per ring (os_target.h) ---
+  // NotFound when the ring is not in the ring plan (put) or has no target (remove).
+  std::optional<Problem> putOsTarget(std::string_view ring, const OsTarget& t, const Actor& actor, int64_t now);
+  std::optional<OsTarget> osTarget(std::string_view ring) const;
+  std::map<std::string, OsTarget, std::less<>> osTargets() const;
+  std::optional<Problem> removeOsTarget(std::string_view ring, const Actor& actor, int64_t now);
+
  private:
   FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog);
   Result<void> load();
@@ -93,13 +103,14 @@ class FleetStore {
 
   std::shared_ptr<db::Database> db_;
   Catalog* catalog_;
-  db::Family devicesF_, rulesF_, ringsF_, rolloutF_, pinsF_;
+  db::Family devicesF_, rulesF_, ringsF_, rolloutF_, pinsF_, osTargetsF_;
   mutable std::mutex mu_;
   std::map<std::string, Device, std::less<>> devices_;
   std::map<std::string, TargetRule, std::less<>> rules_;  // name \0 version
   RingPlan rings_;
   std::map<std::string, std::vector<RolloutEvent>, std::less<>> events_;  // name \0 version
   std::map<std::string, Pin, std::less<>> pins_;
+  std::map<std::string, OsTarget, std::less<>> osTargets_;  // ring -> target
 };
 
 }  // namespace orchard::catalog

@@ -5,6 +5,11 @@
 //   orchardd [--config FILE] --repair-index
 //                                   repair the RocksDB index under storage.dir
 //                                   (orchardd stopped), then exit
+//   orchardd ... --test-clock-offset SECONDS
+//                                   for tests only: the wall clock reads
+//                                   now + SECONDS, and POST /api/v1/test/clock
+//                                   {"advance_seconds": N} moves it further
+//                                   (that route exists only with this flag)
 //
 // Signals are handled on the main thread with sigwait(): SIGTERM/SIGINT
 // drain (for the running server.drain_timeout) and exit 0; SIGHUP reloads
@@ -15,15 +20,19 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "common/log.h"
 #include "cache/store.h"
 #include "config/config.h"
+#include "common/offset_clock.h"
 #include "config/reload.h"
+#include "server/catalog/catalog_routes.h"
 #include "server/net/tcp_stream.h"
 #include "server/server.h"
 
@@ -36,7 +45,10 @@ void usage() {
                "usage: orchardd [--config FILE]\n"
                "       orchardd --check-config FILE\n"
                "       orchardd [--config FILE] --repair-index\n"
-               "       orchardd --print-defaults\n");
+               "       orchardd --print-defaults\n"
+               "  --test-clock-offset SECONDS   for tests only: the box's wall clock reads now + SECONDS\n"
+               "                                and POST /api/v1/test/clock {\"advance_seconds\": N} moves it\n"
+               "                                (rollout promotion in black-box tests); never in production\n");
 }
 
 bool loadOrReport(const std::string& path, config::Config* out) {
@@ -62,11 +74,22 @@ int main(int argc, char** argv) {
   std::string configPath;
   std::string checkPath;
   bool repair = false;
+  std::optional<int64_t> testClockOffset;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if ((a == "--config" || a == "-c") && i + 1 < argc) configPath = argv[++i];
     else if (a == "--check-config" && i + 1 < argc) checkPath = argv[++i];
     else if (a == "--repair-index") repair = true;
+    else if (a == "--test-clock-offset" && i + 1 < argc) {
+      char* end = nullptr;
+      errno = 0;
+      const long long v = std::strtoll(argv[++i], &end, 10);
+      if (errno != 0 || end == argv[i] || *end != '\0') {
+        std::fprintf(stderr, "orchardd: --test-clock-offset %s: not a whole number of seconds\n", argv[i]);
+        return 2;
+      }
+      testClockOffset = v;
+    }
     else if (a == "--print-defaults") {
       std::fputs(config::defaultsToml().c_str(), stdout);
       return 0;
@@ -133,7 +156,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Declared before the server, which holds a pointer to it.
+  std::optional<OffsetClock> testClock;
   server::Server server(cfg);
+  if (testClockOffset) {
+    testClock.emplace(SystemClock::instance(), *testClockOffset);
+    server.context().clock = &*testClock;
+    server::registerTestClockRoute(server.context().routes, &server.context());
+    OLOG_WARN("--test-clock-offset %lld: the wall clock is moved and POST /api/v1/test/clock is on (tests only)",
+              static_cast<long long>(*testClockOffset));
+  }
   auto r = server.start();
   if (!r) {
     const std::string why = server.startError().empty() ? r.error().message() : server.startError();

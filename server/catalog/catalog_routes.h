@@ -25,6 +25,16 @@ void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx);
 // Delivery reports (status_routes.cc): POST/GET /api/v1/devices/{serial}/status.
 void registerStatusRoutes(RouteTable& routes, const ServerContext* ctx);
 
+// OS targets per ring (os_target_routes.cc), registered by registerFleetRoutes:
+//   PUT / GET / DELETE /api/v1/os-targets/{ring},  GET /api/v1/os-targets
+void registerOsTargetRoutes(RouteTable& routes, const ServerContext* ctx);
+
+// POST /api/v1/test/clock {"advance_seconds": N} (test_clock_route.cc):
+// moves the box's wall clock ahead. Registered by orchardd only when it was
+// started with --test-clock-offset (ctx->clock is then an OffsetClock);
+// never part of a normal start.
+void registerTestClockRoute(RouteTable& routes, const ServerContext* ctx);
+
 // Made by the publish and package routes (their own files).
 RequestHandler* makePublishHandler(HandlerRequest&& r, const ServerContext* ctx);
 RequestHandler* makePackageSender(HandlerRequest&& r, const ServerContext* ctx);

@@ -10,6 +10,7 @@
 #include "catalog/device.h"
 #include "catalog/installs.h"
 #include "catalog/manifest.h"
+#include "catalog/os_target.h"
 #include "catalog/targeting.h"
 #include "server/catalog/catalog_http.h"
 #include "server/catalog/catalog_routes.h"
@@ -333,6 +334,8 @@ RequestHandler* declarations(HandlerRequest&& r, const ServerContext* ctx) {
     list.push_back(catalog::packageDeclaration(a.name, catalog::manifestUrl(base, a.version->name, a.version->version),
                                                a.choice.install));
   }
+  if (auto os = catalog::osTargetDeclaration(*d, ctx->fleet->rings().rings, ctx->fleet->osTargets()))
+    list.push_back(std::move(*os));
   return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json",
                          dump(json{{"serial", serial}, {"declarations", list}}));
 }
@@ -356,6 +359,7 @@ void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("PUT", "/api/v1/pins/{name}", withToken(ctx, &putPin));
   routes.add("GET", "/api/v1/pins/{name}", withToken(ctx, &getPin));
   routes.add("DELETE", "/api/v1/pins/{name}", withToken(ctx, &deletePin));
+  registerOsTargetRoutes(routes, ctx);
 }
 
 }  // namespace orchard::server

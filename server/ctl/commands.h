@@ -53,6 +53,16 @@ int runShow(Context& ctx, const std::string& name);
 int runDelete(Context& ctx, const std::string& name, const std::string& version);
 int runAudit(Context& ctx, const AuditArgs& args);
 
+struct RolloutArgs {
+  std::string name;
+  std::string version;  // empty: the newest published version
+  std::string action;   // empty: show; else pause, resume, promote, halt or rollback
+  std::string reason;
+};
+// Shows a version's rollout (ring, state, next promotion, devices per ring)
+// or posts an action to .../rollout/{action} and shows the answer (rollout.cc).
+int runRollout(Context& ctx, const RolloutArgs& args);
+
 }  // namespace orchard::ctl
 
 // Shared by the command files.

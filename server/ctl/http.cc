@@ -64,6 +64,14 @@ Reply Http::get(const std::string& path) { return perform("GET", path, {}); }
 
 Reply Http::del(const std::string& path) { return perform("DELETE", path, {}); }
 
+Reply Http::postJson(const std::string& path, const std::string& body) {
+  CURL* c = handle(curl_);
+  curl_easy_reset(c);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  return perform("POST", path, {{"Content-Type", "application/json"}});
+}
+
 Reply Http::putFile(const std::string& path, std::FILE* file, uint64_t size, const Headers& extra,
                     const ProgressFn& onProgress) {
   Upload up{file, &onProgress};
@@ -87,7 +95,7 @@ Reply Http::putFile(const std::string& path, std::FILE* file, uint64_t size, con
 // Runs one request on the (reset) handle; options set by the caller stay.
 Reply Http::perform(const std::string& method, const std::string& path, const Headers& extra) {
   CURL* c = handle(curl_);
-  if (method != "PUT") curl_easy_reset(c);
+  if (method != "PUT" && method != "POST") curl_easy_reset(c);
   std::string url = baseUrl_ + path;
   Reply reply;
   char errbuf[CURL_ERROR_SIZE] = {0};

@@ -49,6 +49,8 @@ class Http {
 
   Reply get(const std::string& path);
   Reply del(const std::string& path);
+  // POST a small JSON body held in memory (empty: no body).
+  Reply postJson(const std::string& path, const std::string& body);
   // PUT `size` bytes read from `file` (positioned at its start).
   Reply putFile(const std::string& path, std::FILE* file, uint64_t size, const Headers& extra,
                 const ProgressFn& onProgress);

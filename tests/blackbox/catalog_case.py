@@ -24,6 +24,7 @@ class CatalogCase(unittest.TestCase):
     limit = "1GiB"
     token = TOKEN
     catalog_toml = ""  # more [catalog] lines
+    orchardd_args = ()  # more orchardd arguments (test_release_time.py: the test clock)
 
     @classmethod
     def setUpClass(cls):
@@ -33,7 +34,8 @@ class CatalogCase(unittest.TestCase):
         cls.addClassCleanup(cls.origin.stop)
         admin = f'\n[admin]\ntoken = "{cls.token}"\n' if cls.token else ""
         cls.orchard = Orchard(cls.origin.port, workdir=cls.tmp,
-                              extra_toml=admin + f'\n[catalog]\nlimit = "{cls.limit}"\n{cls.catalog_toml}')
+                              extra_toml=admin + f'\n[catalog]\nlimit = "{cls.limit}"\n{cls.catalog_toml}',
+                              extra_args=cls.orchardd_args)
         cls.addClassCleanup(cls.orchard.kill9)
         cls.addClassCleanup(cls.orchard.stop, expect_exit=0)
         cls.orchard.start()

@@ -105,8 +105,9 @@ class Orchard:
     reuses the same config and state dir (and port)."""
 
     def __init__(self, origin_port, workdir=None, state_dir=None, port=None,
-                 cache_limit="4GiB", extra_toml="", sections=None, env=None):
+                 cache_limit="4GiB", extra_toml="", sections=None, env=None, extra_args=None):
         self.binary = orchardd_path()
+        self.extra_args = list(extra_args or [])  # more orchardd arguments (e.g. --test-clock-offset 0)
         self.env = env  # extra environment (e.g. ORCHARD_SEND_PATH), or None
         self.origin_port = origin_port
         self.workdir = workdir or make_tempdir()
@@ -176,7 +177,7 @@ class Orchard:
         err.flush()
         offset = err.tell()
         try:
-            self.proc = spawn([self.binary, "--config", self.config_path], out, err,
+            self.proc = spawn([self.binary, "--config", self.config_path] + self.extra_args, out, err,
                               cwd=self.workdir, env=dict(os.environ, **self.env) if self.env else None)
         finally:
             err.close()

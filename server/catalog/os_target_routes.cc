@@ -1,0 +1,94 @@
+// OS targets per ring (catalog/os_target.h): PUT, GET and DELETE
+// /api/v1/os-targets/{ring} and GET /api/v1/os-targets. Thin: validation is
+// osTargetFromJson, the record and its audit entry FleetStore's. Writes run
+// on the thread pool (OffLoopAnswer); reads are in memory, on the loop.
+#include "catalog/fleet_store.h"
+#include "catalog/os_target.h"
+#include "server/catalog/catalog_http.h"
+#include "server/catalog/catalog_routes.h"
+
+namespace orchard::server {
+
+namespace {
+
+using nlohmann::json;
+constexpr size_t kJsonBody = 16 * 1024;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
+
+OffLoopAnswer::Reply okReply(const json& j) {
+  OffLoopAnswer::Reply r;
+  r.body = dump(j);
+  return r;
+}
+
+catalog::Actor actorOf(HandlerRequest& r) { return catalog::Actor{peerAddress(r.writer->peer()), "admin"}; }
+
+RequestHandler* putOsTarget(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string ring(r.params.get("ring"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [fleet, ring, actor, now](std::string body) {
+        json j = json::parse(body, nullptr, false);
+        if (j.is_discarded()) return errorReply(400, "the body is not JSON");
+        auto t = catalog::osTargetFromJson(j);
+        if (auto* p = std::get_if<std::string>(&t)) return errorReply(400, *p);
+        if (auto p = fleet->putOsTarget(ring, std::get<catalog::OsTarget>(t), actor, now))
+          return errorReply(statusFor(*p), p->detail);
+        return okReply(catalog::osTargetJson(std::get<catalog::OsTarget>(t), ring));
+      },
+      kJsonBody);
+}
+
+RequestHandler* getOsTarget(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string ring(r.params.get("ring"));
+  auto t = ctx->fleet->osTarget(ring);
+  if (!t) return FixedAnswer::error(r.writer, std::move(r.head), 404, "no OS target for ring " + ring);
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(catalog::osTargetJson(*t, ring)));
+}
+
+RequestHandler* deleteOsTarget(HandlerRequest&& r, const ServerContext* ctx) {
+  const std::string ring(r.params.get("ring"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(r.writer, std::move(r.head), [fleet, ring, actor, now](std::string) {
+    if (auto p = fleet->removeOsTarget(ring, actor, now)) return errorReply(statusFor(*p), p->detail);
+    return okReply(json{{"deleted", ring}});
+  });
+}
+
+// Every target, in ring-plan order (a target whose ring was since removed
+// from the plan comes last, marked "in_plan": false: it applies to no one).
+RequestHandler* listOsTargets(HandlerRequest&& r, const ServerContext* ctx) {
+  auto targets = ctx->fleet->osTargets();
+  json list = json::array();
+  for (const auto& ring : ctx->fleet->rings().rings) {
+    auto it = targets.find(ring.name);
+    if (it == targets.end()) continue;
+    json j = catalog::osTargetJson(it->second, ring.name);
+    j["in_plan"] = true;
+    list.push_back(std::move(j));
+    targets.erase(it);
+  }
+  for (const auto& [ring, t] : targets) {
+    json j = catalog::osTargetJson(t, ring);
+    j["in_plan"] = false;
+    list.push_back(std::move(j));
+  }
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(json{{"os_targets", list}}));
+}
+
+}  // namespace
+
+void registerOsTargetRoutes(RouteTable& routes, const ServerContext* ctx) {
+  routes.add("PUT", "/api/v1/os-targets/{ring}", withToken(ctx, &putOsTarget));
+  routes.add("GET", "/api/v1/os-targets/{ring}", withToken(ctx, &getOsTarget));
+  routes.add("DELETE", "/api/v1/os-targets/{ring}", withToken(ctx, &deleteOsTarget));
+  routes.add("GET", "/api/v1/os-targets", withToken(ctx, &listOsTargets));
+}
+
+}  // namespace orchard::server
