@@ -42,6 +42,7 @@
 #include <variant>
 #include <vector>
 
+#include "catalog/delivery.h"
 #include "catalog/package.h"
 #include "common/result.h"
 #include "db/database.h"
@@ -216,6 +217,8 @@ class Catalog {
   // off the caller's thread).
   void noteDownload(std::string_view name, std::string_view version);
   uint64_t downloads(std::string_view name, std::string_view version) const;
+  // Per client network, since start (delivery.h).
+  DeliveryCounters& deliveries() { return deliveries_; }
   // Entries with seq > after, oldest first, at most `limit`.
   Result<std::vector<AuditEntry>> audit(uint64_t after, size_t limit) const;
 
@@ -241,6 +244,7 @@ class Catalog {
   std::unordered_map<std::string, bool> uploading_;     // name \0 version of uploads in flight
   std::unordered_map<std::string, uint64_t> downloads_; // name \0 version -> count
   uint64_t nextSeq_ = 1;
+  DeliveryCounters deliveries_;
 };
 
 }  // namespace orchard::catalog

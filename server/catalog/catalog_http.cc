@@ -84,6 +84,24 @@ std::string peerAddress(const struct sockaddr* sa) {
   return buf;
 }
 
+std::string clientNetwork(const struct sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (sa == nullptr) return "unknown";
+  if (sa->sa_family == AF_INET) {
+    in_addr a = reinterpret_cast<const sockaddr_in*>(sa)->sin_addr;
+    a.s_addr &= htonl(0xffffff00u);
+    inet_ntop(AF_INET, &a, buf, sizeof buf);
+    return std::string(buf) + "/24";
+  }
+  if (sa->sa_family == AF_INET6) {
+    in6_addr a = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+    for (int i = 8; i < 16; ++i) a.s6_addr[i] = 0;
+    inet_ntop(AF_INET6, &a, buf, sizeof buf);
+    return std::string(buf) + "/64";
+  }
+  return "unknown";
+}
+
 std::string baseUrl(const Snapshot& snap, const RequestHead& req) {
   std::string base = snap.config.catalogBaseUrl;
   if (base.empty()) {

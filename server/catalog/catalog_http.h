@@ -37,6 +37,8 @@ std::optional<std::string> queryParam(std::string_view target, std::string_view 
 int statusFor(const catalog::Problem& p);
 // "10.1.2.3" / "fe80::1" of the client.
 std::string peerAddress(const struct sockaddr* sa);
+// The client's network for delivery counts: "10.1.2.0/24" or "fd00:1:2:3::/64".
+std::string clientNetwork(const struct sockaddr* sa);
 // Where Macs reach this box: catalog.base_url, else http://<Host> of the request.
 std::string baseUrl(const Snapshot& snap, const RequestHead& req);
 // A version as the API answers it (no chunk hashes) with its URLs.

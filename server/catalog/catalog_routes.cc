@@ -91,6 +91,34 @@ RequestHandler* patchMetadata(HandlerRequest&& r, const ServerContext* ctx) {
       /*maxBody=*/64 * 1024);
 }
 
+RequestHandler* deliveries(HandlerRequest&& r, const ServerContext* ctx) {
+  auto v = ctx->catalog->find(r.params.get("name"), r.params.get("version"));
+  if (!v)
+    return FixedAnswer::error(r.writer, std::move(r.head), 404,
+                              "no version " + std::string(r.params.get("version")) + " of " + std::string(r.params.get("name")));
+  nlohmann::ordered_json nets = nlohmann::ordered_json::array();
+  catalog::DeliveryCount total;
+  for (const auto& c : ctx->catalog->deliveries().of(v->name, v->version)) {
+    nets.push_back({{"network", c.network},
+                    {"started", c.started},
+                    {"completed", c.completed},
+                    {"bytes", c.bytes},
+                    {"bytes_on_box", c.bytesOnBox},
+                    {"bytes_from_upstream", c.bytesFromUpstream}});
+    total.started += c.started;
+    total.completed += c.completed;
+    total.bytes += c.bytes;
+  }
+  nlohmann::ordered_json j;
+  j["name"] = v->name;
+  j["version"] = v->version;
+  j["since"] = ctx->startedAt;
+  j["downloads"] = ctx->catalog->downloads(v->name, v->version);
+  j["total"] = {{"started", total.started}, {"completed", total.completed}, {"bytes", total.bytes}};
+  j["networks"] = std::move(nets);
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(j));
+}
+
 RequestHandler* auditLog(HandlerRequest&& r, const ServerContext* ctx) {
   uint64_t after = 0, limit = 100;
   auto a = queryParam(r.head.target, "after");
@@ -150,6 +178,7 @@ void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("DELETE", "/api/v1/packages/{name}/{version}", withToken(ctx, &deleteVersion));
   routes.add("PATCH", "/api/v1/packages/{name}/{version}", withToken(ctx, &patchMetadata));
   routes.add("GET", "/api/v1/audit", withToken(ctx, &auditLog));
+  routes.add("GET", "/api/v1/packages/{name}/{version}/deliveries", withToken(ctx, &deliveries));
   routes.add("GET", "/pkgs/{name}/{version}/{filename}", open(ctx, &makePackageSender));
   routes.add("GET", "/manifests/{name}/{file}", open(ctx, &manifest));
   registerFleetRoutes(routes, ctx);

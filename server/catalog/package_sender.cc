@@ -17,6 +17,7 @@
 
 #include "cache/policy.h"
 #include "cache/range.h"
+#include "server/catalog/catalog_http.h"
 #include "server/catalog/catalog_routes.h"
 #include "server/http/body_sender.h"
 #include "server/http/local_handler.h"
@@ -87,6 +88,8 @@ class PackageSender final : public RequestHandler, public BodySender {
       return finish(true);
     }
     headOut_ = std::move(out);
+    network_ = clientNetwork(conn_->peer());
+    ctx_->catalog->deliveries().started(rec_->name, rec_->version, network_);
     beginBody();
   }
   void onRequestBody(const char*, size_t) override {}
@@ -105,8 +108,9 @@ class PackageSender final : public RequestHandler, public BodySender {
     finished_ = true;
     releaseBuffer();
     // A clean answer that carried the file's last byte is a download.
-    if (clean && status_ != 304 && req_.method == "GET" && !segs_.empty() && segs_.back().end == rec_->size)
-      ctx_->catalog->noteDownload(rec_->name, rec_->version);
+    const bool whole = clean && status_ != 304 && req_.method == "GET" && !segs_.empty() && segs_.back().end == rec_->size;
+    if (whole) ctx_->catalog->noteDownload(rec_->name, rec_->version);
+    if (!network_.empty()) ctx_->catalog->deliveries().served(rec_->name, rec_->version, network_, bytesSent_, whole);
     if (conn_) conn_->endResponse(clean);
   }
   void fetchFrom(const cache::Fill::Fetch&) override {}  // a stored file: no fill, no fetcher
@@ -116,6 +120,7 @@ class PackageSender final : public RequestHandler, public BodySender {
   const ServerContext* ctx_;
   int status_ = 0;
   bool done_ = false;
+  std::string network_;  // set once a body started: the delivery counts' key
 };
 
 }  // namespace
