@@ -1,9 +1,10 @@
 // The release-control gauges of /metrics (issue "Catalog, part 2": per
 // package version and ring, bounded cardinality). Rendered on a scrape from
 // the catalog's and the fleet store's in-memory views: one copy of the
-// device list, then for each package's newest version one pass over it
-// (checkRule, then inRing, which hashes a serial only when a partial
-// percentage decides). Pure over the two stores; the time is an argument.
+// device list, grouped by the fields a rule reads, then for each package's
+// newest version checkRule once per group and one pass over the devices
+// (inRing, which hashes a serial only when a partial percentage decides).
+// Pure over the two stores; the time is an argument.
 #pragma once
 
 #include <cstddef>
