@@ -3,49 +3,18 @@
 // was set, and nothing from a package whose name extends this one's.
 #include "catalog/fleet_store.h"
 
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <filesystem>
+#include "unit/catalog/fleet_store_fixture.h"
 
 namespace orchard::catalog {
 namespace {
 
-class FleetStoreTest : public ::testing::Test {
+class FleetStoreTest : public fixture::FleetStoreFixture {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/orchard-fleet-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    std::vector<std::string> fams = families();
-    for (const auto& f : fleetFamilies()) fams.push_back(f);
-    auto d = db::Database::open(root_ + "/index", fams);
-    ASSERT_TRUE(d.ok()) << d.error().message();
-    db_ = std::shared_ptr<db::Database>(std::move(d).value());
-    auto c = Catalog::open({root_ + "/packages", 1 << 20}, db_);
-    ASSERT_TRUE(c.ok()) << c.error().message();
-    cat_ = std::move(c).value();
-    auto f = FleetStore::open(db_, cat_.get());
-    ASSERT_TRUE(f.ok()) << f.error().message();
-    fleet_ = std::move(f).value();
-  }
-  void TearDown() override {
-    fleet_.reset();
-    cat_.reset();
-    db_.reset();
-    std::filesystem::remove_all(root_);
-  }
   TargetRule ruleWithGroup(std::string g) {
     TargetRule r;
     r.groups = {std::move(g)};
     return r;
   }
-
-  const Actor actor_{"127.0.0.1", "admin"};
-  std::string root_;
-  std::shared_ptr<db::Database> db_;
-  std::unique_ptr<Catalog> cat_;
-  std::unique_ptr<FleetStore> fleet_;
 };
 
 TEST_F(FleetStoreTest, VersionRecordsInTheOrderAskedWithDefaults) {

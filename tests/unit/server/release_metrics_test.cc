@@ -3,50 +3,15 @@
 // its rule admits, and the 200-series bound.
 #include "server/admin/release_metrics.h"
 
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <filesystem>
+#include "unit/catalog/fleet_store_fixture.h"
 
 namespace orchard::server {
 namespace {
 
 using namespace orchard::catalog;
 
-class ReleaseMetricsTest : public ::testing::Test {
+class ReleaseMetricsTest : public fixture::FleetStoreFixture {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/orchard-relmetrics-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    std::vector<std::string> fams = families();
-    for (const auto& f : fleetFamilies()) fams.push_back(f);
-    auto d = db::Database::open(root_ + "/index", fams);
-    ASSERT_TRUE(d.ok()) << d.error().message();
-    db_ = std::shared_ptr<db::Database>(std::move(d).value());
-    auto c = Catalog::open({root_ + "/packages", 1 << 20}, db_);
-    ASSERT_TRUE(c.ok()) << c.error().message();
-    cat_ = std::move(c).value();
-    auto f = FleetStore::open(db_, cat_.get());
-    ASSERT_TRUE(f.ok()) << f.error().message();
-    fleet_ = std::move(f).value();
-  }
-  void TearDown() override {
-    fleet_.reset();
-    cat_.reset();
-    db_.reset();
-    std::filesystem::remove_all(root_);
-  }
-  void publish(const std::string& name, const std::string& version, int64_t at) {
-    const std::string body = name + version;
-    auto b = cat_->begin(name, version, "f.dmg", body.size(), {});
-    auto* begun = std::get_if<Catalog::Begun>(&b);
-    ASSERT_TRUE(begun && begun->upload);
-    ASSERT_FALSE(begun->upload->write(body.data(), body.size()));
-    ASSERT_FALSE(begun->upload->finish());
-    auto c = cat_->commit(std::move(begun->upload), PackageVersion{}, actor_, at);
-    ASSERT_TRUE(std::holds_alternative<Catalog::Committed>(c));
-  }
   static Device device(std::string serial, std::string group) {
     Device d;
     d.serial = std::move(serial);
@@ -55,12 +20,6 @@ class ReleaseMetricsTest : public ::testing::Test {
     d.arch = "arm64";
     return d;
   }
-
-  const Actor actor_{"127.0.0.1", "admin"};
-  std::string root_;
-  std::shared_ptr<db::Database> db_;
-  std::unique_ptr<Catalog> cat_;
-  std::unique_ptr<FleetStore> fleet_;
 };
 
 TEST_F(ReleaseMetricsTest, NewestVersionsCurrentRingAmongTheDevicesItsRuleAdmits) {
