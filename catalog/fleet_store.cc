@@ -339,6 +339,25 @@ std::vector<RolloutEvent> FleetStore::events(std::string_view name, std::string_
   return it == events_.end() ? std::vector<RolloutEvent>() : it->second;
 }
 
+std::vector<FleetStore::VersionRecords> FleetStore::versionRecords(std::string_view name,
+                                                                   const std::vector<std::string_view>& versions) const {
+  std::vector<VersionRecords> out(versions.size());
+  std::string prefix(name);
+  prefix += '\0';
+  // Keys are name \0 version, so one package's records are contiguous.
+  auto fill = [&](const auto& map, auto member) {
+    for (auto it = map.lower_bound(prefix); it != map.end() && it->first.starts_with(prefix); ++it) {
+      const std::string_view version = std::string_view(it->first).substr(prefix.size());
+      for (size_t i = 0; i < versions.size(); ++i)
+        if (versions[i] == version) out[i].*member = it->second;
+    }
+  };
+  std::lock_guard lock(mu_);
+  fill(rules_, &VersionRecords::rule);
+  fill(events_, &VersionRecords::events);
+  return out;
+}
+
 std::optional<Problem> FleetStore::putPin(std::string_view name, const Pin& pin, const Actor& actor, int64_t now) {
   std::lock_guard lock(mu_);
   db::Batch b;

@@ -85,6 +85,15 @@ class FleetStore {
   std::optional<Problem> addEvent(std::string_view name, std::string_view version, const RolloutEvent& e,
                                   const Actor& actor);
   std::vector<RolloutEvent> events(std::string_view name, std::string_view version) const;
+  // rule() and events() for each of one package's `versions`, in their
+  // order, under one lock and one walk of each map's range for the
+  // package: the installs answer asks for every version of every package,
+  // 1,000 lock round trips per call at 500 versions otherwise.
+  struct VersionRecords {
+    TargetRule rule;
+    std::vector<RolloutEvent> events;
+  };
+  std::vector<VersionRecords> versionRecords(std::string_view name, const std::vector<std::string_view>& versions) const;
   std::optional<Problem> putPin(std::string_view name, const Pin& pin, const Actor& actor, int64_t now);
   std::optional<Pin> pin(std::string_view name) const;
   std::optional<Problem> removePin(std::string_view name, const Actor& actor, int64_t now);

@@ -11,12 +11,19 @@ std::vector<VersionCandidate> candidatesFor(const Device& device,
                                             const std::vector<std::shared_ptr<const PackageVersion>>& versions,
                                             const FleetStore& fleet) {
   std::vector<VersionCandidate> out;
+  if (versions.empty()) return out;
   out.reserve(versions.size());
-  for (const auto& v : versions) {
+  std::vector<std::string_view> names;
+  names.reserve(versions.size());
+  for (const auto& v : versions) names.push_back(v->version);
+  // One package's versions (the callers pass one package's list).
+  auto records = fleet.versionRecords(versions.front()->name, names);
+  for (size_t i = 0; i < versions.size(); ++i) {
+    const auto& v = versions[i];
     VersionCandidate c;
     c.version = v->version;
-    c.rule = fleet.rule(v->name, v->version);
-    c.events = fleet.events(v->name, v->version);
+    c.rule = std::move(records[i].rule);
+    c.events = std::move(records[i].events);
     bool started = false;
     for (const auto& e : c.events) started = started || e.kind == RolloutEventKind::Start;
     if (!started) c.events.insert(c.events.begin(), RolloutEvent{v->published, RolloutEventKind::Start, "published"});

@@ -100,9 +100,23 @@ bool inStage(std::string_view serial, std::string_view scope, double percent) {
   return stageBucket(serial, scope) < limit;
 }
 
+// The same answer as inRingWithBucket, hashing the serial only when a
+// partial percentage decides: /metrics asks this for every device and
+// package, and a group or a 100 % ring answers without the SHA-256.
 bool inRing(const Device& device, const std::vector<Ring>& rings, size_t ringIndex,
             std::string_view scope) {
-  return inRingWithBucket(device, rings, ringIndex, stageBucket(device.serial, scope));
+  if (rings.empty()) return true;
+  const size_t last = std::min(ringIndex, rings.size() - 1);
+  uint32_t limit = 0;  // the widest percentage among the rings 0..last
+  for (size_t i = 0; i <= last; ++i) {
+    const Ring& r = rings[i];
+    if (r.groups.empty() && !r.percent) return true;
+    for (const auto& g : r.groups)
+      if (hasGroup(device, g)) return true;
+    if (r.percent) limit = std::max(limit, stageLimit(*r.percent));
+  }
+  if (limit == 0 || limit == kStageBuckets) return limit != 0;
+  return stageBucket(device.serial, scope) < limit;
 }
 
 std::optional<size_t> ringOf(const Device& device, const std::vector<Ring>& rings,

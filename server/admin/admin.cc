@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/policy.h"
+#include "server/admin/release_metrics.h"
 #include "server/http/local_handler.h"
 #include "server/proxy/fill_driver.h"
 
@@ -58,6 +59,7 @@ std::string renderMetrics(const ServerContext& ctx) {
          ctx.catalog->usedBytes());
     line("catalog_limit_bytes", "catalog.limit", "gauge", ctx.catalog->limit());
   }
+  if (ctx.catalog && ctx.fleet) appendReleaseMetrics(out, *ctx.catalog, *ctx.fleet, ctx.clock->nowSeconds());
   return out;
 }
 
