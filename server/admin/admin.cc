@@ -4,6 +4,7 @@
 // (summed with relaxed loads: a scrape may be a few requests behind) and
 // the store's stats and health; rendering never blocks on the store.
 #include "server/admin/admin.h"
+#include "server/catalog/status_routes.h"
 
 #include <algorithm>
 
@@ -60,6 +61,7 @@ std::string renderMetrics(const ServerContext& ctx) {
     line("catalog_limit_bytes", "catalog.limit", "gauge", ctx.catalog->limit());
   }
   if (ctx.catalog && ctx.fleet) appendReleaseMetrics(out, *ctx.catalog, *ctx.fleet, ctx.clock->nowSeconds());
+  appendReleaseHealthMetrics(out, ctx, ctx.clock->nowSeconds());
   return out;
 }
 

@@ -15,8 +15,6 @@
 
 namespace orchard::server {
 
-namespace {
-
 // Prometheus label values escape backslash, double quote and newline.
 void appendLabel(std::string& out, const char* name, const std::string& value, bool first) {
   if (!first) out += ',';
@@ -32,6 +30,9 @@ void appendLabel(std::string& out, const char* name, const std::string& value, b
   }
   out += '"';
 }
+
+namespace {
+
 
 }  // namespace
 

@@ -16,6 +16,10 @@
 
 namespace orchard::server {
 
+// Appends `name="value"` (after a comma unless first), the value escaped
+// as Prometheus label values are (backslash, double quote, newline).
+void appendLabel(std::string& out, const char* name, const std::string& value, bool first);
+
 // Most orchard_release_devices series one scrape writes; packages past it
 // (in name order) are left out, and the HELP text says so.
 inline constexpr size_t kMaxReleaseSeries = 200;

@@ -7,6 +7,8 @@
 // FleetStore::addEvent (which writes the audit entry).
 #include "server/catalog/status_routes.h"
 
+#include "server/admin/release_metrics.h"
+
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -155,6 +157,34 @@ json rolloutHealthJson(const ServerContext* ctx, const catalog::PackageVersion& 
               {"stale_after_days", static_cast<double>(limits.staleAfterSecs) / 86400.0},
               {"halt_on_failure_percent", limits.haltPercent},
               {"halt_min_reports", limits.minReports}};
+}
+
+size_t appendReleaseHealthMetrics(std::string& out, const ServerContext& ctx, int64_t now) {
+  if (!ctx.catalog || !ctx.fleet || !ctx.status) return 0;
+  const catalog::HealthLimits limits = healthLimits(ctx.startConfig);
+  const catalog::RingPlan plan = ctx.fleet->rings();
+  out += "# HELP orchard_release_health devices of each package's newest version by delivery state (eligible, "
+         "downloading, installed, failed, reported, stale), from the forwarded status reports; at most " +
+         std::to_string(kMaxHealthPackages) + " packages, in name order\n# TYPE orchard_release_health gauge\n";
+  size_t packages = 0;
+  for (const std::string& name : ctx.catalog->names()) {
+    if (packages == kMaxHealthPackages) break;
+    auto versions = ctx.catalog->versions(name);
+    if (versions.empty()) continue;
+    ++packages;
+    const catalog::RolloutHealth h = healthOf(&ctx, *versions.front(), now, limits.staleAfterSecs, plan);
+    const std::pair<const char*, size_t> states[] = {
+        {"eligible", h.total.eligible},   {"downloading", h.total.downloading}, {"installed", h.total.installed},
+        {"failed", h.total.failed},       {"reported", h.total.reported},       {"stale", h.total.stale}};
+    for (const auto& [state, n] : states) {
+      out += "orchard_release_health{";
+      appendLabel(out, "package", name, true);
+      appendLabel(out, "version", versions.front()->version, false);
+      appendLabel(out, "state", state, false);
+      out += "} " + std::to_string(n) + "\n";
+    }
+  }
+  return packages;
 }
 
 void registerStatusRoutes(RouteTable& routes, const ServerContext* ctx) {

@@ -24,4 +24,11 @@ catalog::HealthLimits healthLimits(const config::Config& c);
 nlohmann::json rolloutHealthJson(const ServerContext* ctx, const catalog::PackageVersion& v, int64_t now,
                                  const catalog::HealthLimits& limits);
 
+// orchard_release_health{package,version,state} for the newest version of
+// at most kMaxHealthPackages packages (6 series each), appended to a
+// /metrics scrape; returns the packages written. Health limits from the
+// start-up config (catalog.stale_after is read at start for metrics).
+inline constexpr size_t kMaxHealthPackages = 50;
+size_t appendReleaseHealthMetrics(std::string& out, const ServerContext& ctx, int64_t now);
+
 }  // namespace orchard::server

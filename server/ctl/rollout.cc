@@ -31,15 +31,27 @@ void printRollout(const json& j) {
   if (!str("reason").empty()) std::printf("reason:          %s\n", str("reason").c_str());
   if (j.contains("devices_eligible") && j["devices_eligible"].is_number())
     std::printf("eligible:        %lld devices\n", j["devices_eligible"].get<long long>());
-  Table t({{"RING"}, {"DEVICES", true}, {"CURRENT"}});
+  // Health per ring (from the forwarded status reports), beside the ring's devices.
+  auto count = [](const json& o, const char* k) {
+    return o.is_object() && o.contains(k) && o[k].is_number() ? std::to_string(o[k].get<long long>()) : std::string();
+  };
+  const json health = j.contains("health") && j["health"].is_object() ? j["health"] : json::object();
+  const json healthRings = health.contains("rings") && health["rings"].is_array() ? health["rings"] : json::array();
+  Table t({{"RING"}, {"DEVICES", true}, {"INSTALLED", true}, {"FAILED", true}, {"STALE", true}, {"CURRENT"}});
   if (j.contains("rings") && j["rings"].is_array())
-    for (const auto& r : j["rings"]) {
+    for (size_t k = 0; k < j["rings"].size(); ++k) {
+      const json& r = j["rings"][k];
+      const json h = k < healthRings.size() ? healthRings[k] : json::object();
       const bool current = r.contains("current") && r["current"].is_boolean() && r["current"].get<bool>();
-      t.add({r.value("name", std::string()),
-             r.contains("devices") && r["devices"].is_number() ? std::to_string(r["devices"].get<long long>()) : "",
-             current ? "*" : ""});
+      t.add({r.value("name", std::string()), count(r, "devices"), count(h, "installed"), count(h, "failed"),
+             count(h, "stale"), current ? "*" : ""});
     }
   if (!t.empty()) t.print(stdout);
+  if (health.contains("total") && health["total"].is_object())
+    std::printf("reports:         %s installed, %s failed, %s downloading, %s stale of %s eligible\n",
+                count(health["total"], "installed").c_str(), count(health["total"], "failed").c_str(),
+                count(health["total"], "downloading").c_str(), count(health["total"], "stale").c_str(),
+                count(health["total"], "eligible").c_str());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ not a JSON object is refused, and so is a device the box does not know.
 import unittest
 
 from catalog_case import CatalogCase
+from harness import request
 
 
 def serial(i):
@@ -62,6 +63,9 @@ class ReleaseHealth(CatalogCase):
         self.assertEqual((canary["eligible"], canary["failed"], canary["installed"], canary["reported"],
                           canary["stale"]), (10, 3, 7, 10, 0))
         self.assertEqual(state["health"]["halt_on_failure_percent"], 20)
+        metrics = request(self.port, "GET", "/metrics").body.decode()
+        self.assertIn('orchard_release_health{package="Health",version="1.0",state="failed"} 3', metrics)
+        self.assertIn('orchard_release_health{package="Health",version="1.0",state="installed"} 7', metrics)
         status, _, log = self.call("GET", "/api/v1/audit?limit=1000")
         halts = [e for e in log["entries"] if e["object"] == "Health/1.0" and e["action"] == "rollout-halt"]
         self.assertEqual(len(halts), 1, halts)

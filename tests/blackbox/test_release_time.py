@@ -105,6 +105,8 @@ class ReleaseTime(CatalogCase):
         self.assertIn("ring:            canary", p.stdout)
         self.assertIn("paused:          yes", p.stdout)
         self.assertIn("broad", p.stdout)
+        self.assertRegex(p.stdout, r"RING\s+DEVICES\s+INSTALLED\s+FAILED\s+STALE")
+        self.assertRegex(p.stdout, r"reports:\s+0 installed, 0 failed, 0 downloading, \d+ stale of \d+ eligible")
         p = self.ctl("rollout", "Held", "1.0", "--resume", "--reason", "go")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("paused:          no", p.stdout)
