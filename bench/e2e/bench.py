@@ -35,7 +35,7 @@ import time
 from common import BUILD, INDEX_N, PROCS, QUICK, RESULTS, RUNS, SCENARIOS, WRK_SECONDS, log, make_data
 from servers import Env
 from clients import warm
-from scenarios import (Results, scenario_catalog, scenario_cold, scenario_idle, scenario_index,
+from scenarios import (Results, scenario_catalog, scenario_cold, scenario_idle, scenario_index, scenario_installs,
                        scenario_large_hit, scenario_range, scenario_small_hit)
 from report import build_table, fmt, machine, print_table
 
@@ -84,6 +84,8 @@ def main():
             scenario_index(env, R)
         if 7 in SCENARIOS:
             scenario_catalog(env, R, sums)
+        if 8 in SCENARIOS:
+            scenario_installs(env, R)
         ok = True
     finally:
         PROCS.stop_all()

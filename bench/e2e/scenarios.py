@@ -394,3 +394,22 @@ def scenario_catalog(env, R, sums):
         for conc in (1, 8):
             download_round(env, R, "s7", run, conc, targets, size)
     shutil.rmtree(shadir, ignore_errors=True)
+
+
+def scenario_installs(env, R):
+    """Scenario 8 (issue 11): the installs answer for one device with 10,000
+    devices and 500 package versions, through the micro benchmark
+    BM_InstallsFor (the catalog's and the fleet store's in-memory views, no
+    HTTP), which reports p50/p99 of wall and thread-CPU time per call."""
+    exe = os.path.join(BUILD, "bench", "orchard_micro_bench")
+    for run in range(RUNS):
+        r = subprocess.run([exe, "--benchmark_filter=BM_InstallsFor", "--benchmark_min_time=2",
+                            "--benchmark_format=json"], capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError(f"orchard_micro_bench failed: {r.stderr[-2000:]}")
+        data = json.loads(r.stdout)
+        b = [x for x in data.get("benchmarks", []) if x.get("name", "").startswith("BM_InstallsFor")][0]
+        log(f"  run {run + 1}: installs p50 {b.get('p50_us')} us, p99 {b.get('p99_us')} us "
+            f"(cpu p99 {b.get('cpu_p99_us')} us)")
+        for k in ("p50_us", "p99_us", "cpu_p99_us"):
+            R.add(f"s8.{k}", "orchard", b.get(k))
