@@ -15,6 +15,8 @@
 //    the ring the version had reached when it was rolled back.
 #include "catalog/rollout.h"
 
+#include "catalog/targeting.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -26,24 +28,6 @@ namespace orchard::catalog {
 
 namespace {
 
-// Until catalog/targeting.cc defines whyNotCode (the other half of the
-// issue), the codes are spelled here; the two must agree (fleet.h's list).
-const char* code(WhyNot w) {
-  switch (w) {
-    case WhyNot::NotInGroup: return "not_in_group";
-    case WhyNot::ExcludedGroup: return "excluded_group";
-    case WhyNot::OsTooOld: return "os_too_old";
-    case WhyNot::OsTooNew: return "os_too_new";
-    case WhyNot::Arch: return "arch";
-    case WhyNot::Model: return "model";
-    case WhyNot::Channel: return "channel";
-    case WhyNot::NotYetInRing: return "not_yet_in_ring";
-    case WhyNot::Halted: return "halted";
-    case WhyNot::Paused: return "paused";
-    case WhyNot::NoVersion: return "no_version";
-  }
-  return "no_version";
-}
 
 bool hasGroup(const Device& d, const std::string& g) {
   return std::find(d.groups.begin(), d.groups.end(), g) != d.groups.end();
@@ -312,7 +296,7 @@ InstallChoice chooseVersion(const Device& device, std::string_view packageName,
       note(0, WhyNot::NotYetInRing, d);
     }
   }
-  out.whyCode = code(bestWhy);
+  out.whyCode = whyNotCode(bestWhy);
   out.whyDetail = bestDetail;
   return out;
 }
