@@ -262,7 +262,7 @@ Result<void> Server::start() {
   auto fleet = catalog::FleetStore::open(shared, catalog_.get());
   if (!fleet) {
     startError_ = "storage.dir " + cfg.storageDir + ": the fleet records: " + fleet.error().message();
-    catalog_.reset();
+    closeCatalog();
     store_.reset();
     dirLock_ = cache::DirLock();
     return fleet.error();
@@ -272,9 +272,7 @@ Result<void> Server::start() {
   auto status = catalog::StatusStore::open(shared);
   if (!status) {
     startError_ = "storage.dir " + cfg.storageDir + ": the status records: " + status.error().message();
-    fleet_.reset();
-    ctx_.fleet = nullptr;
-    catalog_.reset();
+    closeCatalog();
     store_.reset();
     dirLock_ = cache::DirLock();
     return status.error();
@@ -289,11 +287,7 @@ Result<void> Server::start() {
               cfg.catalogBaseUrl.c_str());
   if (auto t = adminTokenAtStart(snap->adminToken); !t) {
     startError_ = "admin.token: " + t.error().message();
-    status_.reset();
-    ctx_.status = nullptr;
-    fleet_.reset();
-    ctx_.fleet = nullptr;
-    catalog_.reset();
+    closeCatalog();
     store_.reset();
     dirLock_ = cache::DirLock();
     return t.error();
@@ -406,12 +400,7 @@ void Server::abandonStart() {
   ctx_.counters.clear();
   if (store_) store_->setBusyCheck(nullptr);
   fills_.reset();
-  status_.reset();
-  ctx_.status = nullptr;
-  fleet_.reset();
-  ctx_.fleet = nullptr;
-  catalog_.reset();
-  ctx_.catalog = nullptr;
+  closeCatalog();
   store_.reset();
   dirLock_ = cache::DirLock();  // last: the store is closed
 }
@@ -513,12 +502,7 @@ void Server::stop() {
   ctx_.counters.clear();
   store_->setBusyCheck(nullptr);  // the evictor must not ask a table that is going away
   fills_.reset();
-  status_.reset();
-  ctx_.status = nullptr;
-  fleet_.reset();
-  ctx_.fleet = nullptr;
-  catalog_.reset();
-  ctx_.catalog = nullptr;
+  closeCatalog();
   store_.reset();
   dirLock_ = cache::DirLock();  // the store is closed: another daemon may have it
 }
@@ -609,6 +593,15 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
 }  // namespace orchard::server
 
 namespace orchard::server {
+
+void Server::closeCatalog() {
+  status_.reset();
+  ctx_.status = nullptr;
+  fleet_.reset();
+  ctx_.fleet = nullptr;
+  catalog_.reset();
+  ctx_.catalog = nullptr;
+}
 
 Result<void> Server::adminTokenAtStart(const std::string& configured) {
   ctx_.generatedToken.clear();

@@ -98,6 +98,10 @@ class Server {
   // Wraps a config snapshot with the server's derived parts.
   std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base);
   ReloadResult refuse(std::vector<std::string> problems);
+  // Closes the status store, the fleet store and the catalog (in that
+  // order: each later one is used by the ones before) and clears their
+  // context pointers. Before the store, on every way out of start() and stop().
+  void closeCatalog();
   // Without a configured admin token: reads storage.dir/admin.token, or
   // writes a new random one there (mode 0600) at first start, into
   // ctx_.generatedToken, and logs where it is.
