@@ -263,6 +263,7 @@ std::variant<Catalog::Committed, Problem> Catalog::commit(std::unique_ptr<Upload
   if (blobRefs_[draft.sha256]++ == 0) blobBytes_ += draft.size;
   auto rec = std::make_shared<const PackageVersion>(std::move(draft));
   view_[rec->name][rec->version] = rec;
+  generation_.fetch_add(1, std::memory_order_release);
   return Committed{rec, true};
 }
 
@@ -322,6 +323,7 @@ std::variant<std::shared_ptr<const PackageVersion>, Problem> Catalog::updateMeta
     return Problem{Errc::Io, "cannot record the change: " + r.error().message()};
   auto rec = std::make_shared<const PackageVersion>(std::move(next));
   v->second = rec;
+  generation_.fetch_add(1, std::memory_order_release);
   return rec;
 }
 
@@ -343,6 +345,7 @@ std::optional<Problem> Catalog::remove(std::string_view name, std::string_view v
     return Problem{Errc::Io, "cannot record the delete: " + r.error().message()};
   n->second.erase(v);
   if (n->second.empty()) view_.erase(n);
+  generation_.fetch_add(1, std::memory_order_release);
   downloads_.erase(key);
   if (--blobRefs_[rec->sha256] == 0) {
     blobRefs_.erase(rec->sha256);

@@ -188,6 +188,10 @@ class Catalog {
   // Versions of one package, newest first by versionLess (version.h).
   std::vector<std::shared_ptr<const PackageVersion>> versions(std::string_view name) const;
   std::vector<std::string> names() const;  // sorted
+  // Bumped by every change of the view (publish, metadata, delete), after
+  // it, under the lock the readers take: a copy built from the view after
+  // reading generation() is at least that new.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   size_t versionCount() const;
   std::string blobPath(std::string_view sha256) const;
 
@@ -233,6 +237,7 @@ class Catalog {
   std::shared_ptr<db::Database> db_;
   db::Family versionsF_, auditF_, downloadsF_;
   std::atomic<uint64_t> limit_{0};
+  std::atomic<uint64_t> generation_{0};
   std::unique_ptr<db::WriteQueue> counts_;  // download counts, off the callers' threads
 
   mutable std::mutex mu_;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/device.h"
+#include "catalog/release_index.h"
 #include "catalog/targeting.h"
 #include "common/log.h"
 
@@ -206,8 +207,13 @@ Result<void> FleetStore::load() {
   return ok();
 }
 
+// Every writer holds mu_ from here until its view is updated, and the
+// release index reads the records under mu_: an index built after reading
+// the bumped generation sees the change.
 std::optional<Problem> FleetStore::write(db::Batch batch, AuditEntry entry) {
-  return catalog_->recordChange(std::move(batch), std::move(entry));
+  auto p = catalog_->recordChange(std::move(batch), std::move(entry));
+  if (!p) generation_.fetch_add(1, std::memory_order_release);
+  return p;
 }
 
 std::optional<Problem> FleetStore::putDevice(const Device& d, const Actor& actor, int64_t now, bool* created) {
@@ -426,6 +432,14 @@ std::optional<Problem> FleetStore::removeOsTarget(std::string_view ring, const A
     return p;
   osTargets_.erase(it);
   return std::nullopt;
+}
+
+std::shared_ptr<const ReleaseIndex> FleetStore::releaseIndex() const {
+  std::lock_guard lock(indexMu_);
+  const uint64_t catalogGeneration = catalog_->generation(), fleetGeneration = generation();
+  if (!index_ || index_->catalogGeneration != catalogGeneration || index_->fleetGeneration != fleetGeneration)
+    index_ = buildReleaseIndex(*catalog_, *this, catalogGeneration, fleetGeneration);
+  return index_;
 }
 
 }  // namespace orchard::catalog

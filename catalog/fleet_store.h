@@ -15,6 +15,7 @@
 // A record that does not parse at open is logged and left out.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -35,6 +36,8 @@
 #include "db/database.h"
 
 namespace orchard::catalog {
+
+struct ReleaseIndex;
 
 inline constexpr const char* kDevicesFamily = "catalog.devices";
 inline constexpr const char* kRulesFamily = "catalog.rules";
@@ -105,6 +108,14 @@ class FleetStore {
   std::map<std::string, OsTarget, std::less<>> osTargets() const;
   std::optional<Problem> removeOsTarget(std::string_view ring, const Actor& actor, int64_t now);
 
+  // Bumped by every write (release_index.h rebuilds when it or the
+  // catalog's generation moved).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+  // What the installs answer reads (release_index.h), rebuilt when the
+  // catalog or the fleet's records changed since the last build.
+  std::shared_ptr<const ReleaseIndex> releaseIndex() const;
+
  private:
   FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog);
   Result<void> load();
@@ -120,6 +131,9 @@ class FleetStore {
   std::map<std::string, std::vector<RolloutEvent>, std::less<>> events_;  // name \0 version
   std::map<std::string, Pin, std::less<>> pins_;
   std::map<std::string, OsTarget, std::less<>> osTargets_;  // ring -> target
+  std::atomic<uint64_t> generation_{0};
+  mutable std::mutex indexMu_;  // held while the index is checked or built (never with mu_ held)
+  mutable std::shared_ptr<const ReleaseIndex> index_;
 };
 
 }  // namespace orchard::catalog

@@ -1,8 +1,10 @@
-// installsFor (see installs.h). Hard part: the versions' rollout logs get
-// their implicit Start (the publish time) so that a version published
-// without any rollout action is offered by its rule and rings at once.
+// installsFor and candidatesFor (see installs.h): both take each version's
+// rule and log as candidateOf (release_index.h) shapes them, so a version
+// published without any rollout action is offered by its rule and rings at
+// once (its implicit Start is its publish time).
 #include "catalog/installs.h"
 
+#include "catalog/release_index.h"
 #include "catalog/targeting.h"
 
 namespace orchard::catalog {
@@ -19,16 +21,9 @@ std::vector<VersionCandidate> candidatesFor(const Device& device,
   // One package's versions (the callers pass one package's list).
   auto records = fleet.versionRecords(versions.front()->name, names);
   for (size_t i = 0; i < versions.size(); ++i) {
-    const auto& v = versions[i];
-    VersionCandidate c;
-    c.version = v->version;
-    c.rule = std::move(records[i].rule);
-    c.events = std::move(records[i].events);
-    bool started = false;
-    for (const auto& e : c.events) started = started || e.kind == RolloutEventKind::Start;
-    if (!started) c.events.insert(c.events.begin(), RolloutEvent{v->published, RolloutEventKind::Start, "published"});
+    VersionCandidate c = candidateOf(*versions[i], std::move(records[i].rule), std::move(records[i].events));
+    c.checkRule = false;
     c.ruleVerdict = checkRule(c.rule, device);
-    c.isPkg = v->metadata.kind != "file";
     out.push_back(std::move(c));
   }
   return out;
@@ -36,17 +31,21 @@ std::vector<VersionCandidate> candidatesFor(const Device& device,
 
 std::vector<InstallAnswer> installsFor(const Device& device, const Catalog& catalog, const FleetStore& fleet,
                                        int64_t now) {
+  (void)catalog;  // the index was built from it (FleetStore knows its catalog)
+  const std::shared_ptr<const ReleaseIndex> index = fleet.releaseIndex();
   std::vector<InstallAnswer> out;
-  const RingPlan plan = fleet.rings();
-  for (const std::string& name : catalog.names()) {
-    auto versions = catalog.versions(name);  // newest first
-    auto candidates = candidatesFor(device, versions, fleet);
+  out.reserve(index->packages.size());
+  for (const ReleaseIndex::Package& p : index->packages) {
     InstallAnswer a;
-    a.name = name;
-    a.choice = chooseVersion(device, name, candidates, plan.rings, fleet.pin(name), now, plan.promoteAfterSecs);
+    a.name = p.name;
+    a.choice = chooseVersion(device, p.name, p.candidates, p.plan.rings, p.pin, now, p.plan.promoteAfterSecs,
+                             /*sortedNewestFirst=*/true);
     if (a.choice.version)
-      for (const auto& v : versions)
-        if (v->version == *a.choice.version) a.version = v;
+      for (const auto& v : p.versions)
+        if (v->version == *a.choice.version) {
+          a.version = v;
+          break;
+        }
     out.push_back(std::move(a));
   }
   return out;

@@ -125,9 +125,15 @@ const char* rolloutEventName(RolloutEventKind k) {
 
 RolloutView viewAt(const std::vector<Ring>& rings, const std::vector<RolloutEvent>& events,
                    int64_t now, int64_t defaultPromoteAfterSecs) {
-  std::vector<RolloutEvent> ev = events;
-  std::stable_sort(ev.begin(), ev.end(),
-                   [](const RolloutEvent& a, const RolloutEvent& b) { return a.at < b.at; });
+  // Logs are appended in time order, so the copy and sort are rarely needed
+  // (the installs answer replays every version's log for every device).
+  auto byTime = [](const RolloutEvent& a, const RolloutEvent& b) { return a.at < b.at; };
+  std::vector<RolloutEvent> sorted;
+  if (!std::is_sorted(events.begin(), events.end(), byTime)) {
+    sorted = events;
+    std::stable_sort(sorted.begin(), sorted.end(), byTime);
+  }
+  const std::vector<RolloutEvent>& ev = sorted.empty() ? events : sorted;
   const size_t last = rings.empty() ? 0 : rings.size() - 1;
   auto promoteAfter = [&](size_t r) {
     return r < rings.size() && rings[r].promoteAfterSecs ? *rings[r].promoteAfterSecs
@@ -211,63 +217,80 @@ bool pinApplies(const Pin& pin, const Device& device) {
 }
 
 InstallChoice chooseVersion(const Device& device, std::string_view packageName,
-                            const std::vector<VersionCandidate>& versions,
-                            const std::vector<Ring>& rings, const std::optional<Pin>& pin,
-                            int64_t now, int64_t defaultPromoteAfterSecs) {
+                            std::span<const VersionCandidate> versions, const std::vector<Ring>& rings,
+                            const std::optional<Pin>& pin, int64_t now, int64_t defaultPromoteAfterSecs,
+                            bool sortedNewestFirst) {
   InstallChoice out;
   std::vector<const VersionCandidate*> order;
+  order.reserve(versions.size());
   for (const auto& c : versions) order.push_back(&c);
-  std::sort(order.begin(), order.end(), [](const VersionCandidate* a, const VersionCandidate* b) {
-    int c = compareVersions(a->version, b->version);
-    return c != 0 ? c > 0 : versionLess(b->version, a->version);
-  });
+  if (!sortedNewestFirst)
+    std::sort(order.begin(), order.end(), [](const VersionCandidate* a, const VersionCandidate* b) {
+      int c = compareVersions(a->version, b->version);
+      return c != 0 ? c > 0 : versionLess(b->version, a->version);
+    });
   const bool pinned = pin && pinApplies(*pin, device);
   const uint32_t bucket = stageBucket(device.serial, packageName);
 
   // The best reason so far for giving nothing: lower rank wins, then the
   // newer version (the first noted). 0 timing, 1 rule, 2 channel, 3 none.
+  // The detail is built only when the reason is kept: most versions of a
+  // package are skipped for a device, and their texts are never read.
   int bestRank = 4;
   WhyNot bestWhy = WhyNot::NoVersion;
-  std::string bestDetail = "no version of " + std::string(packageName) + " is published";
-  auto note = [&](int rank, WhyNot w, std::string detail) {
+  std::string bestDetail;
+  auto note = [&](int rank, WhyNot w, auto&& detail) {
     if (rank >= bestRank) return;
     bestRank = rank;
     bestWhy = w;
-    bestDetail = std::move(detail);
+    bestDetail = detail();
   };
-  std::string rolledBackNote;
+  const VersionCandidate* rolledBack = nullptr;  // the newest rolled-back version
+  auto rolledBackNote = [&] { return rolledBack->version + " was rolled back"; };
+
+  // Without rings the rule's rollout_percent is the one ring.
+  std::vector<Ring> oneRing;
+  if (rings.empty()) oneRing.push_back(Ring{"", {}, 100.0, {}});
 
   for (const VersionCandidate* c : order) {
     const std::string& ver = c->version;
     if (pinned && compareVersions(ver, pin->version) > 0) {
-      note(3, WhyNot::NoVersion, "pinned to " + pin->version + ": no version at or below it is eligible");
+      note(3, WhyNot::NoVersion,
+           [&] { return "pinned to " + pin->version + ": no version at or below it is eligible"; });
       continue;
     }
-    std::vector<Ring> oneRing;
-    if (rings.empty()) oneRing.push_back(Ring{"", {}, c->rule.rolloutPercent.value_or(100.0), {}});
+    if (rings.empty()) oneRing[0].percent = c->rule.rolloutPercent.value_or(100.0);
     const std::vector<Ring>& rs = rings.empty() ? oneRing : rings;
-    RolloutView v = viewAt(rs, c->events, now, defaultPromoteAfterSecs);
+    const RolloutView v = viewAt(rs, c->events, now, defaultPromoteAfterSecs);
     const bool inside = inRingWithBucket(device, rs, v.ring, bucket);
-    const std::string ringName = rings.empty() ? "" : rs[std::min(v.ring, rs.size() - 1)].name;
-    const std::string where =
-        rings.empty() ? "staged rollout at " + percentText(*rs[0].percent) : "ring " + ringName;
+    const std::string& ringName = rs[std::min(v.ring, rs.size() - 1)].name;
+    auto where = [&] {
+      return rings.empty() ? "staged rollout at " + percentText(*rs[0].percent) : "ring " + ringName;
+    };
+    // The rule's verdict: given by the caller, or checked here (code first,
+    // the detail only if it is the one reported).
+    std::optional<WhyNot> why;
+    if (c->checkRule) why = ruleWhyNot(c->rule, device);
+    else if (c->ruleVerdict) why = c->ruleVerdict->first;
+    auto ruleDetail = [&] {
+      return ver + ": " + (c->checkRule ? ruleWhyNotDetail(c->rule, device, *why) : c->ruleVerdict->second);
+    };
 
     if (v.rolledBack) {
-      if (c->isPkg && !c->ruleVerdict && inside && !out.downgradeNeeded) {
+      if (c->isPkg && !why && inside && !out.downgradeNeeded) {
         out.downgradeNeeded = true;
         out.rolledBackVersion = ver;
       }
-      if (rolledBackNote.empty()) rolledBackNote = ver + " was rolled back";
-      note(3, WhyNot::NoVersion, rolledBackNote + "; no older version is eligible");
+      if (!rolledBack) rolledBack = c;
+      note(3, WhyNot::NoVersion, [&] { return rolledBackNote() + "; no older version is eligible"; });
       continue;
     }
-    if (c->ruleVerdict) {
-      const auto& [w, detail] = *c->ruleVerdict;
-      note(w == WhyNot::Channel ? 2 : 1, w, ver + ": " + detail);
+    if (why) {
+      note(*why == WhyNot::Channel ? 2 : 1, *why, ruleDetail);
       continue;
     }
     if (!v.started) {
-      note(0, WhyNot::NotYetInRing, ver + " is not released yet");
+      note(0, WhyNot::NotYetInRing, [&] { return ver + " is not released yet"; });
       continue;
     }
     const bool isPin = pinned && compareVersions(ver, pin->version) == 0;
@@ -275,29 +298,33 @@ InstallChoice chooseVersion(const Device& device, std::string_view packageName,
       out.version = ver;
       out.install = c->rule.install;
       out.deadline = c->rule.deadline;
-      out.ring = ringName;
+      out.ring = rings.empty() ? std::string() : ringName;
       out.whyCode = isPin ? "pin" : rings.empty() ? "rule" : "ring";
-      out.whyDetail = isPin ? "pinned to " + pin->version : ver + " in " + where;
+      out.whyDetail = isPin ? "pinned to " + pin->version : ver + " in " + where();
       if (out.downgradeNeeded)
         out.whyDetail += "; " + out.rolledBackVersion +
                          " was rolled back and may be installed: downgrade needed (a .pkg cannot be uninstalled)";
-      else if (!rolledBackNote.empty())
-        out.whyDetail += "; " + rolledBackNote;
+      else if (rolledBack)
+        out.whyDetail += "; " + rolledBackNote();
       return out;
     }
     if (v.halted) {
-      note(0, WhyNot::Halted, ver + " is halted at " + where + ": no new devices" +
-                                  (v.reason.empty() ? "" : " (" + v.reason + ")"));
+      note(0, WhyNot::Halted, [&] {
+        return ver + " is halted at " + where() + ": no new devices" + (v.reason.empty() ? "" : " (" + v.reason + ")");
+      });
     } else if (v.paused) {
-      note(0, WhyNot::Paused, ver + " is paused at " + where + (v.reason.empty() ? "" : " (" + v.reason + ")"));
+      note(0, WhyNot::Paused,
+           [&] { return ver + " is paused at " + where() + (v.reason.empty() ? "" : " (" + v.reason + ")"); });
     } else {
-      std::string d = ver + " is at " + where + "; this device is not in it yet";
-      if (v.nextPromotionAt) d += " (next promotion at " + std::to_string(*v.nextPromotionAt) + ")";
-      note(0, WhyNot::NotYetInRing, d);
+      note(0, WhyNot::NotYetInRing, [&] {
+        std::string d = ver + " is at " + where() + "; this device is not in it yet";
+        if (v.nextPromotionAt) d += " (next promotion at " + std::to_string(*v.nextPromotionAt) + ")";
+        return d;
+      });
     }
   }
   out.whyCode = whyNotCode(bestWhy);
-  out.whyDetail = bestDetail;
+  out.whyDetail = bestRank == 4 ? "no version of " + std::string(packageName) + " is published" : bestDetail;
   return out;
 }
 

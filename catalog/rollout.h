@@ -40,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -114,6 +115,11 @@ struct VersionCandidate {
   // Filled by the caller from checkRule(rule, device): nullopt = the rule
   // admits the device, else why not and a detail for the helpdesk.
   std::optional<std::pair<WhyNot, std::string>> ruleVerdict;
+  // Or, when set, chooseVersion checks `rule` against the device itself
+  // (ruleWhyNot, building the detail only for the reason it reports) and
+  // ruleVerdict is not read: the installs answer's path, where a verdict
+  // text per version per device would be most of the work.
+  bool checkRule = false;
   bool isPkg = true;  // a .pkg cannot be uninstalled by macOS: a rollback needs a downgrade
 };
 
@@ -146,10 +152,12 @@ struct InstallChoice {
 // channel (a version on another channel was never meant for this device),
 // and the newest version's within the same rank; no_version when there are
 // no candidates.
+// sortedNewestFirst: `versions` is already in that order (the release
+// index keeps it so), and the sort is skipped.
 InstallChoice chooseVersion(const Device& device, std::string_view packageName,
-                            const std::vector<VersionCandidate>& versions,
-                            const std::vector<Ring>& rings, const std::optional<Pin>& pin,
-                            int64_t now, int64_t defaultPromoteAfterSecs);
+                            std::span<const VersionCandidate> versions, const std::vector<Ring>& rings,
+                            const std::optional<Pin>& pin, int64_t now, int64_t defaultPromoteAfterSecs,
+                            bool sortedNewestFirst = false);
 
 // Does the pin name this device (by serial or by one of its groups)?
 bool pinApplies(const Pin& pin, const Device& device);

@@ -127,9 +127,7 @@ std::string osOfMac(const Device& d) {
   return d.osVersion.empty() ? "this Mac's macOS version is not known" : "this Mac runs " + d.osVersion;
 }
 
-using Verdict = std::optional<std::pair<WhyNot, std::string>>;
 
-Verdict no(WhyNot w, std::string detail) { return std::make_pair(w, std::move(detail)); }
 
 }  // namespace
 
@@ -230,29 +228,50 @@ const char* whyNotCode(WhyNot w) {
   return "unknown";
 }
 
-std::optional<std::pair<WhyNot, std::string>> checkRule(const TargetRule& rule, const Device& d) {
-  if (!rule.channels.empty() && !contains(rule.channels, d.channel))
-    return no(WhyNot::Channel, "offered on " + labelled("channel", rule.channels) + "; this Mac follows " +
-                                   (d.channel.empty() ? "no channel" : d.channel));
+std::optional<WhyNot> ruleWhyNot(const TargetRule& rule, const Device& d) {
+  if (!rule.channels.empty() && !contains(rule.channels, d.channel)) return WhyNot::Channel;
   for (const std::string& g : d.groups)
-    if (contains(rule.excludeGroups, g))
-      return no(WhyNot::ExcludedGroup, "not for group " + g + "; this Mac is in " + g);
-  if (!rule.groups.empty() && std::none_of(d.groups.begin(), d.groups.end(), [&](const std::string& g) {
-        return contains(rule.groups, g);
-      }))
-    return no(WhyNot::NotInGroup, "for " + labelled("group", rule.groups) + " only; " +
-                                      (d.groups.empty() ? "this Mac is in no group" : "this Mac is in " + names(d.groups)));
-  if (!rule.archs.empty() && !contains(rule.archs, d.arch))
-    return no(WhyNot::Arch, "built for " + names(rule.archs) + "; " +
-                                (d.arch.empty() ? "this Mac's architecture is not known" : "this Mac is " + d.arch));
-  if (!rule.models.empty() && !contains(rule.models, d.model))
-    return no(WhyNot::Model, "for " + labelled("model", rule.models) + "; " +
-                                 (d.model.empty() ? "this Mac's model is not known" : "this Mac is a " + d.model));
+    if (contains(rule.excludeGroups, g)) return WhyNot::ExcludedGroup;
+  if (!rule.groups.empty() &&
+      std::none_of(d.groups.begin(), d.groups.end(), [&](const std::string& g) { return contains(rule.groups, g); }))
+    return WhyNot::NotInGroup;
+  if (!rule.archs.empty() && !contains(rule.archs, d.arch)) return WhyNot::Arch;
+  if (!rule.models.empty() && !contains(rule.models, d.model)) return WhyNot::Model;
   if (!rule.minOs.empty() && (d.osVersion.empty() || compareVersions(d.osVersion, rule.minOs) < 0))
-    return no(WhyNot::OsTooOld, "needs macOS " + rule.minOs + " or later; " + osOfMac(d));
+    return WhyNot::OsTooOld;
   if (!rule.maxOs.empty() && (d.osVersion.empty() || compareVersions(d.osVersion, rule.maxOs) > 0))
-    return no(WhyNot::OsTooNew, "needs macOS " + rule.maxOs + " or earlier; " + osOfMac(d));
+    return WhyNot::OsTooNew;
   return std::nullopt;
+}
+
+std::string ruleWhyNotDetail(const TargetRule& rule, const Device& d, WhyNot why) {
+  switch (why) {
+    case WhyNot::Channel:
+      return "offered on " + labelled("channel", rule.channels) + "; this Mac follows " +
+             (d.channel.empty() ? "no channel" : d.channel);
+    case WhyNot::ExcludedGroup:
+      for (const std::string& g : d.groups)
+        if (contains(rule.excludeGroups, g)) return "not for group " + g + "; this Mac is in " + g;
+      return "excluded by group";
+    case WhyNot::NotInGroup:
+      return "for " + labelled("group", rule.groups) + " only; " +
+             (d.groups.empty() ? "this Mac is in no group" : "this Mac is in " + names(d.groups));
+    case WhyNot::Arch:
+      return "built for " + names(rule.archs) + "; " +
+             (d.arch.empty() ? "this Mac's architecture is not known" : "this Mac is " + d.arch);
+    case WhyNot::Model:
+      return "for " + labelled("model", rule.models) + "; " +
+             (d.model.empty() ? "this Mac's model is not known" : "this Mac is a " + d.model);
+    case WhyNot::OsTooOld: return "needs macOS " + rule.minOs + " or later; " + osOfMac(d);
+    case WhyNot::OsTooNew: return "needs macOS " + rule.maxOs + " or earlier; " + osOfMac(d);
+    default: return whyNotCode(why);
+  }
+}
+
+std::optional<std::pair<WhyNot, std::string>> checkRule(const TargetRule& rule, const Device& d) {
+  auto why = ruleWhyNot(rule, d);
+  if (!why) return std::nullopt;
+  return std::pair{*why, ruleWhyNotDetail(rule, d, *why)};
 }
 
 }  // namespace orchard::catalog

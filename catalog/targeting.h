@@ -68,4 +68,10 @@ void toJson(nlohmann::json& out, const TargetRule& rule);
 // a detail such as "needs macOS 14.0 or later; this Mac runs 13.6".
 std::optional<std::pair<WhyNot, std::string>> checkRule(const TargetRule& rule, const Device& device);
 
+// checkRule in two halves: the code alone (no allocation: the installs
+// answer asks it of every version for every device), and the detail for a
+// code it returned (built only for the reason the answer reports).
+std::optional<WhyNot> ruleWhyNot(const TargetRule& rule, const Device& device);
+std::string ruleWhyNotDetail(const TargetRule& rule, const Device& device, WhyNot why);
+
 }  // namespace orchard::catalog

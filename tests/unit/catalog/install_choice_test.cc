@@ -58,7 +58,7 @@ size_t count(const std::vector<VersionCandidate>& vs, double day, const std::str
 // gets nothing with this code and a detail containing `detailPart`.
 void expectNothing(const VersionCandidate& v, double day, const char* code, const char* detailPart) {
   Device late = deviceWithBucket(kPkg, 2000, 9999, {});
-  auto c = chooseVersion(late, kPkg, {v}, threeRings(), std::nullopt,
+  auto c = chooseVersion(late, kPkg, std::vector<VersionCandidate>{v}, threeRings(), std::nullopt,
                          kT0 + static_cast<int64_t>(day * kDay), 2 * kDay);
   EXPECT_FALSE(c.version.has_value());
   EXPECT_EQ(c.whyCode, code);
@@ -139,7 +139,7 @@ TEST(InstallChoice, RollbackHandsTheOldVersionBackAndFlagsDowngrade) {
   EXPECT_FALSE(c.downgradeNeeded);
   EXPECT_NE(c.whyDetail.find("2.0 was rolled back"), std::string::npos) << c.whyDetail;
   // Only the rolled-back version: nothing, and the why says so.
-  c = chooseVersion(fleet()[0], kPkg, {vs[1]}, threeRings(), std::nullopt, kT0 + 5 * kDay, 2 * kDay);
+  c = chooseVersion(fleet()[0], kPkg, std::vector<VersionCandidate>{vs[1]}, threeRings(), std::nullopt, kT0 + 5 * kDay, 2 * kDay);
   EXPECT_FALSE(c.version.has_value());
   EXPECT_EQ(c.whyCode, "no_version");
   EXPECT_TRUE(c.downgradeNeeded);
@@ -188,7 +188,7 @@ TEST(InstallChoice, OneRingCaseUsesTheRulePercentage) {
   v.rule.deadline = kT0 + 7 * kDay;
   size_t in = 0;
   for (const auto& d : fleet()) {
-    auto c = chooseVersion(d, kPkg, {v}, {}, std::nullopt, kT0 + 30 * kDay, 2 * kDay);
+    auto c = chooseVersion(d, kPkg, std::vector<VersionCandidate>{v}, {}, std::nullopt, kT0 + 30 * kDay, 2 * kDay);
     ASSERT_EQ(c.version.has_value(), early(d)) << d.serial;
     if (c.version) {
       ++in;
@@ -221,7 +221,7 @@ TEST_P(WhyTest, TargetingTable) {
   VersionCandidate a = version("128.0", {at(0, K::Start)}), b = version("129.0", {at(0, K::Start)});
   a.ruleVerdict = w.v128;
   b.ruleVerdict = w.v129;
-  auto c = chooseVersion(fleet()[1], "Chrome", {a, b}, {}, std::nullopt, kT0, 2 * kDay);
+  auto c = chooseVersion(fleet()[1], "Chrome", std::vector<VersionCandidate>{a, b}, {}, std::nullopt, kT0, 2 * kDay);
   EXPECT_EQ(c.version, w.version);
   EXPECT_EQ(c.whyCode, w.code) << c.whyDetail;
 }
@@ -241,17 +241,17 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(InstallChoice, WhyRanksTimingOverRuleAndNamesUnreleased) {
-  auto c = chooseVersion(fleet()[1], kPkg, {}, threeRings(), std::nullopt, kT0, 2 * kDay);
+  auto c = chooseVersion(fleet()[1], kPkg, std::vector<VersionCandidate>{}, threeRings(), std::nullopt, kT0, 2 * kDay);
   EXPECT_EQ(c.whyCode, "no_version");
   VersionCandidate unreleased = version("3.0", {});
-  c = chooseVersion(fleet()[1], kPkg, {unreleased}, threeRings(), std::nullopt, kT0, 2 * kDay);
+  c = chooseVersion(fleet()[1], kPkg, std::vector<VersionCandidate>{unreleased}, threeRings(), std::nullopt, kT0, 2 * kDay);
   EXPECT_EQ(c.whyCode, "not_yet_in_ring");
   EXPECT_NE(c.whyDetail.find("not released"), std::string::npos) << c.whyDetail;
   // 2.0 waits for a later ring, 1.0 excludes the device: the wait is the news.
   Device late = deviceWithBucket(kPkg, 2000, 9999, {});
   VersionCandidate old = version("1.0", {at(-30, K::Start)});
   old.ruleVerdict = std::pair{WhyNot::ExcludedGroup, std::string("group contractors excluded")};
-  c = chooseVersion(late, kPkg, {old, version("2.0", {at(0, K::Start)})}, threeRings(), std::nullopt,
+  c = chooseVersion(late, kPkg, std::vector<VersionCandidate>{old, version("2.0", {at(0, K::Start)})}, threeRings(), std::nullopt,
                     kT0 + kDay, 2 * kDay);
   EXPECT_FALSE(c.version.has_value());
   EXPECT_EQ(c.whyCode, "not_yet_in_ring");
