@@ -442,4 +442,20 @@ std::shared_ptr<const ReleaseIndex> FleetStore::releaseIndex() const {
   return index_;
 }
 
+std::shared_ptr<const std::vector<Device>> FleetStore::deviceSnapshot() const {
+  std::lock_guard lock(snapshotMu_);
+  const uint64_t g = generation();
+  if (!snapshot_ || snapshotGeneration_ != g) {
+    auto all = std::make_shared<std::vector<Device>>();
+    {
+      std::lock_guard viewLock(mu_);
+      all->reserve(devices_.size());
+      for (const auto& [serial, d] : devices_) all->push_back(d);
+    }
+    snapshot_ = std::move(all);
+    snapshotGeneration_ = g;
+  }
+  return snapshot_;
+}
+
 }  // namespace orchard::catalog

@@ -116,6 +116,10 @@ class FleetStore {
   // catalog or the fleet's records changed since the last build.
   std::shared_ptr<const ReleaseIndex> releaseIndex() const;
 
+  // Every device in serial order, shared: copied once per change of the
+  // fleet (generation) rather than once per health count or scrape.
+  std::shared_ptr<const std::vector<Device>> deviceSnapshot() const;
+
  private:
   FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog);
   Result<void> load();
@@ -134,6 +138,9 @@ class FleetStore {
   std::atomic<uint64_t> generation_{0};
   mutable std::mutex indexMu_;  // held while the index is checked or built (never with mu_ held)
   mutable std::shared_ptr<const ReleaseIndex> index_;
+  mutable std::mutex snapshotMu_;  // as indexMu_, for the device snapshot
+  mutable std::shared_ptr<const std::vector<Device>> snapshot_;
+  mutable uint64_t snapshotGeneration_ = 0;
 };
 
 }  // namespace orchard::catalog

@@ -60,4 +60,9 @@ std::map<std::string, DeviceStatus, std::less<>> StatusStore::view() const {
   return view_;
 }
 
+void StatusStore::visit(const std::function<void(const std::map<std::string, DeviceStatus, std::less<>>&)>& fn) const {
+  std::lock_guard lock(mu_);
+  fn(view_);
+}
+
 }  // namespace orchard::catalog

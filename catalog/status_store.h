@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,10 @@ class StatusStore {
   Result<std::optional<DeviceStatus>> load(std::string_view serial) const;
   // Every record without its verbatim report, by serial.
   std::map<std::string, DeviceStatus, std::less<>> view() const;
+  // fn(view) under the store's lock, without the copy view() makes: the
+  // health counts read one record per device. fn must not call back into
+  // this store (reports wait while it runs: keep it to counting).
+  void visit(const std::function<void(const std::map<std::string, DeviceStatus, std::less<>>&)>& fn) const;
 
  private:
   explicit StatusStore(std::shared_ptr<db::Database> database);

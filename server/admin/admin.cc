@@ -12,6 +12,7 @@
 
 #include "cache/policy.h"
 #include "server/admin/release_metrics.h"
+#include "server/catalog/catalog_http.h"
 #include "server/http/local_handler.h"
 #include "server/proxy/fill_driver.h"
 
@@ -115,8 +116,15 @@ std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
 }
 
 void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
+  // Rendered on the worker pool: the release gauges walk every device for
+  // each package (tens of milliseconds at 10,000 devices), which would
+  // stall every connection of the loop that took the scrape. Everything
+  // renderMetrics reads is safe from any thread (relaxed counter loads,
+  // the stores' own locks).
   routes.add("GET", "/metrics", [ctx](HandlerRequest&& r) -> RequestHandler* {
-    return new FixedAnswer(r.writer, std::move(r.head), 200, "text/plain; version=0.0.4", renderMetrics(*ctx));
+    return new OffLoopAnswer(r.writer, std::move(r.head), [ctx](std::string) {
+      return OffLoopAnswer::Reply{200, renderMetrics(*ctx), {}, "text/plain; version=0.0.4"};
+    });
   });
   routes.add("GET", "/api/v1/status", [ctx](HandlerRequest&& r) -> RequestHandler* {
     return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", renderStatus(*ctx, r.writer->wc()->snapshot().generation));

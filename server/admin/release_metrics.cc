@@ -38,8 +38,8 @@ namespace {
 
 size_t appendReleaseMetrics(std::string& out, const catalog::Catalog& catalog, const catalog::FleetStore& fleet,
                             int64_t now) {
-  size_t total = 0;
-  const std::vector<catalog::Device> devices = fleet.devices({}, {}, 1, SIZE_MAX, &total);
+  const auto snapshot = fleet.deviceSnapshot();
+  const std::vector<catalog::Device>& devices = *snapshot;
   out += "# HELP orchard_fleet_devices registered devices\n# TYPE orchard_fleet_devices gauge\norchard_fleet_devices ";
   out += std::to_string(devices.size());
   out += '\n';
@@ -76,7 +76,7 @@ size_t appendReleaseMetrics(std::string& out, const catalog::Catalog& catalog, c
     auto candidates = catalog::candidatesFor(catalog::Device{}, {versions.front()}, fleet);
     const catalog::VersionCandidate& c = candidates.front();
     const catalog::RolloutView view = catalog::viewAt(plan.rings, c.events, now, plan.promoteAfterSecs);
-    for (size_t k = 0; k < profiles.size(); ++k) admits[k] = !catalog::checkRule(c.rule, *profiles[k]);
+    for (size_t k = 0; k < profiles.size(); ++k) admits[k] = !catalog::ruleWhyNot(c.rule, *profiles[k]);
     std::string ring;
     size_t held = 0;
     const double percent = c.rule.rolloutPercent.value_or(100.0);

@@ -204,13 +204,14 @@ json rolloutJson(const ServerContext* ctx, const catalog::PackageVersion& v, int
   // Device counts: eligible by the rule, and in each ring.
   const catalog::TargetRule rule = ctx->fleet->rule(v.name, v.version);
   std::vector<size_t> inRing(plan.rings.size(), 0);
-  size_t eligible = 0, total = 0;
-  std::vector<catalog::Device> all = ctx->fleet->devices({}, {}, 1, SIZE_MAX, &total);
-  for (const auto& d : all) {
-    if (catalog::checkRule(rule, d)) continue;
+  size_t eligible = 0;
+  const auto all = ctx->fleet->deviceSnapshot();
+  for (const auto& d : *all) {
+    if (catalog::ruleWhyNot(rule, d)) continue;
     ++eligible;
-    for (size_t k = 0; k < plan.rings.size(); ++k)
-      if (catalog::inRing(d, plan.rings, k, v.name)) ++inRing[k];
+    // Rings are cumulative: the first ring holding the device and every later one.
+    if (auto first = catalog::ringOf(d, plan.rings, v.name))
+      for (size_t k = *first; k < plan.rings.size(); ++k) ++inRing[k];
   }
   json rings = json::array();
   for (size_t k = 0; k < plan.rings.size(); ++k)
@@ -224,8 +225,12 @@ json rolloutJson(const ServerContext* ctx, const catalog::PackageVersion& v, int
 RequestHandler* getRollout(HandlerRequest&& r, const ServerContext* ctx) {
   auto v = ctx->catalog->find(r.params.get("name"), r.params.get("version"));
   if (!v) return needVersion(r, ctx);
-  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json",
-                         dump(rolloutJson(ctx, *v, ctx->clock->nowSeconds(), healthLimits(r.writer->wc()->snapshot().config))));
+  // Off the loop: the counts walk every device (milliseconds at 10,000).
+  const int64_t now = ctx->clock->nowSeconds();
+  const catalog::HealthLimits limits = healthLimits(r.writer->wc()->snapshot().config);
+  return new OffLoopAnswer(r.writer, std::move(r.head), [ctx, v, now, limits](std::string) {
+    return OffLoopAnswer::Reply{200, dump(rolloutJson(ctx, *v, now, limits))};
+  });
 }
 
 RequestHandler* rolloutAction(HandlerRequest&& r, const ServerContext* ctx) {

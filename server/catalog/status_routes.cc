@@ -17,6 +17,8 @@
 #include "catalog/installs.h"
 #include "catalog/status_report.h"
 #include "catalog/targeting.h"
+#include "catalog/fleet_store.h"
+#include "catalog/status_store.h"
 #include "server/catalog/catalog_http.h"
 #include "server/catalog/catalog_routes.h"
 
@@ -32,33 +34,47 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 // Halt event (and one audit entry), not two.
 std::mutex haltMu;
 
+// The counts for one version: the shared device snapshot, the status
+// records read in place (under the status store's lock), rules checked
+// without their why-not texts.
 catalog::RolloutHealth healthOf(const ServerContext* ctx, const catalog::PackageVersion& v, int64_t now,
                                 int64_t staleAfterSecs, const catalog::RingPlan& plan) {
   const catalog::TargetRule rule = ctx->fleet->rule(v.name, v.version);
-  size_t total = 0;
-  const std::vector<catalog::Device> devices = ctx->fleet->devices({}, {}, 1, SIZE_MAX, &total);
-  const auto statuses = ctx->status->view();
-  return catalog::rolloutHealth(
-      devices, [&](const catalog::Device& d) { return !catalog::checkRule(rule, d); }, plan.rings, v.name, v.version,
-      [&](std::string_view serial) -> const catalog::DeviceStatus* {
-        auto it = statuses.find(serial);
-        return it == statuses.end() ? nullptr : &it->second;
-      },
-      now, staleAfterSecs);
+  const auto devices = ctx->fleet->deviceSnapshot();
+  catalog::RolloutHealth h;
+  ctx->status->visit([&](const std::map<std::string, catalog::DeviceStatus, std::less<>>& statuses) {
+    h = catalog::rolloutHealth(
+        *devices, [&](const catalog::Device& d) { return !catalog::ruleWhyNot(rule, d); }, plan.rings, v.name,
+        v.version,
+        [&](std::string_view serial) -> const catalog::DeviceStatus* {
+          auto it = statuses.find(serial);
+          return it == statuses.end() ? nullptr : &it->second;
+        },
+        now, staleAfterSecs);
+  });
+  return h;
 }
 
-// Checks the running versions of `names`; the halts added, as JSON.
-json autoHalt(const ServerContext* ctx, const std::set<std::string>& names, int64_t now,
+// Checks the running versions a report is about: per package, the versions
+// its entries name, and for an entry naming no version (counted against
+// every version, health.h) the newest running one. A report can only move
+// the counts of those, so no other version can newly pass the limit.
+// Returns the halts added, as JSON.
+json autoHalt(const ServerContext* ctx, const std::map<std::string, std::set<std::string>>& touched, int64_t now,
               const catalog::HealthLimits& limits) {
   json halted = json::array();
   std::lock_guard lock(haltMu);
   const catalog::RingPlan plan = ctx->fleet->rings();
-  for (const std::string& name : names) {
-    const auto versions = ctx->catalog->versions(name);
+  for (const auto& [name, named] : touched) {
+    const auto versions = ctx->catalog->versions(name);  // newest first
     const auto candidates = catalog::candidatesFor(catalog::Device{}, versions, *ctx->fleet);
+    bool unnamedChecked = !named.count("");
     for (size_t i = 0; i < versions.size() && i < candidates.size(); ++i) {
       const catalog::RolloutView view = catalog::viewAt(plan.rings, candidates[i].events, now, plan.promoteAfterSecs);
       if (!view.started || view.halted || view.rolledBack) continue;
+      const bool newestRunning = !unnamedChecked;
+      unnamedChecked = true;
+      if (!named.count(versions[i]->version) && !newestRunning) continue;
       const catalog::RolloutHealth h = healthOf(ctx, *versions[i], now, limits.staleAfterSecs, plan);
       const size_t ring = plan.rings.empty() ? 0 : std::min(view.ring, plan.rings.size() - 1);
       const catalog::HealthCounts& counts = plan.rings.empty() ? h.total : h.rings[ring];
@@ -106,12 +122,12 @@ RequestHandler* postStatus(HandlerRequest&& r, const ServerContext* ctx) {
         };
         if (auto p = ctx->status->record(serial, report, now, resolve)) return errorReply(statusFor(*p), p->detail);
         json pkgs = json::array();
-        std::set<std::string> touched;
+        std::map<std::string, std::set<std::string>> touched;  // package -> versions named ("" for none)
         for (const auto& p : report.packages) {
           auto name = resolve(p);
           pkgs.push_back({{"name", name ? json(*name) : json()}, {"version", p.version},
                           {"state", catalog::packageStateName(p.state)}});
-          if (name) touched.insert(*name);
+          if (name) touched[*name].insert(p.version);
         }
         json out{{"serial", serial}, {"at", now}, {"packages", pkgs}, {"skipped", report.skipped},
                  {"halted", autoHalt(ctx, touched, now, limits)}};
