@@ -66,7 +66,8 @@ std::variant<RingPlan, std::string> ringPlanFromJson(const json& j) {
     plan.promoteAfterSecs = static_cast<int64_t>(it->get<double>() * 86400.0);
   }
   auto it = j.find("rings");
-  if (it == j.end() || !it->is_array() || it->size() > 16) return std::string("rings: a list of at most 16 rings");
+  if (it == j.end() || !it->is_array() || it->size() > kMaxRings)
+    return "rings: a list of at most " + std::to_string(kMaxRings) + " rings";
   double last = -1;
   for (const auto& r : *it) {
     if (!r.is_object() || !r.contains("name") || !r["name"].is_string() || r["name"].get<std::string>().empty() ||

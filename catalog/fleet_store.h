@@ -47,6 +47,8 @@ inline constexpr const char* kPinsFamily = "catalog.pins";
 inline constexpr const char* kOsTargetsFamily = "catalog.os_targets";
 std::vector<std::string> fleetFamilies();
 
+inline constexpr size_t kMaxRings = 16;
+
 // The rings every package's versions move through, and the default time
 // a version stays in a ring before it is promoted.
 struct RingPlan {

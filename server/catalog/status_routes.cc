@@ -179,28 +179,46 @@ size_t appendReleaseHealthMetrics(std::string& out, const ServerContext& ctx, in
   if (!ctx.catalog || !ctx.fleet || !ctx.status) return 0;
   const catalog::HealthLimits limits = healthLimits(ctx.startConfig);
   const catalog::RingPlan plan = ctx.fleet->rings();
-  out += "# HELP orchard_release_health devices of each package's newest version by delivery state (eligible, "
-         "downloading, installed, failed, reported, stale), from the forwarded status reports; at most " +
-         std::to_string(kMaxHealthPackages) + " packages, in name order\n# TYPE orchard_release_health gauge\n";
-  size_t packages = 0;
+  // Computed first, written as two families (each family's lines together,
+  // as the exposition format wants).
+  struct Row {
+    std::string name, version;
+    catalog::RolloutHealth health;
+  };
+  std::vector<Row> rows;
   for (const std::string& name : ctx.catalog->names()) {
-    if (packages == kMaxHealthPackages) break;
+    if (rows.size() == kMaxHealthPackages) break;
     auto versions = ctx.catalog->versions(name);
     if (versions.empty()) continue;
-    ++packages;
-    const catalog::RolloutHealth h = healthOf(&ctx, *versions.front(), now, limits.staleAfterSecs, plan);
+    rows.push_back(Row{name, versions.front()->version,
+                       healthOf(&ctx, *versions.front(), now, limits.staleAfterSecs, plan)});
+  }
+  auto series = [&](const char* metric, const Row& row, const std::string* ring, const catalog::HealthCounts& c) {
     const std::pair<const char*, size_t> states[] = {
-        {"eligible", h.total.eligible},   {"downloading", h.total.downloading}, {"installed", h.total.installed},
-        {"failed", h.total.failed},       {"reported", h.total.reported},       {"stale", h.total.stale}};
+        {"eligible", c.eligible}, {"downloading", c.downloading}, {"installed", c.installed},
+        {"failed", c.failed},     {"reported", c.reported},       {"stale", c.stale}};
     for (const auto& [state, n] : states) {
-      out += "orchard_release_health{";
-      appendLabel(out, "package", name, true);
-      appendLabel(out, "version", versions.front()->version, false);
+      out += metric;
+      out += '{';
+      appendLabel(out, "package", row.name, true);
+      appendLabel(out, "version", row.version, false);
+      if (ring) appendLabel(out, "ring", *ring, false);
       appendLabel(out, "state", state, false);
       out += "} " + std::to_string(n) + "\n";
     }
-  }
-  return packages;
+  };
+  out += "# HELP orchard_release_health devices of each package's newest version by delivery state (eligible, "
+         "downloading, installed, failed, reported, stale), from the forwarded status reports; at most " +
+         std::to_string(kMaxHealthPackages) + " packages, in name order\n# TYPE orchard_release_health gauge\n";
+  for (const Row& row : rows) series("orchard_release_health", row, nullptr, row.health.total);
+  out += "# HELP orchard_release_ring_health the same per ring (cumulative: a ring holds the devices of the rings "
+         "before it); at most " +
+         std::to_string(kMaxHealthPackages) + " packages and " + std::to_string(catalog::kMaxRings) +
+         " rings\n# TYPE orchard_release_ring_health gauge\n";
+  for (const Row& row : rows)
+    for (size_t k = 0; k < plan.rings.size() && k < row.health.rings.size(); ++k)
+      series("orchard_release_ring_health", row, &plan.rings[k].name, row.health.rings[k]);
+  return rows.size();
 }
 
 void registerStatusRoutes(RouteTable& routes, const ServerContext* ctx) {

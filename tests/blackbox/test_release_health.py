@@ -66,6 +66,10 @@ class ReleaseHealth(CatalogCase):
         metrics = request(self.port, "GET", "/metrics").body.decode()
         self.assertIn('orchard_release_health{package="Health",version="1.0",state="failed"} 3', metrics)
         self.assertIn('orchard_release_health{package="Health",version="1.0",state="installed"} 7', metrics)
+        self.assertIn('orchard_release_ring_health{package="Health",version="1.0",ring="canary",state="failed"} 3',
+                      metrics)
+        self.assertIn('orchard_release_ring_health{package="Health",version="1.0",ring="canary",state="reported"} 10',
+                      metrics)
         status, _, log = self.call("GET", "/api/v1/audit?limit=1000")
         halts = [e for e in log["entries"] if e["object"] == "Health/1.0" and e["action"] == "rollout-halt"]
         self.assertEqual(len(halts), 1, halts)
