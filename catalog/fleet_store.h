@@ -114,6 +114,8 @@ class FleetStore {
   // catalog's generation moved).
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
+  const Catalog& catalog() const { return *catalog_; }
+
   // What the installs answer reads (release_index.h), rebuilt when the
   // catalog or the fleet's records changed since the last build.
   std::shared_ptr<const ReleaseIndex> releaseIndex() const;

@@ -4,6 +4,8 @@
 // once (its implicit Start is its publish time).
 #include "catalog/installs.h"
 
+#include <cassert>
+
 #include "catalog/release_index.h"
 #include "catalog/targeting.h"
 
@@ -31,8 +33,9 @@ std::vector<VersionCandidate> candidatesFor(const Device& device,
 
 std::vector<InstallAnswer> installsFor(const Device& device, const Catalog& catalog, const FleetStore& fleet,
                                        int64_t now) {
-  (void)catalog;  // the index was built from it (FleetStore knows its catalog)
   const std::shared_ptr<const ReleaseIndex> index = fleet.releaseIndex();
+  assert(&fleet.catalog() == &catalog);
+  (void)catalog;
   std::vector<InstallAnswer> out;
   out.reserve(index->packages.size());
   for (const ReleaseIndex::Package& p : index->packages) {

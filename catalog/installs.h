@@ -1,8 +1,8 @@
 // The installs answer for one device: for each published package, the
 // version this Mac gets now and why, joining the catalog (versions), the
-// fleet store (rules, rings, rollout events, pins), checkRule() and
-// chooseVersion(). Pure over the two stores' in-memory views; the time is
-// an argument. A version enters its package's first ring when it is
+// fleet store (rules, rings, rollout events, pins), the rule check and
+// chooseVersion(), over the release index the two stores' views make. The
+// time is an argument. A version enters its package's first ring when it is
 // published (a Start event at its publish time unless its log has one).
 #pragma once
 
@@ -23,6 +23,8 @@ struct InstallAnswer {
   InstallChoice choice;
 };
 
+// Reads fleet.releaseIndex() (release_index.h): `catalog` must be the one
+// the fleet store was opened with (the index is built from that one).
 std::vector<InstallAnswer> installsFor(const Device& device, const Catalog& catalog, const FleetStore& fleet,
                                        int64_t now);
 
