@@ -53,23 +53,21 @@ std::optional<RolloutEvent> eventFromJson(const json& j) {
 
 json pinJson(const Pin& p) { return json{{"version", p.version}, {"groups", p.groups}, {"devices", p.devices}}; }
 
-}  // namespace
+// promote_after_days (days, fractions allowed) into seconds, or the problem.
+std::optional<std::string> daysFromJson(const json& v, const std::string& field, int64_t* secs) {
+  if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 3650)
+    return field + ": a number of days from 0 to 3650";
+  *secs = static_cast<int64_t>(v.get<double>() * 86400.0);
+  return std::nullopt;
+}
 
-std::variant<RingPlan, std::string> ringPlanFromJson(const json& j) {
-  if (!j.is_object()) return std::string("rings: the body must be a JSON object {\"rings\": [...]}");
-  for (const auto& [k, v] : j.items())
-    if (k != "rings" && k != "promote_after_days") return "rings: unknown field " + k;
-  RingPlan plan;
-  if (auto it = j.find("promote_after_days"); it != j.end()) {
-    if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 3650)
-      return std::string("promote_after_days: a number of days from 0 to 3650");
-    plan.promoteAfterSecs = static_cast<int64_t>(it->get<double>() * 86400.0);
-  }
-  auto it = j.find("rings");
-  if (it == j.end() || !it->is_array() || it->size() > kMaxRings)
+// The ring list of the global plan and of a package's policy, one parser.
+std::variant<std::vector<Ring>, std::string> ringsFromJson(const json& list) {
+  if (!list.is_array() || list.size() > kMaxRings)
     return "rings: a list of at most " + std::to_string(kMaxRings) + " rings";
+  std::vector<Ring> rings;
   double last = -1;
-  for (const auto& r : *it) {
+  for (const auto& r : list) {
     if (!r.is_object() || !r.contains("name") || !r["name"].is_string() || r["name"].get<std::string>().empty() ||
         r["name"].get<std::string>().size() > 64)
       return std::string("rings: each ring needs a name (1-64 bytes)");
@@ -90,24 +88,102 @@ std::variant<RingPlan, std::string> ringPlanFromJson(const json& j) {
         if (*ring.percent < last) return "rings." + ring.name + ".percent: percentages are cumulative (never lower)";
         last = *ring.percent;
       } else if (k == "promote_after_days") {
-        if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 3650)
-          return "rings." + ring.name + ".promote_after_days: a number of days from 0 to 3650";
-        ring.promoteAfterSecs = static_cast<int64_t>(v.get<double>() * 86400.0);
+        int64_t secs = 0;
+        if (auto p = daysFromJson(v, "rings." + ring.name + ".promote_after_days", &secs)) return *p;
+        ring.promoteAfterSecs = secs;
       } else {
         return "rings." + ring.name + ": unknown field " + k;
       }
     }
-    for (const Ring& before : plan.rings)
+    for (const Ring& before : rings)
       if (before.name == ring.name) return "rings: two rings named " + ring.name;
-    plan.rings.push_back(std::move(ring));
+    rings.push_back(std::move(ring));
   }
+  return rings;
+}
+
+json ringsJson(const std::vector<Ring>& rings) {
+  json out = json::array();
+  for (const auto& r : rings) out.push_back(ringJson(r));
+  return out;
+}
+
+double days(int64_t secs) { return static_cast<double>(secs) / 86400.0; }
+
+}  // namespace
+
+const char* releaseModeName(ReleaseMode m) { return m == ReleaseMode::Manual ? "manual" : "on_publish"; }
+
+RingPlan effectivePlan(const RingPlan& global, const ReleasePolicy& policy) {
+  RingPlan plan;
+  plan.rings = policy.rings ? *policy.rings : global.rings;
+  plan.promoteAfterSecs = policy.promoteAfterSecs.value_or(global.promoteAfterSecs);
+  plan.release = policy.release.value_or(ReleaseMode::OnPublish);
+  return plan;
+}
+
+std::variant<RingPlan, std::string> ringPlanFromJson(const json& j) {
+  if (!j.is_object()) return std::string("rings: the body must be a JSON object {\"rings\": [...]}");
+  for (const auto& [k, v] : j.items())
+    if (k != "rings" && k != "promote_after_days") return "rings: unknown field " + k;
+  RingPlan plan;
+  if (auto it = j.find("promote_after_days"); it != j.end())
+    if (auto p = daysFromJson(*it, "promote_after_days", &plan.promoteAfterSecs)) return *p;
+  auto it = j.find("rings");
+  if (it == j.end()) return "rings: a list of at most " + std::to_string(kMaxRings) + " rings";
+  auto rings = ringsFromJson(*it);
+  if (auto* p = std::get_if<std::string>(&rings)) return *p;
+  plan.rings = std::move(std::get<std::vector<Ring>>(rings));
   return plan;
 }
 
 json ringPlanJson(const RingPlan& plan) {
-  json rings = json::array();
-  for (const auto& r : plan.rings) rings.push_back(ringJson(r));
-  return json{{"rings", rings}, {"promote_after_days", static_cast<double>(plan.promoteAfterSecs) / 86400.0}};
+  return json{{"rings", ringsJson(plan.rings)}, {"promote_after_days", days(plan.promoteAfterSecs)}};
+}
+
+std::variant<ReleasePolicy, std::string> releasePolicyFromJson(const json& j) {
+  if (!j.is_object())
+    return std::string("the body must be a JSON object {\"promote_after_days\", \"rings\", \"release\"} "
+                       "(every field optional)");
+  ReleasePolicy p;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "promote_after_days") {
+      int64_t secs = 0;
+      if (auto e = daysFromJson(v, "promote_after_days", &secs)) return *e;
+      p.promoteAfterSecs = secs;
+    } else if (k == "rings") {
+      auto rings = ringsFromJson(v);
+      if (auto* e = std::get_if<std::string>(&rings)) return *e;
+      p.rings = std::move(std::get<std::vector<Ring>>(rings));
+    } else if (k == "release") {
+      if (v == "on_publish") p.release = ReleaseMode::OnPublish;
+      else if (v == "manual") p.release = ReleaseMode::Manual;
+      else return std::string("release: \"on_publish\" or \"manual\"");
+    } else {
+      return "unknown field " + k + " (the fields are promote_after_days, rings and release)";
+    }
+  }
+  return p;
+}
+
+json releasePolicyJson(const ReleasePolicy& p) {
+  json j = json::object();
+  if (p.promoteAfterSecs) j["promote_after_days"] = days(*p.promoteAfterSecs);
+  if (p.rings) j["rings"] = ringsJson(*p.rings);
+  if (p.release) j["release"] = releaseModeName(*p.release);
+  return j;
+}
+
+json effectivePlanJson(std::string_view name, const RingPlan& effective, const std::optional<ReleasePolicy>& policy) {
+  auto from = [&](bool set) { return set ? "package" : "global"; };
+  json j = ringPlanJson(effective);
+  j["name"] = std::string(name);
+  j["release"] = releaseModeName(effective.release);
+  j["from"] = {{"rings", from(policy && policy->rings)},
+               {"promote_after_days", from(policy && policy->promoteAfterSecs)},
+               {"release", from(policy && policy->release)}};
+  j["policy"] = policy ? releasePolicyJson(*policy) : json();
+  return j;
 }
 
 std::variant<Pin, std::string> pinFromJson(const json& j) {
@@ -134,7 +210,9 @@ std::variant<Pin, std::string> pinFromJson(const json& j) {
 json pinToJson(const Pin& p) { return pinJson(p); }
 json rolloutEventToJson(const RolloutEvent& e) { return eventJson(e); }
 
-std::vector<std::string> fleetFamilies() { return {kDevicesFamily, kRulesFamily, kRingsFamily, kRolloutFamily, kPinsFamily, kOsTargetsFamily};
+std::vector<std::string> fleetFamilies() {
+  return {kDevicesFamily, kRulesFamily, kRingsFamily, kRolloutFamily, kPinsFamily, kOsTargetsFamily,
+          kReleasePoliciesFamily};
 }
 
 FleetStore::FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog)
@@ -145,6 +223,7 @@ FleetStore::FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog)
   rolloutF_ = db_->family(kRolloutFamily);
   pinsF_ = db_->family(kPinsFamily);
   osTargetsF_ = db_->family(kOsTargetsFamily);
+  policiesF_ = db_->family(kReleasePoliciesFamily);
 }
 
 Result<std::unique_ptr<FleetStore>> FleetStore::open(std::shared_ptr<db::Database> database, Catalog* catalog) {
@@ -202,9 +281,15 @@ Result<void> FleetStore::load() {
     return t.index() == 0;
   });
   if (!r) return r.error();
+  r = each(policiesF_, [&](std::string_view k, const json& j) {
+    auto p = releasePolicyFromJson(j);
+    if (auto* policy = std::get_if<ReleasePolicy>(&p)) policies_[std::string(k)] = std::move(*policy);
+    return p.index() == 0;
+  });
+  if (!r) return r.error();
   if (bad) OLOG_WARN("fleet: %zu records do not parse: left out", bad);
-  OLOG_INFO("fleet: %zu devices, %zu rules, %zu rings, %zu pins", devices_.size(), rules_.size(), rings_.rings.size(),
-            pins_.size());
+  OLOG_INFO("fleet: %zu devices, %zu rules, %zu rings, %zu release policies, %zu pins", devices_.size(), rules_.size(),
+            rings_.rings.size(), policies_.size(), pins_.size());
   return ok();
 }
 
@@ -323,15 +408,156 @@ RingPlan FleetStore::rings() const {
   return rings_;
 }
 
+namespace {
+
+bool hasStart(const std::vector<RolloutEvent>& events) {
+  return std::any_of(events.begin(), events.end(),
+                     [](const RolloutEvent& e) { return e.kind == RolloutEventKind::Start; });
+}
+
+json eventsJson(const std::vector<RolloutEvent>& events) {
+  json arr = json::array();
+  for (const auto& ev : events) arr.push_back(eventJson(ev));
+  return arr;
+}
+
+std::string joined(const std::vector<std::string>& xs) {
+  std::string out;
+  for (const auto& x : xs) out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+
+// The audit detail of a policy change: the policy, and the versions whose
+// Start the switch of mode wrote.
+std::string policyDetail(const std::string& body, const FleetStore::PolicyChange& c) {
+  std::string d = body;
+  auto add = [&](const char* what, const std::vector<std::string>& versions) {
+    if (!versions.empty()) d += (d.empty() ? "" : "; ") + std::string(what) + joined(versions);
+  };
+  add("kept released (Start at publish): ", c.keptReleased);
+  add("released now: ", c.released);
+  return d;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::vector<RolloutEvent>>> FleetStore::switchStarts(
+    std::string_view name, ReleaseMode from, ReleaseMode to, int64_t now, db::Batch& batch, PolicyChange* change) {
+  std::vector<std::pair<std::string, std::vector<RolloutEvent>>> out;
+  if (from == to) return out;
+  for (const auto& v : catalog_->versions(name)) {  // newest first
+    std::string key = key2(name, v->version);
+    auto it = events_.find(key);
+    std::vector<RolloutEvent> next = it == events_.end() ? std::vector<RolloutEvent>() : it->second;
+    if (hasStart(next)) continue;
+    if (to == ReleaseMode::Manual) {
+      // First, as candidatesFor puts the implicit one: the same replay.
+      next.insert(next.begin(),
+                  RolloutEvent{v->published, RolloutEventKind::Start, "published (release set to manual)"});
+      change->keptReleased.push_back(v->version);
+    } else {
+      next.push_back(RolloutEvent{now, RolloutEventKind::Start, "released (release set to on_publish)"});
+      change->released.push_back(v->version);
+    }
+    batch.put(rolloutF_, key, dump(eventsJson(next)));
+    out.emplace_back(std::move(key), std::move(next));
+  }
+  return out;
+}
+
+std::optional<Problem> FleetStore::putPolicy(std::string_view name, const ReleasePolicy& policy, const Actor& actor,
+                                             int64_t now, PolicyChange* change) {
+  PolicyChange local;
+  if (!change) change = &local;
+  *change = {};
+  const std::string body = dump(releasePolicyJson(policy));
+  std::lock_guard lock(mu_);
+  auto it = policies_.find(name);
+  const ReleaseMode from =
+      it == policies_.end() ? ReleaseMode::OnPublish : it->second.release.value_or(ReleaseMode::OnPublish);
+  db::Batch b;
+  b.put(policiesF_, name, body);
+  auto starts = switchStarts(name, from, policy.release.value_or(ReleaseMode::OnPublish), now, b, change);
+  if (auto p = write(std::move(b), AuditEntry{0, now, "ring-policy", "rings/" + std::string(name), actor.client,
+                                              actor.token, policyDetail(body, *change)})) {
+    *change = {};
+    return p;
+  }
+  policies_[std::string(name)] = policy;
+  for (auto& [key, events] : starts) events_[key] = std::move(events);
+  return std::nullopt;
+}
+
+std::optional<ReleasePolicy> FleetStore::policy(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = policies_.find(name);
+  if (it == policies_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Problem> FleetStore::removePolicy(std::string_view name, const Actor& actor, int64_t now,
+                                                PolicyChange* change) {
+  PolicyChange local;
+  if (!change) change = &local;
+  *change = {};
+  std::lock_guard lock(mu_);
+  auto it = policies_.find(name);
+  if (it == policies_.end())
+    return Problem{Errc::NotFound, "no release policy for " + std::string(name) + ": it follows the global plan"};
+  db::Batch b;
+  b.del(policiesF_, name);
+  auto starts =
+      switchStarts(name, it->second.release.value_or(ReleaseMode::OnPublish), ReleaseMode::OnPublish, now, b, change);
+  if (auto p = write(std::move(b), AuditEntry{0, now, "ring-policy-delete", "rings/" + std::string(name), actor.client,
+                                              actor.token, policyDetail("", *change)})) {
+    *change = {};
+    return p;
+  }
+  policies_.erase(it);
+  for (auto& [key, events] : starts) events_[key] = std::move(events);
+  return std::nullopt;
+}
+
+RingPlan FleetStore::planFor(std::string_view package, std::optional<ReleasePolicy>* policy) const {
+  std::lock_guard lock(mu_);
+  auto it = policies_.find(package);
+  if (policy) *policy = it == policies_.end() ? std::nullopt : std::optional<ReleasePolicy>(it->second);
+  return it == policies_.end() ? rings_ : effectivePlan(rings_, it->second);
+}
+
+std::optional<Problem> FleetStore::releaseVersion(std::string_view name, std::string_view version, int64_t published,
+                                                  const RolloutEvent& e, const Actor& actor) {
+  std::lock_guard lock(mu_);
+  const std::string key = key2(name, version);
+  auto it = events_.find(key);
+  std::vector<RolloutEvent> next = it == events_.end() ? std::vector<RolloutEvent>() : it->second;
+  const std::string what = std::string(version) + " of " + std::string(name);
+  for (const auto& ev : next)
+    if (ev.kind == RolloutEventKind::Start)
+      return Problem{Errc::Exists, what + " is already released (started at " + std::to_string(ev.at) + ")"};
+  auto p = policies_.find(name);
+  if (p == policies_.end() || p->second.release.value_or(ReleaseMode::OnPublish) == ReleaseMode::OnPublish)
+    return Problem{Errc::Exists, what + " is already released: " + std::string(name) +
+                                     "'s release is on_publish, so it entered the first ring when published (at " +
+                                     std::to_string(published) + ")"};
+  next.push_back(e);
+  db::Batch b;
+  b.put(rolloutF_, key, dump(eventsJson(next)));
+  if (auto pr = write(std::move(b), AuditEntry{0, e.at, "rollout-release",
+                                               std::string(name) + "/" + std::string(version), actor.client,
+                                               actor.token, e.reason}))
+    return pr;
+  events_[key] = std::move(next);
+  return std::nullopt;
+}
+
 std::optional<Problem> FleetStore::addEvent(std::string_view name, std::string_view version, const RolloutEvent& e,
                                             const Actor& actor) {
   std::lock_guard lock(mu_);
   std::vector<RolloutEvent> next = events_[key2(name, version)];
   next.push_back(e);
-  json arr = json::array();
-  for (const auto& ev : next) arr.push_back(eventJson(ev));
   db::Batch b;
-  b.put(rolloutF_, key2(name, version), dump(arr));
+  b.put(rolloutF_, key2(name, version), dump(eventsJson(next)));
   if (auto p = write(std::move(b), AuditEntry{0, e.at, std::string("rollout-") + rolloutEventName(e.kind),
                                               std::string(name) + "/" + std::string(version), actor.client,
                                               actor.token, e.reason}))

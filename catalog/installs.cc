@@ -1,7 +1,8 @@
 // installsFor and candidatesFor (see installs.h): both take each version's
 // rule and log as candidateOf (release_index.h) shapes them, so a version
 // published without any rollout action is offered by its rule and rings at
-// once (its implicit Start is its publish time).
+// once (its implicit Start is its publish time), when its package's release
+// is on_publish (manual: it waits for its explicit Start).
 #include "catalog/installs.h"
 
 #include <cassert>
@@ -13,7 +14,7 @@ namespace orchard::catalog {
 
 std::vector<VersionCandidate> candidatesFor(const Device& device,
                                             const std::vector<std::shared_ptr<const PackageVersion>>& versions,
-                                            const FleetStore& fleet) {
+                                            const FleetStore& fleet, ReleaseMode release) {
   std::vector<VersionCandidate> out;
   if (versions.empty()) return out;
   out.reserve(versions.size());
@@ -23,7 +24,8 @@ std::vector<VersionCandidate> candidatesFor(const Device& device,
   // One package's versions (the callers pass one package's list).
   auto records = fleet.versionRecords(versions.front()->name, names);
   for (size_t i = 0; i < versions.size(); ++i) {
-    VersionCandidate c = candidateOf(*versions[i], std::move(records[i].rule), std::move(records[i].events));
+    VersionCandidate c =
+        candidateOf(*versions[i], std::move(records[i].rule), std::move(records[i].events), release);
     c.checkRule = false;
     c.ruleVerdict = checkRule(c.rule, device);
     out.push_back(std::move(c));

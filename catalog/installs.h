@@ -2,8 +2,13 @@
 // version this Mac gets now and why, joining the catalog (versions), the
 // fleet store (rules, rings, rollout events, pins), the rule check and
 // chooseVersion(), over the release index the two stores' views make. The
-// time is an argument. A version enters its package's first ring when it is
-// published (a Start event at its publish time unless its log has one).
+// time is an argument. Each package is answered with its effective plan
+// (FleetStore::planFor, kept in the index). A version of a package whose
+// release is on_publish enters the first ring when it is published (a
+// Start event at its publish time unless its log has one); under manual
+// only an explicit Start (POST .../rollout/release) releases it
+// (fleet_store.h says what a switch of mode does to the versions already
+// published).
 #pragma once
 
 #include <cstdint>
@@ -29,8 +34,9 @@ std::vector<InstallAnswer> installsFor(const Device& device, const Catalog& cata
                                        int64_t now);
 
 // One package's candidates as chooseVersion() takes them (newest first),
-// with each rule's verdict for `device`.
+// with each rule's verdict for `device`; `release` is the package's
+// (planFor(name).release): the implicit Start only under OnPublish.
 std::vector<VersionCandidate> candidatesFor(const Device& device, const std::vector<std::shared_ptr<const PackageVersion>>& versions,
-                                            const FleetStore& fleet);
+                                            const FleetStore& fleet, ReleaseMode release);
 
 }  // namespace orchard::catalog

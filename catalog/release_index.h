@@ -1,7 +1,8 @@
 // ReleaseIndex: an immutable copy of what the installs answer reads for
 // every package (its versions newest first, each version's rule and
-// rollout log with the implicit publish-time Start, the pin, the ring
-// plan), built once per change of the catalog or the fleet's records
+// rollout log with the implicit publish-time Start when the package's
+// release is on_publish, the pin, the package's effective ring plan,
+// FleetStore::planFor), built once per change of the catalog or the fleet's records
 // rather than gathered and copied on every call. The installs answer then
 // walks it without a lock, an allocation per version or a version sort:
 // at 10,000 devices and 500 versions the gathering was most of its time.
@@ -34,7 +35,7 @@ struct ReleaseIndex {
     // the device), events sorted by time with the implicit Start.
     std::vector<VersionCandidate> candidates;
     std::optional<Pin> pin;
-    RingPlan plan;
+    RingPlan plan;  // the package's effective plan (its release policy over the global plan)
   };
   std::vector<Package> packages;  // by name
   uint64_t catalogGeneration = 0;
@@ -46,8 +47,10 @@ struct ReleaseIndex {
 std::shared_ptr<const ReleaseIndex> buildReleaseIndex(const Catalog& catalog, const FleetStore& fleet,
                                                       uint64_t catalogGeneration, uint64_t fleetGeneration);
 
-// A version's candidate as chooseVersion takes it: its rule, its log with
-// the implicit publish-time Start (sorted by time), isPkg; checkRule set.
-VersionCandidate candidateOf(const PackageVersion& v, TargetRule rule, std::vector<RolloutEvent> events);
+// A version's candidate as chooseVersion takes it: its rule, its log
+// (sorted by time) with the implicit publish-time Start when `release` (its
+// package's) is OnPublish and the log has no Start, isPkg; checkRule set.
+VersionCandidate candidateOf(const PackageVersion& v, TargetRule rule, std::vector<RolloutEvent> events,
+                             ReleaseMode release);
 
 }  // namespace orchard::catalog

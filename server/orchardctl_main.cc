@@ -3,7 +3,7 @@
 //   orchardctl [--url URL] [--token TOKEN | --token-file PATH] [--json] COMMAND
 //     status | metrics | publish FILE --name N --version V [...] | packages
 //     | show NAME | delete NAME VERSION | audit [--after SEQ] [--limit N] [--all]
-//     | rollout NAME [VERSION] [--pause|--resume|--promote|--halt|--rollback [--reason TEXT]]
+//     | rollout NAME [VERSION] [--release|--pause|--resume|--promote|--halt|--rollback [--reason TEXT]]
 //
 // This file only parses the command line (CLI11) and picks the URL and the
 // token (settings.h); the commands live in ctl/commands.cc and
@@ -71,8 +71,9 @@ int main(int argc, char** argv) {
   auto* rollout = app.add_subcommand("rollout", "a version's rollout (ring, state, devices per ring), or an action on it");
   rollout->add_option("name", ro.name, "package name")->required();
   rollout->add_option("version", ro.version, "version (default: the newest published)");
-  bool rPause = false, rResume = false, rPromote = false, rHalt = false, rRollback = false;
+  bool rRelease = false, rPause = false, rResume = false, rPromote = false, rHalt = false, rRollback = false;
   auto* actions = rollout->add_option_group("action", "at most one action (needs VERSION)");
+  actions->add_flag("--release", rRelease, "release a held version (its package's release is manual) into the first ring");
   actions->add_flag("--pause", rPause, "stop automatic promotion");
   actions->add_flag("--resume", rResume, "resume after a pause or halt");
   actions->add_flag("--promote", rPromote, "promote to the next ring now");
@@ -104,7 +105,7 @@ int main(int argc, char** argv) {
   if (cmd == "show") return runShow(ctx, name);
   if (cmd == "delete") return runDelete(ctx, name, version);
   if (cmd == "rollout") {
-    ro.action = rPause ? "pause" : rResume ? "resume" : rPromote ? "promote" : rHalt ? "halt" : rRollback ? "rollback" : "";
+    ro.action = rRelease ? "release" : rPause ? "pause" : rResume ? "resume" : rPromote ? "promote" : rHalt ? "halt" : rRollback ? "rollback" : "";
     if (!ro.action.empty() && ro.version.empty()) {
       std::fprintf(stderr, "orchardctl: rollout --%s needs the VERSION it acts on\n", ro.action.c_str());
       return kExitUsage;

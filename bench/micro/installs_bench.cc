@@ -272,7 +272,7 @@ void BM_RolloutHealth(benchmark::State& state) {
   const auto versions = f.catalog->versions(names.front());
   const auto& v = *versions.front();
   const cat::TargetRule rule = f.fleet->rule(v.name, v.version);
-  const cat::RingPlan plan = f.fleet->rings();
+  const cat::RingPlan plan = f.fleet->planFor(v.name);  // what GET .../rollout and the auto-halt use
   const std::map<std::string, cat::DeviceStatus, std::less<>> statuses;
   size_t eligible = 0;
   for (auto _ : state) {

@@ -1,8 +1,9 @@
 // Release gauges for /metrics (see release_metrics.h). The count for a
 // version is what GET .../rollout reports for its current ring: devices
-// its rule admits that the ring (and the rings before it) holds. A
-// version's log gets its implicit Start from candidatesFor, as in the
-// installs answer.
+// its rule admits that the ring (and the rings before it) holds, under the
+// package's effective plan (FleetStore::planFor). A version's log gets its
+// implicit Start from candidatesFor, as in the installs answer; a version
+// not released yet (a manual release) holds no device and has no ring.
 #include "server/admin/release_metrics.h"
 
 #include <algorithm>
@@ -44,7 +45,7 @@ size_t appendReleaseMetrics(std::string& out, const catalog::Catalog& catalog, c
   out += std::to_string(devices.size());
   out += '\n';
   out += "# HELP orchard_release_devices devices the current ring of a package's newest version holds among those "
-         "its rule admits; newest version only, at most ";
+         "its rule admits (0 and ring \"\" while it is not released); newest version only, at most ";
   out += std::to_string(kMaxReleaseSeries);
   out += " series (packages past that, in name order, are left out)\n# TYPE orchard_release_devices gauge\n";
   // checkRule reads only these fields, and a fleet has few distinct
@@ -66,22 +67,22 @@ size_t appendReleaseMetrics(std::string& out, const catalog::Catalog& catalog, c
     }
   }
   std::vector<char> admits(profiles.size());
-  const catalog::RingPlan plan = fleet.rings();
   size_t series = 0;
   for (const std::string& name : catalog.names()) {
     if (series == kMaxReleaseSeries) break;
     auto versions = catalog.versions(name);  // newest first
     if (versions.empty()) continue;
     const auto& v = *versions.front();
-    auto candidates = catalog::candidatesFor(catalog::Device{}, {versions.front()}, fleet);
+    const catalog::RingPlan plan = fleet.planFor(name);
+    auto candidates = catalog::candidatesFor(catalog::Device{}, {versions.front()}, fleet, plan.release);
     const catalog::VersionCandidate& c = candidates.front();
     const catalog::RolloutView view = catalog::viewAt(plan.rings, c.events, now, plan.promoteAfterSecs);
     for (size_t k = 0; k < profiles.size(); ++k) admits[k] = !catalog::ruleWhyNot(c.rule, *profiles[k]);
     std::string ring;
     size_t held = 0;
     const double percent = c.rule.rolloutPercent.value_or(100.0);
-    if (!plan.rings.empty()) ring = plan.rings[std::min(view.ring, plan.rings.size() - 1)].name;
-    for (size_t i = 0; i < devices.size(); ++i) {
+    if (!plan.rings.empty() && view.started) ring = plan.rings[std::min(view.ring, plan.rings.size() - 1)].name;
+    for (size_t i = 0; i < devices.size() && view.started; ++i) {
       if (!admits[profileOf[i]]) continue;
       const catalog::Device& d = devices[i];
       if (plan.rings.empty() ? catalog::inStage(d.serial, name, percent)

@@ -1,6 +1,10 @@
 // Release control's routes (issue "Catalog, part 2"): devices and their
-// bulk import, a version's targeting, the rings, rollout actions and state,
-// pins, and what one device gets now (installs, DDM declarations). Thin:
+// bulk import, a version's targeting, the rings (the global plan and each
+// package's release policy over it), rollout actions (release among them)
+// and state, pins, and what one device gets now (installs, DDM
+// declarations). Every per-package use of the rings takes the package's
+// effective plan (FleetStore::planFor); the OS targets and their
+// declaration keep the global plan (their scope is macOS, not a package). Thin:
 // the logic is catalog/targeting, rollout, installs and declarations; the
 // records are the FleetStore's. Writes (durable batches) run on the thread
 // pool through OffLoopAnswer; reads are in memory and answered on the loop.
@@ -10,6 +14,7 @@
 #include "catalog/device.h"
 #include "catalog/installs.h"
 #include "catalog/manifest.h"
+#include "catalog/names.h"
 #include "catalog/os_target.h"
 #include "catalog/targeting.h"
 #include "server/catalog/catalog_http.h"
@@ -179,18 +184,80 @@ RequestHandler* getRings(HandlerRequest&& r, const ServerContext* ctx) {
   return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", dump(catalog::ringPlanJson(ctx->fleet->rings())));
 }
 
+// The {name} of /api/v1/rings/{name} is a package name (validated as at
+// publish; the package need not be published yet: a policy set first
+// holds its first version), or the 400 handler.
+RequestHandler* badPolicyName(HandlerRequest& r) {
+  if (auto p = catalog::validateName(r.params.get("name")))
+    return FixedAnswer::error(r.writer, std::move(r.head), 400, "name: " + *p);
+  return nullptr;
+}
+
+json policyChangeJson(const catalog::FleetStore::PolicyChange& c) {
+  return json{{"kept_released", c.keptReleased}, {"released", c.released}};
+}
+
+RequestHandler* putPolicy(HandlerRequest&& r, const ServerContext* ctx) {
+  if (auto* h = badPolicyName(r)) return h;
+  const std::string name(r.params.get("name"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(
+      r.writer, std::move(r.head),
+      [fleet, name, actor, now](std::string body) {
+        auto j = parseBody(body);
+        if (auto* e = std::get_if<OffLoopAnswer::Reply>(&j)) return *e;
+        auto policy = catalog::releasePolicyFromJson(std::get<json>(j));
+        if (auto* p = std::get_if<std::string>(&policy)) return errorReply(400, *p);
+        catalog::FleetStore::PolicyChange change;
+        if (auto p = fleet->putPolicy(name, std::get<catalog::ReleasePolicy>(policy), actor, now, &change))
+          return errorReply(statusFor(*p), p->detail);
+        std::optional<catalog::ReleasePolicy> stored;
+        const catalog::RingPlan plan = fleet->planFor(name, &stored);
+        json out = catalog::effectivePlanJson(name, plan, stored);
+        out["changed"] = policyChangeJson(change);
+        return okJson(out);
+      },
+      kJsonBody);
+}
+
+RequestHandler* getPolicy(HandlerRequest&& r, const ServerContext* ctx) {
+  if (auto* h = badPolicyName(r)) return h;
+  std::optional<catalog::ReleasePolicy> stored;
+  const catalog::RingPlan plan = ctx->fleet->planFor(r.params.get("name"), &stored);
+  return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json",
+                         dump(catalog::effectivePlanJson(r.params.get("name"), plan, stored)));
+}
+
+RequestHandler* deletePolicy(HandlerRequest&& r, const ServerContext* ctx) {
+  if (auto* h = badPolicyName(r)) return h;
+  const std::string name(r.params.get("name"));
+  auto actor = actorOf(r);
+  const int64_t now = ctx->clock->nowSeconds();
+  auto* fleet = ctx->fleet;
+  return new OffLoopAnswer(r.writer, std::move(r.head), [fleet, name, actor, now](std::string) {
+    catalog::FleetStore::PolicyChange change;
+    if (auto p = fleet->removePolicy(name, actor, now, &change)) return errorReply(statusFor(*p), p->detail);
+    return okJson(json{{"deleted", name}, {"changed", policyChangeJson(change)}});
+  });
+}
+
 // The rollout state of a version: its ring, flags, dates, and per ring the
 // devices its rule admits and the ring holds.
 json rolloutJson(const ServerContext* ctx, const catalog::PackageVersion& v, int64_t now,
                  const catalog::HealthLimits& limits) {
-  const catalog::RingPlan plan = ctx->fleet->rings();
-  auto candidates = catalog::candidatesFor(catalog::Device{}, {std::make_shared<catalog::PackageVersion>(v)}, *ctx->fleet);
+  const catalog::RingPlan plan = ctx->fleet->planFor(v.name);
+  auto candidates = catalog::candidatesFor(catalog::Device{}, {std::make_shared<catalog::PackageVersion>(v)}, *ctx->fleet,
+                                           plan.release);
   const auto& events = candidates.front().events;
   const catalog::RolloutView view = catalog::viewAt(plan.rings, events, now, plan.promoteAfterSecs);
   json j{{"name", v.name},
          {"version", v.version},
          {"ring", plan.rings.empty() ? "" : plan.rings[std::min(view.ring, plan.rings.size() - 1)].name},
          {"ring_index", view.ring},
+         {"release", catalog::releaseModeName(plan.release)},
+         {"released", view.started},
          {"paused", view.paused},
          {"halted", view.halted},
          {"rolled_back", view.rolledBack},
@@ -215,7 +282,8 @@ json rolloutJson(const ServerContext* ctx, const catalog::PackageVersion& v, int
   }
   json rings = json::array();
   for (size_t k = 0; k < plan.rings.size(); ++k)
-    rings.push_back({{"name", plan.rings[k].name}, {"devices", inRing[k]}, {"current", k == view.ring}});
+    rings.push_back(
+        {{"name", plan.rings[k].name}, {"devices", inRing[k]}, {"current", view.started && k == view.ring}});
   j["devices_eligible"] = eligible;
   j["rings"] = rings;
   j["health"] = rolloutHealthJson(ctx, v, now, limits);
@@ -238,12 +306,15 @@ RequestHandler* rolloutAction(HandlerRequest&& r, const ServerContext* ctx) {
   if (!v) return needVersion(r, ctx);
   const std::string action(r.params.get("action"));
   catalog::RolloutEventKind kind;
-  if (action == "pause") kind = catalog::RolloutEventKind::Pause;
+  if (action == "release") kind = catalog::RolloutEventKind::Start;
+  else if (action == "pause") kind = catalog::RolloutEventKind::Pause;
   else if (action == "resume") kind = catalog::RolloutEventKind::Resume;
   else if (action == "promote") kind = catalog::RolloutEventKind::Promote;
   else if (action == "halt") kind = catalog::RolloutEventKind::Halt;
   else if (action == "rollback") kind = catalog::RolloutEventKind::Rollback;
-  else return FixedAnswer::error(r.writer, std::move(r.head), 404, "actions are pause, resume, promote, halt and rollback");
+  else
+    return FixedAnswer::error(r.writer, std::move(r.head), 404,
+                              "actions are release, pause, resume, promote, halt and rollback");
   auto actor = actorOf(r);
   const int64_t now = ctx->clock->nowSeconds();
   const catalog::HealthLimits limits = healthLimits(r.writer->wc()->snapshot().config);
@@ -257,8 +328,14 @@ RequestHandler* rolloutAction(HandlerRequest&& r, const ServerContext* ctx) {
             return errorReply(400, "the body, when given, is {\"reason\": \"...\"}");
           reason = j.value("reason", std::string());
         }
-        if (auto p = ctx->fleet->addEvent(v->name, v->version, catalog::RolloutEvent{now, kind, reason}, actor))
-          return errorReply(statusFor(*p), p->detail);
+        // release: a Start now, refused (409) when the version is released
+        // already, explicitly or by its package's on_publish release.
+        auto p = kind == catalog::RolloutEventKind::Start
+                     ? ctx->fleet->releaseVersion(v->name, v->version, v->published,
+                                                  catalog::RolloutEvent{now, kind, reason.empty() ? "released" : reason},
+                                                  actor)
+                     : ctx->fleet->addEvent(v->name, v->version, catalog::RolloutEvent{now, kind, reason}, actor);
+        if (p) return errorReply(statusFor(*p), p->detail);
         return okJson(rolloutJson(ctx, *v, now, limits));
       },
       kJsonBody);
@@ -361,6 +438,9 @@ void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("POST", "/api/v1/packages/{name}/{version}/rollout/{action}", withToken(ctx, &rolloutAction));
   routes.add("PUT", "/api/v1/rings", withToken(ctx, &putRings));
   routes.add("GET", "/api/v1/rings", withToken(ctx, &getRings));
+  routes.add("PUT", "/api/v1/rings/{name}", withToken(ctx, &putPolicy));
+  routes.add("GET", "/api/v1/rings/{name}", withToken(ctx, &getPolicy));
+  routes.add("DELETE", "/api/v1/rings/{name}", withToken(ctx, &deletePolicy));
   routes.add("PUT", "/api/v1/pins/{name}", withToken(ctx, &putPin));
   routes.add("GET", "/api/v1/pins/{name}", withToken(ctx, &getPin));
   routes.add("DELETE", "/api/v1/pins/{name}", withToken(ctx, &deletePin));

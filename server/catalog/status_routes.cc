@@ -64,10 +64,10 @@ json autoHalt(const ServerContext* ctx, const std::map<std::string, std::set<std
               const catalog::HealthLimits& limits) {
   json halted = json::array();
   std::lock_guard lock(haltMu);
-  const catalog::RingPlan plan = ctx->fleet->rings();
   for (const auto& [name, named] : touched) {
+    const catalog::RingPlan plan = ctx->fleet->planFor(name);
     const auto versions = ctx->catalog->versions(name);  // newest first
-    const auto candidates = catalog::candidatesFor(catalog::Device{}, versions, *ctx->fleet);
+    const auto candidates = catalog::candidatesFor(catalog::Device{}, versions, *ctx->fleet, plan.release);
     bool unnamedChecked = !named.count("");
     for (size_t i = 0; i < versions.size() && i < candidates.size(); ++i) {
       const catalog::RolloutView view = catalog::viewAt(plan.rings, candidates[i].events, now, plan.promoteAfterSecs);
@@ -160,7 +160,7 @@ catalog::HealthLimits healthLimits(const config::Config& c) {
 
 json rolloutHealthJson(const ServerContext* ctx, const catalog::PackageVersion& v, int64_t now,
                        const catalog::HealthLimits& limits) {
-  const catalog::RingPlan plan = ctx->fleet->rings();
+  const catalog::RingPlan plan = ctx->fleet->planFor(v.name);
   const catalog::RolloutHealth h = healthOf(ctx, v, now, limits.staleAfterSecs, plan);
   json rings = json::array();
   for (size_t k = 0; k < plan.rings.size(); ++k) {
@@ -178,11 +178,11 @@ json rolloutHealthJson(const ServerContext* ctx, const catalog::PackageVersion& 
 size_t appendReleaseHealthMetrics(std::string& out, const ServerContext& ctx, int64_t now) {
   if (!ctx.catalog || !ctx.fleet || !ctx.status) return 0;
   const catalog::HealthLimits limits = healthLimits(ctx.startConfig);
-  const catalog::RingPlan plan = ctx.fleet->rings();
   // Computed first, written as two families (each family's lines together,
   // as the exposition format wants).
   struct Row {
     std::string name, version;
+    catalog::RingPlan plan;  // the package's (its release policy over the global plan)
     catalog::RolloutHealth health;
   };
   std::vector<Row> rows;
@@ -190,8 +190,9 @@ size_t appendReleaseHealthMetrics(std::string& out, const ServerContext& ctx, in
     if (rows.size() == kMaxHealthPackages) break;
     auto versions = ctx.catalog->versions(name);
     if (versions.empty()) continue;
-    rows.push_back(Row{name, versions.front()->version,
-                       healthOf(&ctx, *versions.front(), now, limits.staleAfterSecs, plan)});
+    catalog::RingPlan plan = ctx.fleet->planFor(name);
+    catalog::RolloutHealth health = healthOf(&ctx, *versions.front(), now, limits.staleAfterSecs, plan);
+    rows.push_back(Row{name, versions.front()->version, std::move(plan), std::move(health)});
   }
   auto series = [&](const char* metric, const Row& row, const std::string* ring, const catalog::HealthCounts& c) {
     const std::pair<const char*, size_t> states[] = {
@@ -216,8 +217,8 @@ size_t appendReleaseHealthMetrics(std::string& out, const ServerContext& ctx, in
          std::to_string(kMaxHealthPackages) + " packages and " + std::to_string(catalog::kMaxRings) +
          " rings\n# TYPE orchard_release_ring_health gauge\n";
   for (const Row& row : rows)
-    for (size_t k = 0; k < plan.rings.size() && k < row.health.rings.size(); ++k)
-      series("orchard_release_ring_health", row, &plan.rings[k].name, row.health.rings[k]);
+    for (size_t k = 0; k < row.plan.rings.size() && k < row.health.rings.size(); ++k)
+      series("orchard_release_ring_health", row, &row.plan.rings[k].name, row.health.rings[k]);
   return rows.size();
 }
 

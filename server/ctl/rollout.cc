@@ -1,4 +1,4 @@
-// orchardctl rollout NAME [VERSION] [--pause|--resume|--promote|--halt|--rollback
+// orchardctl rollout NAME [VERSION] [--release|--pause|--resume|--promote|--halt|--rollback
 // [--reason TEXT]]: a version's rollout as the box reports it
 // (GET /api/v1/packages/{name}/{version}/rollout), or an action posted to
 // .../rollout/{action} followed by the state it answers. Without VERSION the
@@ -23,6 +23,9 @@ void printRollout(const json& j) {
   auto str = [&](const char* key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : ""; };
   std::printf("%s %s\n", str("name").c_str(), str("version").c_str());
   std::printf("ring:            %s\n", str("ring").empty() ? "(no rings)" : str("ring").c_str());
+  if (j.contains("released") && j["released"].is_boolean())
+    std::printf("released:        %s (release %s)\n", flag(j, "released").c_str(),
+                str("release").empty() ? "on_publish" : str("release").c_str());
   std::printf("paused:          %s\n", flag(j, "paused").c_str());
   std::printf("halted:          %s\n", flag(j, "halted").c_str());
   std::printf("rolled back:     %s\n", flag(j, "rolled_back").c_str());
