@@ -172,8 +172,10 @@ class Loader {
   // Rules that involve more than one key, or that the table cannot express.
   void crossCheck() {
     const Config& c = *config_;
-    if (!c.tlsListen.empty()) {
-      add("tls.listen", line("tls.listen"), "HTTPS listeners are not available in this build yet");
+    if (c.tlsCertificate.empty() != c.tlsPrivateKey.empty()) {
+      const char* missing = c.tlsCertificate.empty() ? "tls.certificate" : "tls.private_key";
+      add(missing, line(c.tlsCertificate.empty() ? "tls.private_key" : "tls.certificate"),
+          "set tls.certificate and tls.private_key together (or neither: the box makes its own CA)");
     }
     if (!c.adminToken.empty() && !c.adminTokenFile.empty()) {
       add("admin.token_file", line("admin.token_file"), "set admin.token or admin.token_file, not both");

@@ -60,6 +60,7 @@ struct Config {
   // [upstream]
   std::vector<std::string> upstreamAllow;                   // normalized host patterns (HostMatcher)
   std::map<std::string, ListenAddress> upstreamResolve;     // lower-case host -> connect address
+  std::vector<std::string> schemeInKey;                     // hosts keyed with their scheme
   std::string upstreamCaFile;                               // extra CA bundle for HTTPS origins
   std::vector<std::string> ignoreQuery;                     // query parameters left out of the cache key
   int64_t connectTimeoutMs = 0;

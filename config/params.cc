@@ -48,7 +48,7 @@ struct Field {
 
 const Section kSections[] = {
     {"server", "Plain HTTP edge: listeners, event loops, connection limits, logging."},
-    {"tls", "HTTPS listeners. Accepted and validated, but not available in this build yet: keep listen empty."},
+    {"tls", "HTTPS listeners: everything served over plain HTTP, over TLS 1.2/1.3. Without a certificate the box makes its own CA (storage.dir/tls/, served at /ca.pem)."},
     {"storage", "Where cached objects live and how much disk they may use."},
     {"upstream", "Origins the box may fetch from, and how it reaches them."},
     {"access", "Who may use the cache."},
@@ -85,10 +85,12 @@ const Param kParams[] = {
 
     // [tls]
     {.name = "tls.listen", .type = ParamType::AddressList, .defaultToml = "[]", .reloadable = false,
-     .doc = "HTTPS listeners: \"addr:port\" or \"[v6]:port\" (not available in this build yet).",
+     .doc = "HTTPS listeners: \"addr:port\" or \"[v6]:port\"; everything served over HTTP is served here too.",
      ORCHARD_FIELD(tlsListen)},
     {.name = "tls.certificate", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
-     .doc = "PEM certificate chain for the HTTPS listeners.", ORCHARD_FIELD(tlsCertificate)},
+     .doc = "PEM certificate chain (leaf first) for the HTTPS listeners; re-read on SIGHUP (certbot renewals). "
+            "Empty: a leaf from the box's own CA, made under storage.dir/tls/.",
+     ORCHARD_FIELD(tlsCertificate)},
     {.name = "tls.private_key", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
      .doc = "PEM private key for the certificate.", ORCHARD_FIELD(tlsPrivateKey)},
 
@@ -141,6 +143,10 @@ const Param kParams[] = {
     {.name = "upstream.ca_file", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
      .doc = "Extra CA bundle (PEM) for HTTPS origins; the system CAs are always trusted.",
      ORCHARD_FIELD(upstreamCaFile)},
+    {.name = "upstream.scheme_in_key", .type = ParamType::HostList, .defaultToml = "[]", .reloadable = false,
+     .doc = "Hosts whose http and https answers are cached as separate objects. Elsewhere the scheme is not in "
+            "the key: bytes fetched over plain HTTP may answer a client that asked with sourceScheme=https.",
+     ORCHARD_FIELD(schemeInKey)},
     {.name = "upstream.ignore_query", .type = ParamType::StringList, .defaultToml = "[]", .reloadable = false,
      .doc = "Query parameters left out of the cache key (changing them re-keys the cache).",
      ORCHARD_FIELD(ignoreQuery)},

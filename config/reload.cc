@@ -47,6 +47,7 @@ SnapshotResult buildSnapshot(Config config, uint64_t generation) {
   auto s = std::make_shared<ConfigSnapshot>();
   s->generation = generation;
   s->allow = HostMatcher(config.upstreamAllow);
+  s->schemeInKey = HostMatcher(config.schemeInKey);
   if (!config.adminTokenFile.empty()) {
     Result<std::string> token = readTokenFile(config.adminTokenFile);
     if (!token) {

@@ -29,6 +29,7 @@ namespace orchard::config {
 struct ConfigSnapshot {
   Config config;
   HostMatcher allow;       // upstream.allow
+  HostMatcher schemeInKey; // upstream.scheme_in_key
   std::string adminToken;  // admin.token, or the contents of admin.token_file (one line, trimmed); "" = none
   uint64_t generation = 0; // 1 for the start-up config, +1 for each reload that was applied
 };

@@ -36,6 +36,7 @@
 #include "server/http/route_table.h"
 #include "server/proxy/router.h"
 #include "server/http/upstream.h"
+#include "server/net/tls_context.h"
 
 namespace orchard::catalog {
 class TrustStore;
@@ -50,6 +51,17 @@ class FillDriver;
 // Config, the upstream.allow matcher, the admin token) plus what the server
 // derives from it. Immutable once built; not copyable, because `router`
 // points into the snapshot itself.
+// The TLS side of a snapshot, built by the Server at start and at each
+// reload (a renewed certificate is read again), shared by the snapshots
+// that did not change it.
+struct TlsState {
+  tls::CtxPtr server;                          // null without tls.listen
+  std::shared_ptr<tls::ClientContext> client;  // HTTPS origins
+  std::string caPem;        // the box's own CA (GET /ca.pem); "" with a configured certificate
+  std::string certPath;     // the leaf chain in use
+  std::string fingerprint;  // the leaf's SHA-256
+};
+
 struct Snapshot : config::ConfigSnapshot {
   explicit Snapshot(config::ConfigSnapshot base) : config::ConfigSnapshot(std::move(base)) {}
   Snapshot(const Snapshot&) = delete;
@@ -59,6 +71,7 @@ struct Snapshot : config::ConfigSnapshot {
   // catalog.trusted_roots loaded; null when none is configured (or it could
   // not be read: logged, and signatures are then never trusted).
   std::shared_ptr<const catalog::TrustStore> trustedRoots;
+  std::shared_ptr<const TlsState> tls;  // never null
 };
 
 // A loop's hold on one snapshot: the requests running on it there (a plain

@@ -172,6 +172,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "orchardd: cannot start: %s\n", why.c_str());
     return 1;
   }
+  if (const auto& t = server.snapshot()->tls; t->server) {
+    // An MDM pins this (ManifestURLPinningCerts) or pushes /ca.pem.
+    std::fprintf(stderr, "orchardd: https certificate %s, SHA-256 fingerprint %s%s\n", t->certPath.c_str(),
+                 t->fingerprint.c_str(), t->caPem.empty() ? "" : " (the box's own CA is at GET /ca.pem)");
+  }
   std::fprintf(stderr, "orchardd ready\n");
   std::fflush(stderr);
 

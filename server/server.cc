@@ -27,6 +27,7 @@
 #include "catalog/xar_signature.h"
 #include "server/catalog/catalog_routes.h"
 #include "server/http/client_conn.h"
+#include "server/net/local_ca.h"
 #include "server/proxy/fill_driver.h"
 
 namespace orchard::server {
@@ -45,15 +46,70 @@ Server::Server(config::Config config) {
   registerCatalogRoutes(ctx_.routes, &ctx_);
 }
 
-std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base) {
+std::vector<config::ListenAddress> Server::allListen() const {
+  std::vector<config::ListenAddress> all = ctx_.startConfig.listen;
+  all.insert(all.end(), ctx_.startConfig.tlsListen.begin(), ctx_.startConfig.tlsListen.end());
+  return all;
+}
+
+std::shared_ptr<const TlsState> Server::loadTls(const config::Config& cfg, const TlsState* running,
+                                                std::string* error) {
+  auto t = std::make_shared<TlsState>();
+  if (running && running->client && running->client->caFile() == cfg.upstreamCaFile) {
+    t->client = running->client;  // its session cache lives on
+  } else {
+    t->client = tls::ClientContext::create(cfg.upstreamCaFile, error);
+    if (!t->client) return nullptr;
+  }
+  // tls.listen is restart-only: the listeners bound at start decide.
+  if (ctx_.startConfig.tlsListen.empty()) return t;
+  std::string cert = cfg.tlsCertificate, key = cfg.tlsPrivateKey;
+  if (cert.empty()) {
+    std::vector<std::string> names, addresses;
+    std::string baseHost;
+    if (auto at = cfg.catalogBaseUrl.find("://"); at != std::string::npos) {
+      baseHost = cfg.catalogBaseUrl.substr(at + 3);
+      baseHost = baseHost.substr(0, baseHost.find_first_of(":/"));
+    }
+    tls::localNamesAndAddresses(baseHost, &names, &addresses);
+    for (const auto& l : ctx_.startConfig.tlsListen)
+      if (l.host != "0.0.0.0" && l.host != "::") addresses.push_back(l.host);
+    tls::LocalCertificate local;
+    std::string why;
+    if (!tls::ensureLocalCertificate(ctx_.startConfig.storageDir, names, addresses, std::time(nullptr), &local,
+                                     &why)) {
+      *error = "tls.certificate: the box's own certificate (storage.dir/tls): " + why;
+      return nullptr;
+    }
+    if (local.madeCa)
+      OLOG_INFO("tls: made the box's own CA %s (SHA-256 %s); push it to Macs from GET /ca.pem", local.caPath.c_str(),
+                local.caFingerprint.c_str());
+    if (local.madeLeaf) OLOG_INFO("tls: made a certificate %s signed by it", local.certPath.c_str());
+    cert = local.certPath;
+    key = local.keyPath;
+    t->caPem = local.caPem;
+  }
+  t->server = tls::makeServerContext(cert, key, error);
+  if (!t->server) return nullptr;
+  t->certPath = cert;
+  t->fingerprint = tls::fingerprintOfPemFile(cert);
+  return t;
+}
+
+std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base,
+                                                     std::shared_ptr<const TlsState> tls) {
   auto s = std::make_shared<Snapshot>(std::move(*base));
+  s->tls = std::move(tls);
+  const config::HostMatcher* keyed = &s->schemeInKey;
+  if (!keyed->empty()) s->router.schemeInKey = [keyed](std::string_view h) { return keyed->matches(h); };
   const config::HostMatcher* allow = &s->allow;  // lives as long as the snapshot, which holds the router
   s->router.allowHost = [allow](std::string_view h) { return allow->matches(h); };
   s->router.ignoreQuery = s->config.ignoreQuery;
   // Listeners are restart-only: the ones bound at start.
   s->router.isSelf = [this](std::string_view host, uint16_t port) {
-    for (size_t i = 0; i < ctx_.startConfig.listen.size(); ++i) {
-      const auto& l = ctx_.startConfig.listen[i];
+    const std::vector<config::ListenAddress> all = allListen();
+    for (size_t i = 0; i < all.size(); ++i) {
+      const auto& l = all[i];
       uint16_t p = l.port != 0 ? l.port : (i < ports_.size() ? ports_[i] : 0);
       if (p != port) continue;
       const bool any = l.host == "0.0.0.0" || l.host == "::";
@@ -67,6 +123,7 @@ std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::Con
   s->upstream.connectTimeoutMs = cfg.connectTimeoutMs;
   s->upstream.readTimeoutMs = cfg.readTimeoutMs;
   s->upstream.maxIdlePerOrigin = static_cast<size_t>(cfg.maxIdlePerOrigin);
+  s->upstream.tls = s->tls->client;
   if (!cfg.catalogTrustedRoots.empty()) {
     auto roots = catalog::TrustStore::loadPem(cfg.catalogTrustedRoots);
     if (roots) s->trustedRoots = std::move(roots.value());
@@ -201,11 +258,6 @@ Result<void> Server::start() {
     startError_ = p.key + ": " + p.message;
     return Error{Errc::Invalid, 0, "config"};
   }
-  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot));
-  {
-    std::lock_guard lock(snapMu_);
-    latest_ = snap;
-  }
   // One daemon per store, before anything in it is touched (Store::open
   // clears tmp/ and reconciliation removes files it does not know).
   pid_t holder = 0;
@@ -285,6 +337,20 @@ Result<void> Server::start() {
   else if (cfg.catalogBaseUrl.rfind("https://", 0) != 0)
     OLOG_WARN("catalog.base_url %s is not https://: MDM refuses manifest and package URLs that are not HTTPS",
               cfg.catalogBaseUrl.c_str());
+  std::string tlsError;
+  std::shared_ptr<const TlsState> tlsState = loadTls(cfg, nullptr, &tlsError);
+  if (!tlsState) {
+    startError_ = tlsError;
+    closeCatalog();
+    store_.reset();
+    dirLock_ = cache::DirLock();
+    return Error{Errc::Invalid, 0, "tls"};
+  }
+  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot), tlsState);
+  {
+    std::lock_guard lock(snapMu_);
+    latest_ = snap;
+  }
   if (auto t = adminTokenAtStart(snap->adminToken); !t) {
     startError_ = "admin.token: " + t.error().message();
     closeCatalog();
@@ -332,9 +398,10 @@ Result<void> Server::start() {
         struct stat st;
         if (::fstat(fd, &st) == 0) ours.push_back(st.st_ino);
       }
-    for (size_t i = 0; i < cfg.listen.size(); ++i) {
-      if (!foreignListener(cfg.listen[i], ports_[i], ours)) continue;
-      startError_ = "server.listen " + cfg.listen[i].text + ": address already in use by another process";
+    const std::vector<config::ListenAddress> all = allListen();
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (!foreignListener(all[i], ports_[i], ours)) continue;
+      startError_ = listenKey(i) + " " + all[i].text + ": address already in use by another process";
       abandonStart();
       return Error{Errc::Exists, EADDRINUSE, "listen: address in use by another process"};
     }
@@ -356,18 +423,25 @@ Result<void> Server::start() {
   std::optional<Error> failed;
   for (auto& slotPtr : workers_) {
     WorkerSlot* slot = slotPtr.get();
-    slot->worker.start([slot, &mu, &cv, &ready, &failed] {
+    const size_t plain = cfg.listen.size();
+    slot->worker.start([slot, plain, &mu, &cv, &ready, &failed] {
       std::optional<Error> err;
-      for (int fd : slot->fds) {
+      for (size_t k = 0; k < slot->fds.size(); ++k) {
         auto* h = new uv_tcp_t;
         uv_tcp_init(slot->worker.loop(), h);
         h->data = slot->wc.get();
-        int rc = uv_tcp_open(h, fd);
-        if (rc == 0)
+        int rc = uv_tcp_open(h, slot->fds[k]);
+        if (rc == 0 && k < plain)
           rc = uv_listen(reinterpret_cast<uv_stream_t*>(h), 4096, [](uv_stream_t* s, int status) {
             auto* wc = static_cast<WorkerContext*>(s->data);
             if (!wc || status != 0) return;
-            ClientConn::accept(wc, s);
+            ClientConn::accept(wc, s, false);
+          });
+        else if (rc == 0)
+          rc = uv_listen(reinterpret_cast<uv_stream_t*>(h), 4096, [](uv_stream_t* s, int status) {
+            auto* wc = static_cast<WorkerContext*>(s->data);
+            if (!wc || status != 0) return;
+            ClientConn::accept(wc, s, true);
           });
         slot->listeners.push_back(h);
         if (rc != 0 && !err) err = uvError(rc, "listen: uv_listen");
@@ -407,7 +481,8 @@ void Server::abandonStart() {
 
 Result<void> Server::probeListeners() {
   ports_.clear();
-  for (const auto& a : ctx_.startConfig.listen) {
+  const std::vector<config::ListenAddress> all = allListen();
+  for (const auto& a : all) {
     if (a.port == 0) {
       // Any free port (tests): nobody can hold a port the kernel has not
       // picked yet, and probing would pick one, let it go and bind it again
@@ -421,10 +496,11 @@ Result<void> Server::probeListeners() {
     auto fd = bindSocket(a, &port, /*probe=*/true);
     if (!fd) {
       const Error& e = fd.error();
+      const std::string k = listenKey(ports_.size());
       if (e.sys == EADDRINUSE)
-        startError_ = "server.listen " + a.text + ": address already in use by another process";
+        startError_ = k + " " + a.text + ": address already in use by another process";
       else
-        startError_ = "server.listen " + a.text + ": " + e.message();
+        startError_ = k + " " + a.text + ": " + e.message();
       ports_.clear();
       return e;
     }
@@ -436,14 +512,15 @@ Result<void> Server::probeListeners() {
 
 Result<void> Server::openListeners(WorkerSlot& slot) {
   size_t i = 0;
-  for (const auto& a : ctx_.startConfig.listen) {
+  const std::vector<config::ListenAddress> all = allListen();
+  for (const auto& a : all) {
     config::ListenAddress addr = a;
     addr.port = ports_[i];  // what probeListeners() found free; 0: the first loop picks one
     uint16_t port = 0;
     auto fd = bindSocket(addr, &port);
     if (!fd) {
       // Taken between the probe and this bind (see server.h).
-      startError_ = "server.listen " + a.text + ": " +
+      startError_ = listenKey(i) + " " + a.text + ": " +
                     (fd.error().sys == EADDRINUSE ? std::string("address already in use by another process")
                                                   : fd.error().message());
       return fd.error();
@@ -551,7 +628,14 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
     out.applied.emplace_back(p->name);
     applied += (applied.empty() ? "" : ", ") + std::string(p->name);
   }
-  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot));
+  // Certificates are read again on every reload (a renewal keeps its path).
+  std::string tlsError;
+  std::shared_ptr<const TlsState> tlsState = loadTls(built.snapshot->config, running->tls.get(), &tlsError);
+  if (!tlsState) return refuse({tlsError});
+  if (!tlsState->fingerprint.empty() && tlsState->fingerprint != running->tls->fingerprint)
+    OLOG_INFO("reload: tls: new connections get the certificate %s (SHA-256 %s)", tlsState->certPath.c_str(),
+              tlsState->fingerprint.c_str());
+  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot), tlsState);
   // Process-wide settings first (the loops' debug lines below obey the new
   // level), then every loop, on its own thread.
   log::setLevel(snap->config.logLevel);

@@ -78,8 +78,10 @@ class Server {
   void drain(int64_t timeoutMs);
   void stop();
 
-  // Port actually bound by listener i (for tests that listen on port 0).
+  // Port actually bound by server.listen entry i, or by tls.listen entry i
+  // (for tests that listen on port 0).
   uint16_t boundPort(size_t i = 0) const { return i < ports_.size() ? ports_[i] : 0; }
+  uint16_t boundTlsPort(size_t i = 0) const { return boundPort(ctx_.startConfig.listen.size() + i); }
   ServerContext& context() { return ctx_; }
   int64_t openConnections() const;
   // Why start() failed, for the operator: names the setting and what was
@@ -96,7 +98,17 @@ class Server {
   // Undoes a start() that failed after the storage lock was taken.
   void abandonStart();
   // Wraps a config snapshot with the server's derived parts.
-  std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base);
+  std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base,
+                                               std::shared_ptr<const TlsState> tls);
+  // The TLS contexts for `cfg`: the listeners' (a configured certificate,
+  // or the box's own CA and leaf under storage.dir/tls, made when missing)
+  // and the HTTPS origins' (reused from `running` when upstream.ca_file is
+  // unchanged). Null with *error naming the key when a file is unusable.
+  std::shared_ptr<const TlsState> loadTls(const config::Config& cfg, const TlsState* running, std::string* error);
+  // server.listen then tls.listen: the sockets bound, in that order.
+  std::vector<config::ListenAddress> allListen() const;
+  // "server.listen" or "tls.listen" for entry i of allListen().
+  std::string listenKey(size_t i) const { return i < ctx_.startConfig.listen.size() ? "server.listen" : "tls.listen"; }
   ReloadResult refuse(std::vector<std::string> problems);
   // Closes the status store, the fleet store and the catalog (in that
   // order: each later one is used by the ones before) and clears their

@@ -4,6 +4,8 @@
 // (summed with relaxed loads: a scrape may be a few requests behind) and
 // the store's stats and health; rendering never blocks on the store.
 #include "server/admin/admin.h"
+
+#include "server/net/tls_context.h"
 #include "server/catalog/status_routes.h"
 
 #include <algorithm>
@@ -60,6 +62,25 @@ std::string renderMetrics(const ServerContext& ctx) {
     line("catalog_bytes", "bytes of published packages (distinct files) and uploads in progress", "gauge",
          ctx.catalog->usedBytes());
     line("catalog_limit_bytes", "catalog.limit", "gauge", ctx.catalog->limit());
+  }
+  {
+    const tls::Counters& c = tls::counters();
+    auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    line("tls_handshakes_total", "TLS handshakes completed (HTTPS clients and HTTPS origins)", "counter",
+         get(c.handshakes));
+    line("tls_handshake_failures_total", "TLS handshakes that failed (both roles)", "counter",
+         get(c.handshake_failures));
+    line("tls_resumed_total", "TLS handshakes completed by session resumption (both ends count)", "counter",
+         get(c.resumed));
+    line("tls_origin_verify_failures_total", "HTTPS origins whose certificate was refused (502)", "counter",
+         get(c.verify_failures));
+    line("tls_errors_total", "OpenSSL error queue entries drained", "counter", get(c.errors));
+    line("tls_userspace_connections_total", "TLS connections whose records were encrypted in user space", "counter",
+         get(c.userspace_connections));
+    line("tls_ktls_connections_total", "TLS connections whose records were encrypted by the kernel", "counter",
+         get(c.ktls_connections));
+    line("tls_kernel_available", "1 when the kernel offers the tls ULP (kTLS)", "gauge",
+         tls::kernelTlsAvailable() ? 1 : 0);
   }
   if (ctx.catalog && ctx.fleet) appendReleaseMetrics(out, *ctx.catalog, *ctx.fleet, ctx.clock->nowSeconds());
   appendReleaseHealthMetrics(out, ctx, ctx.clock->nowSeconds());
@@ -125,6 +146,18 @@ void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
     return new OffLoopAnswer(r.writer, std::move(r.head), [ctx](std::string) {
       return OffLoopAnswer::Reply{200, renderMetrics(*ctx), {}, "text/plain; version=0.0.4"};
     });
+  });
+  // The box's own CA, for an MDM certificate profile. Public: it is a
+  // trust anchor, not a secret, and Macs fetch it before they trust the box.
+  routes.add("GET", "/ca.pem", [](HandlerRequest&& r) -> RequestHandler* {
+    const auto& t = r.writer->wc()->snapshot().tls;
+    if (t->caPem.empty()) {
+      const char* why = t->server ? "this box serves a configured certificate (tls.certificate): it has no CA of its own"
+                                  : "HTTPS is off (tls.listen is empty): the box has no CA";
+      return FixedAnswer::error(r.writer, std::move(r.head), 404, why);
+    }
+    return new FixedAnswer(r.writer, std::move(r.head), 200, "application/x-pem-file", t->caPem,
+                           "Content-Disposition: attachment; filename=\"orchard-ca.pem\"\r\n");
   });
   routes.add("GET", "/api/v1/status", [ctx](HandlerRequest&& r) -> RequestHandler* {
     return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", renderStatus(*ctx, r.writer->wc()->snapshot().generation));

@@ -13,6 +13,8 @@
 
 #include "common/log.h"
 #include "server/net/tcp_stream.h"
+#include "server/net/tls_context.h"
+#include "server/net/tls_stream.h"
 #include "server/routes.h"
 
 namespace orchard::server {
@@ -32,7 +34,7 @@ ClientConn::~ClientConn() {
   wc_->counters.open_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void ClientConn::accept(WorkerContext* wc, uv_stream_t* listener) {
+void ClientConn::accept(WorkerContext* wc, uv_stream_t* listener, bool tls) {
   TcpStream* tcp = TcpStream::create(wc->worker->loop());
   auto* c = new ClientConn(wc, tcp);
   uv_timer_init(wc->worker->loop(), &c->timer_);
@@ -47,6 +49,15 @@ void ClientConn::accept(WorkerContext* wc, uv_stream_t* listener) {
   wc->counters.add(wc->counters.connections_accepted);
   tcp->peerAddress(&c->peer_);
   tcp->setNoDelay(true);
+  if (tls) {
+    SSL* ssl = wc->snapshot().tls->server ? tls::newServerSsl(wc->snapshot().tls->server.get()) : nullptr;
+    if (!ssl) {
+      c->close();
+      return;
+    }
+    c->stream_ = TlsStream::create(wc->worker->loop(), tcp, ssl);
+    c->secure_ = true;
+  }
   if (wc->draining) {
     c->close();
     return;

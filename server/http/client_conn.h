@@ -33,7 +33,9 @@ namespace orchard::server {
 class ClientConn final : public ResponseWriter, private StreamReader, private Http1Codec::Sink {
  public:
   // Accepts one pending connection from `listener` (a libuv server stream).
-  static void accept(WorkerContext* wc, uv_stream_t* listener);
+  // `tls`: a tls.listen address (the stream is a TlsStream with the
+  // snapshot's certificate).
+  static void accept(WorkerContext* wc, uv_stream_t* listener, bool tls);
 
   // ---- ResponseWriter (see handler.h) ----
   WorkerContext* wc() override { return wc_; }
@@ -51,6 +53,7 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   bool closing() const { return state_ == State::Closing; }
   void drain();  // server is stopping: close when idle or after this response
   void disableKeepAlive() override { reqKeepAlive_ = false; }
+  bool secure() const override { return secure_; }
 
   static void onCloseHandle(uv_handle_t* h);
   // (Re)starts the send timeout while writes are queued; stops it when none is.
@@ -97,6 +100,7 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   bool reqKeepAlive_ = true;
   bool reqHasBody_ = false;
   bool peerEof_ = false;  // the client half-closed: no more requests
+  bool secure_ = false;   // over TLS (a tls.listen address)
 
   Http1Codec codec_;
   std::string pending_;  // pipelined bytes not parsed yet

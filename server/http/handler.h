@@ -72,6 +72,8 @@ class ResponseWriter {
   // The response cannot be followed by another on this connection
   // (close-delimited body, HTTP/1.0 without keep-alive).
   virtual void disableKeepAlive() = 0;
+  // The request came over TLS (a tls.listen address).
+  virtual bool secure() const { return false; }
 };
 
 class RequestHandler {

@@ -11,10 +11,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 #include "common/log.h"
 #include "server/http/codec.h"
 #include "server/net/tcp_stream.h"
+#include "server/net/tls_context.h"
+#include "server/net/tls_stream.h"
 
 namespace orchard::server {
 
@@ -53,6 +57,8 @@ class UpstreamConn final : private StreamReader, private Http1Codec::Sink {
   void onConnected(int status);
   void onWritten(int status);
   void onStreamClosed(int status);
+  // A stream failure as an Error: the TLS reason when TLS broke.
+  Error streamError(int status, const char* context) const;
 
   // ---- StreamReader ----
   void onStreamData(const char* data, size_t n) override;
@@ -71,6 +77,7 @@ class UpstreamConn final : private StreamReader, private Http1Codec::Sink {
   // the getaddrinfo request and every posted task have called back after
   // close() (refs_ == 0).
   Stream* stream_ = nullptr;
+  TlsStream* tls_ = nullptr;  // stream_ when it is TLS (for why it broke)
   uv_timer_t timer_;
   uv_getaddrinfo_t gai_;
   int refs_ = 0;
@@ -93,6 +100,16 @@ class UpstreamConn final : private StreamReader, private Http1Codec::Sink {
 namespace {
 // Response heads: 64 KiB, any number of fields.
 constexpr Http1Codec::Limits kResponseLimits{64 * 1024, SIZE_MAX};
+
+// Error contexts are static strings; TLS reasons are a small set (the
+// verification results and OpenSSL's reason strings), kept here once each.
+const char* internReason(const std::string& reason) {
+  static std::mutex mu;
+  static std::unordered_set<std::string> reasons;
+  std::lock_guard lock(mu);
+  if (reasons.size() >= 512 && !reasons.count(reason)) return "upstream: TLS failed";
+  return reasons.insert(reason).first->c_str();
+}
 }  // namespace
 
 UpstreamConn::UpstreamConn(UpstreamPool* pool, std::string poolKey)
@@ -197,7 +214,7 @@ void UpstreamConn::connectTo(const struct sockaddr* addr) {
 bool UpstreamConn::succeeded(int status, const char* context) {
   if (status == UV_ECANCELED || state_ == State::Closed) return false;  // closed first: nothing to do
   if (status != 0) {
-    fail(uvError(status, context));
+    fail(streamError(status, context));
     return false;
   }
   return true;
@@ -205,8 +222,26 @@ bool UpstreamConn::succeeded(int status, const char* context) {
 
 void UpstreamConn::onConnected(int status) {
   if (!succeeded(status, "upstream: connect")) return;
+  if (req_.tls) {
+    // The head is written at once: the TLS stream keeps it until the
+    // handshake (and the certificate check) is done.
+    tls::ClientContext* ctx = pool_->options_.tls.get();
+    SSL* ssl = ctx ? ctx->newSsl(req_.host, req_.port) : nullptr;
+    if (!ssl) {
+      fail(Error{Errc::Unsupported, 0, "upstream: no TLS client context (see upstream.ca_file)"});
+      return;
+    }
+    tls_ = TlsStream::create(pool_->worker_->loop(), stream_, ssl);
+    stream_ = tls_;
+  }
   state_ = State::Active;
   sendHead();
+}
+
+Error UpstreamConn::streamError(int status, const char* context) const {
+  if (tls_ && !tls_->failure().empty())
+    return Error{Errc::Protocol, 0, internReason(std::string("upstream: TLS ") + tls_->failure())};
+  return uvError(status, context);
 }
 
 void UpstreamConn::sendHead() {
@@ -322,7 +357,7 @@ void UpstreamConn::armTimer(int64_t ms) {
 void UpstreamConn::onStreamError(int status) {
   if (state_ == State::Closed) return;
   if (state_ == State::Idle) close();
-  else fail(uvError(status, "upstream: read"));
+  else fail(streamError(status, "upstream: read"));
 }
 
 void UpstreamConn::onStreamData(const char* data, size_t n) {
@@ -494,7 +529,7 @@ UpstreamPool::UpstreamPool(Worker* worker, UpstreamOptions options) : worker_(wo
 UpstreamPool::~UpstreamPool() { closeAll(); }
 
 UpstreamExchange* UpstreamPool::start(UpstreamRequest request, UpstreamSink* sink) {
-  std::string key = request.host + ":" + std::to_string(request.port);
+  std::string key = (request.tls ? "https://" : "") + request.host + ":" + std::to_string(request.port);
   auto* ex = new UpstreamExchange(this, sink);
   UpstreamConn* conn = nullptr;
   auto it = idle_.find(key);

@@ -1,6 +1,10 @@
 // Upstream HTTP/1.1 client: one exchange (request, response) at a time on a
-// pooled keep-alive connection per origin (a TcpStream), responses parsed by
-// the HTTP/1 codec (server/http/codec.h).
+// pooled keep-alive connection per origin (a TcpStream, or a TlsStream over
+// one for https: the pool keys them apart, and a new TLS connection resumes
+// the origin's last session), responses parsed by the HTTP/1 codec
+// (server/http/codec.h). A TLS failure is an Errc::Protocol error whose
+// context names it ("upstream: TLS certificate verify failed: hostname
+// mismatch"); there is no way to skip verification.
 //
 // Ownership: UpstreamPool (one per worker loop) owns its connections. An
 // exchange started with UpstreamPool::start() reports to its UpstreamSink on
@@ -25,6 +29,10 @@
 #include "common/result.h"
 #include "server/http/message.h"
 #include "server/net/loop.h"
+
+namespace orchard::server::tls {
+class ClientContext;
+}
 
 namespace orchard::server {
 
@@ -51,6 +59,9 @@ struct UpstreamOptions {
   int64_t connectTimeoutMs = 10'000;
   int64_t readTimeoutMs = 60'000;
   size_t maxIdlePerOrigin = 32;
+  // HTTPS origins: the system CAs plus upstream.ca_file (tls_context.h).
+  // Null: an https exchange fails ("no TLS client context").
+  std::shared_ptr<tls::ClientContext> tls;
   bool operator==(const UpstreamOptions&) const = default;
 };
 
@@ -91,6 +102,7 @@ class UpstreamExchange {
 struct UpstreamRequest {
   std::string host;          // origin host (for resolve and the pool key)
   uint16_t port = 80;
+  bool tls = false;          // https: TLS with the certificate verified for `host` (SNI too)
   std::string head;          // serialised request line + headers + CRLF
   bool headMethod = false;   // response has no body
   bool bodyChunked = false;  // writeBody() frames chunks

@@ -86,6 +86,7 @@ void FillDriver::startExchange() {
   UpstreamRequest u;
   u.host = tmpl_->host;
   u.port = tmpl_->port;
+  u.tls = tmpl_->tls;
   u.headMethod = tmpl_->method == "HEAD";
   u.hasBody = tmpl_->hasBody;
   u.bodyChunked = tmpl_->bodyChunked;

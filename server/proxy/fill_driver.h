@@ -59,6 +59,7 @@ class InterimSink {
 struct UpstreamTemplate {
   std::string host;
   uint16_t port = 80;
+  bool tls = false;  // https: fetched over TLS (verified)
   std::string headPrefix;  // request line and headers, each ending in CRLF, without the blank line
   std::string method;
   bool hasBody = false;

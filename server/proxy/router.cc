@@ -73,7 +73,10 @@ Route proxy(std::string scheme, std::string host, uint16_t port, std::string_vie
     r.hostHeader = r.host;
   }
   if (!defaultPort) r.hostHeader.append(":").append(std::to_string(port));
-  r.keyText = cache::normaliseKey(r.scheme, r.host, port, originTarget, config.ignoreQuery);
+  if (r.scheme == "https" && !(config.schemeInKey && config.schemeInKey(r.host)))
+    r.keyText = cache::normaliseKey("http", r.host, port == 443 ? 80 : port, originTarget, config.ignoreQuery);
+  else
+    r.keyText = cache::normaliseKey(r.scheme, r.host, port, originTarget, config.ignoreQuery);
   return r;
 }
 
@@ -133,7 +136,8 @@ Route route(const RouteInput& in, const RouterConfig& config) {
       scheme = "http";
       rest = target.substr(7);
     } else if (target.size() > 8 && lower(target.substr(0, 8)) == "https://") {
-      return reject(501, "https origins in absolute form are not supported yet");
+      scheme = "https";
+      rest = target.substr(8);
     } else {
       return reject(400, "unsupported request target");
     }
@@ -144,7 +148,8 @@ Route route(const RouteInput& in, const RouterConfig& config) {
     if (authority.find('@') != std::string_view::npos) return reject(400, "userinfo in request target");
     std::string host;
     uint16_t port;
-    if (!splitHostPort(authority, &host, &port, 80)) return reject(400, "bad host in request target");
+    if (!splitHostPort(authority, &host, &port, scheme == "https" ? 443 : 80))
+      return reject(400, "bad host in request target");
     if (config.isSelf && config.isSelf(host, port)) {
       Route r;
       r.kind = Route::Kind::Local;
@@ -165,16 +170,12 @@ Route route(const RouteInput& in, const RouterConfig& config) {
     if (queryParam(target, "sourceScheme", &s) && !s.empty()) scheme = s;
     std::string host;
     uint16_t port;
-    if (lower(scheme) == "https") {
-      if (!splitHostPort(source, &host, &port, 443)) return reject(400, "bad source parameter");
-      if (!config.allowHost(host)) return reject(403, "host not allowed: " + host);
-      return reject(501, "https origins are not supported yet");
-    }
-    if (lower(scheme) != "http") return reject(400, "sourceScheme must be http or https");
-    if (!splitHostPort(source, &host, &port, 80)) return reject(400, "bad source parameter");
+    const std::string sch = lower(scheme);
+    if (sch != "http" && sch != "https") return reject(400, "sourceScheme must be http or https");
+    if (!splitHostPort(source, &host, &port, sch == "https" ? 443 : 80)) return reject(400, "bad source parameter");
     if (config.isSelf && config.isSelf(host, port)) return reject(508, "source names this box itself");
     if (!config.allowHost(host)) return reject(403, "host not allowed: " + host);
-    return proxy("http", host, port, target, config);
+    return proxy(sch, host, port, target, config);
   }
 
   // Apple's probe for a cache.

@@ -29,6 +29,11 @@ struct RouterConfig {
   // True when host:port is this box itself (one of its listeners): such a
   // request is for the box, never proxied back to it.
   std::function<bool(std::string_view host, uint16_t port)> isSelf;
+  // True for a host in upstream.scheme_in_key: its https answers are keyed
+  // apart from its http ones. Elsewhere an https fetch is keyed as http
+  // (port 443 as 80), so a Mac on plain HTTP by DNS intercept and a mirror
+  // fetching over HTTPS share one object. Null: never.
+  std::function<bool(std::string_view host)> schemeInKey;
 };
 
 struct Route {
@@ -37,7 +42,7 @@ struct Route {
   int status = 400;            // Reject/Deny: the status to answer
   std::string reason;          // Reject/Deny: why (for the error body and the log)
   // Proxy:
-  std::string scheme;          // "http" (https origins come with TLS)
+  std::string scheme;          // "http" or "https" (fetched over TLS)
   std::string host;            // lower case, no port
   uint16_t port = 80;
   std::string upstreamTarget;  // origin-form target sent upstream (source params removed)

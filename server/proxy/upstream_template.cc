@@ -14,6 +14,7 @@ std::shared_ptr<const UpstreamTemplate> makeUpstreamTemplate(const RequestHead& 
   auto t = std::make_shared<UpstreamTemplate>();
   t->host = route.host;
   t->port = route.port;
+  t->tls = route.scheme == "https";
   t->method = req.method;
   t->hasBody = req.hasBody();
   t->bodyChunked = req.chunked;

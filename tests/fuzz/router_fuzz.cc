@@ -10,8 +10,9 @@
 // "*.cdn.test"; the box itself is 127.0.0.1:3142 and localhost:3142.
 //
 // Invariants beyond "no crash, no exception":
-//   - Proxy: scheme "http", keyText starting "http://" and equal to
-//     normaliseKey(scheme, host, port, upstreamTarget, ignore), an
+//   - Proxy: scheme "http" or "https", keyText starting "http://" (no host
+//     is in upstream.scheme_in_key here) and equal to normaliseKey("http",
+//     host, port, upstreamTarget, ignore) with https's 443 keyed as 80, an
 //     upstreamTarget starting with '/' and free of source/sourceScheme
 //     parameters, a lower-case allowed host that is not the box itself, a
 //     non-zero port, and a Host header naming them; the host is canonical
@@ -107,7 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string ctx = fuzz::escape(in.method) + " " + fuzz::escape(in.target) + " Host: " + fuzz::escape(in.host);
   switch (r.kind) {
     case Route::Kind::Proxy: {
-      FUZZ_CHECK(r.scheme == "http", "Proxy scheme %s: %s", r.scheme.c_str(), ctx.c_str());
+      const bool https = r.scheme == "https";
+      FUZZ_CHECK(https || r.scheme == "http", "Proxy scheme %s: %s", r.scheme.c_str(), ctx.c_str());
       FUZZ_CHECK(r.keyText.rfind("http://", 0) == 0, "keyText %s: %s", fuzz::escape(r.keyText).c_str(), ctx.c_str());
       FUZZ_CHECK(!r.upstreamTarget.empty() && r.upstreamTarget.front() == '/', "upstreamTarget %s: %s",
                  fuzz::escape(r.upstreamTarget).c_str(), ctx.c_str());
@@ -120,12 +122,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(r.host.back() != '.', "Proxy host %s keeps a trailing dot (key %s): %s", fuzz::escape(r.host).c_str(),
                  fuzz::escape(r.keyText).c_str(), ctx.c_str());
       for (char c : r.host) FUZZ_CHECK(!(c >= 'A' && c <= 'Z'), "host not lower case: %s", ctx.c_str());
-      std::string key = cache::normaliseKey(r.scheme, r.host, r.port, r.upstreamTarget, config.ignoreQuery);
+      const uint16_t keyPort = https && r.port == 443 ? 80 : r.port;
+      std::string key = cache::normaliseKey("http", r.host, keyPort, r.upstreamTarget, config.ignoreQuery);
       FUZZ_CHECK(key == r.keyText, "keyText %s != normaliseKey of the upstream target %s: %s",
                  fuzz::escape(r.keyText).c_str(), fuzz::escape(key).c_str(), ctx.c_str());
       std::string hh = r.hostHeader, hostOnly;
       uint16_t p = 0;
-      FUZZ_CHECK(server::splitHostPort(hh, &hostOnly, &p, 80) && hostOnly == r.host && p == r.port,
+      FUZZ_CHECK(server::splitHostPort(hh, &hostOnly, &p, https ? 443 : 80) && hostOnly == r.host && p == r.port,
                  "Host header %s does not name %s:%u", fuzz::escape(hh).c_str(), fuzz::escape(r.host).c_str(), r.port);
       break;
     }

@@ -132,11 +132,12 @@ std::vector<KeyCase> keyCases() {
       {"server.log_level", R"("debug")", [](const Config& c) { EXPECT_EQ(c.logLevel, log::Level::Debug); }},
       {"server.access_log", "true", [](const Config& c) { EXPECT_TRUE(c.accessLog); }},
       {"server.send_timeout", R"("5s")", [](const Config& c) { EXPECT_EQ(c.sendTimeoutMs, 5'000); }},
-      // tls.listen is covered by its own test: any value is a problem in this build.
-      {"tls.certificate", R"("/etc/orchard/tls/cert.pem")",
-       [](const Config& c) { EXPECT_EQ(c.tlsCertificate, "/etc/orchard/tls/cert.pem"); }},
-      {"tls.private_key", R"("/etc/orchard/tls/key.pem")",
-       [](const Config& c) { EXPECT_EQ(c.tlsPrivateKey, "/etc/orchard/tls/key.pem"); }},
+      // tls.certificate and tls.private_key only load together: their own test.
+      {"tls.listen", R"(["127.0.0.1:8443", "[::]:443"])",
+       [](const Config& c) {
+         ASSERT_EQ(c.tlsListen.size(), 2u);
+         EXPECT_EQ(c.tlsListen[1].port, 443);
+       }},
       {"storage.dir", R"("/var/lib/orchard")", [](const Config& c) { EXPECT_EQ(c.storageDir, "/var/lib/orchard"); }},
       {"storage.cache_limit", R"("1TiB")", [](const Config& c) { EXPECT_EQ(c.cacheLimit, uint64_t(1024) * kGiB); }},
       {"storage.max_object_size", R"("20GiB")",
@@ -154,6 +155,8 @@ std::vector<KeyCase> keyCases() {
        }},
       {"upstream.ca_file", R"("/etc/orchard/upstream-ca.pem")",
        [](const Config& c) { EXPECT_EQ(c.upstreamCaFile, "/etc/orchard/upstream-ca.pem"); }},
+      {"upstream.scheme_in_key", R"(["Mirror.example"])",
+       [](const Config& c) { EXPECT_EQ(c.schemeInKey, (std::vector<std::string>{"mirror.example"})); }},
       {"upstream.ignore_query", R"(["accessKey", "token"])",
        [](const Config& c) { EXPECT_EQ(c.ignoreQuery, (std::vector<std::string>{"accessKey", "token"})); }},
       {"upstream.connect_timeout", R"("500ms")", [](const Config& c) { EXPECT_EQ(c.connectTimeoutMs, 500); }},
@@ -196,7 +199,7 @@ TEST(Config, MaxStoredObjectIsAShareOfTheCacheAndNeverMoreThanItCanHold) {
 TEST(Load, EveryKeyParsesAndChangesOnlyItsField) {
   std::vector<KeyCase> cases = keyCases();
   for (const Param& p : params()) {
-    if (p.name == "tls.listen") continue;
+    if (p.name == "tls.certificate" || p.name == "tls.private_key") continue;
     bool found = false;
     for (const KeyCase& c : cases) found = found || c.key == p.name;
     EXPECT_TRUE(found) << "no test row for " << p.name;
@@ -395,14 +398,21 @@ TEST(Problems, TomlSyntaxErrorsCarryTheirLine) {
   EXPECT_EQ(ps[0].line, 2);
 }
 
-TEST(Problems, TlsListenersAreNotAvailableYet) {
+TEST(Problems, TlsCertificateAndKeyGoTogether) {
   std::vector<Problem> ps = loadBad("[tls]\n\nlisten = [\"127.0.0.1:8443\"]\ncertificate = \"c.pem\"\n");
   ASSERT_EQ(ps.size(), 1u);
   EXPECT_EQ(formatProblem(ps[0], "orchard.toml"),
-            "orchard.toml:3: tls.listen: HTTPS listeners are not available in this build yet");
-  // Certificate and key alone are accepted.
-  Config c = loadOk("[tls]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\nlisten = []\n");
+            "orchard.toml:4: tls.private_key: set tls.certificate and tls.private_key together (or neither: the box "
+            "makes its own CA)");
+  ps = loadBad("[tls]\nprivate_key = \"k.pem\"\n");
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0].key, "tls.certificate");
+  // Both, or neither (the box's own CA), load.
+  Config c = loadOk("[tls]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\nlisten = [\"127.0.0.1:8443\"]\n");
   EXPECT_EQ(c.tlsCertificate, "c.pem");
+  EXPECT_EQ(c.tlsListen.size(), 1u);
+  c = loadOk("[tls]\nlisten = [\"[::1]:8443\"]\n");
+  EXPECT_TRUE(c.tlsCertificate.empty());
 }
 
 TEST(Problems, TokenAndTokenFileAreExclusive) {
@@ -415,10 +425,10 @@ TEST(Problems, TokenAndTokenFileAreExclusive) {
 
 TEST(Problems, CrossKeyRulesAddToValueProblems) {
   std::vector<Problem> ps =
-      loadBad("[server]\nworkers = -1\n[tls]\nlisten = [\"[::1]:8443\"]\n[admin]\ntoken = \"a\"\ntoken_file = \"b\"\n");
+      loadBad("[server]\nworkers = -1\n[tls]\ncertificate = \"c.pem\"\n[admin]\ntoken = \"a\"\ntoken_file = \"b\"\n");
   ASSERT_EQ(ps.size(), 3u) << formatAll(ps);
   EXPECT_EQ(ps[0].key, "server.workers");
-  EXPECT_EQ(ps[1].key, "tls.listen");
+  EXPECT_EQ(ps[1].key, "tls.private_key");
   EXPECT_EQ(ps[2].key, "admin.token_file");
 }
 

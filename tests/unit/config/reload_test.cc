@@ -50,6 +50,7 @@ const Alt kAlternatives[] = {
     {"upstream.allow", R"(["origin.test"])"},
     {"upstream.resolve", R"({ "origin.test" = "127.0.0.1:9000" })"},
     {"upstream.ca_file", R"("/etc/orchard/ca.pem")"},
+    {"upstream.scheme_in_key", R"(["origin.test"])"},
     {"upstream.ignore_query", R"(["accessKey"])"},
     {"upstream.connect_timeout", R"("1s")"},
     {"upstream.read_timeout", R"("2s")"},
@@ -107,9 +108,10 @@ TEST(ReloadPlan, EachKeyAlone) {
     const Config running = defaults();
     Config fresh = running;
     Config parsed = defaults();
-    if (std::string(alt.key) == "tls.listen") {
-      // A non-empty tls.listen does not load (no HTTPS in this build): set it by hand.
-      parsed.tlsListen = {ListenAddress::parse(R"(127.0.0.1:8443)").value()};
+    if (std::string(alt.key) == "tls.certificate" || std::string(alt.key) == "tls.private_key") {
+      // One without the other does not load (they go together): set it by hand.
+      parsed.tlsCertificate = "/etc/orchard/tls/cert.pem";
+      parsed.tlsPrivateKey = "/etc/orchard/tls/key.pem";
     } else {
       parsed = load("[" + std::string(p->section()) + "]\n" + std::string(p->key()) + " = " + alt.toml + "\n");
     }

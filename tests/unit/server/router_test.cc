@@ -240,18 +240,12 @@ TEST(Router, DenyAndReject) {
       {"source disallowed, allowed Host", req("GET", "/x?source=example.com", "swcdn.apple.com"),
        Kind::Deny, 403},
       {"source disallowed with port", req("GET", "/x?source=example.com:8080"), Kind::Deny, 403},
-      {"https source disallowed is 403 before 501",
+      {"https source disallowed",
        req("GET", "/x?source=example.com&sourceScheme=https"), Kind::Deny, 403},
       // Unsupported: 501.
       {"CONNECT", req("CONNECT", "swcdn.apple.com:443", "swcdn.apple.com:443"),
        Kind::Reject, 501},
       {"CONNECT to a disallowed host", req("CONNECT", "example.com:443"), Kind::Reject, 501},
-      {"https absolute", req("GET", "https://swcdn.apple.com/x"), Kind::Reject, 501},
-      {"HTTPS absolute upper case", req("GET", "HTTPS://swcdn.apple.com/x"), Kind::Reject, 501},
-      {"https source allowed", req("GET", "/x?source=swcdn.apple.com&sourceScheme=https"),
-       Kind::Reject, 501},
-      {"https source upper case", req("GET", "/x?sourceScheme=HTTPS&source=swcdn.apple.com"),
-       Kind::Reject, 501},
       // Malformed: 400.
       {"empty target", req("GET", ""), Kind::Reject, 400},
       {"asterisk", req("OPTIONS", "*"), Kind::Reject, 400},
@@ -293,6 +287,43 @@ TEST(Router, DenyAndReject) {
     EXPECT_TRUE(r.keyText.empty());
     EXPECT_TRUE(r.upstreamTarget.empty());
   }
+}
+
+// HTTPS origins: both forms route to a proxy fetch over TLS on 443 (or the
+// port given), keyed as the same object as the plain-HTTP fetch unless the
+// host is in upstream.scheme_in_key.
+TEST(Router, HttpsFormsShareTheHttpKeyUnlessTheHostKeepsItsScheme) {
+  RouterConfig config = testConfig();
+  const RouteInput forms[] = {
+      req("GET", "https://swcdn.apple.com/p/o.pkg"),
+      req("GET", "HTTPS://SWCDN.apple.com:443/p/o.pkg"),
+      req("GET", "/p/o.pkg?source=swcdn.apple.com&sourceScheme=https", "orchard.local"),
+      req("GET", "/p/o.pkg?sourceScheme=HTTPS&source=swcdn.apple.com:443", "orchard.local"),
+  };
+  const Route plain = route(req("GET", "/p/o.pkg", "swcdn.apple.com"), config);
+  ASSERT_EQ(plain.kind, Kind::Proxy);
+  for (const auto& in : forms) {
+    SCOPED_TRACE(std::string(in.target));
+    Route r = route(in, config);
+    ASSERT_EQ(r.kind, Kind::Proxy) << r.reason;
+    EXPECT_EQ(r.scheme, "https");
+    EXPECT_EQ(r.port, 443);
+    EXPECT_EQ(r.hostHeader, "swcdn.apple.com");
+    EXPECT_EQ(r.upstreamTarget, "/p/o.pkg");
+    EXPECT_EQ(r.keyText, plain.keyText) << "an https fetch must share the plain-HTTP object";
+  }
+  Route odd = route(req("GET", "https://swcdn.apple.com:8443/p/o.pkg"), config);
+  ASSERT_EQ(odd.kind, Kind::Proxy);
+  EXPECT_EQ(odd.hostHeader, "swcdn.apple.com:8443");
+  EXPECT_EQ(odd.keyText, "http://swcdn.apple.com:8443/p/o.pkg");
+
+  config.schemeInKey = [](std::string_view h) { return h == "swcdn.apple.com"; };
+  for (const auto& in : forms) {
+    Route r = route(in, config);
+    ASSERT_EQ(r.kind, Kind::Proxy);
+    EXPECT_EQ(r.keyText, "https://swcdn.apple.com/p/o.pkg") << in.target;
+  }
+  EXPECT_EQ(route(req("GET", "/p/o.pkg", "swcdn.apple.com"), config).keyText, plain.keyText);
 }
 
 TEST(Router, DenyReasonNamesTheHost) {
