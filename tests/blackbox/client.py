@@ -114,7 +114,7 @@ def _norm_headers(headers):
 
 def request(port, method, target, headers=None, body=None, *, keep_body=True,
             max_body=None, read_rate=None, timeout=30.0, on_headers=None,
-            on_progress=None, host="127.0.0.1"):
+            on_progress=None, host="127.0.0.1", tls=None, server_hostname=None):
     """Send one request on a fresh connection and read the response.
 
     target and headers go out verbatim (headers: dict or list of pairs); a
@@ -123,6 +123,8 @@ def request(port, method, target, headers=None, body=None, *, keep_body=True,
     only length + sha256. max_body: hang up after that many body bytes.
     read_rate: read at about this many bytes/s. on_headers(resp) is called once
     the head is parsed; on_progress(resp) after every body read.
+    tls: an ssl.SSLContext (client side): the request goes over HTTPS, the
+    certificate checked for server_hostname (default `host`).
     Never raises for a truncated/failed response: see Response.complete/error.
     Raises only if the connection cannot be made or no status line arrives
     (OSError / ValueError)."""
@@ -138,6 +140,12 @@ def request(port, method, target, headers=None, body=None, *, keep_body=True,
     h = hashlib.sha256()
     kept = bytearray() if keep_body else None
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if tls is not None:
+        try:
+            sock = tls.wrap_socket(sock, server_hostname=server_hostname or host)
+        except BaseException:
+            sock.close()
+            raise
     try:
         sock.settimeout(timeout)
         sock.sendall(head.encode("latin-1") + (body or b""))

@@ -68,12 +68,14 @@ def orchardctl_path():
 
 # ---------------------------------------------------------------- config + daemon
 
-def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sections=None):
+def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sections=None, resolve_extra=None):
     """`sections`: {"server": "send_timeout = \"2s\"", ...}: lines added to
-    that table (TOML cannot reopen a table, so `extra` suits new ones only)."""
-    resolve = ", ".join(f'"{h}" = "127.0.0.1:{origin_port}"'
-                        for h in ("swcdn.apple.com", "updates.cdn-apple.com"))
-    allow = ", ".join(f'"{h}"' for h in ALLOWED)
+    that table (TOML cannot reopen a table, so `extra` suits new ones only).
+    `resolve_extra`: {host: port} more origins (allowed, resolved to 127.0.0.1:port)."""
+    resolve_extra = resolve_extra or {}
+    targets = [(h, origin_port) for h in ("swcdn.apple.com", "updates.cdn-apple.com")] + list(resolve_extra.items())
+    resolve = ", ".join(f'"{h}" = "127.0.0.1:{p}"' for h, p in targets)
+    allow = ", ".join(f'"{h}"' for h in ALLOWED + list(resolve_extra))
     sections = sections or {}
 
     def more(name):
@@ -105,8 +107,10 @@ class Orchard:
     reuses the same config and state dir (and port)."""
 
     def __init__(self, origin_port, workdir=None, state_dir=None, port=None,
-                 cache_limit="4GiB", extra_toml="", sections=None, env=None, extra_args=None):
+                 cache_limit="4GiB", extra_toml="", sections=None, env=None, extra_args=None,
+                 resolve_extra=None):
         self.binary = orchardd_path()
+        self.resolve_extra = resolve_extra
         self.extra_args = list(extra_args or [])  # more orchardd arguments (e.g. --test-clock-offset 0)
         self.env = env  # extra environment (e.g. ORCHARD_SEND_PATH), or None
         self.origin_port = origin_port
@@ -129,7 +133,7 @@ class Orchard:
     def _write_config(self):
         with open(self.config_path, "w") as f:
             f.write(config_toml(self.port, self.origin_port, self.state_dir,
-                                self.cache_limit, self.extra_toml, self.sections))
+                                self.cache_limit, self.extra_toml, self.sections, self.resolve_extra))
 
     @property
     def pid(self):

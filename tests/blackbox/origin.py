@@ -110,6 +110,14 @@ class _Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
+    def get_request(self):
+        sock, addr = super().get_request()
+        ctx = self.origin.ssl_context
+        if ctx is not None:
+            # The handshake runs on the handler's thread, at its first read.
+            sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
     def process_request(self, request, client_address):
         with self.origin._lock:
             self.origin._conns.add(request)
@@ -132,8 +140,10 @@ class Origin:
     .finished  list of Finished, one per response
     """
 
-    def __init__(self, host="127.0.0.1", port=0, verbose=False):
+    def __init__(self, host="127.0.0.1", port=0, verbose=False, ssl_context=None):
+        """ssl_context: an ssl.SSLContext (server side): the origin speaks HTTPS."""
         self.host = host
+        self.ssl_context = ssl_context
         self.verbose = verbose
         self._want_port = port
         self._lock = threading.Lock()
