@@ -35,8 +35,8 @@ import time
 from common import BUILD, INDEX_N, PROCS, QUICK, RESULTS, RUNS, SCENARIOS, WRK_SECONDS, log, make_data
 from servers import Env
 from clients import warm
-from scenarios import (Results, scenario_catalog, scenario_cold, scenario_idle, scenario_index, scenario_installs,
-                       scenario_large_hit, scenario_range, scenario_small_hit)
+from scenarios import (Results, scenario_catalog, scenario_cold, scenario_https, scenario_idle, scenario_index,
+                       scenario_installs, scenario_large_hit, scenario_range, scenario_small_hit)
 from report import build_table, fmt, machine, print_table
 
 
@@ -86,14 +86,18 @@ def main():
             scenario_catalog(env, R, sums)
         if 8 in SCENARIOS:
             scenario_installs(env, R)
+        if 9 in SCENARIOS:
+            env.start_direct_https()
+            scenario_https(env, R)
         ok = True
     finally:
         PROCS.stop_all()
         with open(env.orchard_stderr, errors="replace") as f:
             # The bench leaves catalog.base_url unset on purpose (package URLs
-            # name the Host asked), so orchardd's start-up warning about it is expected.
+            # name the Host asked), so orchardd's start-up warning about it is expected;
+            # the HTTPS certificate's fingerprint is printed at every start (scenario 9).
             olog = [l.rstrip() for l in f if l.strip() and not l.startswith("----") and "orchardd ready" not in l
-                    and "catalog.base_url is not set" not in l]
+                    and "catalog.base_url is not set" not in l and "SHA-256 fingerprint" not in l]
         if olog:
             R.note(f"orchardd logged {len(olog)} line(s) at warn or above, e.g.: " + " / ".join(olog[:5]))
     rows = build_table(R)

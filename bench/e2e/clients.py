@@ -140,23 +140,25 @@ def parse_wrk(out):
     return res
 
 
-def parallel_curls(port, path, n, host=HOST, sha_dir=None, timeout=900):
+def parallel_curls(port, path, n, host=HOST, sha_dir=None, timeout=900, scheme="http"):
     """n simultaneous GETs. Returns (wall seconds until the last is done, [results]).
     A GET stopped by `timeout` (curl exit 28) still reports the bytes it got.
     With sha_dir, each body is piped into `openssl dgst -sha256` (no disk
     write; OpenSSL uses the CPU's SHA extensions, coreutils' sha256sum is ~5x
-    slower and would make the clients the bottleneck)."""
+    slower and would make the clients the bottleneck). scheme "https": over
+    TLS (certificate not checked: the bench's own CA; it costs the same)."""
     procs = []
+    tls = ["-k"] if scheme == "https" else []
     t0 = time.monotonic()
     for i in range(n):
-        url = f"http://127.0.0.1:{port}{path}"
+        url = f"{scheme}://127.0.0.1:{port}{path}"
         if sha_dir:
-            cmd = (f"set -o pipefail; curl -sS --max-time {timeout} -H 'Host: {host}' -D {sha_dir}/{i}.h "
+            cmd = (f"set -o pipefail; curl -sS {' '.join(tls)} --max-time {timeout} -H 'Host: {host}' -D {sha_dir}/{i}.h "
                    f"-w '%{{http_code}} %{{size_download}}' -o >(openssl dgst -sha256 -r > {sha_dir}/{i}.sha) {url} "
                    f"> {sha_dir}/{i}.w; rc=$?; wait $!; exit $rc")
             p = subprocess.Popen(["bash", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         else:
-            p = subprocess.Popen(["curl", "-sS", "--max-time", str(timeout), "-H", f"Host: {host}", "-o", "/dev/null",
+            p = subprocess.Popen(["curl", "-sS", *tls, "--max-time", str(timeout), "-H", f"Host: {host}", "-o", "/dev/null",
                                   "-w", "%{http_code} %{size_download}", url],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(p)

@@ -115,6 +115,27 @@ def build_table(R):
         if io is not None:
             row("5 memory", f"RSS MiB with {IDLE_CONNS} idle keep-alive conns", io, ic, None, "O/cache", ratio(io, ic),
                 "< 200", io < 200 and min(R.raw["s5.idle_conns_ok"].get("orchard", [0])) == IDLE_CONNS)
+    if "s9.rps" in R.raw:
+        # Issue 12: HTTPS hits against nginx serving the same file over HTTPS, in the same run.
+        o, n, plain = m("s9.rps", "orchard-https"), m("s9.rps", "nginx-direct-https"), m("s9.rps", "orchard")
+        rv = m("s9.rps_ratio", "orchard")
+        row("9 HTTPS small hit 4 KiB", "requests/s, reused TLS connections", o, None, n, "O/nginx https", rv,
+            ">= 1.0", rv is not None and rv >= 1.0)
+        row("9 HTTPS small hit 4 KiB", "  Orchard over plain HTTP, same run", plain, None, None, "https/http",
+            ratio(o, plain))
+        row("9 HTTPS small hit 4 KiB", "p99 latency ms", m("s9.p99_ms", "orchard-https"), None,
+            m("s9.p99_ms", "nginx-direct-https"), "O/nginx https",
+            ratio(m("s9.p99_ms", "orchard-https"), m("s9.p99_ms", "nginx-direct-https")))
+        for conc in (1, 8):
+            k = f"s9.gbs_{conc}"
+            if k not in R.raw:
+                continue
+            o, n, plain = m(k, "orchard-https"), m(k, "nginx-direct-https"), m(k, "orchard")
+            rv = m(f"s9.ratio_{conc}", "orchard")
+            what = f"GB/s, {conc} download{'s' if conc > 1 else ''}"
+            row("9 HTTPS large hit 1 GiB", what, o, None, n, "O/nginx https", rv, ">= 1.0", rv is not None and rv >= 1.0)
+            row("9 HTTPS large hit 1 GiB", "  Orchard over plain HTTP, same run", plain, None, None, "https/http",
+                ratio(o, plain))
     if "s8.p99_us" in R.raw:
         # Issue 11: installs for one device in under 1 ms p99 (10,000 devices, 500 versions).
         o = m("s8.p99_us", "orchard")

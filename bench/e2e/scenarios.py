@@ -109,6 +109,45 @@ def download_round(env, R, key, run, conc, targets, size, timeout=900):
         log(f"  run {run + 1} x{conc}: orchard / faster nginx direct = {got['orchard'] / best:.3f}")
 
 
+def scenario_https(env, R):
+    """Scenario 9: the same hits over HTTPS. Orchard's tls.listen and nginx
+    serving the files itself over HTTPS, both with one EC P-256 certificate
+    and TLS in user space (this kernel has no kTLS); Orchard over plain HTTP
+    in the same rounds, for what TLS costs it."""
+    systems = (("orchard-https", "https"), ("nginx-direct-https", "https"), ("orchard", "http"))
+    log(f"scenario 9: HTTPS small hit (wrk -t2 -c64 -d{WRK_SECONDS}s, reused TLS connections) and large hit "
+        f"(1 GiB, 1 and 8 downloads), {RUNS} run(s)")
+    warm("orchard", env, "/f4k")
+    warm("orchard", env, "/f1g")
+    for run in range(RUNS):
+        for s, scheme in systems:
+            out = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECONDS}s", "--latency", "-H", f"Host: {HOST}",
+                                  f"{scheme}://127.0.0.1:{env.port(s)}/f4k"], capture_output=True, text=True).stdout
+            w = parse_wrk(out)
+            log(f"  run {run + 1} {s}: {w['rps']} req/s, p99 {w['p99_ms']} ms {w['errors']}")
+            if w["non2xx"] or w["errors"] or w["rps"] is None:
+                R.note(f"scenario 9 {s} run {run + 1}: non-2xx {w['non2xx']} {w['errors']} {out[-300:]}")
+            R.add("s9.rps", s, w["rps"])
+            R.add("s9.p99_ms", s, w["p99_ms"])
+        if R.raw["s9.rps"].get("orchard-https") and R.raw["s9.rps"].get("nginx-direct-https"):
+            o, n = R.raw["s9.rps"]["orchard-https"][-1], R.raw["s9.rps"]["nginx-direct-https"][-1]
+            if o and n:
+                R.add("s9.rps_ratio", "orchard", o / n)
+        for conc in (1, 8):
+            got = {}
+            for s, scheme in systems:
+                wall, res = parallel_curls(env.port(s), "/f1g", conc, HOST, timeout=900, scheme=scheme)
+                bad = [r for r in res if r["code"] != 200 or r["size"] != FILES["f1g"]]
+                if bad:
+                    R.note(f"scenario 9 {s} x{conc}: {len(bad)} bad downloads: {bad[0]}")
+                gbs = sum(r["size"] for r in res) / wall / 1e9
+                log(f"  run {run + 1} {s} x{conc}: {gbs:.2f} GB/s ({wall:.2f} s)")
+                R.add(f"s9.gbs_{conc}", s, gbs)
+                got[s] = gbs
+            if got.get("orchard-https") and got.get("nginx-direct-https"):
+                R.add(f"s9.ratio_{conc}", "orchard", got["orchard-https"] / got["nginx-direct-https"])
+
+
 def scenario_idle(env, R, run):
     log(f"scenario 5: {IDLE_CONNS} idle keep-alive connections (run {run + 1})")
     for s in ("orchard", "nginx-cache"):

@@ -10,6 +10,7 @@ holds their ports, work dirs and logs and restarts a cache empty for cold runs.
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -60,7 +61,8 @@ class Env:
     def __init__(self, work):
         self.work = work
         self.ports = {k: free_port() for k in ("origin", "relay", "orchard", "cache", "direct", "direct-copy",
-                                                "dav")}
+                                                "dav", "orchard-https", "direct-https")}
+        self.tls_dir = os.path.join(work, "tls")
         self.files = os.path.join(DATA, "files")
         self.origin_log = os.path.join(work, "origin", "access.log")
         self.orchard_state = None
@@ -108,6 +110,37 @@ class Env:
 
     def start_direct_copy(self):
         self.start_direct(copy=True)
+
+    def make_certificate(self):
+        """One EC P-256 certificate for 127.0.0.1 that both Orchard and nginx
+        serve in scenario 9, so both pay the same handshake and record costs."""
+        if os.path.exists(os.path.join(self.tls_dir, "cert.pem")):
+            return
+        os.makedirs(self.tls_dir, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", "key.pem", "-out", "cert.pem", "-days", "7", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       cwd=self.tls_dir, check=True, capture_output=True)
+
+    def start_direct_https(self):
+        """nginx serving the files itself over HTTPS (scenario 9's reference):
+        TLS 1.2/1.3 with its defaults, in user space like Orchard here (no
+        kTLS on this kernel), keep-alive as for the others."""
+        self.make_certificate()
+        prefix = os.path.join(self.work, "direct-https")
+        http = f"""
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  server {{
+    listen 127.0.0.1:{self.ports['direct-https']} ssl reuseport backlog=4096;
+    ssl_certificate {self.tls_dir}/cert.pem;
+    ssl_certificate_key {self.tls_dir}/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root {self.files};
+    location / {{ }}
+  }}"""
+        start_nginx("nginx-direct-https", prefix, write_nginx(prefix, http), self.ports["direct-https"])
 
     def start_dav(self):
         """nginx taking PUTs under /dav/ into dav_root (scenario 7's publish
@@ -185,6 +218,7 @@ class Env:
             shutil.rmtree(state)
         os.makedirs(state, exist_ok=True)
         conf = os.path.join(self.work, "orchard.toml")
+        self.make_certificate()
         with open(conf, "w") as f:
             f.write(f"""[server]
 listen = ["127.0.0.1:{self.ports['orchard']}"]
@@ -194,6 +228,11 @@ idle_timeout = "300s"
 max_connections = 20000
 log_level = "warn"
 access_log = false
+
+[tls]
+listen = ["127.0.0.1:{self.ports['orchard-https']}"]
+certificate = "{self.tls_dir}/cert.pem"
+private_key = "{self.tls_dir}/key.pem"
 
 [storage]
 dir = "{state}"
@@ -232,7 +271,8 @@ limit = "64GiB"
     def port(self, system):
         return {"orchard": self.ports["orchard"], "nginx-cache": self.ports["cache"],
                 "nginx-direct": self.ports["direct"], "nginx-direct-copy": self.ports["direct-copy"],
-                "nginx-dav": self.ports["dav"], "origin": self.ports["origin"]}[system]
+                "nginx-dav": self.ports["dav"], "origin": self.ports["origin"],
+                "orchard-https": self.ports["orchard-https"], "nginx-direct-https": self.ports["direct-https"]}[system]
 
     def pid(self, system):
         p = PROCS.procs.get(system)

@@ -21,6 +21,39 @@ namespace {
 constexpr size_t kReadBuf = 64 * 1024;
 thread_local char tPlain[kReadBuf];
 
+// The write BIO: SSL's records are appended to the stream's `out_` string,
+// which goes to the inner stream as it is (moved, never copied again).
+int outWrite(BIO* b, const char* data, int n) {
+  static_cast<std::string*>(BIO_get_data(b))->append(data, static_cast<size_t>(n));
+  return n;
+}
+long outCtrl(BIO* b, int cmd, long, void*) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_PENDING:
+    case BIO_CTRL_WPENDING: return static_cast<long>(static_cast<std::string*>(BIO_get_data(b))->size());
+    default: return 0;
+  }
+}
+int outCreate(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+BIO_METHOD* outMethod() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "orchard-tls-out");
+    BIO_meth_set_write(bm, outWrite);
+    BIO_meth_set_ctrl(bm, outCtrl);
+    BIO_meth_set_create(bm, outCreate);
+    return bm;
+  }();
+  return m;
+}
+
+// Several buffers of a small answer (head and body) become one record.
+constexpr size_t kCoalesce = 16 * 1024;
+thread_local char tGather[kCoalesce];
+
 const char* sslErrorName(int e) {
   switch (e) {
     case SSL_ERROR_SSL: return "protocol error";
@@ -44,7 +77,8 @@ TlsStream* TlsStream::create(uv_loop_t* loop, Stream* inner, SSL* ssl) {
 
 TlsStream::TlsStream(uv_loop_t* loop, Stream* inner, SSL* ssl) : inner_(inner), ssl_(ssl) {
   rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(outMethod());
+  BIO_set_data(wbio_, &out_);
   BIO_set_mem_eof_return(rbio_, -1);  // an empty read BIO means "wait", not end of stream
   SSL_set_bio(ssl_, rbio_, wbio_);
   uv_idle_init(loop, &task_);
@@ -250,30 +284,45 @@ int TlsStream::encrypt(const char* data, size_t n) {
 }
 
 int TlsStream::flush(Completion done, bool tryFirst) {
-  const size_t pend = BIO_ctrl_pending(wbio_);
-  if (pend == 0) {
+  if (out_.empty()) {
     if (!done.fn) return 0;
     return inner_->writeOwned(std::string(), done);
   }
-  BUF_MEM* bm = nullptr;
-  BIO_get_mem_ptr(wbio_, &bm);
   size_t sent = 0;
   if (tryFirst && inner_->queuedBytes() == 0) {
-    uv_buf_t b = uv_buf_init(bm->data, static_cast<unsigned>(pend));
+    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
     int w = inner_->tryWrite(&b, 1);
     if (w < 0) {
-      (void)BIO_reset(wbio_);
+      out_.clear();
       return w;
     }
     sent = static_cast<size_t>(w);
   }
-  if (sent == pend && !done.fn) {
-    (void)BIO_reset(wbio_);
+  if (sent == out_.size() && !done.fn) {
+    out_.clear();  // keeps its capacity: the next small answer allocates nothing
     return 0;
   }
-  std::string rest(bm->data + sent, pend - sent);
-  (void)BIO_reset(wbio_);
+  if (sent > 0) out_.erase(0, sent);
+  std::string rest = std::move(out_);
+  out_.clear();
   return inner_->writeOwned(std::move(rest), done);
+}
+
+int TlsStream::encryptAll(const uv_buf_t* bufs, unsigned n, size_t* total) {
+  size_t t = 0;
+  for (unsigned i = 0; i < n; ++i) t += bufs[i].len;
+  *total = t;
+  if (n > 1 && t <= kCoalesce) {
+    size_t off = 0;
+    for (unsigned i = 0; i < n; ++i) {
+      std::memcpy(tGather + off, bufs[i].base, bufs[i].len);
+      off += bufs[i].len;
+    }
+    return encrypt(tGather, t);
+  }
+  for (unsigned i = 0; i < n; ++i)
+    if (int rc = encrypt(bufs[i].base, bufs[i].len); rc != 0) return rc;
+  return 0;
 }
 
 void TlsStream::flushPendingWrites() {
@@ -308,10 +357,7 @@ int TlsStream::tryWrite(const uv_buf_t* bufs, unsigned n) {
   if (brokenStatus_ != 0) return brokenStatus_;
   if (!handshakeDone_ || !pending_.empty() || inner_->queuedBytes() > 0) return 0;
   size_t total = 0;
-  for (unsigned i = 0; i < n; ++i) {
-    if (int rc = encrypt(bufs[i].base, bufs[i].len); rc != 0) return rc;
-    total += bufs[i].len;
-  }
+  if (int rc = encryptAll(bufs, n, &total); rc != 0) return rc;
   // The plaintext is consumed: what the socket does not take now is queued
   // here (it shows in queuedBytes(), so the caller waits for it).
   if (int rc = flush(Completion{}, true); rc != 0) return rc;
@@ -328,8 +374,8 @@ int TlsStream::write(const uv_buf_t* bufs, unsigned n, Completion done) {
     pending_.push_back(std::move(p));
     return 0;
   }
-  for (unsigned i = 0; i < n; ++i)
-    if (int rc = encrypt(bufs[i].base, bufs[i].len); rc != 0) return rc;
+  size_t total = 0;
+  if (int rc = encryptAll(bufs, n, &total); rc != 0) return rc;
   return flush(done, false);
 }
 
@@ -345,7 +391,7 @@ int TlsStream::writeOwned(std::string data, Completion done) {
 }
 
 size_t TlsStream::queuedBytes() const {
-  size_t n = inner_->queuedBytes() + BIO_ctrl_pending(wbio_);
+  size_t n = inner_->queuedBytes() + out_.size();
   for (const auto& p : pending_) n += p.data.size();
   return n;
 }

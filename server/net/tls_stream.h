@@ -99,6 +99,8 @@ class TlsStream final : public Stream, private StreamReader {
   // (if any) completes when those bytes are written. 0 or a libuv code.
   int flush(Completion done, bool tryFirst);
   int encrypt(const char* data, size_t n);
+  // Encrypts the buffers (one record when they are small), *total their size.
+  int encryptAll(const uv_buf_t* bufs, unsigned n, size_t* total);
   void flushPendingWrites();
   void updateInnerReading();
   void scheduleDeliver();
@@ -116,7 +118,8 @@ class TlsStream final : public Stream, private StreamReader {
   Stream* inner_;
   SSL* ssl_;
   BIO* rbio_;  // ciphertext in (owned by ssl_)
-  BIO* wbio_;  // ciphertext out (owned by ssl_)
+  BIO* wbio_;  // ciphertext out (owned by ssl_): appends to out_
+  std::string out_;  // ciphertext not yet handed to the inner stream
   StreamReader* reader_ = nullptr;
   Completion closed_;
   Completion shutdownDone_;
