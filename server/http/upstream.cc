@@ -245,7 +245,9 @@ Error UpstreamConn::streamError(int status, const char* context) const {
 }
 
 void UpstreamConn::sendHead() {
-  armTimer(pool_->options_.readTimeoutMs);
+  // A TLS handshake is part of connecting: upstream.connect_timeout until
+  // it is done (the head's write completes after it, and re-arms the read timeout).
+  armTimer(tls_ && !tls_->handshakeDone() ? pool_->options_.connectTimeoutMs : pool_->options_.readTimeoutMs);
   headSent_ = true;
   if (req_.retryable) {
     write(req_.head);  // kept for a retry on a fresh connection
@@ -348,8 +350,10 @@ void UpstreamConn::armTimer(int64_t ms) {
           self->close();  // idle keep-alive connections expire too
           return;
         }
-        self->fail(Error{Errc::Timeout, 0,
-                         self->state_ == State::Active ? "upstream: read timeout" : "upstream: connect timeout"});
+        const char* what = self->state_ != State::Active                     ? "upstream: connect timeout"
+                           : self->tls_ && !self->tls_->handshakeDone() ? "upstream: TLS handshake timeout"
+                                                                        : "upstream: read timeout";
+        self->fail(Error{Errc::Timeout, 0, what});
       },
       static_cast<uint64_t>(ms), 0);
 }

@@ -105,13 +105,21 @@ class TlsCase(unittest.TestCase):
         cls.untrusted_origin = Origin(ssl_context=server_context(*untrusted)).start()
         cls.addClassCleanup(cls.untrusted_origin.stop)
 
+        # Takes the TCP connection (the kernel's backlog) and never answers the ClientHello.
+        import socket
+        cls.silent = socket.socket()
+        cls.silent.bind(("127.0.0.1", 0))
+        cls.silent.listen(16)
+        cls.addClassCleanup(cls.silent.close)
+
         cls.tls_port = free_port()
         cls.orchard = Orchard(
             cls.origin.port, workdir=cls.tmp,
             resolve_extra={"tls-origin.test": cls.tls_origin.port,
                            "wrong-origin.test": cls.wrong_origin.port,
-                           "untrusted-origin.test": cls.untrusted_origin.port},
-            sections={"upstream": f'ca_file = "{cls.test_ca}"'},
+                           "untrusted-origin.test": cls.untrusted_origin.port,
+                           "silent-origin.test": cls.silent.getsockname()[1]},
+            sections={"upstream": f'ca_file = "{cls.test_ca}"\nconnect_timeout = "2s"'},
             extra_toml=f'[tls]\nlisten = ["127.0.0.1:{cls.tls_port}"]\n\n[admin]\ntoken = "{TOKEN}"\n')
         cls.addClassCleanup(cls.orchard.kill9)
         cls.addClassCleanup(cls.orchard.stop, expect_exit=0)
@@ -294,6 +302,13 @@ class TlsCase(unittest.TestCase):
         # Never fetched unverified: the origin saw no request at all.
         origin = self.wrong_origin if host.startswith("wrong") else self.untrusted_origin
         self.assertEqual(origin.count(path), 0)
+
+    def test_an_origin_that_never_finishes_the_handshake_times_out_as_connecting(self):
+        t0 = time.monotonic()
+        r = request(self.orchard.port, "GET", gen_path("tls-silent", 1000) + "?source=silent-origin.test&sourceScheme=https")
+        self.assertEqual(r.status, 504, r)
+        self.assertIn("TLS handshake timeout", r.body.decode())
+        self.assertLess(time.monotonic() - t0, 15, "upstream.connect_timeout (2 s) covers the handshake")
 
     def test_untrusted_origin_certificate_is_a_502_with_the_reason(self):
         self.assertRefusedOrigin("untrusted-origin.test", "unable to get local issuer certificate")
