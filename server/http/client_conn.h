@@ -38,6 +38,7 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   // ---- ResponseWriter (see handler.h) ----
   WorkerContext* wc() override { return wc_; }
   const struct sockaddr* peer() const override { return reinterpret_cast<const sockaddr*>(&peer_); }
+  bool secure() const override { return secure_; }
   void write(std::string data) override;
   int writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued = 0, size_t* accepted = nullptr) override;
   size_t queuedBytes() const override;
@@ -97,6 +98,7 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   bool reqKeepAlive_ = true;
   bool reqHasBody_ = false;
   bool peerEof_ = false;  // the client half-closed: no more requests
+  bool secure_ = false;   // the stream is TLS (set by the HTTPS listener's accept)
 
   Http1Codec codec_;
   std::string pending_;  // pipelined bytes not parsed yet
