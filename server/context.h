@@ -31,6 +31,7 @@
 #include "config/config.h"
 #include "config/reload.h"
 #include "server/admin/tokens.h"
+#include "server/http/peer_counts.h"
 #include "server/net/loop.h"
 #include "server/metrics.h"
 #include "server/proxy/open_file_cache.h"
@@ -125,6 +126,9 @@ struct ServerContext {
   // (written at first start); restart-only, like storage.dir.
   std::string generatedToken;
   TokenTable generatedTokens;  // generatedToken as the "admin" entry (empty when none was generated)
+  // Connections open per client address, across loops
+  // (server.max_connections_per_client): touched at accept and close only.
+  PeerCounts peers;
   Clock* clock = &SystemClock::instance();
   int64_t startedAt = 0;
   std::string viaName;  // "orchard-<random>": our Via pseudonym, to spot forwarding loops

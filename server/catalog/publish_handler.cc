@@ -83,6 +83,12 @@ class PublishHandler final : public LocalHandler {
     if (auto p = parseQuery()) return answerError(400, *p);
     if (req_.chunked || !req_.contentLength)
       return answerError(411, "a publish needs a Content-Length: the box decides from the head whether it fits");
+    if (*req_.contentLength > snap.config.catalogMaxUpload) {
+      w_->wc()->counters.add(w_->wc()->counters.uploads_too_large);
+      return answerError(413, "the package is " + std::to_string(*req_.contentLength) +
+                                  " bytes; catalog.max_upload allows at most " +
+                                  std::to_string(snap.config.catalogMaxUpload));
+    }
     std::string sha;
     if (auto h = req_.header("X-Checksum-Sha256")) {
       if (!isHex64(*h)) return answerError(400, "X-Checksum-Sha256 must be 64 hexadecimal digits");

@@ -68,8 +68,11 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   void resumeParsing();
   void finishResponse();
   void closeHandles();
-  void failRequest(int status, const char* why);
+  void failRequest(int status, std::string_view why, std::string_view extra = {});
   void armIdle();
+  // server.header_timeout: a head must be whole this long after it may
+  // start (connect, or the first byte of a later request); 408 and close.
+  void armHead();
   void unref();
   // Completions (server/net/stream.h).
   void onWritten(int status);
@@ -99,6 +102,8 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   bool reqHasBody_ = false;
   bool peerEof_ = false;  // the client half-closed: no more requests
   bool secure_ = false;   // the stream is TLS (set by the HTTPS listener's accept)
+  bool peerCounted_ = false;  // counted in ServerContext::peers (removed when freed)
+  bool idleTimer_ = false;    // the timer is the keep-alive idle one (a new head re-arms it as armHead)
 
   Http1Codec codec_;
   std::string pending_;  // pipelined bytes not parsed yet
