@@ -4,8 +4,12 @@
 // (one at a time, pipelined requests answered in order), and is that
 // handler's ResponseWriter (server/http/handler.h).
 //
-// States:  Idle (waiting for a request; idle timer armed)
-//          -> Reading (head/body of a request being parsed)
+// States:  Idle (waiting for a request: the head timer from connect,
+//             server.header_timeout, then the idle timer between requests)
+//          -> Reading (head/body of a request being parsed; a later
+//             request's first byte swaps the idle timer for the head timer;
+//             the head timer firing answers 408 and closes, the idle timer
+//             closes quietly)
 //          -> Responding (request complete, parser paused, socket reads
 //             stopped until the response ends)
 //          -> Idle (keep-alive) | Closing (error, Connection: close, drain)
