@@ -81,6 +81,8 @@ std::string expected(const Param& p) {
     case ParamType::CidrList: return "an array of address ranges like [\"10.0.0.0/8\", \"::1/128\"]";
     case ParamType::HostList: return "an array of host names like [\"swcdn.apple.com\", \"*.cdn-apple.com\"]";
     case ParamType::AddressTable: return "a table of host = \"addr:port\"";
+    case ParamType::TokenList:
+      return "[[" + std::string(p.name) + "]] tables of name, token or token_file, and scope";
   }
   return "?";
 }
@@ -179,6 +181,12 @@ class Loader {
     }
     if (!c.adminToken.empty() && !c.adminTokenFile.empty()) {
       add("admin.token_file", line("admin.token_file"), "set admin.token or admin.token_file, not both");
+    }
+    for (const TokenSpec& t : c.adminTokens) {
+      if (!t.token.empty() && t.token == c.adminToken) {
+        add("admin.tokens", line("admin.tokens"),
+            "token " + quote(t.name) + " is the same secret as admin.token: give each token its own");
+      }
     }
     if (c.listen.empty() && c.tlsListen.empty()) {
       add("server.listen", line("server.listen"), "no listeners: give at least one \"addr:port\"");
@@ -366,6 +374,7 @@ class Loader {
         if (!good) return std::nullopt;
         return Value(std::move(out));
       }
+      case ParamType::TokenList: return convertTokens(p, n, line);
       case ParamType::AddressTable: {
         const toml::table* t = n.as_table();
         if (t == nullptr) {
@@ -413,6 +422,89 @@ class Loader {
       }
     }
     return std::nullopt;
+  }
+
+  // [[admin.tokens]]: every entry checked, every problem reported with the
+  // entry's line; the list is taken only when all of it is good.
+  std::optional<Value> convertTokens(const Param& p, const toml::node& n, int line) {
+    const std::string name(p.name);
+    const toml::array* arr = n.as_array();
+    if (arr == nullptr) {
+      typeProblem(p, n, line);
+      return std::nullopt;
+    }
+    std::vector<TokenSpec> out;
+    std::set<std::string> names;                 // every name seen, good entries or not
+    std::map<std::string, std::string> secrets;  // secret -> the name that gave it first
+    bool good = true;
+    for (const toml::node& e : *arr) {
+      const int eLine = elementLine(e, line);
+      const toml::table* t = e.as_table();
+      if (t == nullptr) {
+        typeProblem(p, e, eLine);
+        good = false;
+        continue;
+      }
+      TokenSpec spec;
+      bool entryGood = true;
+      auto bad = [&](std::string msg) {
+        add(name, eLine, std::move(msg));
+        entryGood = false;
+      };
+      // A string field of the entry, or nullopt (with a problem when present but not a string).
+      auto text = [&](std::string_view key) -> std::optional<std::string> {
+        const toml::node* v = t->get(key);
+        if (v == nullptr) return std::nullopt;
+        if (const auto* s = v->as_string()) return s->get();
+        bad(std::string(key) + ": expected a string, got " + show(*v));
+        return std::nullopt;
+      };
+      for (auto&& [k, v] : *t) {
+        const std::string_view key = k.str();
+        if (key != "name" && key != "token" && key != "token_file" && key != "scope")
+          bad("unknown key " + quote(key) + " in a token entry (name, token, token_file, scope)");
+      }
+      const std::optional<std::string> tokenName = text("name");
+      const std::string who = tokenName ? "token " + quote(*tokenName) + ": " : std::string("a token entry: ");
+      if (!tokenName) {
+        if (t->get("name") == nullptr) bad("a token entry needs name = \"...\"");
+      } else if (const char* why = tokenNameProblem(*tokenName)) {
+        bad(who + why);
+      } else if (*tokenName == kAdminTokenName) {
+        bad(who + "the name \"admin\" is admin.token's (or the generated token's); choose another");
+      } else {
+        if (!names.insert(*tokenName).second) bad(who + "the name is used twice");
+        spec.name = *tokenName;
+      }
+      const std::optional<std::string> secret = text("token");
+      const std::optional<std::string> file = text("token_file");
+      if (t->get("token") != nullptr && t->get("token_file") != nullptr) {
+        bad(who + "set token or token_file, not both");
+      } else if (t->get("token") == nullptr && t->get("token_file") == nullptr) {
+        bad(who + "needs token = \"...\" or token_file = \"/path\"");
+      } else if (secret) {
+        if (const char* why = tokenTextProblem(*secret)) {
+          bad(who + why);
+        } else {
+          auto [it, fresh] = secrets.emplace(*secret, tokenName.value_or(""));
+          if (!fresh) bad(who + "the same secret as token " + quote(it->second) + ": give each token its own");
+          spec.token = *secret;
+        }
+      } else if (file) {
+        if (file->empty()) bad(who + "token_file is empty");
+        spec.tokenFile = *file;
+      }
+      if (const std::optional<std::string> scope = text("scope")) {
+        if (auto s = parseScope(*scope)) spec.scope = *s;
+        else bad(who + "scope must be read, mdm, publish or admin, got " + quote(*scope));
+      } else if (t->get("scope") == nullptr) {
+        bad(who + "needs scope = \"read\", \"mdm\", \"publish\" or \"admin\"");
+      }
+      if (entryGood) out.push_back(std::move(spec));
+      else good = false;
+    }
+    if (!good) return std::nullopt;
+    return Value(std::move(out));
   }
 
   Config* config_;

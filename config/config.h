@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "config/net.h"
+#include "config/tokens.h"
 
 namespace orchard::config {
 
@@ -35,6 +36,11 @@ struct Config {
   int64_t drainTimeoutMs = 0;             // SIGTERM: how long to let transfers finish
   int64_t idleTimeoutMs = 0;              // close keep-alive client connections idle this long
   int64_t sendTimeoutMs = 0;              // close a client whose answer made no write progress this long
+  int64_t headerTimeoutMs = 0;            // a request head must be complete this long after it may start (408)
+  int64_t maxUriLength = 0;               // request targets longer than this: 414
+  int64_t maxHeaderBytes = 0;             // request heads larger than this: 431
+  int64_t maxHeaderCount = 0;             // request heads with more fields than this: 431
+  int64_t maxConnectionsPerClient = 0;    // connections open at once from one address (503 beyond); 0 = no limit
   int64_t maxConnections = 0;             // client connections across all loops
   log::Level logLevel = log::Level::Info;
   bool accessLog = false;                 // one line per transaction to the log
@@ -71,12 +77,17 @@ struct Config {
   std::vector<Cidr> allowClients;  // clients outside every range get 403
 
   // [admin]
-  std::string adminToken;      // bearer token for /api/v1 writes, or empty
+  std::string adminToken;      // bearer token named "admin" (admin scope), or empty
   std::string adminTokenFile;  // or a file holding it (read into ConfigSnapshot::adminToken)
+  std::vector<TokenSpec> adminTokens;   // more tokens, each with a name and a scope (files read into the snapshot)
+  std::vector<Cidr> adminAllowClients;  // who may reach the admin API; empty: see routes.h
+  bool adminAllowPlainHttp = false;     // accept tokens over plain HTTP from other hosts
+  std::vector<Cidr> adminLocalClients;  // "the box itself" for that rule (default: loopback)
 
   // [catalog]
   std::string catalogBaseUrl;        // what manifests point Macs at; "" = the request's Host
   uint64_t catalogLimit = 0;         // bytes of published packages
+  uint64_t catalogMaxUpload = 0;     // largest Content-Length a publish may declare (413 beyond)
   bool catalogRequireSigned = false;
   std::string catalogTrustedRoots;   // PEM file of roots package signatures must chain to
   int64_t catalogStaleAfterMs = 0;   // a device with no status report this long counts as stale

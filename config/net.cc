@@ -177,6 +177,20 @@ bool Cidr::contains(const struct sockaddr* addr) const {
   return haveV4 && prefixEqual(bytes.data(), v4, prefix);
 }
 
+bool isLoopback(const struct sockaddr* addr) {
+  if (addr == nullptr) return false;
+  if (addr->sa_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(addr);
+    return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (addr->sa_family != AF_INET6) return false;
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(addr);
+  const uint8_t* b = sin6->sin6_addr.s6_addr;
+  if (std::memcmp(b, kMappedPrefix, 12) == 0) return b[12] == 127;  // ::ffff:127.x.y.z
+  static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return std::memcmp(b, kOne, 16) == 0;
+}
+
 bool anyContains(const std::vector<Cidr>& ranges, const struct sockaddr* addr) {
   for (const Cidr& c : ranges) {
     if (c.contains(addr)) return true;

@@ -54,6 +54,9 @@ struct Cidr {
 
 // True when any range contains addr (the access.allow_clients check).
 bool anyContains(const std::vector<Cidr>& ranges, const struct sockaddr* addr);
+// True for a loopback address: 127.0.0.0/8, ::1, and ::ffff:127.0.0.0/104
+// (a client on the box itself). Null or another family: false.
+bool isLoopback(const struct sockaddr* addr);
 
 // Validates and lower-cases an upstream host pattern: an exact name
 // ("swcdn.apple.com") or a leading wildcard label ("*.cdn-apple.com"). One

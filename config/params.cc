@@ -52,7 +52,7 @@ const Section kSections[] = {
     {"storage", "Where cached objects live and how much disk they may use."},
     {"upstream", "Origins the box may fetch from, and how it reaches them."},
     {"access", "Who may use the cache."},
-    {"admin", "The admin API (/api/v1)."},
+    {"admin", "The admin API (/api/v1): its tokens, and who may reach it."},
     {"catalog", "Published packages: their own space apart from the cache, what manifests point Macs at, signatures."},
 };
 
@@ -82,6 +82,25 @@ const Param kParams[] = {
      .max = kHour, .reloadable = true,
      .doc = "Close a client connection whose answer made no write progress for this long (it stopped reading).",
      ORCHARD_FIELD(sendTimeoutMs)},
+    {.name = "server.header_timeout", .type = ParamType::Duration, .defaultToml = R"("10s")", .min = 100,
+     .max = kHour, .reloadable = true,
+     .doc = "A client must send a whole request head within this long of connecting (or of the first byte of a "
+            "later request on a keep-alive connection), else it gets 408 and is closed.",
+     ORCHARD_FIELD(headerTimeoutMs)},
+    {.name = "server.max_uri_length", .type = ParamType::Size, .defaultToml = R"("8KiB")", .min = 64, .max = kMiB,
+     .reloadable = true, .doc = "Longest request target (path and query) taken; longer ones get 414.",
+     ORCHARD_FIELD(maxUriLength)},
+    {.name = "server.max_header_bytes", .type = ParamType::Size, .defaultToml = R"("64KiB")", .min = kKiB,
+     .max = kMiB, .reloadable = true,
+     .doc = "Largest request head (target, field names and values) taken; larger ones get 431.",
+     ORCHARD_FIELD(maxHeaderBytes)},
+    {.name = "server.max_header_count", .type = ParamType::Integer, .defaultToml = "100", .min = 8, .max = 10'000,
+     .reloadable = true, .doc = "Most header fields in a request head; more get 431.", ORCHARD_FIELD(maxHeaderCount)},
+    {.name = "server.max_connections_per_client", .type = ParamType::Integer, .defaultToml = "256", .min = 0,
+     .max = 10'000'000, .reloadable = true,
+     .doc = "Most connections open at once from one client address, across all workers; a connection beyond it "
+            "gets 503 with Retry-After and is closed. 0 = no limit (many Macs behind one NAT address).",
+     ORCHARD_FIELD(maxConnectionsPerClient)},
 
     // [tls]
     {.name = "tls.listen", .type = ParamType::AddressList, .defaultToml = "[]", .reloadable = false,
@@ -168,10 +187,26 @@ const Param kParams[] = {
 
     // [admin]
     {.name = "admin.token", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
-     .doc = "Bearer token for admin API (/api/v1) writes.",
+     .doc = "The admin token (named \"admin\", scope admin) for the admin API (/api/v1); empty = the one the box "
+            "generates into storage.dir/admin.token.",
      ORCHARD_FIELD(adminToken)},
     {.name = "admin.token_file", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
      .doc = "File holding the admin token, instead of token (not both).", ORCHARD_FIELD(adminTokenFile)},
+    {.name = "admin.tokens", .type = ParamType::TokenList, .defaultToml = "[]", .reloadable = true,
+     .doc = "More tokens, each a [[admin.tokens]] table: name = \"jamf\", token = \"...\" or token_file = "
+            "\"/path\", scope = \"read\", \"mdm\", \"publish\" or \"admin\" (tokens of 16 characters or more).",
+     ORCHARD_FIELD(adminTokens)},
+    {.name = "admin.allow_clients", .type = ParamType::CidrList, .defaultToml = "[]", .reloadable = true,
+     .doc = "Client address ranges that may reach the admin API (/api/v1, /metrics); others get 403. Empty: any "
+            "address with a token, and access.allow_clients for /metrics and /api/v1/status.",
+     ORCHARD_FIELD(adminAllowClients)},
+    {.name = "admin.allow_plain_http", .type = ParamType::Bool, .defaultToml = "false", .reloadable = true,
+     .doc = "Accept tokens over plain HTTP from other hosts (from the box itself they always are).",
+     ORCHARD_FIELD(adminAllowPlainHttp)},
+    {.name = "admin.local_clients", .type = ParamType::CidrList, .defaultToml = R"(["127.0.0.0/8", "::1/128"])",
+     .reloadable = true,
+     .doc = "Client addresses that count as the box itself: a token from one of them is taken over plain HTTP.",
+     ORCHARD_FIELD(adminLocalClients)},
 
     // [catalog]
     {.name = "catalog.base_url", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
@@ -183,6 +218,11 @@ const Param kParams[] = {
      .doc = "Disk space published packages may use, apart from the cache; a publish that would not fit is "
             "refused with 507.",
      ORCHARD_FIELD(catalogLimit)},
+    {.name = "catalog.max_upload", .type = ParamType::Size, .defaultToml = R"("32GiB")", .min = kMiB, .max = kMax,
+     .reloadable = true,
+     .doc = "Largest package a publish may declare (Content-Length); larger ones are refused with 413 before "
+            "any byte of the body is read.",
+     ORCHARD_FIELD(catalogMaxUpload)},
     {.name = "catalog.require_signed", .type = ParamType::Bool, .defaultToml = "false", .reloadable = true,
      .doc = "Refuse packages that are not signed distribution packages with a verified signature.",
      ORCHARD_FIELD(catalogRequireSigned)},
@@ -247,6 +287,7 @@ const char* paramTypeName(ParamType t) noexcept {
     case ParamType::CidrList: return "address range list";
     case ParamType::HostList: return "host pattern list";
     case ParamType::AddressTable: return "host to address table";
+    case ParamType::TokenList: return "token table list";
   }
   return "?";
 }

@@ -20,6 +20,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "config/net.h"
+#include "config/tokens.h"
 
 namespace orchard::config {
 
@@ -35,6 +36,7 @@ enum class ParamType : uint8_t {
   CidrList,      // ["10.0.0.0/8", "::1/128", "192.168.1.10"]
   HostList,      // ["swcdn.apple.com", "*.cdn-apple.com"]
   AddressTable,  // { "host" = "addr:port" }
+  TokenList,     // [[section.key]] tables: { name, token | token_file, scope } (config/tokens.h)
 };
 
 const char* paramTypeName(ParamType t) noexcept;
@@ -43,7 +45,7 @@ const char* paramTypeName(ParamType t) noexcept;
 // and integers travel as int64_t (bytes, milliseconds, units); Choice as the
 // chosen string.
 using Value = std::variant<bool, int64_t, std::string, std::vector<std::string>, std::vector<ListenAddress>,
-                           std::vector<Cidr>, std::map<std::string, ListenAddress>>;
+                           std::vector<Cidr>, std::map<std::string, ListenAddress>, std::vector<TokenSpec>>;
 
 struct Param {
   std::string_view name;         // "section.key"

@@ -60,6 +60,37 @@ SnapshotResult buildSnapshot(Config config, uint64_t generation) {
   } else {
     s->adminToken = config.adminToken;
   }
+  // Named tokens: read their files, and hold every secret to the rules the
+  // loader applies to inline ones (a file may hold anything).
+  for (const TokenSpec& t : config.adminTokens) {
+    ResolvedToken rt{t.name, t.token, t.scope};
+    if (!t.tokenFile.empty()) {
+      Result<std::string> token = readTokenFile(t.tokenFile);
+      if (!token) {
+        std::string msg = "token \"" + t.name + "\": " + token.error().context + " " + t.tokenFile;
+        if (token.error().sys != 0) msg += std::string(": ") + std::strerror(token.error().sys);
+        r.problems.push_back(Problem{"admin.tokens", 0, std::move(msg)});
+        continue;
+      }
+      if (const char* why = tokenTextProblem(*token)) {
+        r.problems.push_back(Problem{"admin.tokens", 0, "token \"" + t.name + "\" (" + t.tokenFile + "): " + why});
+        continue;
+      }
+      rt.secret = std::move(*token);
+    }
+    if (!s->adminToken.empty() && rt.secret == s->adminToken) {
+      r.problems.push_back(
+          Problem{"admin.tokens", 0, "token \"" + t.name + "\" is the same secret as admin.token: give each its own"});
+      continue;
+    }
+    for (const ResolvedToken& seen : s->namedTokens) {
+      if (seen.secret == rt.secret)
+        r.problems.push_back(Problem{"admin.tokens", 0, "token \"" + t.name + "\" is the same secret as token \"" +
+                                                            seen.name + "\": give each its own"});
+    }
+    s->namedTokens.push_back(std::move(rt));
+  }
+  if (!r.problems.empty()) return r;
   s->config = std::move(config);
   r.snapshot = std::move(s);
   return r;

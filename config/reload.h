@@ -31,6 +31,7 @@ struct ConfigSnapshot {
   HostMatcher allow;       // upstream.allow
   HostMatcher schemeInKey; // upstream.scheme_in_key
   std::string adminToken;  // admin.token, or the contents of admin.token_file (one line, trimmed); "" = none
+  std::vector<ResolvedToken> namedTokens;  // admin.tokens, token_file contents read, in config order
   uint64_t generation = 0; // 1 for the start-up config, +1 for each reload that was applied
 };
 
@@ -54,9 +55,11 @@ struct SnapshotResult {
   bool ok() const { return snapshot != nullptr; }
 };
 
-// Builds the snapshot of a loaded (valid) config. Reads admin.token_file:
-// a file that cannot be read, or that holds no token, is a problem naming
-// the key. The snapshot is returned non-const so the caller may embed it;
+// Builds the snapshot of a loaded (valid) config. Reads admin.token_file
+// and each admin.tokens token_file: a file that cannot be read, or that
+// holds no token, is a problem naming the key; so is a file token that
+// breaks the admin.tokens rules (tokenTextProblem) or repeats another
+// token's secret. The snapshot is returned non-const so the caller may embed it;
 // once handed to other threads it is not changed again.
 SnapshotResult buildSnapshot(Config config, uint64_t generation);
 

@@ -30,6 +30,8 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "config/reload.h"
+#include "server/admin/tokens.h"
+#include "server/http/peer_counts.h"
 #include "server/net/loop.h"
 #include "server/metrics.h"
 #include "server/proxy/open_file_cache.h"
@@ -63,9 +65,14 @@ struct TlsState {
 };
 
 struct Snapshot : config::ConfigSnapshot {
-  explicit Snapshot(config::ConfigSnapshot base) : config::ConfigSnapshot(std::move(base)) {}
+  explicit Snapshot(config::ConfigSnapshot base)
+      : config::ConfigSnapshot(std::move(base)), tokens(TokenTable::build(adminToken, namedTokens)) {}
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
+  // admin.token ("admin") and admin.tokens as digests, for the token check
+  // (server/catalog/catalog_http.h: findToken). The generated token, when
+  // no admin token is configured, is ServerContext::generatedTokens.
+  TokenTable tokens;
   RouterConfig router;       // allowHost reads `allow` above
   UpstreamOptions upstream;  // from upstream.resolve, the timeouts and max_idle_per_origin
   // catalog.trusted_roots loaded; null when none is configured (or it could
@@ -131,6 +138,10 @@ struct ServerContext {
   // The token storage.dir/admin.token holds when the config names none
   // (written at first start); restart-only, like storage.dir.
   std::string generatedToken;
+  TokenTable generatedTokens;  // generatedToken as the "admin" entry (empty when none was generated)
+  // Connections open per client address, across loops
+  // (server.max_connections_per_client): touched at accept and close only.
+  PeerCounts peers;
   Clock* clock = &SystemClock::instance();
   int64_t startedAt = 0;
   std::string viaName;  // "orchard-<random>": our Via pseudonym, to spot forwarding loops

@@ -20,7 +20,16 @@ namespace orchard::server {
   X(passes, "requests passed to the origin without caching")                       \
   X(local, "requests for local routes and probes")                                 \
   X(denied, "requests refused with 403")                                           \
-  X(bad_requests, "requests refused as malformed (400/431)")                       \
+  X(admin_denied, "admin API requests (/api/v1, /metrics) refused with 403: client outside admin.allow_clients") \
+  X(unauthorized, "admin API requests refused with 401: no token, or not one of the box's") \
+  X(scope_denied, "admin API requests refused with 403: the token's scope does not reach the route") \
+  X(plain_http_tokens, "requests refused with 403: a token over plain HTTP from another host") \
+  X(bad_requests, "requests refused as malformed (400/414/431)")                   \
+  X(uri_too_long, "requests refused with 414: target longer than server.max_uri_length") \
+  X(heads_too_large, "requests refused with 431: head over server.max_header_bytes or server.max_header_count") \
+  X(header_timeouts, "connections answered 408 and closed: no whole request head within server.header_timeout") \
+  X(client_limit_refusals, "connections answered 503 and closed: the address had server.max_connections_per_client open") \
+  X(uploads_too_large, "publishes refused with 413: Content-Length over catalog.max_upload") \
   X(origin_requests, "requests sent to origins")                                   \
   X(origin_errors, "origin exchanges that failed")                                 \
   X(bytes_to_clients, "body bytes sent to clients")                                \

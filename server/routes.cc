@@ -9,15 +9,25 @@
 
 namespace orchard::server {
 
+namespace {
+
+// Whether the client may reach a local row of this access class (routes.h).
+bool clientMayReach(const config::Config& cfg, RouteAccess access, const struct sockaddr* peer) {
+  switch (access) {
+    case RouteAccess::Clients: return config::anyContains(cfg.allowClients, peer);
+    case RouteAccess::Admin:
+      return config::anyContains(cfg.adminAllowClients.empty() ? cfg.allowClients : cfg.adminAllowClients, peer);
+    case RouteAccess::Token: return cfg.adminAllowClients.empty() || config::anyContains(cfg.adminAllowClients, peer);
+  }
+  return false;
+}
+
+}  // namespace
+
 RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
   WorkerContext* wc = w->wc();
   ServerContext* sc = wc->server;
-  // Checked per request (a few CIDRs), so a reload of access.allow_clients
-  // also applies to keep-alive connections opened before it.
-  if (!config::anyContains(wc->config().allowClients, w->peer())) {
-    wc->counters.add(wc->counters.denied);
-    return FixedAnswer::error(w, std::move(req), 403, "client address not allowed");
-  }
+  const config::Config& cfg = wc->config();
   RouteInput in;
   in.method = req.method;
   in.target = req.target;
@@ -26,6 +36,14 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
   auto mf = req.header("Max-Forwards");
   in.maxForwardsZero = mf && *mf == "0";
   Route route = server::route(in, wc->snapshot().router);
+  // Checked per request (a few CIDRs), so a reload of access.allow_clients
+  // or admin.allow_clients also applies to keep-alive connections opened
+  // before it. The proxy (and every refusal of the router) answers the
+  // clients of access.allow_clients; a local route, the list of its row.
+  if (route.kind != Route::Kind::Local && !config::anyContains(cfg.allowClients, w->peer())) {
+    wc->counters.add(wc->counters.denied);
+    return FixedAnswer::error(w, std::move(req), 403, "client address not allowed");
+  }
   switch (route.kind) {
     case Route::Kind::Probe:
       wc->counters.add(wc->counters.local);
@@ -38,9 +56,28 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
       return FixedAnswer::error(w, std::move(req), route.status, route.reason);
     case Route::Kind::Local: {
       auto m = sc->routes.match(req.method, route.path, kPlainListener);
+      if (!clientMayReach(cfg, m.access, w->peer())) {
+        wc->counters.add(wc->counters.denied);
+        if (m.access == RouteAccess::Clients)
+          return FixedAnswer::error(w, std::move(req), 403, "client address not allowed");
+        wc->counters.add(wc->counters.admin_denied);
+        return FixedAnswer::error(w, std::move(req), 403,
+                                  cfg.adminAllowClients.empty() ? "client address not allowed"
+                                                                : "client address not in admin.allow_clients");
+      }
       if (m.row) {
+        // A token that crossed a network in the clear is refused before it
+        // is even looked at: refusing only wrong ones would make plain HTTP
+        // a place to guess them.
+        if (!w->secure() && !cfg.adminAllowPlainHttp && req.header("Authorization") && !config::anyContains(cfg.adminLocalClients, w->peer())) {
+          wc->counters.add(wc->counters.denied);
+          wc->counters.add(wc->counters.plain_http_tokens);
+          return FixedAnswer::error(w, std::move(req), 403,
+                                    "tokens are not accepted over plain HTTP from other hosts; use HTTPS or set "
+                                    "admin.allow_plain_http");
+        }
         wc->counters.add(wc->counters.local);
-        return m.row->make(HandlerRequest{w, std::move(req), std::move(m.params)});
+        return m.row->make(HandlerRequest{w, std::move(req), std::move(m.params), {}});
       }
       wc->counters.add(wc->counters.denied);
       if (!m.allow.empty()) {

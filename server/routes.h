@@ -1,7 +1,7 @@
 // dispatch(): which handler owns a request, decided from its head alone.
 //
-//   client address not in access.allow_clients  -> 403
 //   the form router (server/proxy/router.h) says what the request is:
+//     anything but local, from a client outside access.allow_clients -> 403
 //     probe (GET / with Max-Forwards: 0)         -> 200, Accept-Ranges
 //     deny / reject                              -> its status
 //     proxy (intercept, absolute, ?source= form) -> 508 when it already passed
@@ -10,7 +10,22 @@
 //     local (for the box itself)                 -> the route table row that
 //                                                   matches method + path, 405
 //                                                   with Allow for another method,
-//                                                   403 when no row has the path
+//                                                   403 when no row has the path;
+//       first, the client list of the row (RouteAccess, route_table.h):
+//         Clients (/pkgs, /manifests, unknown paths)  access.allow_clients
+//         Admin   (/metrics, /api/v1/status)          admin.allow_clients, else
+//                                                     access.allow_clients
+//         Token   (every other /api/v1 row)           admin.allow_clients, else
+//                                                     anyone (the token decides)
+//         outside it -> 403 (admin rows: counted as admin_denied);
+//       then, a request carrying Authorization over plain HTTP from a client
+//       not on the box (not loopback) -> 403 unless admin.allow_plain_http;
+//       then the row's own check: a Token row's bearer token (401 unknown,
+//       403 wrong scope; server/catalog/catalog_http.h: withToken).
+//
+// So an MDM server outside the branch's client ranges reaches the admin API
+// (admin.allow_clients, or any address with a token), while the proxy and
+// the Macs' routes stay with access.allow_clients.
 //
 // Where a new route goes: a row in ServerContext::routes, added by the
 // registration function of the folder that owns the concern

@@ -689,10 +689,12 @@ void Server::closeCatalog() {
 
 Result<void> Server::adminTokenAtStart(const std::string& configured) {
   ctx_.generatedToken.clear();
+  ctx_.generatedTokens = TokenTable();
   if (!configured.empty()) return ok();
   const std::string path = ctx_.startConfig.storageDir + "/admin.token";
   if (auto existing = config::readTokenFile(path); existing) {
     ctx_.generatedToken = std::move(*existing);
+    ctx_.generatedTokens = TokenTable::build(ctx_.generatedToken, {});
     OLOG_INFO("admin: no admin.token configured: the API token is the one in %s", path.c_str());
     return ok();
   } else if (existing.error().code == Errc::Invalid) {
@@ -721,6 +723,7 @@ Result<void> Server::adminTokenAtStart(const std::string& configured) {
     return Error{Errc::Io, errno, "cannot write storage.dir/admin.token"};
   }
   ctx_.generatedToken = std::move(token);
+  ctx_.generatedTokens = TokenTable::build(ctx_.generatedToken, {});
   OLOG_WARN("admin: no admin.token configured: generated one into %s (mode 0600; orchardctl on this box reads it)",
             path.c_str());
   return ok();

@@ -225,7 +225,9 @@ listen = ["127.0.0.1:{self.ports['orchard']}"]
 workers = 0
 drain_timeout = "1s"
 idle_timeout = "300s"
+header_timeout = "300s"
 max_connections = 20000
+max_connections_per_client = 0
 log_level = "warn"
 access_log = false
 

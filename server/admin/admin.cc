@@ -137,6 +137,8 @@ std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
 }
 
 void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
+  // Open documents of the admin API: no token, but the admin client list
+  // (admin.allow_clients, else access.allow_clients; server/routes.h).
   // Rendered on the worker pool: the release gauges walk every device for
   // each package (tens of milliseconds at 10,000 devices), which would
   // stall every connection of the loop that took the scrape. Everything
@@ -146,9 +148,10 @@ void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
     return new OffLoopAnswer(r.writer, std::move(r.head), [ctx](std::string) {
       return OffLoopAnswer::Reply{200, renderMetrics(*ctx), {}, "text/plain; version=0.0.4"};
     });
-  });
-  // The box's own CA, for an MDM certificate profile. Public: it is a
-  // trust anchor, not a secret, and Macs fetch it before they trust the box.
+  }, kAnyListener, RouteAccess::Admin);
+  // The box's own CA, for an MDM certificate profile. Public to the
+  // branch's clients: it is a trust anchor, not a secret, and Macs fetch it
+  // before they trust the box.
   routes.add("GET", "/ca.pem", [](HandlerRequest&& r) -> RequestHandler* {
     const auto& t = r.writer->wc()->snapshot().tls;
     if (t->caPem.empty()) {
@@ -158,10 +161,10 @@ void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
     }
     return new FixedAnswer(r.writer, std::move(r.head), 200, "application/x-pem-file", t->caPem,
                            "Content-Disposition: attachment; filename=\"orchard-ca.pem\"\r\n");
-  });
+  }, kAnyListener, RouteAccess::Clients);
   routes.add("GET", "/api/v1/status", [ctx](HandlerRequest&& r) -> RequestHandler* {
     return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", renderStatus(*ctx, r.writer->wc()->snapshot().generation));
-  });
+  }, kAnyListener, RouteAccess::Admin);
 }
 
 }  // namespace orchard::server

@@ -1,49 +1,68 @@
 // Shared parts of the catalog's handlers (see catalog_http.h). Hard parts:
-// the token comparison must not leak how much of a guess was right
-// (CRYPTO_memcmp over equal lengths), and OffLoopAnswer's work outlives a
-// handler whose client went away (the after-callback checks a shared flag).
+// the token comparison must not leak how much of a guess was right (the
+// TokenTable compares SHA-256 digests with CRYPTO_memcmp, server/admin/tokens.h),
+// and OffLoopAnswer's work outlives a handler whose client went away (the
+// after-callback checks a shared flag).
 #include "server/catalog/catalog_http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
 
 #include "catalog/manifest.h"
 #include "server/http/message.h"
 
 namespace orchard::server {
 
-bool tokenMatches(const RequestHead& req, const ServerContext& ctx, const Snapshot& snap) {
-  const std::string& want = snap.adminToken.empty() ? ctx.generatedToken : snap.adminToken;
-  if (want.empty()) return false;
+const TokenEntry* findToken(const RequestHead& req, const ServerContext& ctx, const Snapshot& snap) {
   auto h = req.header("Authorization");
-  if (!h) return false;
-  std::string_view v = *h;
-  constexpr std::string_view kScheme = "bearer ";
-  if (v.size() <= kScheme.size()) return false;
-  for (size_t i = 0; i < kScheme.size(); ++i)
-    if (static_cast<char>(std::tolower(static_cast<unsigned char>(v[i]))) != kScheme[i]) return false;
-  v.remove_prefix(kScheme.size());
-  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-  return v.size() == want.size() && CRYPTO_memcmp(v.data(), want.data(), want.size()) == 0;
+  if (!h) return nullptr;
+  const std::string_view presented = bearerToken(*h);
+  if (presented.empty()) return nullptr;
+  // Both tables are searched whatever the first found, so the time taken
+  // does not say which kind of token was presented.
+  const TokenEntry* named = snap.tokens.find(presented);
+  const TokenEntry* generated = snap.adminToken.empty() ? ctx.generatedTokens.find(presented) : nullptr;
+  return named ? named : generated;
 }
 
 RequestHandler* unauthorized(HandlerRequest& r) {
   const bool had = r.head.header("Authorization").has_value();
   return FixedAnswer::error(r.writer, std::move(r.head), 401,
-                            had ? "the bearer token is not this box's admin token"
-                                : "this route needs Authorization: Bearer <admin token> (storage.dir/admin.token "
-                                  "when none is configured)",
+                            had ? "the bearer token is not one of this box's tokens"
+                                : "this route needs Authorization: Bearer <token> (the admin token is in "
+                                  "storage.dir/admin.token when none is configured)",
                             had ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : "WWW-Authenticate: Bearer\r\n");
 }
 
-HandlerFactory withToken(const ServerContext* ctx, CatalogFactory make) {
-  return [ctx, make](HandlerRequest&& r) -> RequestHandler* {
-    if (!tokenMatches(r.head, *ctx, r.writer->wc()->snapshot())) return unauthorized(r);
+RequestHandler* wrongScope(HandlerRequest& r, const TokenEntry& token, config::Scope need) {
+  std::string why = std::string("this route needs a token with the ") + config::scopeName(need) + " scope" +
+                    (need == config::Scope::Admin ? "" : " (or admin)") + "; token \"" + token.name + "\" has " +
+                    config::scopeName(token.scope);
+  return FixedAnswer::error(r.writer, std::move(r.head), 403, why,
+                            std::string("WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"") +
+                                config::scopeName(need) + "\"\r\n");
+}
+
+GuardedFactory withToken(const ServerContext* ctx, config::Scope need, CatalogFactory make) {
+  HandlerFactory f = [ctx, need, make](HandlerRequest&& r) -> RequestHandler* {
+    WorkerContext* wc = r.writer->wc();
+    const TokenEntry* t = findToken(r.head, *ctx, wc->snapshot());
+    if (t == nullptr) {
+      wc->counters.add(wc->counters.unauthorized);
+      return unauthorized(r);
+    }
+    if (!config::scopeAllows(t->scope, need)) {
+      wc->counters.add(wc->counters.denied);
+      wc->counters.add(wc->counters.scope_denied);
+      return wrongScope(r, *t, need);
+    }
+    r.token = t->name;
     return make(std::move(r), ctx);
   };
+  return GuardedFactory{std::move(f), need};
 }
+
+catalog::Actor actorOf(const HandlerRequest& r) { return catalog::Actor{peerAddress(r.writer->peer()), r.token}; }
 
 std::optional<std::string> queryParam(std::string_view target, std::string_view key) {
   const size_t q = target.find('?');

@@ -16,21 +16,36 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/catalog.h"
+#include "config/tokens.h"
+#include "server/admin/tokens.h"
 #include "server/context.h"
 #include "server/http/local_handler.h"
 #include "server/http/route_table.h"
 
 namespace orchard::server {
 
-// True when the request carries `Authorization: Bearer <token>` with the
-// box's token (admin.token / admin.token_file, else the generated one);
-// compared in constant time.
-bool tokenMatches(const RequestHead& req, const ServerContext& ctx, const Snapshot& snap);
-// The 401 for a request without the right token (WWW-Authenticate: Bearer).
+// The token the request's `Authorization: Bearer <token>` names: one of
+// the snapshot's (admin.token / admin.token_file as "admin", admin.tokens)
+// or, when no admin token is configured, the generated one (also "admin").
+// nullptr without a header or for an unknown token. Compared in constant
+// time (TokenTable::find). The entry lives as long as the snapshot: copy
+// what outlives the call.
+const TokenEntry* findToken(const RequestHead& req, const ServerContext& ctx, const Snapshot& snap);
+// The 401 for a request without a known token (WWW-Authenticate: Bearer).
 RequestHandler* unauthorized(HandlerRequest& r);
-// Wraps a handler factory with the bearer-token check (401 without it).
+// The 403 for a known token whose scope does not reach the route: names
+// the scope needed and the token's own.
+RequestHandler* wrongScope(HandlerRequest& r, const TokenEntry& token, config::Scope need);
+// Wraps a handler factory with the bearer-token check: 401 without a known
+// token, 403 when its scope does not allow `need` (config::scopeAllows);
+// otherwise HandlerRequest::token is the token's name and the handler is
+// made. Each routes.add of the admin API says its scope here:
+//   routes.add("PUT", "/api/v1/devices/{serial}", withToken(ctx, Scope::Mdm, &putDevice));
 using CatalogFactory = RequestHandler* (*)(HandlerRequest&&, const ServerContext*);
-HandlerFactory withToken(const ServerContext* ctx, CatalogFactory make);
+GuardedFactory withToken(const ServerContext* ctx, config::Scope need, CatalogFactory make);
+// Who made a change, for the audit log: the client's address and the
+// token's name.
+catalog::Actor actorOf(const HandlerRequest& r);
 // A query parameter's value (percent-decoded), or nullopt when absent or malformed.
 std::optional<std::string> queryParam(std::string_view target, std::string_view key);
 // The HTTP status of a catalog refusal.

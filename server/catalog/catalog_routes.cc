@@ -55,7 +55,7 @@ RequestHandler* showPackage(HandlerRequest&& r, const ServerContext* ctx) {
 }
 
 RequestHandler* deleteVersion(HandlerRequest&& r, const ServerContext* ctx) {
-  catalog::Actor actor{peerAddress(r.writer->peer()), "admin"};
+  catalog::Actor actor = actorOf(r);
   std::string name(r.params.get("name")), version(r.params.get("version"));
   const int64_t now = ctx->clock->nowSeconds();
   catalog::Catalog* cat = ctx->catalog;
@@ -70,7 +70,7 @@ RequestHandler* deleteVersion(HandlerRequest&& r, const ServerContext* ctx) {
 // PATCH: the metadata of a published version, as a JSON object of the
 // same fields the publish's query takes (catalog/request_metadata.h).
 RequestHandler* patchMetadata(HandlerRequest&& r, const ServerContext* ctx) {
-  catalog::Actor actor{peerAddress(r.writer->peer()), "admin"};
+  catalog::Actor actor = actorOf(r);
   std::string name(r.params.get("name")), version(r.params.get("version"));
   const int64_t now = ctx->clock->nowSeconds();
   const std::string base = baseUrl(r.writer->wc()->snapshot(), r.head);
@@ -172,13 +172,14 @@ HandlerFactory open(const ServerContext* ctx, RequestHandler* (*make)(HandlerReq
 }  // namespace
 
 void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
-  routes.add("PUT", "/api/v1/packages/{name}/{version}/{filename}", withToken(ctx, &makePublishHandler));
-  routes.add("GET", "/api/v1/packages", withToken(ctx, &listPackages));
-  routes.add("GET", "/api/v1/packages/{name}", withToken(ctx, &showPackage));
-  routes.add("DELETE", "/api/v1/packages/{name}/{version}", withToken(ctx, &deleteVersion));
-  routes.add("PATCH", "/api/v1/packages/{name}/{version}", withToken(ctx, &patchMetadata));
-  routes.add("GET", "/api/v1/audit", withToken(ctx, &auditLog));
-  routes.add("GET", "/api/v1/packages/{name}/{version}/deliveries", withToken(ctx, &deliveries));
+  using config::Scope;
+  routes.add("PUT", "/api/v1/packages/{name}/{version}/{filename}", withToken(ctx, Scope::Publish, &makePublishHandler));
+  routes.add("GET", "/api/v1/packages", withToken(ctx, Scope::Read, &listPackages));
+  routes.add("GET", "/api/v1/packages/{name}", withToken(ctx, Scope::Read, &showPackage));
+  routes.add("DELETE", "/api/v1/packages/{name}/{version}", withToken(ctx, Scope::Admin, &deleteVersion));
+  routes.add("PATCH", "/api/v1/packages/{name}/{version}", withToken(ctx, Scope::Publish, &patchMetadata));
+  routes.add("GET", "/api/v1/audit", withToken(ctx, Scope::Read, &auditLog));
+  routes.add("GET", "/api/v1/packages/{name}/{version}/deliveries", withToken(ctx, Scope::Read, &deliveries));
   routes.add("GET", "/pkgs/{name}/{version}/{filename}", open(ctx, &makePackageSender));
   routes.add("GET", "/manifests/{name}/{file}", open(ctx, &manifest));
   registerFleetRoutes(routes, ctx);

@@ -41,7 +41,6 @@ std::variant<json, OffLoopAnswer::Reply> parseBody(const std::string& body) {
   return j;
 }
 
-catalog::Actor actorOf(HandlerRequest& r) { return catalog::Actor{peerAddress(r.writer->peer()), "admin"}; }
 
 std::string queryValue(std::string_view target, std::string_view key) { return queryParam(target, key).value_or(""); }
 
@@ -425,25 +424,26 @@ RequestHandler* declarations(HandlerRequest&& r, const ServerContext* ctx) {
 }  // namespace
 
 void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx) {
-  routes.add("PUT", "/api/v1/devices/{serial}", withToken(ctx, &putDevice));
-  routes.add("GET", "/api/v1/devices/{serial}", withToken(ctx, &getDevice));
-  routes.add("DELETE", "/api/v1/devices/{serial}", withToken(ctx, &deleteDevice));
-  routes.add("GET", "/api/v1/devices", withToken(ctx, &listDevices));
-  routes.add("POST", "/api/v1/devices:import", withToken(ctx, &importDevices));
-  routes.add("GET", "/api/v1/devices/{serial}/installs", withToken(ctx, &installs));
-  routes.add("GET", "/api/v1/devices/{serial}/declarations", withToken(ctx, &declarations));
-  routes.add("PUT", "/api/v1/packages/{name}/{version}/targeting", withToken(ctx, &putTargeting));
-  routes.add("GET", "/api/v1/packages/{name}/{version}/targeting", withToken(ctx, &getTargeting));
-  routes.add("GET", "/api/v1/packages/{name}/{version}/rollout", withToken(ctx, &getRollout));
-  routes.add("POST", "/api/v1/packages/{name}/{version}/rollout/{action}", withToken(ctx, &rolloutAction));
-  routes.add("PUT", "/api/v1/rings", withToken(ctx, &putRings));
-  routes.add("GET", "/api/v1/rings", withToken(ctx, &getRings));
-  routes.add("PUT", "/api/v1/rings/{name}", withToken(ctx, &putPolicy));
-  routes.add("GET", "/api/v1/rings/{name}", withToken(ctx, &getPolicy));
-  routes.add("DELETE", "/api/v1/rings/{name}", withToken(ctx, &deletePolicy));
-  routes.add("PUT", "/api/v1/pins/{name}", withToken(ctx, &putPin));
-  routes.add("GET", "/api/v1/pins/{name}", withToken(ctx, &getPin));
-  routes.add("DELETE", "/api/v1/pins/{name}", withToken(ctx, &deletePin));
+  using config::Scope;
+  routes.add("PUT", "/api/v1/devices/{serial}", withToken(ctx, Scope::Mdm, &putDevice));
+  routes.add("GET", "/api/v1/devices/{serial}", withToken(ctx, Scope::Read, &getDevice));
+  routes.add("DELETE", "/api/v1/devices/{serial}", withToken(ctx, Scope::Admin, &deleteDevice));
+  routes.add("GET", "/api/v1/devices", withToken(ctx, Scope::Read, &listDevices));
+  routes.add("POST", "/api/v1/devices:import", withToken(ctx, Scope::Mdm, &importDevices));
+  routes.add("GET", "/api/v1/devices/{serial}/installs", withToken(ctx, Scope::Read, &installs));
+  routes.add("GET", "/api/v1/devices/{serial}/declarations", withToken(ctx, Scope::Read, &declarations));
+  routes.add("PUT", "/api/v1/packages/{name}/{version}/targeting", withToken(ctx, Scope::Publish, &putTargeting));
+  routes.add("GET", "/api/v1/packages/{name}/{version}/targeting", withToken(ctx, Scope::Read, &getTargeting));
+  routes.add("GET", "/api/v1/packages/{name}/{version}/rollout", withToken(ctx, Scope::Read, &getRollout));
+  routes.add("POST", "/api/v1/packages/{name}/{version}/rollout/{action}", withToken(ctx, Scope::Admin, &rolloutAction));
+  routes.add("PUT", "/api/v1/rings", withToken(ctx, Scope::Admin, &putRings));
+  routes.add("GET", "/api/v1/rings", withToken(ctx, Scope::Read, &getRings));
+  routes.add("PUT", "/api/v1/rings/{name}", withToken(ctx, Scope::Admin, &putPolicy));
+  routes.add("GET", "/api/v1/rings/{name}", withToken(ctx, Scope::Read, &getPolicy));
+  routes.add("DELETE", "/api/v1/rings/{name}", withToken(ctx, Scope::Admin, &deletePolicy));
+  routes.add("PUT", "/api/v1/pins/{name}", withToken(ctx, Scope::Admin, &putPin));
+  routes.add("GET", "/api/v1/pins/{name}", withToken(ctx, Scope::Read, &getPin));
+  routes.add("DELETE", "/api/v1/pins/{name}", withToken(ctx, Scope::Admin, &deletePin));
   registerOsTargetRoutes(routes, ctx);
 }
 

@@ -22,7 +22,6 @@ OffLoopAnswer::Reply okReply(const json& j) {
   return r;
 }
 
-catalog::Actor actorOf(HandlerRequest& r) { return catalog::Actor{peerAddress(r.writer->peer()), "admin"}; }
 
 RequestHandler* putOsTarget(HandlerRequest&& r, const ServerContext* ctx) {
   const std::string ring(r.params.get("ring"));
@@ -85,10 +84,11 @@ RequestHandler* listOsTargets(HandlerRequest&& r, const ServerContext* ctx) {
 }  // namespace
 
 void registerOsTargetRoutes(RouteTable& routes, const ServerContext* ctx) {
-  routes.add("PUT", "/api/v1/os-targets/{ring}", withToken(ctx, &putOsTarget));
-  routes.add("GET", "/api/v1/os-targets/{ring}", withToken(ctx, &getOsTarget));
-  routes.add("DELETE", "/api/v1/os-targets/{ring}", withToken(ctx, &deleteOsTarget));
-  routes.add("GET", "/api/v1/os-targets", withToken(ctx, &listOsTargets));
+  using config::Scope;
+  routes.add("PUT", "/api/v1/os-targets/{ring}", withToken(ctx, Scope::Admin, &putOsTarget));
+  routes.add("GET", "/api/v1/os-targets/{ring}", withToken(ctx, Scope::Read, &getOsTarget));
+  routes.add("DELETE", "/api/v1/os-targets/{ring}", withToken(ctx, Scope::Admin, &deleteOsTarget));
+  routes.add("GET", "/api/v1/os-targets", withToken(ctx, Scope::Read, &listOsTargets));
 }
 
 }  // namespace orchard::server

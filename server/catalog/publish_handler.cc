@@ -61,8 +61,12 @@ bool isHex64(std::string_view s) {
 
 class PublishHandler final : public LocalHandler {
  public:
-  PublishHandler(ResponseWriter* w, RequestHead req, PathParams params, const ServerContext* ctx)
-      : LocalHandler(w, std::move(req)), params_(std::move(params)), ctx_(ctx), loop_(w->wc()->worker->loop()) {}
+  PublishHandler(ResponseWriter* w, RequestHead req, PathParams params, catalog::Actor actor, const ServerContext* ctx)
+      : LocalHandler(w, std::move(req)),
+        params_(std::move(params)),
+        ctx_(ctx),
+        loop_(w->wc()->worker->loop()),
+        actor_(std::move(actor)) {}
   ~PublishHandler() override {
     *alive_ = false;
     if (state_ && !inflight_) disposeOffLoop(loop_, std::move(state_));
@@ -79,6 +83,12 @@ class PublishHandler final : public LocalHandler {
     if (auto p = parseQuery()) return answerError(400, *p);
     if (req_.chunked || !req_.contentLength)
       return answerError(411, "a publish needs a Content-Length: the box decides from the head whether it fits");
+    if (*req_.contentLength > snap.config.catalogMaxUpload) {
+      w_->wc()->counters.add(w_->wc()->counters.uploads_too_large);
+      return answerError(413, "the package is " + std::to_string(*req_.contentLength) +
+                                  " bytes; catalog.max_upload allows at most " +
+                                  std::to_string(snap.config.catalogMaxUpload));
+    }
     std::string sha;
     if (auto h = req_.header("X-Checksum-Sha256")) {
       if (!isHex64(*h)) return answerError(400, "X-Checksum-Sha256 must be 64 hexadecimal digits");
@@ -98,7 +108,6 @@ class PublishHandler final : public LocalHandler {
     state_->upload = std::move(b.upload);
     requireSigned_ = snap.config.catalogRequireSigned;
     roots_ = snap.trustedRoots;
-    actor_ = catalog::Actor{peerAddress(w_->peer()), "admin"};
     if (auto e = req_.header("Expect"); e && iequals(*e, "100-continue") && req_.versionMinor >= 1)
       w_->write("HTTP/1.1 100 Continue\r\n\r\n");
     cur_.reserve(kPiece);
@@ -337,7 +346,8 @@ class PublishHandler final : public LocalHandler {
 }  // namespace
 
 RequestHandler* makePublishHandler(HandlerRequest&& r, const ServerContext* ctx) {
-  return new PublishHandler(r.writer, std::move(r.head), std::move(r.params), ctx);
+  catalog::Actor actor = actorOf(r);
+  return new PublishHandler(r.writer, std::move(r.head), std::move(r.params), std::move(actor), ctx);
 }
 
 }  // namespace orchard::server

@@ -223,8 +223,8 @@ size_t appendReleaseHealthMetrics(std::string& out, const ServerContext& ctx, in
 }
 
 void registerStatusRoutes(RouteTable& routes, const ServerContext* ctx) {
-  routes.add("POST", "/api/v1/devices/{serial}/status", withToken(ctx, &postStatus));
-  routes.add("GET", "/api/v1/devices/{serial}/status", withToken(ctx, &getStatus));
+  routes.add("POST", "/api/v1/devices/{serial}/status", withToken(ctx, config::Scope::Mdm, &postStatus));
+  routes.add("GET", "/api/v1/devices/{serial}/status", withToken(ctx, config::Scope::Read, &getStatus));
 }
 
 }  // namespace orchard::server

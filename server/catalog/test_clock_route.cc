@@ -32,7 +32,7 @@ RequestHandler* advanceClock(HandlerRequest&& r, const ServerContext* ctx) {
 }  // namespace
 
 void registerTestClockRoute(RouteTable& routes, const ServerContext* ctx) {
-  routes.add("POST", "/api/v1/test/clock", withToken(ctx, &advanceClock));
+  routes.add("POST", "/api/v1/test/clock", withToken(ctx, config::Scope::Admin, &advanceClock));
 }
 
 }  // namespace orchard::server

@@ -20,16 +20,22 @@
 namespace orchard::server {
 namespace {
 
-// Request heads: 64 KiB and 256 fields, past which the answer is 431.
-constexpr Http1Codec::Limits kRequestLimits{64 * 1024, 256};
+// Request heads: server.max_header_bytes and server.max_header_count (431
+// past them), server.max_uri_length for the target (414), as they are when
+// the connection opens.
+Http1Codec::Limits requestLimits(const config::Config& c) {
+  return Http1Codec::Limits{static_cast<size_t>(c.maxHeaderBytes), static_cast<size_t>(c.maxHeaderCount),
+                            static_cast<size_t>(c.maxUriLength)};
+}
 constexpr size_t kMaxPending = 64 * 1024;  // pipelined bytes held while a response is written
 
 }  // namespace
 
 ClientConn::ClientConn(WorkerContext* wc, Stream* stream)
-    : wc_(wc), stream_(stream), codec_(Http1Codec::Type::Request, this, kRequestLimits) {}
+    : wc_(wc), stream_(stream), codec_(Http1Codec::Type::Request, this, requestLimits(wc->config())) {}
 
 ClientConn::~ClientConn() {
+  if (peerCounted_) wc_->server->peers.remove(peer());
   wc_->conns.erase(this);
   wc_->counters.open_connections.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -70,7 +76,22 @@ void ClientConn::accept(WorkerContext* wc, uv_stream_t* listener, bool tls) {
     c->close();
     return;
   }
-  c->armIdle();
+  // Per address, across loops: one locked map update here and one when the
+  // connection is freed, nothing per request.
+  if (const int64_t perClient = wc->config().maxConnectionsPerClient; perClient > 0) {
+    c->peerCounted_ = true;
+    if (wc->server->peers.add(c->peer()) > static_cast<uint64_t>(perClient)) {
+      wc->counters.add(wc->counters.client_limit_refusals);
+      OLOG_RATE(log::Level::Warn, "server.max_connections_per_client (%lld) reached: answering 503",
+                static_cast<long long>(perClient));
+      c->failRequest(503,
+                     "this address has server.max_connections_per_client (" + std::to_string(perClient) +
+                         ") connections open already; retry when one has closed",
+                     "Retry-After: 1\r\n");
+      return;
+    }
+  }
+  c->armHead();
   c->startReading();
 }
 
@@ -86,6 +107,7 @@ void ClientConn::onStreamClosed(int) {
 }
 
 void ClientConn::armIdle() {
+  idleTimer_ = true;
   uv_timer_start(
       &timer_,
       [](uv_timer_t* t) {
@@ -93,6 +115,20 @@ void ClientConn::armIdle() {
         if (self->state_ == State::Idle || self->state_ == State::Reading) self->close();
       },
       static_cast<uint64_t>(wc_->config().idleTimeoutMs > 0 ? wc_->config().idleTimeoutMs : 60000), 0);
+}
+
+void ClientConn::armHead() {
+  idleTimer_ = false;
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<ClientConn*>(t->data);
+        if (self->handlesClosed_ || self->txn_ || (self->state_ != State::Idle && self->state_ != State::Reading))
+          return;
+        self->wc_->counters.add(self->wc_->counters.header_timeouts);
+        self->failRequest(408, "no whole request head within server.header_timeout");
+      },
+      static_cast<uint64_t>(wc_->config().headerTimeoutMs > 0 ? wc_->config().headerTimeoutMs : 10000), 0);
 }
 
 void ClientConn::startReading() {
@@ -169,13 +205,23 @@ void ClientConn::parse(const char* data, size_t n) {
     return;
   }
   wc_->counters.add(wc_->counters.bad_requests);
-  const bool tooLarge = r.status == S::TooLarge;
-  failRequest(tooLarge ? 431 : 400, tooLarge ? "request head over 64 KiB or 256 fields" : codec_.error());
+  const Http1Codec::Limits& lim = codec_.limits();
+  if (r.status == S::TooLarge && codec_.targetTooLong()) {
+    wc_->counters.add(wc_->counters.uri_too_long);
+    failRequest(414, "request target longer than server.max_uri_length (" + std::to_string(lim.maxTargetBytes) +
+                         " bytes)");
+  } else if (r.status == S::TooLarge) {
+    wc_->counters.add(wc_->counters.heads_too_large);
+    failRequest(431, "request head over server.max_header_bytes (" + std::to_string(lim.maxHeadBytes) +
+                         " bytes) or server.max_header_count (" + std::to_string(lim.maxFields) + " fields)");
+  } else {
+    failRequest(400, codec_.error());
+  }
 }
 
-void ClientConn::failRequest(int status, const char* why) {
-  OLOG_RATE(log::Level::Info, "client request refused with %d: %s", status, why);
-  write(smallResponse(status, "application/json", errorBody(status, why), {}, true, false));
+void ClientConn::failRequest(int status, std::string_view why, std::string_view extra) {
+  OLOG_RATE(log::Level::Info, "client request refused with %d: %.*s", status, static_cast<int>(why.size()), why.data());
+  write(smallResponse(status, "application/json", errorBody(status, why), extra, true, false));
   state_ = State::Responding;
   reqKeepAlive_ = false;
   requestDone_ = true;
@@ -428,7 +474,12 @@ void ClientConn::closeHandles() {
 
 // ---- Http1Codec::Sink ----
 
-void ClientConn::onMessageBegin() { state_ = State::Reading; }
+void ClientConn::onMessageBegin() {
+  state_ = State::Reading;
+  // A later request on a keep-alive connection: its head is timed from its
+  // first byte (the wait before it was server.idle_timeout's).
+  if (idleTimer_) armHead();
+}
 
 Http1Codec::Next ClientConn::onHead() {
   RequestHead& r = codec_.request();

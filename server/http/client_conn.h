@@ -4,8 +4,12 @@
 // (one at a time, pipelined requests answered in order), and is that
 // handler's ResponseWriter (server/http/handler.h).
 //
-// States:  Idle (waiting for a request; idle timer armed)
-//          -> Reading (head/body of a request being parsed)
+// States:  Idle (waiting for a request: the head timer from connect,
+//             server.header_timeout, then the idle timer between requests)
+//          -> Reading (head/body of a request being parsed; a later
+//             request's first byte swaps the idle timer for the head timer;
+//             the head timer firing answers 408 and closes, the idle timer
+//             closes quietly)
 //          -> Responding (request complete, parser paused, socket reads
 //             stopped until the response ends)
 //          -> Idle (keep-alive) | Closing (error, Connection: close, drain)
@@ -40,6 +44,7 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   // ---- ResponseWriter (see handler.h) ----
   WorkerContext* wc() override { return wc_; }
   const struct sockaddr* peer() const override { return reinterpret_cast<const sockaddr*>(&peer_); }
+  bool secure() const override { return secure_; }
   void write(std::string data) override;
   int writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued = 0, size_t* accepted = nullptr) override;
   size_t queuedBytes() const override;
@@ -53,7 +58,6 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   bool closing() const { return state_ == State::Closing; }
   void drain();  // server is stopping: close when idle or after this response
   void disableKeepAlive() override { reqKeepAlive_ = false; }
-  bool secure() const override { return secure_; }
 
   static void onCloseHandle(uv_handle_t* h);
   // (Re)starts the send timeout while writes are queued; stops it when none is.
@@ -70,8 +74,11 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   void resumeParsing();
   void finishResponse();
   void closeHandles();
-  void failRequest(int status, const char* why);
+  void failRequest(int status, std::string_view why, std::string_view extra = {});
   void armIdle();
+  // server.header_timeout: a head must be whole this long after it may
+  // start (connect, or the first byte of a later request); 408 and close.
+  void armHead();
   void unref();
   // Completions (server/net/stream.h).
   void onWritten(int status);
@@ -100,7 +107,9 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   bool reqKeepAlive_ = true;
   bool reqHasBody_ = false;
   bool peerEof_ = false;  // the client half-closed: no more requests
-  bool secure_ = false;   // over TLS (a tls.listen address)
+  bool secure_ = false;   // the stream is TLS (set by the HTTPS listener's accept)
+  bool peerCounted_ = false;  // counted in ServerContext::peers (removed when freed)
+  bool idleTimer_ = false;    // the timer is the keep-alive idle one (a new head re-arms it as armHead)
 
   Http1Codec codec_;
   std::string pending_;  // pipelined bytes not parsed yet

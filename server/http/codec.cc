@@ -131,6 +131,7 @@ int Http1Codec::onMessageBegin(llhttp_t* p) {
   c->interim_ = false;
   c->headDone_ = false;
   c->lastWasValue_ = false;
+  c->targetTooLong_ = false;
   c->clearHead();
   c->sink_->onMessageBegin();
   return 0;
@@ -138,6 +139,10 @@ int Http1Codec::onMessageBegin(llhttp_t* p) {
 
 int Http1Codec::onUrl(llhttp_t* p, const char* at, size_t n) {
   Http1Codec* c = self(p);
+  if (c->req_.target.size() + n > c->limits_.maxTargetBytes) {
+    c->targetTooLong_ = true;
+    return c->fail(Status::TooLarge);
+  }
   if (!c->countHead(n)) return c->fail(Status::TooLarge);
   c->req_.target.append(at, n);
   return 0;

@@ -14,7 +14,9 @@
 //   - the head (target or reason, field names and values) is at most
 //     Limits::maxHeadBytes bytes and Limits::maxFields fields: TooLarge
 //     (a client is answered 431, not 400); for responses the byte count runs
-//     from the first interim (1xx) head to the final one;
+//     from the first interim (1xx) head to the final one; a request target
+//     is at most Limits::maxTargetBytes, checked first: TooLarge with
+//     targetTooLong() (a client is answered 414);
 //   - only HTTP/1.x: BadVersion (llhttp also parses "HTTP/2.0"); on a
 //     response, Transfer-Encoding on HTTP/1.0 too (faulty framing, RFC 9112
 //     §6.1);
@@ -46,6 +48,7 @@ class Http1Codec {
   struct Limits {
     size_t maxHeadBytes = 64 * 1024;
     size_t maxFields = SIZE_MAX;
+    size_t maxTargetBytes = SIZE_MAX;  // requests: the request target (UriTooLong past it)
   };
   // What the owner answers to a complete head.
   enum class Next : uint8_t {
@@ -74,7 +77,7 @@ class Http1Codec {
     NeedMore,        // every byte parsed, the message goes on
     Message,         // a message ended; `consumed` bytes were parsed, resume() for the next
     Stopped,         // a Sink callback stopped parsing
-    TooLarge,        // a head limit was hit
+    TooLarge,        // a head limit was hit (targetTooLong() says whether it was the target's)
     BadVersion,      // not HTTP/1.x, or a response's Transfer-Encoding on HTTP/1.0
     BodyBeforeHead,  // response body bytes before a final head
     BadStatus,       // a response status code below 100 (RFC 9110 §15: three digits, 1xx-5xx)
@@ -103,6 +106,9 @@ class Http1Codec {
   // and Message.
   const char* error() const { return error_; }
   void resume() { llhttp_resume(&parser_); }
+  const Limits& limits() const { return limits_; }
+  // After TooLarge: the request target passed Limits::maxTargetBytes.
+  bool targetTooLong() const { return targetTooLong_; }
   // Starts over (a new exchange on a pooled connection).
   void reset();
 
@@ -141,6 +147,7 @@ class Http1Codec {
   bool lastWasValue_ = false;
   bool interim_ = false;   // the message being parsed is a 1xx answer
   bool headDone_ = false;  // the final head of this message went to the sink
+  bool targetTooLong_ = false;  // the TooLarge was the target's length
   Status problem_ = Status::NeedMore;  // why a callback returned an error
   const char* error_ = nullptr;
 };

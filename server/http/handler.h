@@ -34,6 +34,9 @@ class ResponseWriter {
   virtual ~ResponseWriter() = default;
   virtual WorkerContext* wc() = 0;
   virtual const struct sockaddr* peer() const = 0;
+  // Whether the request arrived over TLS (an HTTPS listener): a bearer
+  // token from another host is taken only then (server/routes.h).
+  virtual bool secure() const { return false; }
 
   // Queues bytes the connection owns until written.
   virtual void write(std::string data) = 0;
@@ -72,8 +75,6 @@ class ResponseWriter {
   // The response cannot be followed by another on this connection
   // (close-delimited body, HTTP/1.0 without keep-alive).
   virtual void disableKeepAlive() = 0;
-  // The request came over TLS (a tls.listen address).
-  virtual bool secure() const { return false; }
 };
 
 class RequestHandler {

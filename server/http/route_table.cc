@@ -75,7 +75,20 @@ bool percentDecode(std::string_view in, std::string* out) {
   return true;
 }
 
-void RouteTable::add(std::string method, std::string pattern, HandlerFactory make, uint8_t listeners) {
+void RouteTable::add(std::string method, std::string pattern, GuardedFactory guarded, uint8_t listeners) {
+  add(std::move(method), std::move(pattern), std::move(guarded.make), listeners, RouteAccess::Token);
+  rows_.back()->scope = guarded.scope;
+}
+
+std::vector<const RouteTable::Row*> RouteTable::rows() const {
+  std::vector<const Row*> out;
+  out.reserve(rows_.size());
+  for (const auto& r : rows_) out.push_back(r.get());
+  return out;
+}
+
+void RouteTable::add(std::string method, std::string pattern, HandlerFactory make, uint8_t listeners,
+                     RouteAccess access) {
   auto row = std::make_unique<Row>();
   if (pattern.empty() || pattern.front() != '/') throw std::invalid_argument("route pattern must start with /: " + pattern);
   for (std::string_view seg : splitPath(pattern)) {
@@ -98,6 +111,7 @@ void RouteTable::add(std::string method, std::string pattern, HandlerFactory mak
   row->pattern = std::move(pattern);
   row->listeners = listeners;
   row->make = std::move(make);
+  row->access = access;
   rows_.push_back(std::move(row));
 }
 
@@ -119,6 +133,7 @@ RouteTable::Match RouteTable::match(std::string_view method, std::string_view pa
     }
     if (!ok) continue;
     if (!methodMatches(row->method, method)) {
+      if (allowed.empty()) m.access = row->access;
       allowed.push_back(row->method);
       continue;
     }
@@ -139,6 +154,7 @@ RouteTable::Match RouteTable::match(std::string_view method, std::string_view pa
     return m;
   }
   m.row = best;
+  m.access = best->access;
   for (size_t i = 0; i < segs.size(); ++i)
     if (isParam(best->segments[i]))
       m.params.items.emplace_back(best->segments[i].substr(1, best->segments[i].size() - 2), std::move(decoded[i]));

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/tokens.h"
 #include "server/http/handler.h"
 #include "server/http/message.h"
 
@@ -40,8 +41,29 @@ struct HandlerRequest {
   ResponseWriter* writer = nullptr;
   RequestHead head;
   PathParams params;
+  // The name of the bearer token that authorised the request ("admin",
+  // "jamf"), set by the token check (withToken, server/catalog/catalog_http.h)
+  // for the audit log; empty on routes that take no token.
+  std::string token;
 };
 using HandlerFactory = std::function<RequestHandler*(HandlerRequest&&)>;
+
+// Which client list a row answers (dispatch() checks it before the row's
+// handler is made; server/routes.h has the rules):
+//   Clients  the Macs' routes (/pkgs, /manifests): access.allow_clients
+//   Admin    the admin API's open documents (/metrics, /api/v1/status):
+//            admin.allow_clients, or access.allow_clients when that is empty
+//   Token    the admin API's token routes: admin.allow_clients, or any
+//            address when that is empty (the token decides)
+enum class RouteAccess : uint8_t { Clients, Admin, Token };
+
+// A handler factory that checks a bearer token of at least `scope` before
+// it makes the handler (withToken() makes these); added as a Token row
+// that records its scope.
+struct GuardedFactory {
+  HandlerFactory make;
+  config::Scope scope = config::Scope::Admin;
+};
 
 // Listener kinds a row may be limited to (a bit mask).
 enum ListenerKind : uint8_t { kPlainListener = 1, kTlsListener = 2, kAnyListener = 3 };
@@ -53,17 +75,27 @@ class RouteTable {
     std::string pattern;  // "/api/v1/packages/{name}/{version}/{filename}"
     uint8_t listeners = kAnyListener;
     HandlerFactory make;
+    RouteAccess access = RouteAccess::Clients;
+    config::Scope scope = config::Scope::Read;  // the token scope a Token row needs (else unused)
     std::vector<std::string> segments;  // the pattern split, filled by add()
   };
   struct Match {
     const Row* row = nullptr;  // null: no row for this method (see allow)
     PathParams params;
     std::string allow;         // when row is null and some row has this path: "GET, HEAD, PUT"
+    // The access of the row that matched, or (no row for this method) of a
+    // row with this path; Clients when no row has the path.
+    RouteAccess access = RouteAccess::Clients;
   };
 
   // Adds a row. A malformed pattern (not starting with '/', an empty or
   // unterminated parameter) is a programming error: it throws.
-  void add(std::string method, std::string pattern, HandlerFactory make, uint8_t listeners = kAnyListener);
+  void add(std::string method, std::string pattern, HandlerFactory make, uint8_t listeners = kAnyListener,
+           RouteAccess access = RouteAccess::Clients);
+  // A Token row with the guarded factory's scope.
+  void add(std::string method, std::string pattern, GuardedFactory guarded, uint8_t listeners = kAnyListener);
+  // Every row, in the order added (the scope table test, the README's list).
+  std::vector<const Row*> rows() const;
   Match match(std::string_view method, std::string_view path, uint8_t listener = kPlainListener) const;
   size_t size() const { return rows_.size(); }
 

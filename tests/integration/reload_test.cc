@@ -1,13 +1,15 @@
 // Config reload over the in-process Server: the snapshot holder
-// (Server::snapshot()) carries every reloaded value, including the keys no
-// code consumes yet (tls.*, upstream.ca_file, admin.token*); a reload
+// (Server::snapshot()) carries every reloaded value, including the keys read
+// from files (tls.*, upstream.ca_file, admin.token*); a reload
 // reaches every loop before it returns; a request in flight finishes on the
 // snapshot it started with; a refused reload changes nothing. The SIGHUP
 // path of the built daemon is tests/blackbox/test_reload.py.
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
+#include "server/net/local_ca.h"
 #include "tests/integration/harness.h"
 
 namespace orchard::itest {
@@ -35,12 +37,31 @@ class Reload : public ServerTest {
   std::vector<std::string> files_;
 };
 
-TEST_F(Reload, KeysWithoutAConsumerYetRunInTheNewSnapshot) {
+TEST_F(Reload, KeysReadFromFilesRunInTheNewSnapshot) {
   EXPECT_EQ(server->snapshot()->generation, 1u);
   config::Config c = running();
+  // An upstream.ca_file that cannot be read refuses the whole reload.
+  c.upstreamCaFile = "/etc/orchard/upstream-ca.pem";
+  auto refused = server->reload(c);
+  EXPECT_FALSE(refused.ok);
+  ASSERT_EQ(refused.problems.size(), 1u);
+  EXPECT_NE(refused.problems[0].find("upstream.ca_file /etc/orchard/upstream-ca.pem"), std::string::npos)
+      << refused.problems[0];
+  EXPECT_EQ(server->snapshot()->generation, 1u);
+
+  char dir[] = "/tmp/orchard-it-ca-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  server::tls::LocalCertificate ca;
+  std::string err;
+  ASSERT_TRUE(server::tls::ensureLocalCertificate(dir, {"localhost"}, {}, std::time(nullptr), &ca, &err)) << err;
+  struct RemoveDir {
+    std::string d;
+    ~RemoveDir() { std::filesystem::remove_all(d); }
+  } removeDir{dir};
+  // tls.* are read only with tls.listen (restart-only, empty here).
   c.tlsCertificate = "/etc/orchard/tls/cert.pem";
   c.tlsPrivateKey = "/etc/orchard/tls/key.pem";
-  c.upstreamCaFile = "/etc/orchard/upstream-ca.pem";
+  c.upstreamCaFile = ca.caPath;
   c.adminToken = "token-one";
   auto r = server->reload(c);
   ASSERT_TRUE(r.ok);
@@ -51,7 +72,8 @@ TEST_F(Reload, KeysWithoutAConsumerYetRunInTheNewSnapshot) {
   EXPECT_EQ(s->generation, 2u);
   EXPECT_EQ(s->config.tlsCertificate, "/etc/orchard/tls/cert.pem");
   EXPECT_EQ(s->config.tlsPrivateKey, "/etc/orchard/tls/key.pem");
-  EXPECT_EQ(s->config.upstreamCaFile, "/etc/orchard/upstream-ca.pem");
+  EXPECT_EQ(s->config.upstreamCaFile, ca.caPath);
+  EXPECT_EQ(s->upstream.tls->caFile(), ca.caPath) << "HTTPS origins use the new CA bundle";
   EXPECT_EQ(s->adminToken, "token-one");
 
   // admin.token_file: the snapshot holds the file's token.
@@ -74,7 +96,7 @@ TEST_F(Reload, KeysWithoutAConsumerYetRunInTheNewSnapshot) {
   EXPECT_EQ(server->snapshot()->adminToken, "token-two");
   EXPECT_NE(server->snapshot()->config.idleTimeoutMs, 1234);
   EXPECT_EQ(counters().config_reloads, 2u);
-  EXPECT_EQ(counters().config_reload_failures, 1u);
+  EXPECT_EQ(counters().config_reload_failures, 2u);  // the unreadable ca_file, then the token file
 }
 
 TEST_F(Reload, RestartOnlyKeysKeepTheirRunningValue) {

@@ -71,6 +71,15 @@ TEST(Defaults, MatchTheDocumentedValues) {
   EXPECT_EQ(c.allowClients[6].text, "fe80::/10");
   EXPECT_EQ(c.adminToken, "");
   EXPECT_EQ(c.adminTokenFile, "");
+  EXPECT_TRUE(c.adminTokens.empty());
+  EXPECT_TRUE(c.adminAllowClients.empty());
+  EXPECT_FALSE(c.adminAllowPlainHttp);
+  EXPECT_EQ(c.headerTimeoutMs, 10'000);
+  EXPECT_EQ(c.maxUriLength, 8 * 1024);
+  EXPECT_EQ(c.maxHeaderBytes, 64 * 1024);
+  EXPECT_EQ(c.maxHeaderCount, 100);
+  EXPECT_EQ(c.maxConnectionsPerClient, 256);
+  EXPECT_EQ(c.catalogMaxUpload, uint64_t(32) * kGiB);
 
   HostMatcher m(c.upstreamAllow);
   EXPECT_TRUE(m.matches("swcdn.apple.com"));
@@ -132,6 +141,11 @@ std::vector<KeyCase> keyCases() {
       {"server.log_level", R"("debug")", [](const Config& c) { EXPECT_EQ(c.logLevel, log::Level::Debug); }},
       {"server.access_log", "true", [](const Config& c) { EXPECT_TRUE(c.accessLog); }},
       {"server.send_timeout", R"("5s")", [](const Config& c) { EXPECT_EQ(c.sendTimeoutMs, 5'000); }},
+      {"server.header_timeout", R"("3s")", [](const Config& c) { EXPECT_EQ(c.headerTimeoutMs, 3'000); }},
+      {"server.max_uri_length", R"("2KiB")", [](const Config& c) { EXPECT_EQ(c.maxUriLength, 2048); }},
+      {"server.max_header_bytes", R"("16KiB")", [](const Config& c) { EXPECT_EQ(c.maxHeaderBytes, 16384); }},
+      {"server.max_header_count", "40", [](const Config& c) { EXPECT_EQ(c.maxHeaderCount, 40); }},
+      {"server.max_connections_per_client", "0", [](const Config& c) { EXPECT_EQ(c.maxConnectionsPerClient, 0); }},
       // tls.certificate and tls.private_key only load together: their own test.
       {"tls.listen", R"(["127.0.0.1:8443", "[::]:443"])",
        [](const Config& c) {
@@ -172,6 +186,25 @@ std::vector<KeyCase> keyCases() {
       {"admin.token", R"("s3cret")", [](const Config& c) { EXPECT_EQ(c.adminToken, "s3cret"); }},
       {"admin.token_file", R"("/etc/orchard/admin.token")",
        [](const Config& c) { EXPECT_EQ(c.adminTokenFile, "/etc/orchard/admin.token"); }},
+      {"admin.tokens", R"([{ name = "jamf", token = "0123456789abcdefX", scope = "mdm" },
+                           { name = "ci", token_file = "/etc/orchard/ci.token", scope = "publish" }])",
+       [](const Config& c) {
+         ASSERT_EQ(c.adminTokens.size(), 2u);
+         EXPECT_EQ(c.adminTokens[0], (TokenSpec{"jamf", "0123456789abcdefX", "", Scope::Mdm}));
+         EXPECT_EQ(c.adminTokens[1], (TokenSpec{"ci", "", "/etc/orchard/ci.token", Scope::Publish}));
+       }},
+      {"admin.allow_clients", R"(["198.51.100.0/24"])",
+       [](const Config& c) {
+         ASSERT_EQ(c.adminAllowClients.size(), 1u);
+         EXPECT_EQ(c.adminAllowClients[0].prefix, 24);
+       }},
+      {"admin.allow_plain_http", "true", [](const Config& c) { EXPECT_TRUE(c.adminAllowPlainHttp); }},
+      {"admin.local_clients", R"(["127.0.0.1/32"])",
+       [](const Config& c) {
+         ASSERT_EQ(c.adminLocalClients.size(), 1u);
+         EXPECT_EQ(c.adminLocalClients[0].prefix, 32);
+       }},
+      {"catalog.max_upload", R"("1GiB")", [](const Config& c) { EXPECT_EQ(c.catalogMaxUpload, uint64_t(kGiB)); }},
       {"catalog.base_url", R"("https://orchard.branch.example")",
        [](const Config& c) { EXPECT_EQ(c.catalogBaseUrl, "https://orchard.branch.example"); }},
       {"catalog.limit", R"("2TiB")", [](const Config& c) { EXPECT_EQ(c.catalogLimit, 2ull << 40); }},

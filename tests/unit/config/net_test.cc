@@ -161,6 +161,22 @@ TEST(Cidr, OtherFamiliesAndNullNeverMatch) {
   EXPECT_FALSE(all->contains(reinterpret_cast<const sockaddr*>(&un)));
 }
 
+TEST(IsLoopback, OnlyTheBoxItself) {
+  const struct {
+    const char* ip;
+    bool loopback;
+  } cases[] = {
+      {"127.0.0.1", true},       {"127.255.255.254", true}, {"::1", true},       {"::ffff:127.0.0.1", true},
+      {"128.0.0.1", false},      {"10.0.0.1", false},       {"192.0.2.2", false}, {"::2", false},
+      {"::ffff:10.0.0.1", false}, {"::", false},            {"0.0.0.0", false},   {"fe80::1", false},
+  };
+  for (const auto& c : cases) {
+    sockaddr_storage ss = sockaddrOf(c.ip);
+    EXPECT_EQ(isLoopback(reinterpret_cast<const sockaddr*>(&ss)), c.loopback) << c.ip;
+  }
+  EXPECT_FALSE(isLoopback(nullptr));
+}
+
 TEST(Cidr, AnyContains) {
   std::vector<Cidr> ranges = {*Cidr::parse("10.0.0.0/8"), *Cidr::parse("::1/128")};
   sockaddr_storage in4 = sockaddrOf("10.2.3.4"), in6 = sockaddrOf("::1"), out = sockaddrOf("8.8.8.8");

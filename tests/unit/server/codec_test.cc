@@ -264,6 +264,39 @@ TEST(Http1Codec, RequestLimitsAndErrors) {
   EXPECT_EQ(edge.run.last, S::Message);
 }
 
+TEST(Http1Codec, TargetLengthLimitIsItsOwnVerdict) {
+  // server.max_uri_length: a target one byte over is TooLarge with
+  // targetTooLong() (414 to a client), however the bytes arrive; one at the
+  // limit parses, and a large head with a short target is the head's limit.
+  const Http1Codec::Limits lim{64 * 1024, 100, 1024};
+  const std::string over = "GET /" + std::string(1024, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n";  // 1025 bytes
+  const std::string at = "GET /" + std::string(1023, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n";
+  for (size_t split : {size_t{3}, size_t{600}, over.size() - 1}) {
+    Recorder rec;
+    Http1Codec codec(Http1Codec::Type::Request, &rec, lim);
+    rec.codec = &codec;
+    Http1Codec::Result r = codec.execute(over.data(), split);
+    if (r.status == S::NeedMore) r = codec.execute(over.data() + split, over.size() - split);
+    EXPECT_EQ(r.status, S::TooLarge) << split;
+    EXPECT_TRUE(codec.targetTooLong()) << split;
+  }
+  Parsed ok;
+  parse(ok, Http1Codec::Type::Request, {at}, false, lim);
+  EXPECT_EQ(ok.run.last, S::Message);
+  Recorder rec;
+  Http1Codec codec(Http1Codec::Type::Request, &rec, lim);
+  rec.codec = &codec;
+  const std::string fat = "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(64 * 1024, 'v') + "\r\n\r\n";
+  EXPECT_EQ(codec.execute(fat.data(), fat.size()).status, S::TooLarge);
+  EXPECT_FALSE(codec.targetTooLong());
+  // 100 fields pass, 101 do not (server.max_header_count).
+  Parsed hundred, more;
+  parse(hundred, Http1Codec::Type::Request, {"GET / HTTP/1.1\r\n" + fields(99) + "Host: h\r\n\r\n"}, false, lim);
+  EXPECT_EQ(hundred.run.last, S::Message);
+  parse(more, Http1Codec::Type::Request, {"GET / HTTP/1.1\r\n" + fields(100) + "Host: h\r\n\r\n"}, false, lim);
+  EXPECT_EQ(more.run.last, S::TooLarge);
+}
+
 TEST(Http1Codec, SinkStopsTheParse) {
   const std::string req = requestCases()[3].bytes;
   {
