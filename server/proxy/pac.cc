@@ -11,7 +11,7 @@ namespace {
 
 bool plainJsChar(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-         c == '_' || c == ':' || c == '[' || c == ']';
+         c == '_' || c == ':' || c == '[' || c == ']' || c == ' ';
 }
 
 void appendList(std::string& out, const char* name, const std::vector<std::string>& items) {

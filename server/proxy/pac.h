@@ -8,8 +8,8 @@
 // into JavaScript: an exact name becomes a comparison, "*.domain" a
 // dnsDomainIs(host, ".domain") (at least one more label, as HostMatcher
 // matches), and every string put into a JS literal is escaped (\uXXXX for
-// anything but letters, digits and . - _ : [ ]), so no config value or
-// Host header can end a literal or a script.
+// anything but letters, digits, space and . - _ : [ ]), so no config value
+// or Host header can end a literal or a script.
 //
 // The route answers application/x-ns-proxy-autoconfig with the proxy
 // address server.pac_proxy names, or else the Host the client fetched the

@@ -12,6 +12,10 @@ from harness import OrchardCase, gen_path
 
 
 class FormsTest(OrchardCase):
+    # test_source_form_with_port names the origin by its address,
+    # ?source=127.0.0.1:<port>, which no upstream.resolve entry names: a
+    # loopback address is dialled only when upstream.allow_private covers it.
+    sections = {"upstream": 'allow_private = ["127.0.0.1/32"]'}
 
     # -- the three forms ------------------------------------------------
 
