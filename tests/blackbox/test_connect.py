@@ -330,6 +330,27 @@ class ConnectTest(TunnelCase):
         finally:
             s.close()
 
+    def test_connect_pipelined_behind_a_request_on_a_keep_alive_connection(self):
+        # One write: a proxied GET, then the CONNECT, then the tunnel's first
+        # bytes. The GET is answered in full, then the 200, then the echo.
+        s = socket.create_connection(("127.0.0.1", self.orchard.port), timeout=10)
+        try:
+            s.sendall(b"GET /moved/pipelined HTTP/1.1\r\nHost: redirect.test\r\n\r\n"
+                      b"CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n"
+                      b"through the tunnel")
+            want_tail = b"HTTP/1.1 200 Connection Established\r\n\r\nthrough the tunnel"
+            buf = b""
+            deadline = time.monotonic() + 10
+            while not buf.endswith(want_tail) and time.monotonic() < deadline:
+                data = s.recv(65536)
+                if not data:
+                    break
+                buf += data
+            self.assertTrue(buf.startswith(b"HTTP/1.1 302 "), buf[:200])
+            self.assertIn(b"\r\n\r\nmoved\n" + want_tail, buf)
+        finally:
+            s.close()
+
     def test_other_port_is_403(self):
         before = metric(self.orchard, "tunnels_refused_port_total")
         accepted = self.tls_echo.accepted
