@@ -140,6 +140,7 @@ void Tunnel::becomeOpen() {
   wc_->tunnels.insert(this);
   // What the client sent after its CONNECT head goes first; the splice's
   // writes queue behind it (a stream keeps its writes in order).
+  early_ = leftover.size();  // counted as sent up, with what the splice carries
   if (!leftover.empty()) (void)origin_->writeOwned(std::move(leftover), Completion{});
   lastMoveMs_ = wc_->server->clock->monotonicMs();
   Stream* origin = origin_;
@@ -178,7 +179,7 @@ void Tunnel::onTimer() {
 
 void Tunnel::account() {
   if (!splice_) return;
-  const uint64_t up = splice_->bytesAtoB(), down = splice_->bytesBtoA();
+  const uint64_t up = early_ + splice_->bytesAtoB(), down = splice_->bytesBtoA();
   wc_->counters.add(wc_->counters.tunnel_bytes_up, up - countedUp_);
   wc_->counters.add(wc_->counters.tunnel_bytes_down, down - countedDown_);
   countedUp_ = up;

@@ -93,6 +93,7 @@ class Tunnel {
   int64_t openedMs_ = 0;
   int64_t lastMoveMs_ = 0;
   uint64_t lastTotal_ = 0;      // bytes both ways at the last idle check
+  uint64_t early_ = 0;          // bytes the client sent behind its CONNECT head (not through the splice)
   uint64_t countedUp_ = 0;      // bytes already added to the counters
   uint64_t countedDown_ = 0;
 };
