@@ -150,6 +150,7 @@ void Tunnel::becomeOpen() {
   uv_timer_start(
       &timer_, [](uv_timer_t* t) { static_cast<Tunnel*>(t->data)->onTimer(); }, static_cast<uint64_t>(period),
       static_cast<uint64_t>(period));
+  if (wc_->draining) drain();  // dialled while the server began to drain: the drain missed it
 }
 
 void Tunnel::onTimer() {
