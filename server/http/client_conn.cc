@@ -384,7 +384,8 @@ void ClientConn::finishResponse() {
 }
 
 Stream* ClientConn::detachStream(std::string* leftover) {
-  // Queued writes would complete into this connection after it is gone.
+  // Nothing queued (handler.h): what the connection still had to send would
+  // go out under the new owner's name, past its own send timeout.
   if (state_ == State::Closing || handlesClosed_ || !requestDone_ || stream_->queuedBytes() != 0) return nullptr;
   Stream* s = stream_;
   s->stopReading();
