@@ -171,6 +171,32 @@ class Loader {
     }
   }
 
+  // "host", "host:port" or "[v6]:port" (server.pac_proxy), or why not.
+  static const char* hostPortProblem(std::string_view s) {
+    std::string_view host = s, port;
+    if (!s.empty() && s.front() == '[') {
+      size_t close = s.find(']');
+      if (close == std::string_view::npos) return "expected \"host:port\" or \"[v6]:port\": no closing ']'";
+      Result<ListenAddress> a = ListenAddress::parse(s);
+      if (!a.ok() || !a->v6) return "expected \"[v6]:port\" with a numeric IPv6 address and a port";
+      return nullptr;
+    }
+    size_t colon = s.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = s.substr(0, colon);
+      port = s.substr(colon + 1);
+      if (port.empty() || port.size() > 5) return "expected \"host:port\" with a port 1-65535";
+      unsigned v = 0;
+      for (char ch : port) {
+        if (ch < '0' || ch > '9') return "expected \"host:port\" with a port 1-65535";
+        v = v * 10 + static_cast<unsigned>(ch - '0');
+      }
+      if (v == 0 || v > 65535) return "expected \"host:port\" with a port 1-65535";
+    }
+    if (!normalizeHostName(host).ok()) return "expected \"host:port\": the host is not a valid name or address";
+    return nullptr;
+  }
+
   // Rules that involve more than one key, or that the table cannot express.
   void crossCheck() {
     const Config& c = *config_;
@@ -187,6 +213,9 @@ class Loader {
         add("admin.tokens", line("admin.tokens"),
             "token " + quote(t.name) + " is the same secret as admin.token: give each token its own");
       }
+    }
+    if (!c.pacProxy.empty()) {
+      if (const char* why = hostPortProblem(c.pacProxy)) add("server.pac_proxy", line("server.pac_proxy"), why);
     }
     if (c.listen.empty() && c.tlsListen.empty()) {
       add("server.listen", line("server.listen"), "no listeners: give at least one \"addr:port\"");

@@ -44,6 +44,7 @@ struct Config {
   int64_t maxConnections = 0;             // client connections across all loops
   log::Level logLevel = log::Level::Info;
   bool accessLog = false;                 // one line per transaction to the log
+  std::string pacProxy;                   // "host:port" /proxy.pac names; "" = the request's Host
 
   // [tls] (accepted and validated; HTTPS listeners are not in this build)
   std::vector<ListenAddress> tlsListen;
@@ -72,6 +73,9 @@ struct Config {
   int64_t connectTimeoutMs = 0;
   int64_t readTimeoutMs = 0;                                // between reads from an origin
   int maxIdlePerOrigin = 0;                                 // pooled idle upstream connections per origin
+  std::vector<Cidr> allowPrivate;                          // non-public ranges DNS answers may be dialled in
+  std::vector<std::string> tunnelAllow;                     // CONNECT hosts (HostMatcher); empty = upstreamAllow
+  int64_t tunnelIdleTimeoutMs = 0;                          // close a tunnel with no byte either way this long
 
   // [access]
   std::vector<Cidr> allowClients;  // clients outside every range get 403

@@ -101,6 +101,10 @@ const Param kParams[] = {
      .doc = "Most connections open at once from one client address, across all workers; a connection beyond it "
             "gets 503 with Retry-After and is closed. 0 = no limit (many Macs behind one NAT address).",
      ORCHARD_FIELD(maxConnectionsPerClient)},
+    {.name = "server.pac_proxy", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "\"host:port\" that /proxy.pac sends clients to (this box as they reach it); empty = the Host "
+            "the PAC file was fetched with.",
+     ORCHARD_FIELD(pacProxy)},
 
     // [tls]
     {.name = "tls.listen", .type = ParamType::AddressList, .defaultToml = "[]", .reloadable = false,
@@ -178,6 +182,19 @@ const Param kParams[] = {
     {.name = "upstream.max_idle_per_origin", .type = ParamType::Integer, .defaultToml = "32", .min = 0,
      .max = 4096, .reloadable = true, .doc = "Idle connections to each origin kept open for reuse.",
      ORCHARD_FIELD(maxIdlePerOrigin)},
+    {.name = "upstream.allow_private", .type = ParamType::CidrList, .defaultToml = "[]", .reloadable = true,
+     .doc = "Address ranges an allowed name may resolve to although they are not public (loopback, private, "
+            "link-local, CGNAT, the box's own): a hub box or a central repo on the company network. Others "
+            "are refused unless upstream.resolve names the host.",
+     ORCHARD_FIELD(allowPrivate)},
+    {.name = "upstream.tunnel_allow", .type = ParamType::HostList, .defaultToml = "[]", .reloadable = true,
+     .doc = "Hosts CONNECT may tunnel to, on port 443 only (HTTPS, not cached): exact names or "
+            "\"*.domain\"; empty = the hosts of upstream.allow.",
+     ORCHARD_FIELD(tunnelAllow)},
+    {.name = "upstream.tunnel_idle_timeout", .type = ParamType::Duration, .defaultToml = R"("5m")", .min = kSecond,
+     .max = 24 * kHour, .reloadable = true,
+     .doc = "Close a CONNECT tunnel that carried no byte either way for this long.",
+     ORCHARD_FIELD(tunnelIdleTimeoutMs)},
 
     // [access]
     {.name = "access.allow_clients", .type = ParamType::CidrList,

@@ -48,6 +48,7 @@ namespace orchard::server {
 
 class ClientConn;
 class FillDriver;
+class Tunnel;
 
 // One configuration as the loops run on it: the config snapshot (the
 // Config, the upstream.allow matcher, the admin token) plus what the server
@@ -73,7 +74,9 @@ struct Snapshot : config::ConfigSnapshot {
   // (server/catalog/catalog_http.h: findToken). The generated token, when
   // no admin token is configured, is ServerContext::generatedTokens.
   TokenTable tokens;
-  RouterConfig router;       // allowHost reads `allow` above
+  RouterConfig router;       // allowHost reads `allow` above, allowTunnelHost `tunnelAllow`
+  // upstream.tunnel_allow; empty: CONNECT goes by upstream.allow (`allow`).
+  config::HostMatcher tunnelAllow;
   UpstreamOptions upstream;  // from upstream.resolve, the timeouts and max_idle_per_origin
   // catalog.trusted_roots loaded; null when none is configured (or it could
   // not be read: logged, and signatures are then never trusted).
@@ -192,7 +195,7 @@ class BufferPool {
 
 struct WorkerContext {
   WorkerContext(ServerContext* s, Worker* w, std::shared_ptr<const Snapshot> snap)
-      : server(s), worker(w), upstream(w, snap->upstream), current_(new LoopSnapshot{std::move(snap)}) {}
+      : server(s), worker(w), upstream(w, snap->upstream, &counters), current_(new LoopSnapshot{std::move(snap)}) {}
   ~WorkerContext() {
     current_->current = false;
     if (current_->users == 0) delete current_;
@@ -218,6 +221,9 @@ struct WorkerContext {
   BufferPool buffers;
   OpenFileCache files;
   std::unordered_set<ClientConn*> conns;
+  // CONNECT tunnels relaying bytes (detached from their ClientConn): drained
+  // and stopped with the connections, counted in open_connections.
+  std::unordered_set<Tunnel*> tunnels;
   std::unordered_set<FillDriver*> drivers;
   bool draining = false;
 

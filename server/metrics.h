@@ -43,6 +43,16 @@ namespace orchard::server {
   X(bytes_kernel_path, "body bytes sent from stored files by the kernel path (sendfile), no user-space copy") \
   X(disk_reads_off_loop, "stored-file reads done on the thread pool (not in the page cache, or blocks to verify)") \
   X(kernel_path_fallbacks, "bodies that fell back to copying: the kernel path refused the file or socket") \
+  X(upstream_address_refusals, "origin connections refused: the name resolved only to loopback, private, link-local, CGNAT, multicast, unspecified or the box's own addresses (fetches and tunnels; upstream.allow_private)") \
+  X(tunnels_opened, "CONNECT tunnels opened (200 sent, bytes relayed)")             \
+  X(tunnels_refused_host, "CONNECT refused with 403: host not in upstream.tunnel_allow") \
+  X(tunnels_refused_port, "CONNECT refused with 403: a port other than 443")        \
+  X(tunnels_refused_address, "CONNECT refused with 403: the host resolved only to non-public addresses") \
+  X(tunnels_refused_target, "CONNECT refused with 400: a target that is not host:port") \
+  X(tunnels_failed, "CONNECT answered 502/504: the origin could not be resolved or connected") \
+  X(tunnel_idle_timeouts, "CONNECT tunnels closed at upstream.tunnel_idle_timeout (no byte either way)") \
+  X(tunnel_bytes_up, "bytes clients sent through CONNECT tunnels to origins")      \
+  X(tunnel_bytes_down, "bytes origins sent through CONNECT tunnels to clients")    \
   X(config_reloads, "config reloads (SIGHUP) applied")                             \
   X(config_reload_failures, "config reloads refused (invalid file): the running config stays")
 

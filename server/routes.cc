@@ -6,8 +6,21 @@
 #include "server/context.h"
 #include "server/http/local_handler.h"
 #include "server/proxy/transaction.h"
+#include "server/proxy/tunnel.h"
 
 namespace orchard::server {
+namespace {
+
+void countTunnelRefusal(WorkerContext* wc, Route::Refusal why) {
+  switch (why) {
+    case Route::Refusal::None: return;
+    case Route::Refusal::TunnelTarget: wc->counters.add(wc->counters.tunnels_refused_target); return;
+    case Route::Refusal::TunnelPort: wc->counters.add(wc->counters.tunnels_refused_port); return;
+    case Route::Refusal::TunnelHost: wc->counters.add(wc->counters.tunnels_refused_host); return;
+  }
+}
+
+}  // namespace
 
 namespace {
 
@@ -28,6 +41,12 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
   WorkerContext* wc = w->wc();
   ServerContext* sc = wc->server;
   const config::Config& cfg = wc->config();
+  if (req.method == "CONNECT") {
+    // Whatever the answer, what follows a CONNECT head on this connection
+    // is not HTTP (a refused client may already be sending TLS).
+    req.keepAlive = false;
+    w->disableKeepAlive();
+  }
   RouteInput in;
   in.method = req.method;
   in.target = req.target;
@@ -50,10 +69,14 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
       return new FixedAnswer(w, std::move(req), 200, "", "", "Accept-Ranges: bytes\r\n");
     case Route::Kind::Deny:
       wc->counters.add(wc->counters.denied);
+      countTunnelRefusal(wc, route.refusal);
       return FixedAnswer::error(w, std::move(req), route.status, route.reason);
     case Route::Kind::Reject:
       wc->counters.add(wc->counters.bad_requests);
+      countTunnelRefusal(wc, route.refusal);
       return FixedAnswer::error(w, std::move(req), route.status, route.reason);
+    case Route::Kind::Tunnel:
+      return Tunnel::handler(w, std::move(req), std::move(route));
     case Route::Kind::Local: {
       auto m = sc->routes.match(req.method, route.path, kPlainListener);
       if (!clientMayReach(cfg, m.access, w->peer())) {

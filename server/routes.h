@@ -3,7 +3,10 @@
 //   the form router (server/proxy/router.h) says what the request is:
 //     anything but local, from a client outside access.allow_clients -> 403
 //     probe (GET / with Max-Forwards: 0)         -> 200, Accept-Ranges
-//     deny / reject                              -> its status
+//     deny / reject                              -> its status (a CONNECT's:
+//                                                   counted by reason)
+//     tunnel (CONNECT to an allowed host:443)    -> the Tunnel (server/proxy/tunnel.h)
+//   A CONNECT never leaves its connection open for another request.
 //     proxy (intercept, absolute, ?source= form) -> 508 when it already passed
 //                                                   through this box (Via), else
 //                                                   the proxy Transaction

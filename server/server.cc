@@ -29,6 +29,8 @@
 #include "server/http/client_conn.h"
 #include "server/net/local_ca.h"
 #include "server/proxy/fill_driver.h"
+#include "server/proxy/pac.h"
+#include "server/proxy/tunnel.h"
 
 namespace orchard::server {
 
@@ -44,6 +46,7 @@ Server::Server(config::Config config) {
   ctx_.startConfig = std::move(config);
   registerAdminRoutes(ctx_.routes, &ctx_);
   registerCatalogRoutes(ctx_.routes, &ctx_);
+  registerPacRoute(ctx_.routes);
 }
 
 std::vector<config::ListenAddress> Server::allListen() const {
@@ -105,6 +108,11 @@ std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::Con
   const config::HostMatcher* allow = &s->allow;  // lives as long as the snapshot, which holds the router
   s->router.allowHost = [allow](std::string_view h) { return allow->matches(h); };
   s->router.ignoreQuery = s->config.ignoreQuery;
+  if (!s->config.tunnelAllow.empty()) {
+    s->tunnelAllow = config::HostMatcher(s->config.tunnelAllow);
+    const config::HostMatcher* tunnel = &s->tunnelAllow;
+    s->router.allowTunnelHost = [tunnel](std::string_view h) { return tunnel->matches(h); };
+  }
   // Listeners are restart-only: the ones bound at start.
   s->router.isSelf = [this](std::string_view host, uint16_t port) {
     const std::vector<config::ListenAddress> all = allListen();
@@ -120,6 +128,7 @@ std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::Con
   };
   const config::Config& cfg = s->config;
   for (const auto& [host, addr] : cfg.upstreamResolve) s->upstream.resolve[host] = {addr.host, addr.port};
+  s->upstream.allowPrivate = cfg.allowPrivate;
   s->upstream.connectTimeoutMs = cfg.connectTimeoutMs;
   s->upstream.readTimeoutMs = cfg.readTimeoutMs;
   s->upstream.maxIdlePerOrigin = static_cast<size_t>(cfg.maxIdlePerOrigin);
@@ -548,6 +557,8 @@ void Server::drain(int64_t timeoutMs) {
       slot->listeners.clear();
       auto conns = slot->wc->conns;
       for (auto* c : conns) c->drain();
+      auto tunnels = slot->wc->tunnels;
+      for (auto* t : tunnels) t->drain();
     });
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
@@ -568,6 +579,8 @@ void Server::stop() {
       slot->listeners.clear();
       auto conns = slot->wc->conns;
       for (auto* c : conns) c->close();
+      auto tunnels = slot->wc->tunnels;
+      for (auto* t : tunnels) t->close();
       auto drivers = slot->wc->drivers;
       for (auto* d : drivers) d->abort();
       slot->wc->upstream.closeAll();

@@ -278,13 +278,13 @@ void ClientConn::write(std::string data) {
     close();
     return;
   }
+  refs_++;  // the completion may come after detachStream() handed the stream on
   armSend();
 }
 
 void ClientConn::onWritten(int status) {
-  // Completions run before the stream's close notification: the connection
-  // is still alive here, even when closing.
   if (status == 0) armSend();
+  unref();
 }
 
 void ClientConn::trimSoon() {
@@ -438,6 +438,27 @@ void ClientConn::finishResponse() {
   }
   refs_++;
   armSend();  // a client that never reads the rest is not waited for forever
+}
+
+Stream* ClientConn::detachStream(std::string* leftover) {
+  // Nothing queued (handler.h): what the connection still had to send would
+  // go out under the new owner's name, past its own send timeout.
+  if (state_ == State::Closing || handlesClosed_ || !requestDone_ || stream_->queuedBytes() != 0) return nullptr;
+  Stream* s = stream_;
+  s->stopReading();
+  stream_ = nullptr;
+  *leftover = std::move(pending_);  // read past the head: the tunnel's first bytes
+  pending_.clear();
+  if (txn_) {
+    wc_->worker->deferDelete(txn_);
+    txn_ = nullptr;
+  }
+  state_ = State::Closing;
+  handlesClosed_ = true;
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ClientConn::onCloseHandle);
+  unref();  // the stream's reference; the timer's close callback frees the connection
+  return s;
 }
 
 void ClientConn::onShutdown(int) {

@@ -13,6 +13,9 @@
 //          -> Responding (request complete, parser paused, socket reads
 //             stopped until the response ends)
 //          -> Idle (keep-alive) | Closing (error, Connection: close, drain)
+//          Responding -> Closing by detachStream() (CONNECT): the stream
+//             goes to the tunnel, the connection frees itself once its
+//             timer has closed and never touches the stream again
 //
 // Memory: the ClientConn embeds its timer and holds its stream; it is freed
 // when both have closed (the timer's close callback and the stream's close
@@ -58,6 +61,7 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   bool closing() const { return state_ == State::Closing; }
   void drain();  // server is stopping: close when idle or after this response
   void disableKeepAlive() override { reqKeepAlive_ = false; }
+  Stream* detachStream(std::string* leftover) override;
 
   static void onCloseHandle(uv_handle_t* h);
   // (Re)starts the send timeout while writes are queued; stops it when none is.

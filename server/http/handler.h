@@ -28,6 +28,7 @@ struct sockaddr;
 namespace orchard::server {
 
 struct WorkerContext;
+class Stream;
 
 class ResponseWriter {
  public:
@@ -75,6 +76,21 @@ class ResponseWriter {
   // The response cannot be followed by another on this connection
   // (close-delimited body, HTTP/1.0 without keep-alive).
   virtual void disableKeepAlive() = 0;
+  // Hands the connection's stream over and stops being an HTTP connection
+  // (a CONNECT tunnel, once its 200 is written): the connection stops
+  // reading, moves the bytes it read past the request into *leftover (the
+  // new owner's, to be passed on before anything read later), ends the
+  // response and frees itself later without closing the stream, which the
+  // caller now owns (it closes it: server/net/stream.h). The handler is
+  // deleted from a fresh stack as after endResponse(); the writer must not
+  // be used again. Only after the request ended and while nothing is
+  // queued (queuedBytes() == 0); otherwise, or when the connection is
+  // closing or cannot hand its stream over, returns null and changes
+  // nothing.
+  virtual Stream* detachStream(std::string* leftover) {
+    (void)leftover;
+    return nullptr;
+  }
 };
 
 class RequestHandler {

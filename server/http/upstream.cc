@@ -16,6 +16,8 @@
 
 #include "common/log.h"
 #include "server/http/codec.h"
+#include "server/http/origin_resolve.h"
+#include "server/metrics.h"
 #include "server/net/tcp_stream.h"
 #include "server/net/tls_context.h"
 #include "server/net/tls_stream.h"
@@ -72,14 +74,13 @@ class UpstreamConn final : private StreamReader, private Http1Codec::Sink {
 
   UpstreamPool* pool_;
   const std::string poolKey_;
-  // The timer and the getaddrinfo request are embedded, the stream is held:
-  // the conn is freed once the timer, the stream (its close notification),
-  // the getaddrinfo request and every posted task have called back after
-  // close() (refs_ == 0).
+  // The timer is embedded, the stream is held: the conn is freed once the
+  // timer, the stream (its close notification), the resolution
+  // (resolveOrigin()) and every posted task have called back after close()
+  // (refs_ == 0).
   Stream* stream_ = nullptr;
   TlsStream* tls_ = nullptr;  // stream_ when it is TLS (for why it broke)
   uv_timer_t timer_;
-  uv_getaddrinfo_t gai_;
   int refs_ = 0;
   State state_ = State::Resolving;
 
@@ -154,51 +155,20 @@ void UpstreamConn::startExchange(UpstreamRequest req, UpstreamExchange* ex, bool
 void UpstreamConn::resolve() {
   state_ = State::Resolving;
   armTimer(pool_->options_.connectTimeoutMs);
-  auto it = pool_->options_.resolve.find(req_.host);
-  if (it != pool_->options_.resolve.end()) {
-    struct sockaddr_storage ss;
-    std::memset(&ss, 0, sizeof ss);
-    const auto& [addr, port] = it->second;
-    int rc = addr.find(':') != std::string::npos
-                 ? uv_ip6_addr(addr.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss))
-                 : uv_ip4_addr(addr.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss));
-    refs_++;
-    // Connect on the next tick so start() never calls back synchronously.
-    pool_->worker_->post([this, ss, rc] {
-      if (state_ == State::Resolving) {
-        if (rc != 0) fail(uvError(rc, "upstream: bad resolve address"));
-        else connectTo(reinterpret_cast<const sockaddr*>(&ss));
-      }
-      unref();
-    });
-    return;
-  }
-  gai_.data = this;
-  struct addrinfo hints;
-  std::memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  std::string port = std::to_string(req_.port);
-  refs_++;  // the getaddrinfo request keeps the conn alive
-  int rc = uv_getaddrinfo(
-      pool_->worker_->loop(), &gai_,
-      [](uv_getaddrinfo_t* g, int status, struct addrinfo* res) {
-        auto* self = static_cast<UpstreamConn*>(g->data);
-        if (self->state_ == State::Resolving) {
-          if (status != 0 || !res) self->fail(uvError(status ? status : UV_EAI_NONAME, "upstream: resolve"));
-          else self->connectTo(res->ai_addr);
-        }
-        if (res) uv_freeaddrinfo(res);
-        self->unref();
-      },
-      req_.host.c_str(), port.c_str(), &hints);
-  if (rc != 0) {
-    // refs_ stays raised: the posted failure holds it instead of the request.
-    pool_->worker_->post([this, rc] {
-      if (state_ == State::Resolving) fail(uvError(rc, "upstream: resolve"));
-      unref();
-    });
-  }
+  refs_++;  // the resolution calls back even after close(): it holds the conn
+  resolveOrigin(pool_->worker_, req_.host, req_.port, pool_->options_,
+                [this](Result<ResolvedOrigin> origin, AddressClass refused) {
+                  if (state_ == State::Resolving) {
+                    if (refused != AddressClass::Public) {
+                      if (pool_->counters_) pool_->counters_->add(pool_->counters_->upstream_address_refusals);
+                      OLOG_RATE(log::Level::Warn, "origin %s refused: it resolves to an address that is %s",
+                                req_.host.c_str(), addressClassName(refused));
+                    }
+                    if (!origin) fail(origin.error());
+                    else connectTo(reinterpret_cast<const sockaddr*>(&origin->addr));
+                  }
+                  unref();
+                });
 }
 
 void UpstreamConn::connectTo(const struct sockaddr* addr) {
@@ -528,7 +498,8 @@ void UpstreamExchange::cancel() {
 
 // ---- UpstreamPool ----
 
-UpstreamPool::UpstreamPool(Worker* worker, UpstreamOptions options) : worker_(worker), options_(std::move(options)) {}
+UpstreamPool::UpstreamPool(Worker* worker, UpstreamOptions options, Counters* counters)
+    : worker_(worker), counters_(counters), options_(std::move(options)) {}
 
 UpstreamPool::~UpstreamPool() { closeAll(); }
 

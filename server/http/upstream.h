@@ -13,6 +13,10 @@
 // that the sink is never called again. Callbacks are never made from inside
 // start() (STYLE rule 5).
 //
+// Origins are resolved by resolveOrigin() (origin_resolve.h): upstream.resolve,
+// else DNS with the private-address rule; a refused address fails the
+// exchange (Errc::Invalid, the refusal as its context) before any connect.
+//
 // Connection states:  Resolving -> Connecting -> Active -> Idle -> Active ...
 //                                                   \-> Closed (error, close-delimited, cancel)
 #pragma once
@@ -27,6 +31,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "config/net.h"
 #include "server/http/message.h"
 #include "server/net/loop.h"
 
@@ -56,6 +61,9 @@ class UpstreamSink {
 struct UpstreamOptions {
   // host -> "addr:port" to dial instead of DNS (upstream.resolve)
   std::map<std::string, std::pair<std::string, uint16_t>> resolve;
+  // Non-public ranges DNS answers may still be dialled in
+  // (upstream.allow_private; see origin_resolve.h).
+  std::vector<config::Cidr> allowPrivate;
   int64_t connectTimeoutMs = 10'000;
   int64_t readTimeoutMs = 60'000;
   size_t maxIdlePerOrigin = 32;
@@ -67,6 +75,7 @@ struct UpstreamOptions {
 
 class UpstreamConn;
 class UpstreamPool;
+struct Counters;
 
 // Handle to one exchange in flight. Valid until the sink got its final
 // callback or called cancel().
@@ -112,7 +121,9 @@ struct UpstreamRequest {
 
 class UpstreamPool {
  public:
-  UpstreamPool(Worker* worker, UpstreamOptions options);
+  // `counters`: the loop's block (origin addresses refused are counted
+  // there), or null.
+  UpstreamPool(Worker* worker, UpstreamOptions options, Counters* counters = nullptr);
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -135,6 +146,7 @@ class UpstreamPool {
   void forget(UpstreamConn* c);   // connection closing
 
   Worker* const worker_;
+  Counters* const counters_;
   UpstreamOptions options_;  // replaced by setOptions() only
   std::unordered_map<std::string, std::vector<UpstreamConn*>> idle_;
   std::vector<UpstreamConn*> all_;

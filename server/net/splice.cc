@@ -87,10 +87,10 @@ void Splice::end(int status) {
 
 void Splice::onClosed(int) {
   if (--open_ > 0) return;
-  Completion done = done_;
-  int status = status_;
+  // done runs while the byte counts can still be read (the tunnel's last
+  // tally); the Splice is freed right after it returns.
+  done_(status_);
   delete this;
-  done(status);
 }
 
 }  // namespace orchard::server

@@ -9,7 +9,8 @@
 // the other direction goes on). The tunnel ends when both directions have
 // ended and their shutdowns completed, or at once when either side breaks
 // or close() is called: both streams are closed, and when both close
-// notifications have run, `done` runs once and the Splice frees itself.
+// notifications have run, `done` runs once (bytesAtoB()/bytesBtoA() may
+// still be read inside it, nothing else) and then the Splice frees itself.
 //
 // Ownership: start() takes both streams (the caller must not use them
 // again). All on the streams' loop thread.

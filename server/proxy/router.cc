@@ -123,8 +123,63 @@ bool splitHostPort(std::string_view in, std::string* host, uint16_t* port, uint1
   return true;
 }
 
+bool parseConnectTarget(std::string_view target, std::string* host, uint16_t* port) {
+  if (target.empty() || target.size() > 262) return false;  // 253 for a name, 45+2 for [v6], ":65535"
+  if (target.find_first_of("/?#@ \t") != std::string_view::npos) return false;
+  std::string_view hostPart;
+  if (target.front() == '[') {
+    size_t close = target.find(']');
+    if (close == std::string_view::npos || close + 1 >= target.size() || target[close + 1] != ':') return false;
+    hostPart = target.substr(1, close - 1);
+    if (hostPart.find(':') == std::string_view::npos) return false;  // brackets hold an IPv6 literal only
+  } else {
+    size_t colon = target.rfind(':');
+    if (colon == std::string_view::npos || colon + 1 == target.size()) return false;  // the port is required
+  }
+  uint16_t p = 0;
+  if (!splitHostPort(target, host, &p, 0) || p == 0) return false;
+  *port = p;
+  return true;
+}
+
+namespace {
+
+Route routeConnect(const RouteInput& in, const RouterConfig& config) {
+  Route r;
+  std::string host;
+  uint16_t port = 0;
+  if (!parseConnectTarget(in.target, &host, &port)) {
+    r = reject(400, "CONNECT needs a \"host:port\" target");
+    r.refusal = Route::Refusal::TunnelTarget;
+    return r;
+  }
+  if (config.isSelf && config.isSelf(host, port)) {
+    r = reject(403, "CONNECT to this box itself");
+    r.refusal = Route::Refusal::TunnelHost;
+    return r;
+  }
+  if (port != kTunnelPort) {
+    r = reject(403, "CONNECT is only allowed to port 443, not " + std::to_string(port));
+    r.refusal = Route::Refusal::TunnelPort;
+    return r;
+  }
+  const auto& allow = config.allowTunnelHost ? config.allowTunnelHost : config.allowHost;
+  if (!allow(host)) {
+    r = reject(403, "host not allowed for CONNECT: " + host);
+    r.refusal = Route::Refusal::TunnelHost;
+    return r;
+  }
+  r.kind = Route::Kind::Tunnel;
+  r.status = 200;
+  r.host = std::move(host);
+  r.port = port;
+  return r;
+}
+
+}  // namespace
+
 Route route(const RouteInput& in, const RouterConfig& config) {
-  if (in.method == "CONNECT") return reject(501, "CONNECT tunnels are not supported yet");
+  if (in.method == "CONNECT") return routeConnect(in, config);
   std::string_view target = in.target;
   if (target.empty()) return reject(400, "empty request target");
 

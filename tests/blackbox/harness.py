@@ -68,14 +68,20 @@ def orchardctl_path():
 
 # ---------------------------------------------------------------- config + daemon
 
-def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sections=None, resolve_extra=None):
+def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sections=None,
+                allow=None, resolve=None, resolve_extra=None):
     """`sections`: {"server": "send_timeout = \"2s\"", ...}: lines added to
     that table (TOML cannot reopen a table, so `extra` suits new ones only).
-    `resolve_extra`: {host: port} more origins (allowed, resolved to 127.0.0.1:port)."""
+    `allow`: upstream.allow (default ALLOWED); `resolve`: {host: "addr:port"}
+    added to (or replacing) the entries that point the two Apple hosts at
+    the origin; `resolve_extra`: {host: port} more origins, allowed and
+    resolved to 127.0.0.1:port."""
     resolve_extra = resolve_extra or {}
-    targets = [(h, origin_port) for h in ("swcdn.apple.com", "updates.cdn-apple.com")] + list(resolve_extra.items())
-    resolve = ", ".join(f'"{h}" = "127.0.0.1:{p}"' for h, p in targets)
-    allow = ", ".join(f'"{h}"' for h in ALLOWED + list(resolve_extra))
+    entries = {h: f"127.0.0.1:{origin_port}" for h in ("swcdn.apple.com", "updates.cdn-apple.com")}
+    entries.update(resolve or {})
+    entries.update({h: f"127.0.0.1:{p}" for h, p in resolve_extra.items()})
+    resolve = ", ".join(f'"{h}" = "{a}"' for h, a in entries.items())
+    allow = ", ".join(f'"{h}"' for h in (ALLOWED if allow is None else allow) + list(resolve_extra))
     sections = sections or {}
 
     def more(name):
@@ -108,7 +114,7 @@ class Orchard:
 
     def __init__(self, origin_port, workdir=None, state_dir=None, port=None,
                  cache_limit="4GiB", extra_toml="", sections=None, env=None, extra_args=None,
-                 resolve_extra=None):
+                 allow=None, resolve=None, resolve_extra=None):
         self.binary = orchardd_path()
         self.resolve_extra = resolve_extra
         self.extra_args = list(extra_args or [])  # more orchardd arguments (e.g. --test-clock-offset 0)
@@ -121,6 +127,8 @@ class Orchard:
         self.cache_limit = cache_limit
         self.extra_toml = extra_toml
         self.sections = sections
+        self.allow = allow  # upstream.allow (None: ALLOWED), see config_toml
+        self.resolve = resolve
         self.config_path = os.path.join(self.workdir, "config.toml")
         self.stderr_path = os.path.join(self.workdir, "stderr.log")
         self.stdout_path = os.path.join(self.workdir, "stdout.log")
@@ -133,7 +141,8 @@ class Orchard:
     def _write_config(self):
         with open(self.config_path, "w") as f:
             f.write(config_toml(self.port, self.origin_port, self.state_dir,
-                                self.cache_limit, self.extra_toml, self.sections, self.resolve_extra))
+                                self.cache_limit, self.extra_toml, self.sections,
+                                self.allow, self.resolve, self.resolve_extra))
 
     @property
     def pid(self):
@@ -270,6 +279,7 @@ class OrchardCase(unittest.TestCase):
     SIGTERM, expecting exit 0) when the class is done, whatever happened."""
 
     extra_toml = ""
+    sections = None  # {"upstream": "key = value"}: lines added to a table config_toml writes
     cache_limit = "4GiB"
     maxDiff = 4000
 
@@ -280,7 +290,7 @@ class OrchardCase(unittest.TestCase):
         cls.origin = Origin().start()
         cls.addClassCleanup(cls.origin.stop)
         cls.orchard = Orchard(cls.origin.port, workdir=cls.tmp, cache_limit=cls.cache_limit,
-                              extra_toml=cls.extra_toml)
+                              extra_toml=cls.extra_toml, sections=cls.sections)
         cls.addClassCleanup(cls.orchard.kill9)           # runs last: no-op after a clean stop
         cls.addClassCleanup(cls.orchard.stop, expect_exit=0)
         cls.orchard.start()

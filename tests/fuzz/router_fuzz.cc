@@ -18,6 +18,8 @@
 //     non-zero port, and a Host header naming them; the host is canonical
 //     (no trailing dot: HostMatcher ignores one, so a host that keeps it
 //     would split the cache key and miss upstream.resolve);
+//   - Tunnel: only for CONNECT, to port 443 of an allowed host that is not
+//     the box itself;
 //   - Deny is 403; Reject is 400, 501 or 508; Local has a path starting
 //     with '/'; Probe is only GET / with Max-Forwards: 0;
 //   - splitHostPort: a split host is non-empty and lower case, its port is
@@ -132,6 +134,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  "Host header %s does not name %s:%u", fuzz::escape(hh).c_str(), fuzz::escape(r.host).c_str(), r.port);
       break;
     }
+    case Route::Kind::Tunnel:
+      FUZZ_CHECK(in.method == "CONNECT", "Tunnel for method %s: %s", fuzz::escape(in.method).c_str(), ctx.c_str());
+      FUZZ_CHECK(r.port == server::kTunnelPort, "Tunnel to port %u: %s", r.port, ctx.c_str());
+      FUZZ_CHECK(!r.host.empty() && allowHost(r.host), "tunnel to a host not allowed: %s (%s)",
+                 fuzz::escape(r.host).c_str(), ctx.c_str());
+      FUZZ_CHECK(!isSelf(r.host, r.port), "tunnel to the box itself: %s", ctx.c_str());
+      break;
     case Route::Kind::Deny:
       FUZZ_CHECK(r.status == 403, "Deny with status %d: %s", r.status, ctx.c_str());
       break;

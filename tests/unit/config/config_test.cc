@@ -152,6 +152,8 @@ std::vector<KeyCase> keyCases() {
          ASSERT_EQ(c.tlsListen.size(), 2u);
          EXPECT_EQ(c.tlsListen[1].port, 443);
        }},
+      {"server.pac_proxy", R"("proxy.branch.example:3128")",
+       [](const Config& c) { EXPECT_EQ(c.pacProxy, "proxy.branch.example:3128"); }},
       {"storage.dir", R"("/var/lib/orchard")", [](const Config& c) { EXPECT_EQ(c.storageDir, "/var/lib/orchard"); }},
       {"storage.cache_limit", R"("1TiB")", [](const Config& c) { EXPECT_EQ(c.cacheLimit, uint64_t(1024) * kGiB); }},
       {"storage.max_object_size", R"("20GiB")",
@@ -176,6 +178,17 @@ std::vector<KeyCase> keyCases() {
       {"upstream.connect_timeout", R"("500ms")", [](const Config& c) { EXPECT_EQ(c.connectTimeoutMs, 500); }},
       {"upstream.read_timeout", R"("1h")", [](const Config& c) { EXPECT_EQ(c.readTimeoutMs, 3'600'000); }},
       {"upstream.max_idle_per_origin", "0", [](const Config& c) { EXPECT_EQ(c.maxIdlePerOrigin, 0); }},
+      {"upstream.allow_private", R"(["10.20.0.0/16", "fd00::/8"])",
+       [](const Config& c) {
+         ASSERT_EQ(c.allowPrivate.size(), 2u);
+         EXPECT_EQ(c.allowPrivate[0].prefix, 16);
+         EXPECT_TRUE(c.allowPrivate[1].v6);
+       }},
+      {"upstream.tunnel_allow", R"(["Apps.Apple.com", "*.icloud.com"])",
+       [](const Config& c) {
+         EXPECT_EQ(c.tunnelAllow, (std::vector<std::string>{"apps.apple.com", "*.icloud.com"}));
+       }},
+      {"upstream.tunnel_idle_timeout", R"("90s")", [](const Config& c) { EXPECT_EQ(c.tunnelIdleTimeoutMs, 90'000); }},
       {"access.allow_clients", R"(["192.168.1.0/24", "2001:db8::/32", "10.1.2.3"])",
        [](const Config& c) {
          ASSERT_EQ(c.allowClients.size(), 3u);
@@ -454,6 +467,22 @@ TEST(Problems, TokenAndTokenFileAreExclusive) {
   EXPECT_EQ(ps[0].key, "admin.token_file");
   EXPECT_EQ(ps[0].line, 3);
   EXPECT_EQ(ps[0].message, "set admin.token or admin.token_file, not both");
+}
+
+TEST(Problems, PacProxyMustBeHostAndPort) {
+  for (const char* good : {"proxy.branch.example:3128", "proxy.branch.example", "10.0.0.2:8080", "[::1]:3128"}) {
+    SCOPED_TRACE(good);
+    Config c = loadOk(std::string("[server]\npac_proxy = \"") + good + "\"\n");
+    EXPECT_EQ(c.pacProxy, good);
+  }
+  for (const char* bad : {"a b:80", "proxy:0", "proxy:65536", "proxy:x", "proxy:", "[::1", "[proxy]:80",
+                          "http://proxy:80", "proxy\";alert(1)//:80"}) {
+    SCOPED_TRACE(bad);
+    std::vector<Problem> ps = loadBad(std::string("[server]\npac_proxy = '") + bad + "'\n");
+    ASSERT_EQ(ps.size(), 1u);
+    EXPECT_EQ(ps[0].key, "server.pac_proxy");
+    EXPECT_EQ(ps[0].line, 2);
+  }
 }
 
 TEST(Problems, CrossKeyRulesAddToValueProblems) {

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@ const char* kindName(Kind k) {
     case Kind::Probe: return "Probe";
     case Kind::Proxy: return "Proxy";
     case Kind::Local: return "Local";
+    case Kind::Tunnel: return "Tunnel";
     case Kind::Deny: return "Deny";
     case Kind::Reject: return "Reject";
   }
@@ -48,6 +50,13 @@ RouterConfig testConfig() {
     return kAllowed.find(h) != kAllowed.end();
   };
   c.ignoreQuery = {"sig", "Expires"};
+  return c;
+}
+
+// A config with only an allowHost.
+RouterConfig allowOnly(std::function<bool(std::string_view)> allow) {
+  RouterConfig c;
+  c.allowHost = std::move(allow);
   return c;
 }
 
@@ -167,7 +176,7 @@ TEST(Router, Ipv6LiteralInAbsoluteForm) {
   EXPECT_EQ(d.hostHeader, "[::1]");
 
   Route u = route(req("GET", "http://[::ABCD]/x"),
-                  RouterConfig{[](std::string_view h) { return h == "::abcd"; }, {}});
+                  allowOnly([](std::string_view h) { return h == "::abcd"; }));
   ASSERT_EQ(u.kind, Kind::Proxy) << u.reason;
   EXPECT_EQ(u.host, "::abcd");
   EXPECT_EQ(u.hostHeader, "[::abcd]");
@@ -178,7 +187,7 @@ TEST(Router, Ipv6LiteralInAbsoluteForm) {
 // ("[::1]"). Without them "::1" on port 8080 and "::1:8080" on port 80 (a
 // different address) share the key "http://::1:8080/x".
 TEST(Router, Ipv6LiteralKeyTextKeepsBrackets) {
-  RouterConfig config{[](std::string_view h) { return h == "::1" || h == "::1:8080"; }, {}};
+  RouterConfig config = allowOnly([](std::string_view h) { return h == "::1" || h == "::1:8080"; });
   Route a = route(req("GET", "http://[::1]:8080/x"), config);
   Route b = route(req("GET", "http://[::1:8080]/x"), config);
   ASSERT_EQ(a.kind, Kind::Proxy) << a.reason;
@@ -243,9 +252,10 @@ TEST(Router, DenyAndReject) {
       {"https source disallowed",
        req("GET", "/x?source=example.com&sourceScheme=https"), Kind::Deny, 403},
       // Unsupported: 501.
-      {"CONNECT", req("CONNECT", "swcdn.apple.com:443", "swcdn.apple.com:443"),
-       Kind::Reject, 501},
-      {"CONNECT to a disallowed host", req("CONNECT", "example.com:443"), Kind::Reject, 501},
+      // CONNECT: only allowed hosts, only port 443 (TunnelRoutes below).
+      {"CONNECT to a disallowed host", req("CONNECT", "example.com:443"), Kind::Deny, 403},
+      {"CONNECT to another port", req("CONNECT", "swcdn.apple.com:80"), Kind::Deny, 403},
+      {"CONNECT without a port", req("CONNECT", "swcdn.apple.com"), Kind::Reject, 400},
       // Malformed: 400.
       {"empty target", req("GET", ""), Kind::Reject, 400},
       {"asterisk", req("OPTIONS", "*"), Kind::Reject, 400},
@@ -326,6 +336,141 @@ TEST(Router, HttpsFormsShareTheHttpKeyUnlessTheHostKeepsItsScheme) {
   EXPECT_EQ(route(req("GET", "/p/o.pkg", "swcdn.apple.com"), config).keyText, plain.keyText);
 }
 
+// ---------------------------------------------------------------- CONNECT
+
+struct ConnectCase {
+  const char* target;
+  bool ok;
+  const char* host;
+  uint16_t port;
+};
+
+TEST(ConnectTarget, Table) {
+  const ConnectCase cases[] = {
+      {"swcdn.apple.com:443", true, "swcdn.apple.com", 443},
+      {"SWCDN.Apple.COM:443", true, "swcdn.apple.com", 443},
+      {"swcdn.apple.com.:443", true, "swcdn.apple.com", 443},  // one trailing dot: the same name
+      {"swcdn.apple.com:8443", true, "swcdn.apple.com", 8443},
+      {"swcdn.apple.com:1", true, "swcdn.apple.com", 1},
+      {"swcdn.apple.com:65535", true, "swcdn.apple.com", 65535},
+      {"10.0.0.5:443", true, "10.0.0.5", 443},
+      {"[::1]:443", true, "::1", 443},
+      {"[2001:DB8::1]:443", true, "2001:db8::1", 443},
+      {"[::ffff:127.0.0.1]:443", true, "::ffff:127.0.0.1", 443},
+      // The port is required, non-zero, decimal, in range.
+      {"swcdn.apple.com", false, "", 0},
+      {"swcdn.apple.com:", false, "", 0},
+      {"swcdn.apple.com:0", false, "", 0},
+      {"swcdn.apple.com:65536", false, "", 0},
+      {"swcdn.apple.com:99999999999", false, "", 0},
+      {"swcdn.apple.com:-1", false, "", 0},
+      {"swcdn.apple.com:+443", false, "", 0},
+      {"swcdn.apple.com:0x1bb", false, "", 0},
+      {"swcdn.apple.com:443 ", false, "", 0},
+      {"[::1]", false, "", 0},
+      {"[::1]:", false, "", 0},
+      // Authority form only: no scheme, path, query, fragment, userinfo.
+      {"https://swcdn.apple.com:443", false, "", 0},
+      {"swcdn.apple.com:443/", false, "", 0},
+      {"/swcdn.apple.com:443", false, "", 0},
+      {"swcdn.apple.com:443?x", false, "", 0},
+      {"swcdn.apple.com:443#x", false, "", 0},
+      {"user@swcdn.apple.com:443", false, "", 0},
+      {"user:pw@swcdn.apple.com:443", false, "", 0},
+      {"*", false, "", 0},
+      {"", false, "", 0},
+      {":443", false, "", 0},
+      // Malformed hosts.
+      {"::1:443", false, "", 0},                  // a bare IPv6 address
+      {"[swcdn.apple.com]:443", false, "", 0},   // brackets hold IPv6 only
+      {"[::1:443", false, "", 0},
+      {"[::1]x:443", false, "", 0},
+      {"swcdn..apple.com:443", false, "", 0},
+      {".swcdn.apple.com:443", false, "", 0},
+      {"swcdn apple.com:443", false, "", 0},
+      {"swcdn.apple.com\t:443", false, "", 0},
+      {"swcdn.apple.com%2f:443", false, "", 0},
+      {"sw\xc3\xa9.apple.com:443", false, "", 0},
+  };
+  for (const ConnectCase& c : cases) {
+    std::string host = "unchanged";
+    uint16_t port = 7;
+    const bool ok = parseConnectTarget(c.target, &host, &port);
+    EXPECT_EQ(ok, c.ok) << c.target;
+    if (ok && c.ok) {
+      EXPECT_EQ(host, c.host) << c.target;
+      EXPECT_EQ(port, c.port) << c.target;
+    }
+  }
+}
+
+TEST(ConnectTarget, LongestName) {
+  std::string name;
+  while (name.size() < 253) name += "a.";
+  name.resize(253);
+  if (name.back() == '.') name.back() = 'a';
+  std::string host;
+  uint16_t port = 0;
+  EXPECT_TRUE(parseConnectTarget(name + ":443", &host, &port));
+  EXPECT_FALSE(parseConnectTarget("a" + name + ":443", &host, &port));
+}
+
+struct TunnelCase {
+  const char* label;
+  RouteInput in;
+  Kind kind;
+  int status;
+  Route::Refusal refusal;
+};
+
+TEST(Router, TunnelRoutes) {
+  using R = Route::Refusal;
+  RouterConfig c = testConfig();
+  c.isSelf = [](std::string_view h, uint16_t p) { return h == "orchard.local" && p == 443; };
+  const TunnelCase cases[] = {
+      {"allowed host on 443", req("CONNECT", "swcdn.apple.com:443", "swcdn.apple.com:443"), Kind::Tunnel, 200,
+       R::None},
+      {"allowed, upper case", req("CONNECT", "SWCDN.APPLE.COM:443"), Kind::Tunnel, 200, R::None},
+      {"allowed v6 literal", req("CONNECT", "[::1]:443"), Kind::Tunnel, 200, R::None},
+      {"allowed v4 literal", req("CONNECT", "10.0.0.5:443"), Kind::Tunnel, 200, R::None},
+      {"allowed host, port 80", req("CONNECT", "swcdn.apple.com:80"), Kind::Deny, 403, R::TunnelPort},
+      {"allowed host, port 8443", req("CONNECT", "swcdn.apple.com:8443"), Kind::Deny, 403, R::TunnelPort},
+      {"allowed host, port 22", req("CONNECT", "updates.cdn-apple.com:22"), Kind::Deny, 403, R::TunnelPort},
+      {"other host", req("CONNECT", "example.com:443"), Kind::Deny, 403, R::TunnelHost},
+      {"other host, other port", req("CONNECT", "example.com:25"), Kind::Deny, 403, R::TunnelPort},
+      {"suffix trick", req("CONNECT", "swcdn.apple.com.evil.test:443"), Kind::Deny, 403, R::TunnelHost},
+      {"the box itself", req("CONNECT", "orchard.local:443"), Kind::Deny, 403, R::TunnelHost},
+      {"origin-form target", req("CONNECT", "/", "swcdn.apple.com:443"), Kind::Reject, 400, R::TunnelTarget},
+      {"absolute target", req("CONNECT", "https://swcdn.apple.com:443/"), Kind::Reject, 400, R::TunnelTarget},
+      {"no port", req("CONNECT", "swcdn.apple.com"), Kind::Reject, 400, R::TunnelTarget},
+      {"userinfo", req("CONNECT", "a@swcdn.apple.com:443"), Kind::Reject, 400, R::TunnelTarget},
+      // Only the method says CONNECT: a GET with an authority is not a tunnel.
+      {"GET with authority form", req("GET", "swcdn.apple.com:443"), Kind::Reject, 400, R::None},
+  };
+  for (const TunnelCase& t : cases) {
+    Route r = route(t.in, c);
+    EXPECT_EQ(r.kind, t.kind) << t.label << ": " << kindName(r.kind) << " " << r.reason;
+    EXPECT_EQ(r.status, t.status) << t.label;
+    EXPECT_EQ(r.refusal, t.refusal) << t.label;
+    if (r.kind == Kind::Tunnel) {
+      EXPECT_EQ(r.port, 443) << t.label;
+      EXPECT_FALSE(r.host.empty()) << t.label;
+    }
+  }
+}
+
+TEST(Router, TunnelAllowIsItsOwnList) {
+  RouterConfig c = testConfig();
+  c.allowTunnelHost = [](std::string_view h) { return h == "apps.apple.com"; };
+  EXPECT_EQ(route(req("CONNECT", "apps.apple.com:443"), c).kind, Kind::Tunnel);
+  Route r = route(req("CONNECT", "swcdn.apple.com:443"), c);
+  EXPECT_EQ(r.kind, Kind::Deny) << "upstream.tunnel_allow replaces upstream.allow for CONNECT";
+  EXPECT_EQ(r.refusal, Route::Refusal::TunnelHost);
+  // ...and only for CONNECT.
+  EXPECT_EQ(route(req("GET", "http://swcdn.apple.com/x"), c).kind, Kind::Proxy);
+  EXPECT_EQ(route(req("GET", "http://apps.apple.com/x"), c).kind, Kind::Deny);
+}
+
 TEST(Router, DenyReasonNamesTheHost) {
   Route r = route(req("GET", "http://EXAMPLE.com/x"), testConfig());
   ASSERT_EQ(r.kind, Kind::Deny);
@@ -334,11 +479,10 @@ TEST(Router, DenyReasonNamesTheHost) {
 
 TEST(Router, AllowHostSeesLowerCaseHostWithoutPort) {
   std::vector<std::string> seen;
-  RouterConfig config{[&](std::string_view h) {
-                        seen.emplace_back(h);
-                        return false;
-                      },
-                      {}};
+  RouterConfig config = allowOnly([&](std::string_view h) {
+    seen.emplace_back(h);
+    return false;
+  });
   (void)route(req("GET", "/x", "A.Example.COM.:8080"), config);
   (void)route(req("GET", "http://B.example.com:81/x"), config);
   (void)route(req("GET", "/x?source=C.example.com:82"), config);
