@@ -13,6 +13,7 @@ what MDM could not install (a 422 that leaves nothing behind).
 
 import hashlib
 import os
+import time
 import plistlib
 import shutil
 import subprocess
@@ -198,7 +199,12 @@ class RequireSigned(PackageFiles):
         self.assertEqual(status, 422, body)
         self.assertIn("require_signed", body["detail"])
         self.assertEqual(api(self.port, "GET", "/api/v1/packages/Refused", token=TOKEN)[0], 404)
+        # The refused upload's temporary file goes once its reader is done
+        # (off the loop, just after the answer): wait for it, briefly.
         pkgdir = os.path.join(self.orchard.state_dir, "packages", "tmp")
+        deadline = time.monotonic() + 10
+        while os.listdir(pkgdir) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertEqual(os.listdir(pkgdir), [])
 
     test_request_values_override_the_file = None
