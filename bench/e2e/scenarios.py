@@ -82,6 +82,23 @@ def scenario_large_hit(env, R):
     R.add("s5.peak_s2_mib", "nginx-cache", tree_sum(env.pid("nginx-cache"), "VmHWM") / MiB)
 
 
+def timed_downloads(env, R, key, run, conc, system, path, host, size, timeout, scheme="http"):
+    """`conc` simultaneous downloads of `path` from `system`, checked (status
+    and, unless `size` is None, the full size); adds and returns GB/s (bytes
+    received / time until the last one is done) under f"{key}.gbs_{conc}"."""
+    wall, res = parallel_curls(env.port(system), path, conc, host, timeout=timeout, scheme=scheme)
+    if size is None:
+        bad = [r for r in res if r["code"] != 200 or r["rc"] not in (0, 28)]
+    else:
+        bad = [r for r in res if r["code"] != 200 or r["size"] != size]
+    if bad:
+        R.note(f"scenario {key[1:]} {system} x{conc}: {len(bad)} bad downloads: {bad[0]}")
+    gbs = sum(r["size"] for r in res) / wall / 1e9
+    log(f"  run {run + 1} {system} x{conc}: {gbs:.2f} GB/s ({wall:.2f} s)")
+    R.add(f"{key}.gbs_{conc}", system, gbs)
+    return gbs
+
+
 def download_round(env, R, key, run, conc, targets, size, timeout=900):
     """`conc` simultaneous downloads from each of `targets` (system -> (path,
     Host)), one system after the other. Adds GB/s (bytes received / time
@@ -91,17 +108,7 @@ def download_round(env, R, key, run, conc, targets, size, timeout=900):
     `timeout`, so only the status and curl's exit are checked."""
     got = {}
     for s, (path, host) in targets.items():
-        wall, res = parallel_curls(env.port(s), path, conc, host, timeout=timeout)
-        if size is None:
-            bad = [r for r in res if r["code"] != 200 or r["rc"] not in (0, 28)]
-        else:
-            bad = [r for r in res if r["code"] != 200 or r["size"] != size]
-        if bad:
-            R.note(f"scenario {key[1:]} {s} x{conc}: {len(bad)} bad downloads: {bad[0]}")
-        gbs = sum(r["size"] for r in res) / wall / 1e9
-        log(f"  run {run + 1} {s} x{conc}: {gbs:.2f} GB/s ({wall:.2f} s)")
-        R.add(f"{key}.gbs_{conc}", s, gbs)
-        got[s] = gbs
+        got[s] = timed_downloads(env, R, key, run, conc, s, path, host, size, timeout)
     # The ratio that counts: against the faster nginx direct of this same round.
     best = max(got.get(d) or 0 for d in DIRECT_REFS)
     if best and got.get("orchard"):
@@ -136,14 +143,7 @@ def scenario_https(env, R):
         for conc in (1, 8):
             got = {}
             for s, scheme in systems:
-                wall, res = parallel_curls(env.port(s), "/f1g", conc, HOST, timeout=900, scheme=scheme)
-                bad = [r for r in res if r["code"] != 200 or r["size"] != FILES["f1g"]]
-                if bad:
-                    R.note(f"scenario 9 {s} x{conc}: {len(bad)} bad downloads: {bad[0]}")
-                gbs = sum(r["size"] for r in res) / wall / 1e9
-                log(f"  run {run + 1} {s} x{conc}: {gbs:.2f} GB/s ({wall:.2f} s)")
-                R.add(f"s9.gbs_{conc}", s, gbs)
-                got[s] = gbs
+                got[s] = timed_downloads(env, R, "s9", run, conc, s, "/f1g", HOST, FILES["f1g"], 900, scheme)
             if got.get("orchard-https") and got.get("nginx-direct-https"):
                 R.add(f"s9.ratio_{conc}", "orchard", got["orchard-https"] / got["nginx-direct-https"])
 
