@@ -78,7 +78,7 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
     case Route::Kind::Tunnel:
       return Tunnel::handler(w, std::move(req), std::move(route));
     case Route::Kind::Local: {
-      auto m = sc->routes.match(req.method, route.path, kPlainListener);
+      auto m = sc->routes.match(req.method, route.path, w->secure() ? kTlsListener : kPlainListener);
       if (!clientMayReach(cfg, m.access, w->peer())) {
         wc->counters.add(wc->counters.denied);
         if (m.access == RouteAccess::Clients)

@@ -184,7 +184,13 @@ void ClientConn::parse(const char* data, size_t n) {
   const Http1Codec::Result r = codec_.execute(data, n);
   if (state_ == State::Closing) return;
   switch (r.status) {
-    case S::NeedMore: return;
+    case S::NeedMore:
+      // A later request on a keep-alive connection whose head did not come
+      // whole in this read: it is timed from now, the read that brought its
+      // first byte (the wait before it was server.idle_timeout's). A head
+      // that comes whole, the usual case, costs no timer at all.
+      if (idleTimer_ && state_ == State::Reading && !txn_) armHead();
+      return;
     case S::Message:
       // A request completed: keep what follows for later. Reading goes on.
       if (r.consumed < n) pending_.assign(data + r.consumed, n - r.consumed);
@@ -495,12 +501,7 @@ void ClientConn::closeHandles() {
 
 // ---- Http1Codec::Sink ----
 
-void ClientConn::onMessageBegin() {
-  state_ = State::Reading;
-  // A later request on a keep-alive connection: its head is timed from its
-  // first byte (the wait before it was server.idle_timeout's).
-  if (idleTimer_) armHead();
-}
+void ClientConn::onMessageBegin() { state_ = State::Reading; }
 
 Http1Codec::Next ClientConn::onHead() {
   RequestHead& r = codec_.request();
