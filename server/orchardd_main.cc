@@ -16,14 +16,18 @@
 // the --config file (Server::reloadFile: the whole file is validated, every
 // key the parameter table marks reloadable is applied, a changed
 // restart-only key is logged as needing a restart; a bad file changes
-// nothing).
+// nothing). Under systemd (Type=notify, $NOTIFY_SOCKET) each step is
+// reported: READY=1, RELOADING=1 then READY=1, STOPPING=1, and WATCHDOG=1
+// while $WATCHDOG_USEC asks for it (server/sd_notify.h).
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <string>
 
@@ -34,6 +38,7 @@
 #include "config/reload.h"
 #include "server/catalog/catalog_routes.h"
 #include "server/net/tcp_stream.h"
+#include "server/sd_notify.h"
 #include "server/server.h"
 
 using namespace orchard;
@@ -179,18 +184,37 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "orchardd ready\n");
   std::fflush(stderr);
+  const std::string readyState = "READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(::getpid());
+  server::sdnotify::send(readyState);
+  // The systemd watchdog (WatchdogSec=): WATCHDOG=1 every half period, only
+  // while every event loop still runs a posted task within a quarter of it.
+  const int64_t watchdogUsec = server::sdnotify::watchdogUsec();
 
   while (true) {
     int sig = 0;
-    if (sigwait(&set, &sig) != 0) continue;
+    if (watchdogUsec > 0) {
+      const int64_t half = watchdogUsec / 2;
+      timespec wait{static_cast<time_t>(half / 1'000'000), static_cast<long>((half % 1'000'000) * 1000)};
+      sig = sigtimedwait(&set, nullptr, &wait);
+      if (sig < 0) {
+        if (errno == EAGAIN && server.loopsResponsive(std::max<int64_t>(1, watchdogUsec / 4000)))
+          server::sdnotify::send("WATCHDOG=1");
+        continue;
+      }
+    } else if (sigwait(&set, &sig) != 0) {
+      continue;
+    }
     if (sig == SIGHUP) {
       if (configPath.empty()) {
         OLOG_WARN("SIGHUP: nothing to reload (running on the embedded defaults, no --config)");
         continue;
       }
+      server::sdnotify::send("RELOADING=1\nSTATUS=reloading\n" + server::sdnotify::monotonicUsec());
       (void)server.reloadFile(configPath);  // logs and counts its outcome
+      server::sdnotify::send(readyState);
       continue;
     }
+    server::sdnotify::send("STOPPING=1\nSTATUS=draining");
     const int64_t drainMs = server.snapshot()->config.drainTimeoutMs;
     OLOG_INFO("%s: draining (up to %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(drainMs));
     server.drain(drainMs);

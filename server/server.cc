@@ -541,6 +541,24 @@ Result<void> Server::openListeners(WorkerSlot& slot) {
   return ok();
 }
 
+bool Server::loopsResponsive(int64_t timeoutMs) {
+  if (!started_ || stopped_) return false;
+  struct Acks {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t n = 0;
+  };
+  auto acks = std::make_shared<Acks>();  // outlives a loop that answers after the wait gave up
+  for (auto& slot : workers_)
+    slot->worker.post([acks] {
+      std::lock_guard lock(acks->mu);
+      ++acks->n;
+      acks->cv.notify_all();
+    });
+  std::unique_lock lock(acks->mu);
+  return acks->cv.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] { return acks->n == workers_.size(); });
+}
+
 int64_t Server::openConnections() const {
   int64_t n = 0;
   for (const auto& s : workers_) n += s->wc->counters.open_connections.load(std::memory_order_relaxed);

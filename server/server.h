@@ -84,6 +84,9 @@ class Server {
   uint16_t boundTlsPort(size_t i = 0) const { return boundPort(ctx_.startConfig.listen.size() + i); }
   ServerContext& context() { return ctx_; }
   int64_t openConnections() const;
+  // True when every event loop ran a posted no-op within timeoutMs (the
+  // systemd watchdog's question: is the box still serving?). Control thread.
+  bool loopsResponsive(int64_t timeoutMs);
   // Why start() failed, for the operator: names the setting and what was
   // wrong ("server.listen 127.0.0.1:8080: address already in use by another
   // process"). Empty after a successful start().
