@@ -330,7 +330,6 @@ void TlsStream::flushPendingWrites() {
     Pending p = std::move(pending_.front());
     pending_.pop_front();
     if (p.shutdown) {
-      shutdownDone_ = p.done;
       (void)SSL_shutdown(ssl_);
       tls::drainErrors();
       shutdownSent_ = true;

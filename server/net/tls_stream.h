@@ -122,7 +122,6 @@ class TlsStream final : public Stream, private StreamReader {
   std::string out_;  // ciphertext not yet handed to the inner stream
   StreamReader* reader_ = nullptr;
   Completion closed_;
-  Completion shutdownDone_;
   std::deque<Pending> pending_;  // writes (and a shutdown) made before the handshake ended
   std::string failure_;
   int brokenStatus_ = 0;   // the libuv code the reader gets (UV_EPROTO, or the inner's)
