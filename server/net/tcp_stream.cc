@@ -9,6 +9,7 @@
 #include "server/net/tcp_stream.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -119,6 +120,7 @@ void TcpStream::stopReading() {
 }
 
 int TcpStream::tryWrite(const uv_buf_t* bufs, unsigned n) {
+  if (pipeBytes_ > 0) dropPipe();
   // uv_try_write refuses (UV_EAGAIN) while earlier writes are queued: order is kept.
   int w = uv_try_write(stream(), bufs, n);
   return w == UV_EAGAIN ? 0 : w;
@@ -132,6 +134,7 @@ int TcpStream::writeOwned(std::string data, Completion done) {
 
 int TcpStream::queue(const uv_buf_t* bufs, unsigned n, Completion done, std::string* owned) {
   if (closing_) return UV_ECANCELED;
+  if (pipeBytes_ > 0) dropPipe();
   auto* w = new TcpWrite;
   w->done = done;
   w->req.data = w;
@@ -177,10 +180,18 @@ long TcpStream::sendFile(int fd, uint64_t offset, size_t len) {
 }
 
 long TcpStream::spliceFile(int sock, int fd, uint64_t offset, size_t len) {
+  // The bytes in the pipe are only ever sent as the bytes they are: for the
+  // same descriptor at the offset where they start. A caller that moved on
+  // (copied some bytes itself, went to another range or answer) gets them
+  // dropped, never sent in place of what it asked for.
+  // The descriptor's file is checked too: a number closed and opened again
+  // for another file is not the same descriptor.
+  if (pipeBytes_ > 0 && (fd != pipeFd_ || offset != pipeOffset_ || fileId(fd) != pipeFile_)) dropPipe();
   if (pipe_[0] < 0) {
     if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) return uv_translate_sys_error(errno);
     (void)::fcntl(pipe_[1], F_SETPIPE_SZ, 1 << 20);  // the default 64 KiB if refused
   }
+  if (pipeBytes_ == 0) pipeFile_ = fileId(fd);
   if (pipeBytes_ < len) {
     loff_t o = static_cast<loff_t>(offset + pipeBytes_);
     ssize_t n;
@@ -190,12 +201,34 @@ long TcpStream::spliceFile(int sock, int fd, uint64_t offset, size_t len) {
     else if (n == 0 && pipeBytes_ == 0) return UV_EOF;
     else if (n < 0 && errno != EAGAIN) return uv_translate_sys_error(errno);
   }
+  pipeFd_ = fd;
+  pipeOffset_ = offset;
   ssize_t m;
   do m = ::splice(pipe_[0], nullptr, sock, nullptr, std::min(pipeBytes_, len), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   while (m < 0 && errno == EINTR);
   if (m < 0) return errno == EAGAIN ? 0 : uv_translate_sys_error(errno);
   pipeBytes_ -= static_cast<size_t>(m);
+  pipeOffset_ += static_cast<uint64_t>(m);
   return static_cast<long>(m);
+}
+
+std::pair<uint64_t, uint64_t> TcpStream::fileId(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return {0, 0};
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+// A pipe cannot be emptied without reading it: closed, and made again by
+// the next splice (rare: only when a caller leaves the kernel path with
+// bytes in flight).
+void TcpStream::dropPipe() {
+  if (pipeBytes_ > 0) ++pipeDrops_;
+  for (int& p : pipe_) {
+    if (p >= 0) ::close(p);
+    p = -1;
+  }
+  pipeBytes_ = 0;
+  pipeFd_ = -1;
 }
 
 int TcpStream::waitWritable(size_t pending, Completion done) {
@@ -257,11 +290,7 @@ void TcpStream::close(Completion closed) {
     });
     wpoll_ = nullptr;
   }
-  for (int& p : pipe_) {
-    if (p >= 0) ::close(p);
-    p = -1;
-  }
-  pipeBytes_ = 0;
+  dropPipe();
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
     // Every request of this handle has called back by now; a wait for the
     // socket to drain completes as cancelled, before the close notification.

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "server/net/stream.h"
 
@@ -62,6 +63,8 @@ class TcpStream final : public Stream {
   int shutdown(Completion done) override;
   void close(Completion closed) override;
   int peerAddress(struct sockaddr_storage* out) const override;
+  // Splice path: how many times file bytes in the pipe were dropped (tests).
+  uint64_t pipeDrops() const { return pipeDrops_; }
 
  private:
   explicit TcpStream(uv_loop_t* loop);
@@ -86,10 +89,19 @@ class TcpStream final : public Stream {
   WritablePoll* wpoll_ = nullptr;
   Completion writable_;
   size_t waitPending_ = 0;
-  // Splice path only: the pipe and the file bytes in it, which always start
-  // at the offset the caller asks for next.
+  // Splice path only: the pipe and the file bytes in it, which start at
+  // pipeOffset_ of pipeFd_. They are sent only to a sendFile() that asks for
+  // exactly that descriptor and offset; any other sendFile() or any write()
+  // drops them first (dropPipe()), so bytes a caller did not ask for never
+  // reach the socket.
+  void dropPipe();
+  static std::pair<uint64_t, uint64_t> fileId(int fd);  // device and inode
   int pipe_[2] = {-1, -1};
   size_t pipeBytes_ = 0;
+  int pipeFd_ = -1;
+  uint64_t pipeOffset_ = 0;
+  std::pair<uint64_t, uint64_t> pipeFile_;
+  uint64_t pipeDrops_ = 0;
 };
 
 }  // namespace orchard::server
