@@ -8,6 +8,7 @@
 //   file_store_evict.cc      the background thread: S3-FIFO, watermarks, the busy check
 //   file_store_reconcile.cc  the start-up walk of files against records
 //   file_store_verify.cc     block verification on hits, and the scrub
+//   file_store_keys.cc       key texts by a predicate (purge), from a scan of the index
 //
 // Memory (issue 9): per object only an IndexEntry (48 bytes in entries_,
 // cache/compact_index.h: hash, size, generation, record rev, hit counter,
@@ -145,6 +146,7 @@ class FileStore final : public Store {
   void abandon(TempFile&& file) override;
   Result<void> remove(const CacheKey& key) override;
   StoreStats stats() const override;
+  Result<std::vector<std::string>> keysWhere(const std::function<bool(std::string_view)>& match) const override;
   void setBusyCheck(std::function<bool(const Hash128&)> busy) override;
   void setUnlinkListener(UnlinkListener unlinked) override;
   void requestEviction(uint64_t bytesNeeded) override;

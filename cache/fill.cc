@@ -50,7 +50,7 @@ Fill::~Fill() {
     bool keep;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      keep = state_ == State::Complete || (recorded_ && !dropped_);
+      keep = !purged_ && (state_ == State::Complete || (recorded_ && !dropped_));
     }
     if (!keep && store_) store_->dropObject(storeKey(), object_.gen);
   }
@@ -112,9 +112,11 @@ Fill::Fetch Fill::firstFetch(uint64_t start) {
 
 Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t> length,
                          std::optional<CacheKey> storeKey, std::optional<bool> shareable) {
+  bool purged;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (state_ != State::Pending) return Error{Errc::Invalid, 0, "fill: begin twice"};
+    purged = purged_;
   }
   if (storeKey && storeKey->text != key_.text) {
     storeKey_ = std::move(storeKey);
@@ -122,7 +124,7 @@ Result<void> Fill::begin(ObjectMeta head, bool cacheable, std::optional<uint64_t
   }
   // The caller bounds what it stores (storage.max_object_size); this cap
   // only keeps the block map small whatever a caller passes.
-  bool store = cacheable && shared_ && store_ != nullptr && (!length || *length <= kMaxStoredLength);
+  bool store = cacheable && !purged && shared_ && store_ != nullptr && (!length || *length <= kMaxStoredLength);
   bool noFile = false;  // the store cannot give us a file: relay from memory
   if (store) {
     auto obj = store_->createObject(this->storeKey());  // a failure is reported by the store
@@ -299,14 +301,16 @@ void Fill::fetcherStopped(uint32_t id) {
 
 void Fill::complete(int64_t nowSeconds) {
   ObjectMeta meta;
+  bool purged;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (committing_ || state_ != State::Streaming || (!allDoneLocked() && !relayMode_)) return;
     committing_ = true;
     meta = head_;
     meta.size = *length_;
+    purged = purged_;
   }
-  if (cacheable_) {
+  if (cacheable_ && !purged) {
     // The last blocks' checksums (the earlier ones came with checkpoints).
     if (sumBlocks()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -331,6 +335,19 @@ void Fill::complete(int64_t nowSeconds) {
       OLOG_RATE(log::Level::Warn, "store commit failed for %s: %s", key_.text.c_str(), r.error().message().c_str());
     } else {
       stored = true;
+    }
+    if (stored) {
+      // A purge that came while the commit was under way: it did not drop
+      // the file (purge() leaves a committing fill alone), so the object it
+      // just made visible goes again, unless a newer generation replaced it.
+      bool purgedNow;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        purgedNow = purged_;
+      }
+      if (purgedNow) {
+        if (auto m = store_->lookup(storeKey()); m && m->gen == object_.gen) (void)store_->remove(storeKey());
+      }
     }
     if (!stored) {
       storeFailed_.store(true, std::memory_order_release);
@@ -467,6 +484,26 @@ bool Fill::sumBlocks() {
     summed_[b] = true;
   }
   return allRead;
+}
+
+void Fill::purge() {
+  bool drop = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (purged_) return;
+    purged_ = true;
+    dropped_ = true;  // no checkpoint records its blocks from now on
+    // A committing fill's file is the commit's: complete() removes the
+    // object once its commit lands instead.
+    drop = hasHead_ && cacheable_ && !committing_ && object_.fd >= 0;
+  }
+  leaveTable();
+  if (drop && store_) store_->dropObject(storeKey(), object_.gen);
+}
+
+bool Fill::purged() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return purged_;
 }
 
 void Fill::checkpoint(int64_t nowSeconds) {

@@ -101,6 +101,7 @@ class Fill {
     bool shareable = false;  // other clients may be given this answer, stored or not
     std::optional<uint64_t> length;  // body length, once known
     Error error{Errc::Io};   // valid when Failed
+    bool purged = false;     // purge() ran: nothing will be stored
   };
 
   // A run for one fetcher to fetch, from `start` to wherever the fill tells
@@ -243,6 +244,20 @@ class Fill {
   // in a terminal state) returns false: the caller should look again.
   bool waitIfUnchanged(const Snapshot& seen, Executor* executor, Executor::Task wake);
 
+  // ---- purge (POST /api/v1/purge): any thread, off the hot path ----
+  // The object must not be served to new requests: the fill leaves the
+  // table (the next request for the key starts a fill of its own), drops
+  // its partial record and object file (an unlinked file stays readable
+  // through the descriptors its readers use) and never commits. Its
+  // readers keep reading to the end, as from a pass-through. A commit that
+  // was already under way when the purge came is removed again once it
+  // lands (complete()). Idempotent.
+  void purge();
+  bool purged() const;
+  // Bytes of the body written so far (blocks done plus the fetchers' runs,
+  // counted once), for the status page's fills in flight.
+  uint64_t receivedBytes() const;
+
   // Readers interested in a private fill; the writer stops when it hits 0.
   void addReader() { readers_.fetch_add(1, std::memory_order_relaxed); }
   void removeReader() { readers_.fetch_sub(1, std::memory_order_relaxed); }
@@ -322,6 +337,7 @@ class Fill {
   bool committing_ = false;
   bool recorded_ = false;  // a Partial record names object_.gen: keep the file for a resume
   bool dropped_ = false;   // the blocks were dropped (object changed): never record them
+  bool purged_ = false;    // purge(): never stored, out of the table
 
   // Relay mode (disk full or failing): bytes [relayStart_, relayEnd_) live
   // in relay_, a ring of relayCap_ bytes indexed by offset % relayCap_: at
@@ -374,6 +390,22 @@ class FillTable {
   bool busy(const Hash128& h) const;
   // Every fill in flight (for checkpoints at shutdown).
   std::vector<std::shared_ptr<Fill>> all() const;
+  // Purges (Fill::purge()) every fill in flight whose key text `match`
+  // accepts; returns how many. `match` runs under a shard lock: it must
+  // only look at the text. The purges run after the locks are released.
+  size_t purgeWhere(const std::function<bool(std::string_view)>& match);
+
+  // A fill in flight as the status page shows it.
+  struct Progress {
+    std::string key;                 // the key text (the URL the fill fetches)
+    uint64_t received = 0;           // Fill::receivedBytes()
+    std::optional<uint64_t> length;  // the body length, once known
+    int readers = 0;                 // clients reading it now
+  };
+  // At most `max` fills in flight, largest first (length, or bytes received
+  // while the length is unknown). Shard locks are held only to copy the
+  // table's pointers; each fill's own lock briefly for its numbers.
+  std::vector<Progress> progress(size_t max) const;
 
  private:
   friend class Fill;

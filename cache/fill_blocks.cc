@@ -112,6 +112,30 @@ bool Fill::allDoneLocked() const {
   return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
 }
 
+uint64_t Fill::receivedBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  // The union of the done blocks and the fetchers' runs [start, cursor):
+  // runs overlap the blocks they completed, and a resumed fill has done
+  // blocks no fetcher of this process wrote.
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  for (uint64_t b = 0; b < done_.size(); ++b) {
+    if (!done_[b]) continue;
+    const uint64_t bs = b * kBlockSize, be = std::min(bs + kBlockSize, *length_);
+    if (!spans.empty() && spans.back().second == bs) spans.back().second = be;
+    else spans.emplace_back(bs, be);
+  }
+  for (const auto& f : fetchers_)
+    if (f.cursor > f.start) spans.emplace_back(f.start, f.cursor);
+  std::sort(spans.begin(), spans.end());
+  uint64_t total = 0, reach = 0;
+  for (const auto& [a, b] : spans) {
+    const uint64_t from = std::max(a, reach);
+    if (b > from) total += b - from;
+    reach = std::max(reach, b);
+  }
+  return total;
+}
+
 uint64_t Fill::readableLocked(uint64_t offset) const {
   if (!hasHead_) return 0;
   if (length_ && offset >= *length_) return 0;

@@ -38,6 +38,7 @@ Fill::Snapshot Fill::snapshot() const {
   s.shareable = shareable_;
   s.length = length_;
   s.error = error_;
+  s.purged = purged_;
   return s;
 }
 
@@ -248,6 +249,36 @@ bool FillTable::busy(const Hash128& h) const {
   }
   std::lock_guard<std::mutex> lock(storeKeysMu_);
   return storeKeys_.count(h) > 0;
+}
+
+size_t FillTable::purgeWhere(const std::function<bool(std::string_view)>& match) {
+  std::vector<std::shared_ptr<Fill>> hit;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (const auto& [h, f] : s.fills)
+      if (match(f->key().text)) hit.push_back(f);
+  }
+  for (const auto& f : hit) f->purge();  // each leaves the table: its shard lock is free now
+  return hit.size();
+}
+
+std::vector<FillTable::Progress> FillTable::progress(size_t max) const {
+  std::vector<Progress> out;
+  for (const auto& f : all()) {
+    Progress p;
+    p.key = f->key().text;
+    p.received = f->receivedBytes();
+    p.length = f->snapshot().length;
+    p.readers = f->readers();
+    out.push_back(std::move(p));
+  }
+  auto size = [](const Progress& p) { return p.length ? *p.length : p.received; };
+  std::sort(out.begin(), out.end(), [&](const Progress& a, const Progress& b) {
+    if (size(a) != size(b)) return size(a) > size(b);
+    return a.key < b.key;  // a stable order between refreshes
+  });
+  if (out.size() > max) out.resize(max);
+  return out;
 }
 
 std::vector<std::shared_ptr<Fill>> FillTable::all() const {

@@ -106,4 +106,15 @@ std::string normaliseKey(std::string_view scheme, std::string_view host, uint16_
   return out;
 }
 
+std::string_view keyHost(std::string_view keyText) {
+  const size_t sep = keyText.find("://");
+  if (sep == std::string_view::npos) return {};
+  std::string_view rest = keyText.substr(sep + 3);
+  if (!rest.empty() && rest.front() == '[') {
+    const size_t close = rest.find(']');
+    return close == std::string_view::npos ? std::string_view() : rest.substr(1, close - 1);
+  }
+  return rest.substr(0, rest.find_first_of(":/?"));
+}
+
 }  // namespace orchard::cache

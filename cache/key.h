@@ -52,4 +52,10 @@ std::string normaliseKey(std::string_view scheme, std::string_view host, uint16_
 // empty `ignore`).
 std::string stripQueryParams(std::string_view target, const std::vector<std::string>& ignore);
 
+// The host of a key text as normaliseKey() wrote it ("swcdn.apple.com",
+// "::1" without its brackets), or "" when the text is not a key. A Vary
+// variant's key starts with its URI's key, so it has the same host. A view
+// into `keyText`.
+std::string_view keyHost(std::string_view keyText);
+
 }  // namespace orchard::cache

@@ -221,6 +221,16 @@ class MemoryStore final : public Store {
     return st;
   }
 
+  Result<std::vector<std::string>> keysWhere(const std::function<bool(std::string_view)>& match) const override {
+    std::vector<std::string> out;
+    std::shared_lock lock(mu_);
+    for (const auto& [h, m] : map_)
+      if (match(m->key)) out.push_back(m->key);
+    for (const auto& [h, p] : partial_)
+      if (match(p->key) && !map_.count(h)) out.push_back(p->key);
+    return out;
+  }
+
   void setBusyCheck(std::function<bool(const Hash128&)>) override {}  // never called: nothing is evicted
   void setUnlinkListener(UnlinkListener) override {}                  // no files
   void requestEviction(uint64_t) override {}

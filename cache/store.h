@@ -254,6 +254,15 @@ class Store {
 
   virtual StoreStats stats() const = 0;
 
+  // The key texts of every complete object, Vary stub and partial record
+  // whose text `match` accepts (purge by host, purge all). The file store
+  // scans its index in RocksDB from a consistent snapshot: it blocks for as
+  // long as a scan of the records takes, so call it off the event loops
+  // (the worker pool). A key removed meanwhile may still be listed (its
+  // remove() then answers NotFound); a Vary stub written in the last
+  // milliseconds (its record not yet applied) may be missing.
+  virtual Result<std::vector<std::string>> keysWhere(const std::function<bool(std::string_view)>& match) const = 0;
+
   // ---- eviction and reconciliation ----
   // `busy(hash)` says whether a fill is in flight for that hash: such objects
   // (complete or partial) are never evicted. Called from the store's

@@ -16,6 +16,8 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -124,6 +126,40 @@ class SnapshotRef {
   LoopSnapshot* held_ = nullptr;
 };
 
+// A reload's outcome (SIGHUP or POST /api/v1/reload; Server::reloadFile).
+struct ReloadResult {
+  bool ok = false;
+  uint64_t generation = 0;               // of the running snapshot afterwards
+  std::vector<std::string> applied;      // reloadable keys whose new value now runs
+  std::vector<std::string> needRestart;  // restart-only keys that changed and kept their value
+  std::vector<std::string> problems;     // why the reload was refused (formatted, one line each)
+  std::vector<config::Problem> details;  // the same problems with key and line (line 0: unknown)
+};
+
+// What the admin API asks of the Server that owns the loops (the Server
+// implements it; null where there is none, e.g. unit tests): the snapshot
+// last applied, from any thread, and a reload of the config file run on
+// the server's control thread so that no loop waits for it.
+class ServerControl {
+ public:
+  virtual std::shared_ptr<const Snapshot> snapshot() const = 0;
+  // Reloads the config file orchardd was started with, as SIGHUP does, on
+  // the control thread, after any reload queued before it; `done` is called
+  // there, once, with the outcome (refused with a problem when there is no
+  // config file or the server is stopping). Any thread.
+  virtual void reloadAsync(std::function<void(ReloadResult)> done) = 0;
+
+ protected:
+  ~ServerControl() = default;
+};
+
+// A bound listener as the status page names it.
+struct BoundListener {
+  std::string host;  // as configured ("0.0.0.0", "127.0.0.1", "::")
+  uint16_t port = 0; // the port bound (port 0 in the config: the one the kernel picked)
+  bool tls = false;
+};
+
 struct ServerContext {
   // The config the server started on. Only its restart-only keys (listen,
   // storage.dir, workers, ...) may be read here: they never change while
@@ -149,6 +185,12 @@ struct ServerContext {
   int64_t startedAt = 0;
   std::string viaName;  // "orchard-<random>": our Via pseudonym, to spot forwarding loops
   std::vector<const Counters*> counters;  // one per worker, for /metrics
+  ServerControl* control = nullptr;       // the Server (reload, snapshot); null without one
+  std::vector<BoundListener> listeners;   // server.listen then tls.listen, set once they are bound
+  std::string configPath;                 // the --config file; "" on the embedded defaults
+  // True from the moment every listener accepts until drain() or stop():
+  // the status page's Active.
+  std::atomic<bool> serving{false};
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and

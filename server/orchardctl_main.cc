@@ -1,13 +1,16 @@
 // orchardctl: the admin tool, talking to a running orchardd's admin API.
 //
 //   orchardctl [--url URL] [--token TOKEN | --token-file PATH] [--json] COMMAND
-//     status | metrics | publish FILE --name N --version V [...] | packages
+//     status | top [--count N] [--interval SECONDS] | metrics
+//     | purge URL | purge --host HOST | purge --all | reload
+//     | doctor [--config FILE]
+//     | publish FILE --name N --version V [...] | packages
 //     | show NAME | delete NAME VERSION | audit [--after SEQ] [--limit N] [--all]
 //     | rollout NAME [VERSION] [--release|--pause|--resume|--promote|--halt|--rollback [--reason TEXT]]
 //
 // This file only parses the command line (CLI11) and picks the URL and the
-// token (settings.h); the commands live in ctl/commands.cc and
-// ctl/publish.cc, HTTP in ctl/http.cc (libcurl). Exit codes: commands.h.
+// token (settings.h); the commands live in ctl/commands.cc, ctl/ops.cc
+// and ctl/publish.cc, HTTP in ctl/http.cc (libcurl). Exit codes: commands.h.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -33,8 +36,30 @@ int main(int argc, char** argv) {
                  "./var/orchard/admin.token)");
   app.add_flag("--json", json, "print the box's JSON answer as is");
 
-  app.add_subcommand("status", "cache status (bytes served and stored, cache used and limit, objects)");
+  app.set_version_flag("--version", std::string("orchardctl ") + ORCHARD_VERSION);
+  app.add_subcommand("status", "cache status as AssetCacheManagerUtil status shows it (bytes served and stored, "
+                               "cache used, free and limit, fills in flight)");
+  TopArgs top;
+  double interval = 1.0;
+  auto* topCmd = app.add_subcommand("top", "the status, refreshed every second: rates, hit ratio, fills in flight "
+                                           "(q or Ctrl-C ends it)");
+  topCmd->add_option("--count", top.count, "draw this many frames, then exit")->check(CLI::PositiveNumber);
+  topCmd->add_option("--interval", interval, "seconds between refreshes (default 1)")->check(CLI::Range(0.1, 3600.0));
   app.add_subcommand("metrics", "Prometheus metrics");
+
+  PurgeArgs purgeArgs;
+  auto* purgeCmd = app.add_subcommand("purge", "remove stored objects: the next request for them goes to the origin");
+  auto* purgeWhat = purgeCmd->add_option_group("what", "exactly one of URL, --host or --all");
+  purgeWhat->add_option("url", purgeArgs.url, "the URL as Macs ask for it (http://host/path?query)");
+  purgeWhat->add_option("--host", purgeArgs.host, "every object of this host (any port, http and https)");
+  purgeWhat->add_flag("--all", purgeArgs.all, "every object in the cache");
+  purgeWhat->require_option(1);
+  app.add_subcommand("reload", "reload the config file (as SIGHUP) and say whether it was valid");
+  DoctorArgs doctor;
+  auto* doctorCmd = app.add_subcommand("doctor", "check the config, the box, its listeners, storage and the upstream "
+                                                 "hosts; exit 1 if any check fails");
+  doctorCmd->add_option("--config", doctor.config,
+                        "the config file (default /etc/orchard/orchard.toml, else the one the box runs on)");
 
   PublishArgs pub;
   auto* publish = app.add_subcommand("publish", "upload a package file and print what the box read from it");
@@ -99,6 +124,13 @@ int main(int argc, char** argv) {
 
   const std::string cmd = app.get_subcommands().front()->get_name();
   if (cmd == "status") return runStatus(ctx);
+  if (cmd == "top") {
+    top.intervalMs = static_cast<int64_t>(interval * 1000.0 + 0.5);
+    return runTop(ctx, top);
+  }
+  if (cmd == "purge") return runPurge(ctx, purgeArgs);
+  if (cmd == "reload") return runReload(ctx);
+  if (cmd == "doctor") return runDoctor(ctx, doctor);
   if (cmd == "metrics") return runMetrics(ctx);
   if (cmd == "publish") return runPublish(ctx, pub);
   if (cmd == "packages") return runPackages(ctx);

@@ -13,7 +13,8 @@
 //
 // Signals are handled on the main thread with sigwait(): SIGTERM/SIGINT
 // drain (for the running server.drain_timeout) and exit 0; SIGHUP reloads
-// the --config file (Server::reloadFile: the whole file is validated, every
+// the --config file on the server's control thread, as POST /api/v1/reload
+// does (Server::reloadConfigFile: the whole file is validated, every
 // key the parameter table marks reloadable is applied, a changed
 // restart-only key is logged as needing a restart; a bad file changes
 // nothing). Under systemd (Type=notify, $NOTIFY_SOCKET) each step is
@@ -171,6 +172,13 @@ int main(int argc, char** argv) {
     OLOG_WARN("--test-clock-offset %lld: the wall clock is moved and POST /api/v1/test/clock is on (tests only)",
               static_cast<long long>(*testClockOffset));
   }
+  server.setConfigPath(configPath);
+  const std::string readyState = "READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(::getpid());
+  // Every reload, SIGHUP's and POST /api/v1/reload's, runs on the server's
+  // control thread between these (set before start(): that thread reads them).
+  server.setReloadHooks(
+      [] { server::sdnotify::send("RELOADING=1\nSTATUS=reloading\n" + server::sdnotify::monotonicUsec()); },
+      [readyState] { server::sdnotify::send(readyState); });
   auto r = server.start();
   if (!r) {
     const std::string why = server.startError().empty() ? r.error().message() : server.startError();
@@ -184,7 +192,6 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "orchardd ready\n");
   std::fflush(stderr);
-  const std::string readyState = "READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(::getpid());
   server::sdnotify::send(readyState);
   // The systemd watchdog (WatchdogSec=): WATCHDOG=1 every half period, only
   // while every event loop still runs a posted task within a quarter of it.
@@ -209,9 +216,7 @@ int main(int argc, char** argv) {
         OLOG_WARN("SIGHUP: nothing to reload (running on the embedded defaults, no --config)");
         continue;
       }
-      server::sdnotify::send("RELOADING=1\nSTATUS=reloading\n" + server::sdnotify::monotonicUsec());
-      (void)server.reloadFile(configPath);  // logs and counts its outcome
-      server::sdnotify::send(readyState);
+      (void)server.reloadConfigFile();  // on the control thread; logs and counts its outcome
       continue;
     }
     server::sdnotify::send("STOPPING=1\nSTATUS=draining");

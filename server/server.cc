@@ -20,6 +20,7 @@
 #include <random>
 #include <condition_variable>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -44,6 +45,7 @@ struct Server::WorkerSlot {
 
 Server::Server(config::Config config) {
   ctx_.startConfig = std::move(config);
+  ctx_.control = this;
   registerAdminRoutes(ctx_.routes, &ctx_);
   registerCatalogRoutes(ctx_.routes, &ctx_);
   registerPacRoute(ctx_.routes);
@@ -426,6 +428,13 @@ Result<void> Server::start() {
       for (auto [worker, wc] : loops) worker->post([wc, h, gen] { wc->files.drop(h, gen); });
     });
   }
+  // Before any loop runs: the status page reads it from every loop.
+  {
+    const std::vector<config::ListenAddress> all = allListen();
+    ctx_.listeners.clear();
+    for (size_t i = 0; i < all.size(); ++i)
+      ctx_.listeners.push_back(BoundListener{all[i].host, ports_[i], i >= cfg.listen.size()});
+  }
   std::mutex mu;
   std::condition_variable cv;
   int ready = 0;
@@ -472,6 +481,12 @@ Result<void> Server::start() {
     stop();
     return *failed;
   }
+  {
+    std::lock_guard lock(controlMu_);
+    controlStop_ = false;
+  }
+  controlThread_ = std::thread([this] { runControl(); });
+  ctx_.serving.store(true, std::memory_order_relaxed);
   return ok();
 }
 
@@ -567,6 +582,7 @@ int64_t Server::openConnections() const {
 
 void Server::drain(int64_t timeoutMs) {
   if (!started_ || stopped_) return;
+  ctx_.serving.store(false, std::memory_order_relaxed);
   for (auto& slotPtr : workers_) {
     WorkerSlot* slot = slotPtr.get();
     slot->worker.post([slot] {
@@ -587,6 +603,10 @@ void Server::drain(int64_t timeoutMs) {
 
 void Server::stop() {
   if (!started_ || stopped_) return;
+  ctx_.serving.store(false, std::memory_order_relaxed);
+  // A reload under way finishes while the loops still take its snapshot
+  // (and the answers it posts); none starts after this.
+  stopControl();
   stopped_ = true;
   store_->setUnlinkListener(nullptr);  // no news is posted to loops that are stopping
   for (auto& slotPtr : workers_) {
@@ -617,38 +637,51 @@ void Server::stop() {
 
 // ---- reload ----
 
-Server::ReloadResult Server::refuse(std::vector<std::string> problems) {
+namespace {
+
+// A problem from a message that names its key first ("tls.certificate: ..."),
+// as loadTls() words them; the key is "" when the message does not start so.
+config::Problem problemFromMessage(const std::string& message) {
+  config::Problem p;
+  p.message = message;
+  const size_t colon = message.find(": ");
+  if (colon == std::string::npos) return p;
+  const std::string key = message.substr(0, colon);
+  if (key.find('.') == std::string::npos || key.find(' ') != std::string::npos) return p;
+  p.key = key;
+  p.message = message.substr(colon + 2);
+  return p;
+}
+
+}  // namespace
+
+Server::ReloadResult Server::refuse(std::vector<config::Problem> problems, std::string_view source) {
   ReloadResult out;
   std::shared_ptr<const Snapshot> running = snapshot();
   out.generation = running ? running->generation : 0;
-  for (const std::string& p : problems) OLOG_ERROR("reload: %s", p.c_str());
+  for (const config::Problem& p : problems) {
+    out.problems.push_back(config::formatProblem(p, source));
+    OLOG_ERROR("reload: %s", out.problems.back().c_str());
+  }
   OLOG_ERROR("reload: refused, the running config (generation %llu) stays",
              static_cast<unsigned long long>(out.generation));
-  out.problems = std::move(problems);
+  out.details = std::move(problems);
   control_.add(control_.config_reload_failures);
   return out;
 }
 
 Server::ReloadResult Server::reloadFile(const std::string& path) {
   config::LoadResult loaded = config::loadFile(path);
-  if (!loaded.ok()) {
-    std::vector<std::string> problems;
-    for (const config::Problem& p : loaded.problems) problems.push_back(config::formatProblem(p, path));
-    return refuse(std::move(problems));
-  }
+  if (!loaded.ok()) return refuse(std::move(loaded.problems), path);
   return reload(std::move(*loaded.config), path);
 }
 
 Server::ReloadResult Server::reload(config::Config fresh, std::string_view source) {
   std::shared_ptr<const Snapshot> running = snapshot();
-  if (!started_ || stopped_ || !running) return refuse({"the server is not running"});
+  if (!started_ || stopped_ || !running) return refuse({config::Problem{"", 0, "the server is not running"}}, source);
   config::ReloadPlan plan = config::planReload(running->config, fresh);
   config::SnapshotResult built = config::buildSnapshot(std::move(plan.config), running->generation + 1);
-  if (!built.ok()) {
-    std::vector<std::string> problems;
-    for (const config::Problem& p : built.problems) problems.push_back(config::formatProblem(p, source));
-    return refuse(std::move(problems));
-  }
+  if (!built.ok()) return refuse(std::move(built.problems), source);
   ReloadResult out;
   for (const config::Param* p : plan.needRestart) {
     OLOG_WARN("reload: %s", config::needsRestartMessage(*p).c_str());
@@ -662,7 +695,7 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
   // Certificates are read again on every reload (a renewal keeps its path).
   std::string tlsError;
   std::shared_ptr<const TlsState> tlsState = loadTls(built.snapshot->config, running->tls.get(), &tlsError);
-  if (!tlsState) return refuse({tlsError});
+  if (!tlsState) return refuse({problemFromMessage(tlsError)}, source);
   if (!tlsState->fingerprint.empty() && tlsState->fingerprint != running->tls->fingerprint)
     OLOG_INFO("reload: tls: new connections get the certificate %s (SHA-256 %s)", tlsState->certPath.c_str(),
               tlsState->fingerprint.c_str());
@@ -703,6 +736,86 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
   OLOG_INFO("reload: %.*s applied as config generation %llu: %s", static_cast<int>(source.size()), source.data(),
             static_cast<unsigned long long>(out.generation), what.c_str());
   return out;
+}
+
+// ---- the control thread ----
+
+bool Server::postControl(std::function<void()> task) {
+  {
+    std::lock_guard lock(controlMu_);
+    if (controlStop_ || !controlThread_.joinable()) return false;
+    controlTasks_.push_back(std::move(task));
+  }
+  controlCv_.notify_one();
+  return true;
+}
+
+void Server::runControl() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock lock(controlMu_);
+      controlCv_.wait(lock, [&] { return controlStop_ || !controlTasks_.empty(); });
+      if (controlTasks_.empty()) return;  // stopping, and nothing left to run
+      task = std::move(controlTasks_.front());
+      controlTasks_.pop_front();
+    }
+    task();
+  }
+}
+
+void Server::stopControl() {
+  {
+    std::lock_guard lock(controlMu_);
+    controlStop_ = true;
+  }
+  controlCv_.notify_all();
+  if (controlThread_.joinable()) controlThread_.join();  // runs what was queued first
+}
+
+Server::ReloadResult Server::reloadOnControl() {
+  if (ctx_.configPath.empty())
+    return refuse({config::Problem{"", 0,
+                                   "orchardd runs on the embedded defaults (no --config file): there is nothing to "
+                                   "reload"}},
+                  "<defaults>");
+  if (beforeReload_) beforeReload_();
+  ReloadResult r = reloadFile(ctx_.configPath);
+  if (afterReload_) afterReload_();
+  return r;
+}
+
+namespace {
+
+// The answer to a reload asked for when the control thread no longer takes
+// any: not counted as a refused file (nothing was read), and built on the
+// asking thread, which must not write the control thread's counters.
+ReloadResult stoppingResult(uint64_t generation) {
+  ReloadResult r;
+  r.generation = generation;
+  r.problems.emplace_back("the server is stopping: no reload now");
+  r.details.push_back(config::Problem{"", 0, r.problems.back()});
+  return r;
+}
+
+}  // namespace
+
+Server::ReloadResult Server::reloadConfigFile() {
+  auto done = std::make_shared<std::promise<ReloadResult>>();
+  std::future<ReloadResult> result = done->get_future();
+  if (!postControl([this, done] { done->set_value(reloadOnControl()); })) {
+    auto running = snapshot();
+    return stoppingResult(running ? running->generation : 0);
+  }
+  return result.get();
+}
+
+void Server::reloadAsync(std::function<void(ReloadResult)> done) {
+  auto shared = std::make_shared<std::function<void(ReloadResult)>>(std::move(done));
+  if (!postControl([this, shared] { (*shared)(reloadOnControl()); })) {
+    auto running = snapshot();
+    (*shared)(stoppingResult(running ? running->generation : 0));
+  }
 }
 
 }  // namespace orchard::server

@@ -5,7 +5,7 @@
 // start() returns once every listener accepts; stop() closes every handle,
 // joins the loops and closes the store.
 //
-// Reload (SIGHUP): reloadFile() validates the whole file; a file with any
+// Reload (SIGHUP, POST /api/v1/reload): reloadFile() validates the whole file; a file with any
 // problem changes nothing (logged, counted in config_reload_failures).
 // Otherwise the changed reloadable keys are applied: a new Snapshot (see
 // context.h) is posted to every loop, and reload() returns once each has
@@ -32,10 +32,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string_view>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache/dir_lock.h"
@@ -49,7 +53,7 @@
 
 namespace orchard::server {
 
-class Server {
+class Server final : public ServerControl {
  public:
   explicit Server(config::Config config);
   ~Server();
@@ -58,22 +62,32 @@ class Server {
 
   Result<void> start();
 
-  struct ReloadResult {
-    bool ok = false;
-    uint64_t generation = 0;               // of the running snapshot afterwards
-    std::vector<std::string> applied;      // reloadable keys whose new value now runs
-    std::vector<std::string> needRestart;  // restart-only keys that changed and kept their value
-    std::vector<std::string> problems;     // why the reload was refused (formatted)
-  };
+  using ReloadResult = server::ReloadResult;  // context.h
   // Loads `path` and applies it if valid (see above). Logs and counts the
-  // outcome. Call from one control thread (orchardd's signal thread, a
-  // test), after start() and before drain().
+  // outcome. Call from one thread at a time (the control thread below, or
+  // a test's own), after start() and before drain().
   ReloadResult reloadFile(const std::string& path);
   // The same for a config already loaded (valid by construction); it can
   // still fail on an admin.token_file that cannot be read.
   ReloadResult reload(config::Config fresh, std::string_view source = "<reload>");
   // The snapshot last applied (start-up or reload). Any thread.
-  std::shared_ptr<const Snapshot> snapshot() const;
+  std::shared_ptr<const Snapshot> snapshot() const override;
+
+  // The control thread: reloads of the config file, from SIGHUP
+  // (reloadConfigFile(), orchardd's signal thread waits for it) and from
+  // POST /api/v1/reload (reloadAsync(), the handler's loop does not wait),
+  // run on it one at a time, each between the hooks set here (orchardd
+  // tells systemd RELOADING=1 before and READY=1 after). Started by
+  // start(), joined by stop() (a reload under way finishes first).
+  // The file reloads read: orchardd's --config (set before start()); empty
+  // on the embedded defaults, where a reload is refused.
+  void setConfigPath(std::string path) { ctx_.configPath = std::move(path); }
+  void setReloadHooks(std::function<void()> before, std::function<void()> after) {
+    beforeReload_ = std::move(before);
+    afterReload_ = std::move(after);
+  }
+  ReloadResult reloadConfigFile();
+  void reloadAsync(std::function<void(ReloadResult)> done) override;
   // Stops accepting, lets in-flight responses finish for up to timeoutMs.
   void drain(int64_t timeoutMs);
   void stop();
@@ -112,7 +126,13 @@ class Server {
   std::vector<config::ListenAddress> allListen() const;
   // "server.listen" or "tls.listen" for entry i of allListen().
   std::string listenKey(size_t i) const { return i < ctx_.startConfig.listen.size() ? "server.listen" : "tls.listen"; }
-  ReloadResult refuse(std::vector<std::string> problems);
+  ReloadResult refuse(std::vector<config::Problem> problems, std::string_view source);
+  // Queues `task` for the control thread; false once it is stopping.
+  bool postControl(std::function<void()> task);
+  void runControl();
+  void stopControl();
+  // reloadFile(configPath) between the hooks; on the control thread.
+  ReloadResult reloadOnControl();
   // Closes the status store, the fleet store and the catalog (in that
   // order: each later one is used by the ones before) and clears their
   // context pointers. Before the store, on every way out of start() and stop().
@@ -134,6 +154,12 @@ class Server {
   std::unique_ptr<catalog::StatusStore> status_;
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
+  std::thread controlThread_;                 // runs runControl() while started
+  std::mutex controlMu_;                       // guards controlTasks_ and controlStop_
+  std::condition_variable controlCv_;
+  std::deque<std::function<void()>> controlTasks_;
+  bool controlStop_ = false;
+  std::function<void()> beforeReload_, afterReload_;
   bool started_ = false;
   bool stopped_ = false;
   std::string startError_;

@@ -13,7 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/policy.h"
+#include "server/admin/ops_routes.h"
 #include "server/admin/release_metrics.h"
+#include "server/admin/status_info.h"
 #include "server/catalog/catalog_http.h"
 #include "server/http/local_handler.h"
 #include "server/proxy/fill_driver.h"
@@ -87,6 +89,11 @@ std::string renderMetrics(const ServerContext& ctx) {
   return out;
 }
 
+namespace {
+// Fills the status page lists (largest first); FillsInFlight counts them all.
+constexpr size_t kStatusFills = 50;
+}  // namespace
+
 std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
   CounterTotals t = sumCounters(ctx.counters);
   auto st = ctx.store->stats();
@@ -121,19 +128,62 @@ std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
   j["CacheLimit"] = limit;
   j["CacheStatus"] = health.degraded ? "DEGRADED" : (diskLow || cacheLow) ? "LOWSPACE" : "OK";
   j["CacheProblems"] = problems;
+  // Apple's service keys. There is no registration with Apple (a Linux box
+  // cannot join Apple's locator service), so RegistrationStatus says what
+  // monitoring scripts written for Apple's caches read it for: 1 while the
+  // box serves its clients, 0 while it drains. PublicAddress is left out:
+  // the box asks no outside service what its WAN address is.
+  const bool active = ctx.serving.load(std::memory_order_relaxed);
+  std::string privateAddress;
+  std::vector<std::string> privateAddresses;
+  listenerAddresses(ctx.listeners, &privateAddress, &privateAddresses);
+  uint16_t port = 0;
+  for (const auto& l : ctx.listeners)
+    if (!l.tls) {
+      port = l.port;
+      break;
+    }
+  if (port == 0 && !ctx.listeners.empty()) port = ctx.listeners.front().port;  // TLS listeners only
+  j["Activated"] = true;
+  j["Active"] = active;
+  j["Port"] = port;
+  j["PrivateAddress"] = privateAddress;
+  j["PrivateAddresses"] = privateAddresses;
+  j["RegistrationStatus"] = active ? 1 : 0;
+  j["StartupStatus"] = "OK";  // a box that failed to start answers nothing
   j["Objects"] = st.objects;
   j["CorruptObjectsFound"] = st.corruptObjects;
   j["HitRatio"] = lookups ? static_cast<double>(t.hits) / static_cast<double>(lookups) : 0.0;
+  // Bytes from stored files (hits, published packages) over every body
+  // byte sent: what the WAN link was spared.
+  j["ByteHitRatio"] = t.bytes_to_clients
+                          ? static_cast<double>(std::min(t.bytes_from_store, t.bytes_to_clients)) /
+                                static_cast<double>(t.bytes_to_clients)
+                          : 0.0;
   j["FillsInFlight"] = ctx.fills->inFlight();
+  nlohmann::ordered_json fills = nlohmann::ordered_json::array();
+  for (const auto& f : ctx.fills->progress(kStatusFills)) {
+    nlohmann::ordered_json e;
+    e["url"] = f.key;
+    e["received"] = f.received;
+    e["length"] = f.length ? nlohmann::ordered_json(*f.length) : nlohmann::ordered_json(nullptr);
+    e["clients"] = f.readers;
+    fills.push_back(std::move(e));
+  }
+  j["Fills"] = std::move(fills);
+  j["Connections"] = static_cast<uint64_t>(std::max<int64_t>(0, t.open_connections));
   j["UptimeSeconds"] = static_cast<uint64_t>(std::max<int64_t>(0, now - ctx.startedAt));
   j["Requests"] = t.requests;
-  j["ConfigGeneration"] = configGeneration;
+  j["ConfigGeneration"] = configGeneration;  // 1 at start, +1 per reload that applied
+  j["ConfigFile"] = ctx.configPath.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(ctx.configPath);
+  j["Version"] = orchardVersion();
   if (ctx.catalog) {
     j["PackageVersions"] = ctx.catalog->versionCount();
     j["PackagesUsed"] = ctx.catalog->usedBytes();
     j["PackagesLimit"] = ctx.catalog->limit();
-  }  // 1 at start, +1 per SIGHUP that applied
-  return j.dump() + "\n";
+  }
+  // Key texts are the origins' URLs: invalid UTF-8 is replaced, never thrown.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
@@ -162,9 +212,16 @@ void registerAdminRoutes(RouteTable& routes, const ServerContext* ctx) {
     return new FixedAnswer(r.writer, std::move(r.head), 200, "application/x-pem-file", t->caPem,
                            "Content-Disposition: attachment; filename=\"orchard-ca.pem\"\r\n");
   }, kAnyListener, RouteAccess::Clients);
+  // Rendered on the worker pool too: it lists the fills in flight (each
+  // fill's lock, briefly), asks statvfs about storage.dir and getifaddrs
+  // about the box's addresses. The generation is the asking loop's.
   routes.add("GET", "/api/v1/status", [ctx](HandlerRequest&& r) -> RequestHandler* {
-    return new FixedAnswer(r.writer, std::move(r.head), 200, "application/json", renderStatus(*ctx, r.writer->wc()->snapshot().generation));
+    const uint64_t generation = r.writer->wc()->snapshot().generation;
+    return new OffLoopAnswer(r.writer, std::move(r.head), [ctx, generation](std::string) {
+      return OffLoopAnswer::Reply{200, renderStatus(*ctx, generation), {}, "application/json"};
+    });
   }, kAnyListener, RouteAccess::Admin);
+  registerOpsRoutes(routes, ctx);
 }
 
 }  // namespace orchard::server

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "server/ctl/progress.h"
+#include "server/ctl/status_view.h"
 #include "server/ctl/table.h"
 
 namespace orchard::ctl {
@@ -23,7 +24,7 @@ namespace detail {
 
 int checkReply(const Context& ctx, const Reply& reply) {
   if (!reply.transportOk()) {
-    std::fprintf(stderr, "orchardctl: cannot reach %s\n", reply.failure.c_str());
+    std::fprintf(stderr, "orchardctl: cannot reach the box at %s\n", reply.failure.c_str());
     return kExitTransport;
   }
   if (reply.success()) return kExitOk;
@@ -36,7 +37,14 @@ int checkReply(const Context& ctx, const Reply& reply) {
     detail = reply.body.substr(0, 200);
     while (!detail.empty() && (detail.back() == '\n' || detail.back() == '\r')) detail.pop_back();
   }
-  std::fprintf(stderr, "orchardctl: %ld %s: %s\n", reply.status, error.c_str(), detail.c_str());
+  // A token the box did not take: said first, so that it is not read as
+  // a fault of the command (a 403 for a client address is not the token's).
+  const bool tokenRefused =
+      !ctx.tokenSource.empty() && (reply.status == 401 || (reply.status == 403 && detail.find("token") != std::string::npos));
+  std::fprintf(stderr, "orchardctl: %s%ld %s: %s\n", tokenRefused ? "the token was refused: " : "", reply.status,
+               error.c_str(), detail.c_str());
+  if (tokenRefused)
+    std::fprintf(stderr, "orchardctl: the token came from %s\n", ctx.tokenSource.c_str());
   if (reply.status == 401 && ctx.tokenSource.empty())
     std::fprintf(stderr, "orchardctl: no token given: use --token, ORCHARD_TOKEN or --token-file\n");
   return kExitAnswer;
@@ -91,16 +99,12 @@ int runStatus(Context& ctx) {
   Reply r = ctx.http.get("/api/v1/status");
   if (int rc = checkReply(ctx, r)) return rc;
   json j = json::parse(r.body, nullptr, false);
-  if (ctx.json || !j.is_object()) {
+  if (ctx.json) {
     printRaw(r);
     return kExitOk;
   }
-  size_t width = 0;
-  for (const auto& [key, value] : j.items()) width = std::max(width, key.size());
-  for (const auto& [key, value] : j.items()) {
-    std::string v = value.is_string() ? value.get<std::string>() : value.dump();
-    std::printf("%-*s  %s\n", static_cast<int>(width), key.c_str(), v.c_str());
-  }
+  if (!j.is_object()) return notAnObject(r);
+  std::fputs(statusText(j).c_str(), stdout);  // as Apple's AssetCacheManagerUtil status (status_view.h)
   return kExitOk;
 }
 

@@ -63,6 +63,30 @@ struct RolloutArgs {
 // or posts an action to .../rollout/{action} and shows the answer (rollout.cc).
 int runRollout(Context& ctx, const RolloutArgs& args);
 
+// The operator's commands (ops.cc).
+struct PurgeArgs {
+  std::string url;   // one of url, host, all
+  std::string host;
+  bool all = false;
+};
+// POST /api/v1/purge; prints what went. 404 (nothing stored for the URL) exits 1.
+int runPurge(Context& ctx, const PurgeArgs& args);
+// POST /api/v1/reload; prints the generation applied and the keys that
+// need a restart, or each problem (key, line, message) and exits 1.
+int runReload(Context& ctx);
+struct TopArgs {
+  uint64_t count = 0;        // frames to draw before exiting; 0: until q or Ctrl-C
+  int64_t intervalMs = 1000;
+};
+// Redraws the box's status every interval (clearing the screen on a
+// terminal, plain successive frames otherwise) until q, Ctrl-C or `count`.
+int runTop(Context& ctx, const TopArgs& args);
+struct DoctorArgs {
+  std::string config;  // empty: /etc/orchard/orchard.toml, else the box's ConfigFile
+};
+// The checks of doctor.h; exit 1 when any failed.
+int runDoctor(Context& ctx, const DoctorArgs& args);
+
 }  // namespace orchard::ctl
 
 // Shared by the command files.

@@ -4,7 +4,10 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 namespace orchard::ctl {
 namespace {
@@ -35,6 +38,30 @@ int onXfer(void* user, curl_off_t, curl_off_t, curl_off_t ultotal, curl_off_t ul
 }
 
 CURL* handle(void* p) { return static_cast<CURL*>(p); }
+
+// Why a transfer failed, in the words an admin looks for: the system's
+// own ("connection refused", "no route to host") where curl got one from
+// connect(), else curl's message.
+std::string plainReason(CURL* c, CURLcode rc, const char* errbuf) {
+  long osErrno = 0;
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &osErrno);
+  switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+      if (osErrno == ECONNREFUSED) return "connection refused";
+      if (osErrno != 0) {
+        std::string why = std::strerror(static_cast<int>(osErrno));
+        if (!why.empty()) why[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(why[0])));
+        return why;
+      }
+      return "cannot connect";
+    case CURLE_COULDNT_RESOLVE_HOST: return "the host name does not resolve";
+    case CURLE_OPERATION_TIMEDOUT: return "no answer in time (timed out)";
+    case CURLE_GOT_NOTHING: return "the connection closed without an answer";
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR: return std::string("the connection broke: ") + (errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    default: return errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  }
+}
 
 }  // namespace
 
@@ -111,6 +138,7 @@ Reply Http::perform(const std::string& method, const std::string& path, const He
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+  if (timeoutMs_ > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeoutMs_);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "orchardctl");
 
   CURLcode rc = curl_easy_perform(c);
@@ -125,7 +153,7 @@ Reply Http::perform(const std::string& method, const std::string& path, const He
     return reply;
   }
   reply.body.clear();
-  reply.failure = url + ": " + (errbuf[0] ? errbuf : curl_easy_strerror(rc));
+  reply.failure = baseUrl_ + ": " + plainReason(c, rc, errbuf);
   return reply;
 }
 

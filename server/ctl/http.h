@@ -5,7 +5,8 @@
 // token, when there is one, rides on every request. An answer is a Reply:
 // either the box answered (any status, with its body) or the transfer
 // failed (cannot connect, reset, timeout), in which case `failure` holds
-// curl's message naming the URL and `status` is 0.
+// "<base URL>: <why, in plain words>" ("http://10.0.0.5:8080: connection
+// refused") and `status` is 0.
 //
 // Uploads stream from a FILE* through CURLOPT_READFUNCTION with the size
 // given up front (Content-Length), and send `Expect: 100-continue` so the box
@@ -56,6 +57,10 @@ class Http {
                 const ProgressFn& onProgress);
 
   const std::string& baseUrl() const { return baseUrl_; }
+  // A bound on each whole request (0: none, the default; uploads have
+  // none). `top` and `doctor` set a few seconds so a box that accepts and
+  // never answers cannot hang them.
+  void setTimeoutMs(long ms) { timeoutMs_ = ms; }
 
  private:
   Reply perform(const std::string& method, const std::string& path, const Headers& extra);
@@ -63,6 +68,7 @@ class Http {
   std::string baseUrl_;  // no trailing slash
   std::string token_;    // empty: no Authorization header
   void* curl_;           // CURL*: kept opaque so callers need no curl headers
+  long timeoutMs_ = 0;
 };
 
 }  // namespace orchard::ctl

@@ -118,8 +118,10 @@ void FillDriver::endBody() {
 size_t FillDriver::queuedBytes() const { return ex_ ? ex_->queuedBytes() : 0; }
 
 bool FillDriver::unwanted() const {
-  // A shared cacheable fill is wanted by the table even with no reader.
+  // A shared cacheable fill is wanted by the table even with no reader;
+  // a purged one is no longer the table's (nothing will be stored).
   auto s = fill_->snapshot();
+  if (s.purged) return fill_->readers() == 0;
   if (fill_->shared() && (s.state == cache::Fill::State::Pending || s.cacheable)) return false;
   return fill_->readers() == 0;
 }

@@ -75,6 +75,9 @@ class FailingStore final : public Store {
   void abandon(TempFile&& f) override { inner_->abandon(std::move(f)); }
   Result<void> remove(const CacheKey& k) override { return inner_->remove(k); }
   StoreStats stats() const override { return inner_->stats(); }
+  Result<std::vector<std::string>> keysWhere(const std::function<bool(std::string_view)>& m) const override {
+    return inner_->keysWhere(m);
+  }
   void setBusyCheck(std::function<bool(const Hash128&)> b) override { inner_->setBusyCheck(std::move(b)); }
   void setUnlinkListener(UnlinkListener l) override { inner_->setUnlinkListener(std::move(l)); }
   void requestEviction(uint64_t n) override { inner_->requestEviction(n); }

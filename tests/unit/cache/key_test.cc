@@ -102,5 +102,29 @@ TEST(CacheKey, FromTextHashesText) {
   EXPECT_EQ(k.hash, hashKey("http://h/x"));
 }
 
+// keyHost(): the host a purge by host compares, from every shape of key
+// text normaliseKey() writes, and nothing from text that is not a key.
+TEST(KeyHost, FromEveryKeyShape) {
+  struct Case {
+    std::string text;
+    std::string host;
+  };
+  const Case cases[] = {
+      {"http://swcdn.apple.com/a.pkg", "swcdn.apple.com"},
+      {"http://swcdn.apple.com:8080/a.pkg?x=1", "swcdn.apple.com"},
+      {"https://updates.cdn-apple.com/", "updates.cdn-apple.com"},
+      {"http://127.0.0.1:19000/gen/1", "127.0.0.1"},
+      {"http://[::1]:8080/x", "::1"},
+      {"http://[fd00::2]/x", "fd00::2"},
+      {"http://h/x\x1f" "accept-encoding=gzip", "h"},  // a Vary variant keeps its URI's host
+      {"http://h?q", "h"},
+      {"no scheme", ""},
+      {"http://[broken/x", ""},
+  };
+  for (const auto& c : cases) EXPECT_EQ(keyHost(c.text), c.host) << c.text;
+  const std::string made = normaliseKey("http", "fd00::2", 8080, "/a", {});
+  EXPECT_EQ(keyHost(made), "fd00::2") << made;
+}
+
 }  // namespace
 }  // namespace orchard::cache

@@ -62,6 +62,8 @@ const std::map<std::string, Expect> kRoutes = {
     {"PUT /api/v1/packages/{name}/{version}/targeting", {RouteAccess::Token, Scope::Publish}},
     // admin: deletions, release control, the test clock
     {"DELETE /api/v1/packages/{name}/{version}", {RouteAccess::Token, Scope::Admin}},
+    {"POST /api/v1/purge", {RouteAccess::Token, Scope::Admin}},
+    {"POST /api/v1/reload", {RouteAccess::Token, Scope::Admin}},
     {"DELETE /api/v1/devices/{serial}", {RouteAccess::Token, Scope::Admin}},
     {"POST /api/v1/packages/{name}/{version}/rollout/{action}", {RouteAccess::Token, Scope::Admin}},
     {"PUT /api/v1/rings", {RouteAccess::Token, Scope::Admin}},
