@@ -14,7 +14,14 @@ What is checked is what the box would see and what the admin would read:
     answer, 2 for bad usage, 3 for a closed port (naming the URL);
   - progress: plain lines (no '\\r', at most one per 5 s plus the end) when
     stderr is not a terminal, a redrawn bar when it is one (a pty);
-  - packages / show / delete / audit (--all following `next`) tables.
+  - packages / show / delete / audit (--all following `next`) tables;
+  - against the real orchardd and a local origin (RealDaemonOpsTest):
+    `status` shows the API's numbers in AssetCacheManagerUtil's format,
+    `top --count 2` prints two plain frames with rates, `purge` (URL,
+    --host, --all) makes the next request go to the origin, `reload`
+    applies a good file and lists a bad one's problems (exit 1), `doctor`
+    passes on a good box and names a broken setting in plain words (exit
+    1), and an unreachable box or a refused token is said so.
 """
 
 import hashlib
@@ -213,7 +220,8 @@ class TokenTest(CtlCase):
         p = self.ctl("--token", "wrong", "packages", token=False, env={"ORCHARD_TOKEN": TOKEN})
         self.assertExit(p, 1)
         self.assertEqual(self.auth_seen(), "Bearer wrong")
-        self.assertIn("orchardctl: 401 unauthorized: a bearer token is required", p.stderr)
+        self.assertIn("orchardctl: the token was refused: 401 unauthorized: a bearer token is required", p.stderr)
+        self.assertIn("orchardctl: the token came from --token", p.stderr)
         # --token-file (white space around the token is not part of it)
         tf = os.path.join(self.tmp, "tok")
         with open(tf, "w") as f:
@@ -281,17 +289,30 @@ class ExitCodeTest(CtlCase):
 
     def test_closed_port_is_3(self):
         url = f"http://127.0.0.1:{free_port()}"
-        for args in (["status"], ["packages"], ["publish", self.package_file("x.pkg", 10), "--name", "x", "--version", "1"]):
+        for args in (["status"], ["packages"], ["purge", "--all"], ["reload"], ["top", "--count", "1"],
+                     ["publish", self.package_file("x.pkg", 10), "--name", "x", "--version", "1"]):
             with self.subTest(args=args):
                 p = self.ctl("--url", url, *args, url=False)
                 self.assertExit(p, 3)
-                self.assertIn(url, p.stderr)
+                self.assertEqual(p.stderr.strip(), f"orchardctl: cannot reach the box at {url}: connection refused")
 
     def test_help_is_0(self):
         p = self.ctl("--help", url=False, token=False)
         self.assertExit(p, 0)
-        for cmd in ("status", "metrics", "publish", "packages", "show", "delete", "audit"):
+        for cmd in ("status", "top", "metrics", "purge", "reload", "doctor", "publish", "packages", "show", "delete",
+                    "audit"):
             self.assertIn(cmd, p.stdout)
+        p = self.ctl("--version", url=False, token=False)
+        self.assertExit(p, 0)
+        self.assertRegex(p.stdout, r"^orchardctl \d+\.\d+\.\d+\n$")
+
+    def test_purge_needs_exactly_one_target(self):
+        for args in (["purge"], ["purge", "http://a/x", "--all"], ["purge", "--host", "h", "--all"]):
+            with self.subTest(args=args):
+                self.box.clear()
+                p = self.ctl(*args)
+                self.assertExit(p, 2)
+                self.assertEqual(self.box.requests, [], "a usage error still sent a request")
 
 
 class ListingTest(CtlCase):
@@ -349,7 +370,8 @@ class ListingTest(CtlCase):
     def test_status_and_metrics_need_no_token(self):
         p = self.ctl("status", token=False, cwd=make_tempdir("orchard-ctl-cwd-"))
         self.assertExit(p, 0)
-        self.assertRegex(p.stdout, r"CacheStatus\s+OK")
+        self.assertEqual(p.stdout, "Content caching status:\n    CacheLimit: 1 KB\n    CacheStatus: OK\n"
+                                   "    CacheUsed: Zero KB\n")
         p = self.ctl("metrics", token=False)
         self.assertExit(p, 0)
         self.assertEqual(p.stdout, "orchard_up 1\n")
@@ -371,8 +393,9 @@ class RealDaemonStatusTest(unittest.TestCase):
         p = subprocess.run([ctl, "--url", url, "status"], capture_output=True, text=True, env=env,
                            timeout=30, cwd=tmp)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertRegex(p.stdout, r"(?m)^CacheLimit\s+\d+$")
-        self.assertRegex(p.stdout, r"(?m)^CacheStatus\s+\S+")
+        self.assertTrue(p.stdout.startswith("Content caching status:\n"), p.stdout)
+        self.assertRegex(p.stdout, r"(?m)^    CacheLimit: [\d.]+ [KMGT]B$")
+        self.assertRegex(p.stdout, r"(?m)^    CacheStatus: OK$")
         p = subprocess.run([ctl, "--url", url, "--json", "status"], capture_output=True, text=True, env=env,
                            timeout=30, cwd=tmp)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -435,6 +458,271 @@ class RealDaemonCatalogTest(unittest.TestCase):
         p = run("--token", "wrong", "packages")
         self.assertEqual(p.returncode, 1)
         self.assertIn("401", p.stderr)
+
+
+def apple_bytes(n):
+    """What orchardctl status prints for a byte count (as AssetCacheManagerUtil)."""
+    if n == 0:
+        return "Zero KB"
+    if n < 1000:
+        return f"{n} bytes"
+    units, decimals = ["KB", "MB", "GB", "TB", "PB"], [0, 1, 2, 2, 2]
+    v, unit = n / 1000, 0
+    while True:
+        r = round(v, decimals[unit])
+        if r < 1000 or unit == 4:
+            v = r
+            break
+        v /= 1000
+        unit += 1
+    text = f"{v:.{decimals[unit]}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} {units[unit]}"
+
+
+class RealDaemonOpsTest(unittest.TestCase):
+    """status, top, purge, reload and doctor against the built orchardd and a
+    local origin that the box's upstream.resolve points every allowed host at."""
+
+    @classmethod
+    def setUpClass(cls):
+        from origin import Origin
+        cls.tmp = make_tempdir()
+        cls.addClassCleanup(remove_tempdir, cls.tmp)
+        cls.origin = Origin().start()
+        cls.addClassCleanup(cls.origin.stop)
+        # Only hosts the config resolves to the origin: doctor can check each.
+        cls.box = Orchard(cls.origin.port, workdir=cls.tmp, allow=["swcdn.apple.com", "updates.cdn-apple.com"])
+        cls.addClassCleanup(cls.box.kill9)
+        cls.addClassCleanup(cls.box.stop, expect_exit=0)
+        cls.box.start()
+        cls.url = f"http://127.0.0.1:{cls.box.port}"
+        with open(cls.box.config_path) as f:
+            cls.good_config = f.read()
+
+    def setUp(self):
+        self.assertTrue(self.box.alive(), self.box.stderr_text(tail=3000))
+
+    def tearDown(self):
+        with open(self.box.config_path, "w") as f:
+            f.write(self.good_config)
+
+    def ctl(self, *args, token=True, timeout=60):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHARD_")}
+        env["ORCHARD_STORAGE_DIR"] = self.box.state_dir  # the generated admin token, as on the box
+        argv = [orchardctl_path(), "--url", self.url]
+        if token is not True:
+            env.pop("ORCHARD_STORAGE_DIR")
+            if token:
+                argv += ["--token", token]
+        return subprocess.run(argv + list(args), capture_output=True, text=True, env=env, timeout=timeout,
+                              cwd=self.tmp, stdin=subprocess.DEVNULL, preexec_fn=_pdeathsig)
+
+    def status(self):
+        r = request(self.box.port, "GET", "/api/v1/status", [("Host", self.box.host)])
+        self.assertEqual(r.status, 200)
+        return json.loads(r.body)
+
+    def get(self, path, host="swcdn.apple.com"):
+        return self.box.get(path, host=host)
+
+    def stored(self, path, host="swcdn.apple.com"):
+        self.assertEqual(self.get(path, host).status, 200)
+        deadline = time.monotonic() + 5
+        while not self.get(path, host).is_hit():
+            self.assertLess(time.monotonic(), deadline, f"{path} never became a hit")
+            time.sleep(0.05)
+
+    def test_status_shows_the_api_numbers(self):
+        self.assertEqual(self.ctl("purge", "--all").returncode, 0)  # objects of the other tests
+        for i in range(3):
+            self.stored(f"/gen/{(i + 1) * 300}K/ctl-status-{i}")
+        before = self.status()
+        p = self.ctl("status")
+        after = self.status()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], "Content caching status:")
+        shown = {}
+        for line in lines[1:]:
+            if line.startswith("        "):
+                continue  # a list item
+            key, _, value = line.strip().partition(": ")
+            shown[key] = value
+        self.assertEqual(sorted(shown), sorted(after), "every key of the API, once, sorted")
+        self.assertEqual(list(shown), sorted(shown))
+        for key in ("TotalBytesReturnedToClients", "TotalBytesStoredFromOrigin", "TotalBytesDropped", "CacheUsed",
+                    "CacheFree", "CacheLimit"):
+            self.assertEqual(before[key], after[key], key)  # nothing moved while orchardctl asked
+            self.assertEqual(shown[key], apple_bytes(after[key]), key)
+        for key in ("Objects", "Port", "RegistrationStatus", "FillsInFlight", "ConfigGeneration"):
+            self.assertEqual(shown[key], str(after[key]), key)
+        for key in ("Activated", "Active"):
+            self.assertEqual(shown[key], "true")
+        self.assertEqual(shown["HitRatio"], f"{after['HitRatio'] * 100:.1f}%")
+        self.assertEqual(shown["ByteHitRatio"], f"{after['ByteHitRatio'] * 100:.1f}%")
+        self.assertEqual(shown["CacheStatus"], "OK")
+        self.assertEqual(shown["Version"], after["Version"])
+        self.assertEqual(shown["PrivateAddresses"], "(1)")
+        self.assertIn("        127.0.0.1", lines)
+        self.assertRegex(shown["TotalBytesAreSince"], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+        self.assertEqual(shown["Objects"], "3")
+        self.assertEqual(shown["CacheUsed"], apple_bytes(1800 * 1024))  # 300K + 600K + 900K
+        p = self.ctl("--json", "status")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        j = json.loads(p.stdout)
+        self.assertEqual(j["CacheUsed"], after["CacheUsed"])
+        self.assertEqual(j["TotalBytesReturnedToClients"], after["TotalBytesReturnedToClients"])
+
+    def test_top_prints_plain_frames(self):
+        t0 = time.monotonic()
+        p = self.ctl("top", "--count", "2", "--interval", "0.5")
+        took = time.monotonic() - t0
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("\x1b[", p.stdout, "no screen control when stdout is not a terminal")
+        frames = [f for f in p.stdout.split("\n\n") if f.strip()]
+        self.assertEqual(len(frames), 2, p.stdout)
+        for f in frames:
+            self.assertRegex(f, rf"^orchard \d+\.\d+\.\d+ at {re.escape(self.url)}  up ")
+            self.assertRegex(f, r"(?m)^cache +[\d.]+ \S+ of [\d.]+ [KMGT]B")
+            self.assertRegex(f, r"(?m)^fills in flight: \d+$")
+        self.assertRegex(frames[0], r"(?m)^requests +- ")          # no rate before a second read
+        self.assertRegex(frames[1], r"(?m)^requests +[\d.]+/s ")   # each read is a request: > 0
+        self.assertRegex(frames[1], r"(?m)^to clients +[\d.]+ \S+/s")
+        self.assertGreaterEqual(took, 0.5)
+        self.assertLess(took, 10)
+
+    def test_top_shows_a_fill_in_flight(self):
+        import threading
+        path = f"/gen/{3 << 20}/ctl-top-slow?rate={1 << 20}"
+        t = threading.Thread(target=lambda: self.get(path))
+        t.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not self.status()["Fills"]:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            p = self.ctl("top", "--count", "1")
+        finally:
+            t.join(30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"(?m)^fills in flight: 1$")
+        self.assertRegex(p.stdout, r"(?m)^  \[[#-]{24}\] +\d+\.\d% .* of 3\.1 MB +1 client +http://swcdn\.apple\.com"
+                                   r"/gen/3145728/ctl-top-slow\?rate=1048576$")
+
+    def test_purge_url_host_and_all(self):
+        a, b, other = "/gen/40K/ctl-purge-a", "/gen/40K/ctl-purge-b", "/gen/40K/ctl-purge-other"
+        self.stored(a)
+        self.stored(b)
+        self.stored(other, host="updates.cdn-apple.com")
+        n = self.origin.count(a)
+        p = self.ctl("purge", f"http://swcdn.apple.com{a}")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, f"purged http://swcdn.apple.com{a}: 1 object\n")
+        self.assertFalse(self.get(a).is_hit())
+        self.assertEqual(self.origin.count(a), n + 1)
+        self.assertTrue(self.get(b).is_hit())
+        # Nothing stored for it: exit 1, said so.
+        self.stored(a)
+        self.assertEqual(self.ctl("purge", f"http://swcdn.apple.com{a}").returncode, 0)
+        p = self.ctl("purge", f"http://swcdn.apple.com{a}")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("orchardctl: 404 Not Found: nothing is stored for http://swcdn.apple.com" + a, p.stderr)
+        # --host leaves the other host's object.
+        self.stored(a)
+        p = self.ctl("purge", "--host", "swcdn.apple.com")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"^purged host swcdn\.apple\.com: \d+ objects?\n$")
+        self.assertFalse(self.get(b).is_hit())
+        self.assertTrue(self.get(other, host="updates.cdn-apple.com").is_hit())
+        p = self.ctl("--json", "purge", "--all")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertGreaterEqual(json.loads(p.stdout)["purged"], 1)
+        self.assertFalse(self.get(other, host="updates.cdn-apple.com").is_hit())
+
+    def test_reload_good_and_bad(self):
+        gen = self.status()["ConfigGeneration"]
+        with open(self.box.config_path, "w") as f:
+            f.write(self.good_config.replace("[server]\n", '[server]\nidle_timeout = "9s"\n', 1))
+        p = self.ctl("reload")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, f"applied: config generation {gen + 1}\nchanged: server.idle_timeout\n")
+        with open(self.box.config_path, "w") as f:
+            f.write(self.good_config.replace("[server]\n", '[server]\nidle_timeout = "never"\nfrobnicate = 2\n', 1))
+        p = self.ctl("reload")
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn(f"orchardctl: the box refused the reload (422): the running config (generation {gen + 1}) stays",
+                      p.stderr)
+        self.assertRegex(p.stderr, r"(?m)^  server\.idle_timeout \(line 2\): .+")
+        self.assertRegex(p.stderr, r"(?m)^  server\.frobnicate \(line 3\): .+")
+        self.assertEqual(self.status()["ConfigGeneration"], gen + 1)
+
+    def test_doctor_passes_on_a_good_box(self):
+        p = self.ctl("doctor")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertTrue(p.stdout.endswith("every check passed\n"), p.stdout)
+        out = p.stdout
+        self.assertRegex(out, rf"(?m)^OK +config +{re.escape(self.box.config_path)}: valid$")  # the box named its file
+        self.assertRegex(out, rf"(?m)^OK +box +{re.escape(self.url)} answers \(orchard \S+, active, CacheStatus OK\)$")
+        self.assertRegex(out, rf"(?m)^OK +listen 127\.0\.0\.1:{self.box.port} +127\.0\.0\.1:{self.box.port} accepts")
+        self.assertRegex(out, r"(?m)^OK +storage +.* free of .* on storage\.dir ")
+        for host in ("swcdn.apple.com", "updates.cdn-apple.com"):
+            self.assertRegex(out, rf"(?m)^OK +dns {re.escape(host)} +upstream\.resolve sends it to 127\.0\.0\.1:")
+            self.assertRegex(out, rf"(?m)^OK +reach {re.escape(host)} +connected to 127\.0\.0\.1:{self.origin.port} ")
+
+    def test_doctor_fails_in_plain_words(self):
+        dead = free_port()
+        broken = self.good_config.replace(f'"updates.cdn-apple.com" = "127.0.0.1:{self.origin.port}"',
+                                          f'"updates.cdn-apple.com" = "127.0.0.1:{dead}"')
+        broken = broken.replace('allow = ["swcdn.apple.com", "updates.cdn-apple.com"',
+                                'allow = ["swcdn.apple.com", "updates.cdn-apple.com", "no-such-host.invalid"')
+        self.assertNotEqual(broken, self.good_config)
+        path = os.path.join(self.tmp, "broken.toml")
+        with open(path, "w") as f:
+            f.write(broken)
+        p = self.ctl("doctor", "--config", path)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        out = p.stdout
+        self.assertRegex(out, rf"(?m)^OK +config +{re.escape(path)}: valid$")
+        self.assertIn(f"the box runs on {self.box.config_path}, not this file", out)
+        self.assertRegex(out, rf"(?m)^FAIL +reach updates\.cdn-apple\.com +unreachable: 127\.0\.0\.1:{dead} "
+                              r"\(upstream\.resolve\): connection refused$")
+        self.assertRegex(out, r"(?m)^FAIL +dns no-such-host\.invalid +does not resolve: ")
+        self.assertRegex(out, r"(?m)^FAIL +reach no-such-host\.invalid +unreachable: the name does not resolve$")
+        self.assertRegex(out, r"(?m)^OK +reach swcdn\.apple\.com ")
+        self.assertTrue(out.endswith("3 checks failed\n"), out)
+        # A file with problems: each named with its key and line.
+        with open(path, "w") as f:
+            f.write(self.good_config.replace("[storage]\n", '[storage]\ncache_limit2 = "1GiB"\n', 1))
+        p = self.ctl("doctor", "--config", path)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stdout, rf"(?m)^FAIL +config +{re.escape(path)}: 1 problem ")
+        self.assertRegex(p.stdout, rf"(?m)^ +{re.escape(path)}:\d+: storage\.cache_limit2: ")
+        # A box that does not answer.
+        p = subprocess.run([orchardctl_path(), "--url", f"http://127.0.0.1:{dead}", "doctor", "--config",
+                            self.box.config_path], capture_output=True, text=True, timeout=60, cwd=self.tmp)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stdout, rf"(?m)^FAIL +box +cannot reach the box at http://127\.0\.0\.1:{dead}: "
+                                   r"connection refused$")
+
+    def test_unreachable_and_refused_token(self):
+        dead = f"http://127.0.0.1:{free_port()}"
+        p = subprocess.run([orchardctl_path(), "--url", dead, "status"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 3)
+        self.assertEqual(p.stderr, f"orchardctl: cannot reach the box at {dead}: connection refused\n")
+        for args in (["purge", "--all"], ["reload"]):
+            with self.subTest(args=args):
+                p = self.ctl(*args, token="not-the-token")
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("orchardctl: the token was refused: 401 Unauthorized: the bearer token is not one of "
+                              "this box's tokens", p.stderr)
+                self.assertIn("the token came from --token", p.stderr)
+        p = self.ctl("purge", "--all", token=None)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("orchardctl: 401 Unauthorized: this route needs Authorization", p.stderr)
+        self.assertIn("no token given", p.stderr)
 
 
 if __name__ == "__main__":

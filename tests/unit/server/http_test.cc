@@ -122,6 +122,13 @@ TEST(Http, ReasonPhrase) {
   EXPECT_STREQ(reasonPhrase(206), "Partial Content");
   EXPECT_STREQ(reasonPhrase(403), "Forbidden");
   EXPECT_STREQ(reasonPhrase(501), "Not Implemented");
+  // Every status the box's own routes answer has its phrase (the JSON
+  // errors' "error" is it): 401, 409, 414, 422, 507.
+  EXPECT_STREQ(reasonPhrase(401), "Unauthorized");
+  EXPECT_STREQ(reasonPhrase(409), "Conflict");
+  EXPECT_STREQ(reasonPhrase(414), "URI Too Long");
+  EXPECT_STREQ(reasonPhrase(422), "Unprocessable Content");
+  EXPECT_STREQ(reasonPhrase(507), "Insufficient Storage");
   EXPECT_STREQ(reasonPhrase(799), "Unknown");
 }
 
