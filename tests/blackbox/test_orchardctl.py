@@ -593,6 +593,42 @@ class RealDaemonOpsTest(unittest.TestCase):
         self.assertGreaterEqual(took, 0.5)
         self.assertLess(took, 10)
 
+    def test_top_on_a_terminal_redraws_and_ends_on_q(self):
+        master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHARD_")}
+        p = subprocess.Popen([orchardctl_path(), "--url", self.url, "top", "--interval", "0.3"], stdin=slave,
+                             stdout=slave, stderr=subprocess.PIPE, env=env, preexec_fn=_pdeathsig)
+        os.close(slave)
+        data = b""
+        try:
+            deadline = time.monotonic() + 10
+            while data.count(b"\x1b[H\x1b[2J") < 2 and time.monotonic() < deadline:
+                if select.select([master], [], [], 0.2)[0]:
+                    data += os.read(master, 65536)
+            os.write(master, b"q")
+            rc = p.wait(5)
+            while select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+            os.close(master)
+            err = p.stderr.read()
+            p.stderr.close()
+        self.assertEqual(rc, 0, err)
+        text = data.decode(errors="replace")
+        self.assertGreaterEqual(text.count("\x1b[H\x1b[2J"), 2, text)  # cleared and redrawn
+        self.assertIn("(q or Ctrl-C to quit)", text)
+        self.assertRegex(text, r"requests +[\d.]+/s")
+        self.assertNotIn("q", text.split("(q or Ctrl-C to quit)")[-1], "the q was echoed")
+
     def test_top_shows_a_fill_in_flight(self):
         import threading
         path = f"/gen/{3 << 20}/ctl-top-slow?rate={1 << 20}"
