@@ -35,6 +35,7 @@ namespace orchard::server {
   X(bytes_to_clients, "body bytes sent to clients")                                \
   X(bytes_from_origin, "body bytes received from origins")                         \
   X(bytes_stored, "body bytes of objects committed to the store")                  \
+  X(bytes_from_cache, "body bytes of answers served from stored objects (hits)")   \
   X(truncated_responses, "client responses ended without a clean end of message")  \
   X(connections_accepted, "client connections accepted")                          \
   X(oversize_passes, "answers passed through uncached: larger than storage.max_object_size") \

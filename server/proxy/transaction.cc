@@ -85,6 +85,7 @@ void Transaction::onConnClosed() {
   if (phase_ != Phase::Finished) {
     phase_ = Phase::Finished;
     finished_ = true;
+    countServed();
     accessLog();
   }
 }
@@ -459,8 +460,16 @@ void Transaction::finish(bool clean) {
   finished_ = true;
   releaseBuffer();
   stopReadingFill();  // fill_ itself stays for the checks after finish()
+  countServed();
   accessLog();
   if (conn_) conn_->endResponse(clean);  // deletes this transaction later
+}
+
+void Transaction::countServed() {
+  // Once per transaction, on its loop: an add to a counter and, for the
+  // top objects, a probe of the loop's fixed table (common/top_table.h).
+  if (storedMeta_) wc_->counters.add(wc_->counters.bytes_from_cache, bytesSent_);
+  if (!key_.text.empty()) wc_->top.add(key_.hash.lo, key_.text, bytesSent_);
 }
 
 void Transaction::accessLog() const {
