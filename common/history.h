@@ -26,7 +26,7 @@ namespace orchard::history {
 struct Sample {
   uint64_t bytesFromCache = 0;   // body bytes of answers served from stored objects
   uint64_t bytesFromOrigin = 0;  // body bytes received from origins
-  uint64_t requests = 0;         // client requests parsed
+  uint64_t requests = 0;         // proxied requests: hits, misses, collapsed and passes (no local routes)
   uint64_t hits = 0;             // requests answered from a stored object
   uint64_t cacheUsed = 0;        // bytes of complete objects in the store
   bool operator==(const Sample&) const = default;

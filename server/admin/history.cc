@@ -16,7 +16,9 @@ history::Sample totalsNow(const ServerContext& ctx) {
   history::Sample s;
   s.bytesFromCache = t.bytes_from_cache;
   s.bytesFromOrigin = t.bytes_from_origin;
-  s.requests = t.requests;
+  // Proxied requests only (lookups and passes): the admin API, the
+  // dashboard's own polling and probes would blur a hit ratio.
+  s.requests = t.hits + t.misses + t.collapsed + t.passes;
   s.hits = t.hits;
   return s;
 }
@@ -69,6 +71,13 @@ void HistorySampler::sampleOnce() {
   delta.cacheUsed = ctx_->store->stats().bytes;
   last_ = now;
   const int64_t seconds = ctx_->clock->nowSeconds();
+  if (prunedAt_ == INT64_MIN || seconds - prunedAt_ >= 3600 || seconds < prunedAt_) prune(seconds);
+  // An idle minute (no request, the store unchanged) writes nothing: the
+  // history is sparse, and an idle box does not write every minute.
+  const bool moved = delta.bytesFromCache || delta.bytesFromOrigin || delta.requests || delta.hits ||
+                     (lastUsed_ && *lastUsed_ != delta.cacheUsed);
+  lastUsed_ = delta.cacheUsed;
+  if (!moved) return;
   int64_t minute = seconds / 60;
   if (seconds < 0 && seconds % 60 != 0) --minute;
   if (minute != minute_) {
@@ -82,7 +91,6 @@ void HistorySampler::sampleOnce() {
   if (auto r = store_->put(minute_, pending_); !r)
     OLOG_RATE(log::Level::Warn, "history: writing minute %lld: %s", static_cast<long long>(minute_),
               r.error().message().c_str());
-  if (prunedAt_ == INT64_MIN || seconds - prunedAt_ >= 3600 || seconds < prunedAt_) prune(seconds);
 }
 
 namespace {

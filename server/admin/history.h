@@ -16,7 +16,9 @@
 // start; what happened between the last sample of a process that died
 // (kill -9, power cut) and its end is lost, at most one interval. A restart
 // within a minute adds to that minute's record (read back once when the
-// sampler enters a minute), it does not replace it. Minutes older than
+// sampler enters a minute), it does not replace it. A sample with no
+// request and the store's size unchanged writes nothing: the history is
+// sparse (an idle or stopped box has no points). Minutes older than
 // history.retention are deleted at start and then hourly (a range delete).
 #pragma once
 
@@ -24,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/history.h"
@@ -62,6 +65,7 @@ class HistorySampler {
   history::Sample last_;             // the totals at the previous sample
   int64_t minute_ = INT64_MIN;       // the minute `pending_` belongs to
   history::Sample pending_;          // that minute's record as written
+  std::optional<uint64_t> lastUsed_;  // the store's bytes at the previous sample
   int64_t prunedAt_ = INT64_MIN;     // wall seconds of the last retention pass
   std::mutex mu_;
   std::condition_variable cv_;
