@@ -12,7 +12,7 @@ DEPS := build-essential cmake pkg-config git \
         libuv1-dev node-llhttp libssl-dev librocksdb-dev libxxhash-dev libzstd-dev \
         libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev nlohmann-json3-dev \
         libarchive-dev libarchive-tools libxml2-dev zlib1g-dev libplist-dev libcurl4-openssl-dev libcli11-dev \
-        openssl python3 python3-cryptography curl
+        openssl python3 python3-cryptography curl libjs-chart.js chromium
 
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 

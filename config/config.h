@@ -98,6 +98,10 @@ struct Config {
   int catalogHaltOnFailurePercent = 0;  // a ring whose failure share passes this halts itself
   int catalogHaltMinReports = 0;        // ... once at least this many devices have reported
 
+  // [history]
+  int64_t historyRetentionMs = 0;       // per-minute samples older than this are deleted
+  int64_t historySampleIntervalMs = 0;  // the sampler's period (60 s; shorter in tests)
+
   bool operator==(const Config&) const = default;
 };
 

@@ -54,6 +54,7 @@ const Section kSections[] = {
     {"access", "Who may use the cache."},
     {"admin", "The admin API (/api/v1): its tokens, and who may reach it."},
     {"catalog", "Published packages: their own space apart from the cache, what manifests point Macs at, signatures."},
+    {"history", "The per-minute traffic history kept in the box's database (GET /api/v1/history, the dashboard)."},
 };
 
 const Param kParams[] = {
@@ -260,6 +261,17 @@ const Param kParams[] = {
      .max = 1'000'000, .reloadable = true,
      .doc = "Devices of a ring that must have reported before its failure share can halt it.",
      ORCHARD_FIELD(catalogHaltMinReports)},
+
+    // [history]
+    {.name = "history.retention", .type = ParamType::Duration, .defaultToml = R"("35d")", .min = kHour,
+     .max = 400 * 24 * kHour, .reloadable = false,
+     .doc = "How long per-minute traffic samples are kept; older minutes are deleted (at start and hourly).",
+     ORCHARD_FIELD(historyRetentionMs)},
+    {.name = "history.sample_interval", .type = ParamType::Duration, .defaultToml = R"("60s")", .min = 100,
+     .max = kMinute, .reloadable = false,
+     .doc = "How often the counters are sampled into the current minute's record; keep 60s (shorter is for "
+            "tests that must not wait minutes).",
+     ORCHARD_FIELD(historySampleIntervalMs)},
 };
 
 #undef ORCHARD_FIELD

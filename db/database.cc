@@ -207,6 +207,15 @@ Result<void> Database::del(Family family, std::string_view key) {
   return ok();
 }
 
+Result<void> Database::deleteRange(Family family, std::string_view from, std::string_view to) {
+  auto* h = impl_->handle(family);
+  if (h == nullptr) return Error{Errc::Invalid, 0, "database delete range: no such family"};
+  if (from >= to) return ok();
+  rocksdb::Status s = impl_->db->DeleteRange(impl_->writeOptions, h, slice(from), slice(to));
+  if (!s.ok()) return statusError(s, "database delete range");
+  return ok();
+}
+
 Result<std::optional<std::string>> Database::get(Family family, std::string_view key) const {
   auto* h = impl_->handle(family);
   if (h == nullptr) return Error{Errc::Invalid, 0, "database get: no such family"};

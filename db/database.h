@@ -86,6 +86,9 @@ class Database {
 
   Result<void> put(Family family, std::string_view key, std::string_view value);
   Result<void> del(Family family, std::string_view key);
+  // Deletes every key k of the family with from <= k < to (one range
+  // tombstone: cheap however many keys it covers). Nothing when from >= to.
+  Result<void> deleteRange(Family family, std::string_view from, std::string_view to);
   // The value under key, or nullopt.
   Result<std::optional<std::string>> get(Family family, std::string_view key) const;
   // durable: the write is fsynced to the WAL before this returns (a

@@ -30,6 +30,7 @@
 #include "catalog/fleet_store.h"
 #include "catalog/status_store.h"
 #include "common/clock.h"
+#include "common/top_table.h"
 #include "config/config.h"
 #include "config/reload.h"
 #include "server/admin/tokens.h"
@@ -45,11 +46,15 @@
 namespace orchard::catalog {
 class TrustStore;
 }
+namespace orchard::db {
+class HistoryStore;
+}
 
 namespace orchard::server {
 
 class ClientConn;
 class FillDriver;
+struct WorkerContext;
 class Tunnel;
 
 // One configuration as the loops run on it: the config snapshot (the
@@ -191,6 +196,10 @@ struct ServerContext {
   // True from the moment every listener accepts until drain() or stop():
   // the status page's Active.
   std::atomic<bool> serving{false};
+  // The worker loops (GET /api/v1/top posts to each for its table); set at
+  // start, cleared once they stopped.
+  std::vector<WorkerContext*> loops;
+  db::HistoryStore* history = nullptr;  // per-minute samples (server/admin/history.h); null before start
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and
@@ -260,6 +269,9 @@ struct WorkerContext {
   Worker* worker;
   UpstreamPool upstream;
   Counters counters;
+  // The objects this loop served the most bytes of (GET /api/v1/top asks
+  // the loop for a copy through its executor). Loop thread only.
+  TopTable top;
   BufferPool buffers;
   OpenFileCache files;
   std::unordered_set<ClientConn*> conns;

@@ -3,6 +3,7 @@
 // counters for the proxy's own steps are added by the transaction.
 #include "server/routes.h"
 
+#include "server/admin/dashboard.h"
 #include "server/context.h"
 #include "server/http/local_handler.h"
 #include "server/proxy/transaction.h"
@@ -78,6 +79,12 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
     case Route::Kind::Tunnel:
       return Tunnel::handler(w, std::move(req), std::move(route));
     case Route::Kind::Local: {
+      // A browser opening the box's address gets the dashboard (Apple's
+      // probe, GET / with Max-Forwards: 0, was answered above).
+      if (route.path == "/" && (req.method == "GET" || req.method == "HEAD")) {
+        auto accept = req.header("Accept");
+        if (accept && acceptsHtml(*accept)) route.path = "/dashboard";
+      }
       auto m = sc->routes.match(req.method, route.path, w->secure() ? kTlsListener : kPlainListener);
       if (!clientMayReach(cfg, m.access, w->peer())) {
         wc->counters.add(wc->counters.denied);

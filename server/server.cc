@@ -1,6 +1,8 @@
 #include "server/server.h"
 
 #include "server/admin/admin.h"
+#include "server/admin/dashboard.h"
+#include "server/admin/history.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -47,6 +49,8 @@ Server::Server(config::Config config) {
   ctx_.startConfig = std::move(config);
   ctx_.control = this;
   registerAdminRoutes(ctx_.routes, &ctx_);
+  registerHistoryRoutes(ctx_.routes, &ctx_);
+  registerDashboardRoutes(ctx_.routes);
   registerCatalogRoutes(ctx_.routes, &ctx_);
   registerPacRoute(ctx_.routes);
 }
@@ -298,6 +302,7 @@ Result<void> Server::start() {
   std::vector<std::string> families = catalog::families();
   for (const std::string& f : catalog::fleetFamilies()) families.push_back(f);
   for (const std::string& f : catalog::statusFamilies()) families.push_back(f);
+  for (const std::string& f : db::historyFamilies()) families.push_back(f);
   auto database = cache::openStoreDatabase(cfg.storageDir, families);
   if (!database) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + database.error().message();
@@ -342,6 +347,8 @@ Result<void> Server::start() {
   }
   status_ = std::move(status.value());
   ctx_.status = status_.get();
+  history_ = std::make_unique<db::HistoryStore>(shared);
+  ctx_.history = history_.get();
   if (cfg.catalogBaseUrl.empty())
     OLOG_WARN("catalog.base_url is not set: package and manifest URLs name the Host each request used (http); "
               "MDM needs https:// and a real name for InstallEnterpriseApplication");
@@ -389,6 +396,7 @@ Result<void> Server::start() {
     auto slot = std::make_unique<WorkerSlot>(i);
     slot->wc = std::make_unique<WorkerContext>(&ctx_, &slot->worker, snap);
     ctx_.counters.push_back(&slot->wc->counters);
+    ctx_.loops.push_back(slot->wc.get());
     workers_.push_back(std::move(slot));
   }
   // Bind every socket first so that a port conflict fails start-up cleanly.
@@ -486,6 +494,9 @@ Result<void> Server::start() {
     controlStop_ = false;
   }
   controlThread_ = std::thread([this] { runControl(); });
+  sampler_ = std::make_unique<HistorySampler>(&ctx_, history_.get(), cfg.historySampleIntervalMs,
+                                              cfg.historyRetentionMs);
+  sampler_->start();
   ctx_.serving.store(true, std::memory_order_relaxed);
   return ok();
 }
@@ -496,6 +507,7 @@ void Server::abandonStart() {
     for (int fd : slot->fds) ::close(fd);
   workers_.clear();
   ctx_.counters.clear();
+  ctx_.loops.clear();
   if (store_) store_->setBusyCheck(nullptr);
   fills_.reset();
   closeCatalog();
@@ -625,9 +637,13 @@ void Server::stop() {
     });
   }
   for (auto& slot : workers_) slot->worker.join();
+  // The last history sample reads the loops' counters: before they go.
+  if (sampler_) sampler_->stop();
+  sampler_.reset();
   // Loops are done: free per-loop state, then the table, then the store.
   workers_.clear();
   ctx_.counters.clear();
+  ctx_.loops.clear();
   store_->setBusyCheck(nullptr);  // the evictor must not ask a table that is going away
   fills_.reset();
   closeCatalog();
@@ -823,6 +839,8 @@ void Server::reloadAsync(std::function<void(ReloadResult)> done) {
 namespace orchard::server {
 
 void Server::closeCatalog() {
+  ctx_.history = nullptr;
+  history_.reset();
   status_.reset();
   ctx_.status = nullptr;
   fleet_.reset();

@@ -50,8 +50,11 @@
 #include "config/reload.h"
 #include "server/context.h"
 #include "server/metrics.h"
+#include "db/history_store.h"
 
 namespace orchard::server {
+
+class HistorySampler;
 
 class Server final : public ServerControl {
  public:
@@ -133,9 +136,9 @@ class Server final : public ServerControl {
   void stopControl();
   // reloadFile(configPath) between the hooks; on the control thread.
   ReloadResult reloadOnControl();
-  // Closes the status store, the fleet store and the catalog (in that
-  // order: each later one is used by the ones before) and clears their
-  // context pointers. Before the store, on every way out of start() and stop().
+  // Closes the history store, the status store, the fleet store and the
+  // catalog (in that order: each later one is used by the ones before) and
+  // clears their context pointers. Before the store, on every way out of start() and stop().
   void closeCatalog();
   // Without a configured admin token: reads storage.dir/admin.token, or
   // writes a new random one there (mode 0600) at first start, into
@@ -152,6 +155,8 @@ class Server final : public ServerControl {
   std::unique_ptr<catalog::Catalog> catalog_;
   std::unique_ptr<catalog::FleetStore> fleet_;
   std::unique_ptr<catalog::StatusStore> status_;
+  std::unique_ptr<db::HistoryStore> history_;  // the per-minute history (server/admin/history.h)
+  std::unique_ptr<HistorySampler> sampler_;    // from start() until stop(); before the loops' counters go
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
   std::thread controlThread_;                 // runs runControl() while started

@@ -85,6 +85,7 @@ void Transaction::onConnClosed() {
   if (phase_ != Phase::Finished) {
     phase_ = Phase::Finished;
     finished_ = true;
+    countServed();
     accessLog();
   }
 }
@@ -459,8 +460,16 @@ void Transaction::finish(bool clean) {
   finished_ = true;
   releaseBuffer();
   stopReadingFill();  // fill_ itself stays for the checks after finish()
+  countServed();
   accessLog();
   if (conn_) conn_->endResponse(clean);  // deletes this transaction later
+}
+
+void Transaction::countServed() {
+  // Once per transaction, on its loop: a probe of the loop's fixed
+  // top-objects table (common/top_table.h). Bytes from stored objects are
+  // counted where they are sent (bytes_from_store, body_sender.cc).
+  if (!key_.text.empty()) wc_->top.add(key_.hash.lo, key_.text, bytesSent_);
 }
 
 void Transaction::accessLog() const {

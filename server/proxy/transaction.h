@@ -95,6 +95,9 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   std::string notModifiedHead(const cache::ObjectMeta& meta, int64_t now) const;
   void stopReadingFill();  // no longer counted as fill_'s reader, cursor removed
   void leaveFill();        // stopReadingFill(), then drops fill_
+  // Counts the body bytes sent in the key's row of the loop's top-objects
+  // table.
+  void countServed();
   void accessLog() const;
 
   SnapshotRef snap_;  // the config this request started on (it finishes on it across a reload)

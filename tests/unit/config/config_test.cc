@@ -227,6 +227,8 @@ std::vector<KeyCase> keyCases() {
       {"catalog.stale_after", R"("3d")", [](const Config& c) { EXPECT_EQ(c.catalogStaleAfterMs, 3 * 86400 * 1000); }},
       {"catalog.halt_on_failure_percent", "35", [](const Config& c) { EXPECT_EQ(c.catalogHaltOnFailurePercent, 35); }},
       {"catalog.halt_min_reports", "50", [](const Config& c) { EXPECT_EQ(c.catalogHaltMinReports, 50); }},
+      {"history.retention", R"("90d")", [](const Config& c) { EXPECT_EQ(c.historyRetentionMs, 90LL * 86400 * 1000); }},
+      {"history.sample_interval", R"("250ms")", [](const Config& c) { EXPECT_EQ(c.historySampleIntervalMs, 250); }},
   };
 }
 

@@ -79,6 +79,8 @@ const Alt kAlternatives[] = {
     {"catalog.stale_after", R"("3d")"},
     {"catalog.halt_on_failure_percent", "35"},
     {"catalog.halt_min_reports", "50"},
+    {"history.retention", R"("90d")"},
+    {"history.sample_interval", R"("10s")"},
 };
 
 // The keys SIGHUP applies. A key leaving this list (becoming restart-only)

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "server/admin/admin.h"
+#include "server/admin/dashboard.h"
+#include "server/admin/history.h"
 #include "server/admin/tokens.h"
 #include "server/catalog/catalog_routes.h"
 #include "server/context.h"
@@ -35,6 +37,10 @@ const std::map<std::string, Expect> kRoutes = {
     {"GET /pkgs/{name}/{version}/{filename}", {RouteAccess::Clients, Scope::Read}},
     {"GET /manifests/{name}/{file}", {RouteAccess::Clients, Scope::Read}},
     {"GET /ca.pem", {RouteAccess::Clients, Scope::Read}},
+    {"GET /dashboard", {RouteAccess::Admin, Scope::Read}},
+    {"GET /dashboard/chart.js", {RouteAccess::Admin, Scope::Read}},
+    {"GET /api/v1/history", {RouteAccess::Token, Scope::Read}},
+    {"GET /api/v1/top", {RouteAccess::Token, Scope::Read}},
     // read: every GET of the API
     {"GET /api/v1/packages", {RouteAccess::Token, Scope::Read}},
     {"GET /api/v1/packages/{name}", {RouteAccess::Token, Scope::Read}},
@@ -89,6 +95,8 @@ TEST(RouteScopes, EveryRouteHasTheAccessAndScopeOfTheTable) {
   ServerContext ctx;
   RouteTable routes;
   registerAdminRoutes(routes, &ctx);
+  registerHistoryRoutes(routes, &ctx);
+  registerDashboardRoutes(routes);
   registerCatalogRoutes(routes, &ctx);
   registerTestClockRoute(routes, &ctx);
   std::map<std::string, Expect> seen;
