@@ -31,6 +31,7 @@
 #include "config/config.h"
 #include "config/reload.h"
 #include "server/admin/tokens.h"
+#include "server/http/access_log.h"
 #include "server/http/peer_counts.h"
 #include "server/net/loop.h"
 #include "server/metrics.h"
@@ -82,6 +83,9 @@ struct Snapshot : config::ConfigSnapshot {
   // not be read: logged, and signatures are then never trusted).
   std::shared_ptr<const catalog::TrustStore> trustedRoots;
   std::shared_ptr<const TlsState> tls;  // never null
+  // server.access_log opened (shared with the snapshots before it while the
+  // target is the same); null when the log is off.
+  std::shared_ptr<AccessLogSink> accessLog;
 };
 
 // A loop's hold on one snapshot: the requests running on it there (a plain
@@ -218,6 +222,7 @@ struct WorkerContext {
   Worker* worker;
   UpstreamPool upstream;
   Counters counters;
+  AccessLogBuffer accessLog{worker, &counters};  // this loop's access log lines, one write() per turn
   BufferPool buffers;
   OpenFileCache files;
   std::unordered_set<ClientConn*> conns;
