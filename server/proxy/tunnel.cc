@@ -245,6 +245,8 @@ void Tunnel::close() {
 }
 
 void Tunnel::connGone() {
+  // The client left before the tunnel opened: no tunnel, and no answer.
+  if (conn_) conn_->noteOutcome(RequestResult::Error, "tunnel: the client left before the tunnel opened");
   conn_ = nullptr;
   if (state_ == State::Resolving || state_ == State::Connecting || state_ == State::Answering) closeDial();
 }
