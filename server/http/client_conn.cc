@@ -526,9 +526,10 @@ void ClientConn::noteOutcome(RequestResult result, std::string_view detail) {
 
 void ClientConn::noteOut(const char* start, size_t startLen) {
   if (firstByteNs_ == 0) firstByteNs_ = monotonicNs();
-  // Heads are written whole, at the start of a write: "HTTP/1.1 200 ...".
-  // An interim 1xx is followed by the final head in a later write.
-  if (respStatus_ < 200 && startLen >= 12 && std::memcmp(start, "HTTP/1.", 7) == 0) {
+  // The status is only the access log's. Heads are written whole, at the
+  // start of a write: "HTTP/1.1 200 ...". An interim 1xx is followed by the
+  // final head in a later write.
+  if (respStatus_ < 200 && log_ && log_->sink && startLen >= 12 && std::memcmp(start, "HTTP/1.", 7) == 0) {
     const char* d = start + 9;
     if (d[0] >= '1' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9')
       respStatus_ = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
