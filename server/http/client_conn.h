@@ -2,7 +2,11 @@
 // Stream (server/net/stream.h), parses them with the HTTP/1 codec
 // (server/http/codec.h), hands each to the RequestHandler dispatch() picks
 // (one at a time, pipelined requests answered in order), and is that
-// handler's ResponseWriter (server/http/handler.h).
+// handler's ResponseWriter (server/http/handler.h). Each routed request is
+// recorded once, when its response ends (or the connection goes, or the
+// stream leaves for a tunnel): its result and form, time to first byte and
+// duration in the loop's counters (server/metrics.h), and its access log
+// line (server/http/access_log.h) while server.access_log is on.
 //
 // States:  Idle (waiting for a request: the head timer from connect,
 //             server.header_timeout, then the idle timer between requests)
