@@ -12,14 +12,26 @@ DEPS := build-essential cmake pkg-config git \
         libuv1-dev node-llhttp libssl-dev librocksdb-dev libxxhash-dev libzstd-dev \
         libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev nlohmann-json3-dev \
         libarchive-dev libarchive-tools libxml2-dev zlib1g-dev libplist-dev libcurl4-openssl-dev libcli11-dev \
-        openssl python3 python3-cryptography curl libjs-chart.js chromium
+        openssl python3 python3-cryptography curl libjs-chart.js
+# Packages only the tests need: promtool (in Debian's prometheus package,
+# installed without its recommends; in a container nothing starts the
+# prometheus service) checks /metrics in tests/blackbox/test_metrics.py.
+# chromium loads the dashboard headless in tests/blackbox/test_dashboard.py.
+TEST_DEPS := prometheus chromium
 
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: deps configure build run test bench clean
+.PHONY: deps test-deps configure build run test bench clean
 
 deps:
-	@missing=""; for p in $(DEPS); do \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEPS)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(TEST_DEPS)"
+
+.PHONY: install-packages
+install-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -37,7 +49,7 @@ build: configure
 run: build
 	./$(BUILD_DIR)/orchardd
 
-test: build
+test: build test-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
 
 bench: build

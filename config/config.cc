@@ -83,6 +83,7 @@ std::string expected(const Param& p) {
     case ParamType::AddressTable: return "a table of host = \"addr:port\"";
     case ParamType::TokenList:
       return "[[" + std::string(p.name) + "]] tables of name, token or token_file, and scope";
+    case ParamType::LogTarget: return "false, true, \"stderr\" or an absolute file path";
   }
   return "?";
 }
@@ -305,6 +306,16 @@ class Loader {
       }
       case ParamType::Bool: {
         if (const auto* b = n.as_boolean()) return Value(b->get());
+        typeProblem(p, n, line);
+        return std::nullopt;
+      }
+      case ParamType::LogTarget: {
+        // true is what configs before file targets meant: standard error.
+        if (const auto* b = n.as_boolean()) return Value(std::string(b->get() ? "stderr" : ""));
+        if (const auto* s = n.as_string()) {
+          const std::string& v = s->get();
+          if (v == "stderr" || (v.size() > 1 && v.front() == '/' && v.back() != '/')) return Value(v);
+        }
         typeProblem(p, n, line);
         return std::nullopt;
       }

@@ -43,7 +43,10 @@ struct Config {
   int64_t maxConnectionsPerClient = 0;    // connections open at once from one address (503 beyond); 0 = no limit
   int64_t maxConnections = 0;             // client connections across all loops
   log::Level logLevel = log::Level::Info;
-  bool accessLog = false;                 // one line per transaction to the log
+  // server.access_log: "" off, "stderr", or an absolute file path (the
+  // TOML value true means "stderr").
+  std::string accessLog;
+  std::vector<std::string> accessLogMask;  // query parameters whose values the access log shows as ***
   std::string pacProxy;                   // "host:port" /proxy.pac names; "" = the request's Host
 
   // [tls] (accepted and validated; HTTPS listeners are not in this build)

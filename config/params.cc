@@ -77,8 +77,15 @@ const Param kParams[] = {
     {.name = "server.log_level", .type = ParamType::Choice, .defaultToml = R"("info")", .reloadable = true,
      .doc = "Least severe messages logged: debug, info, warn or error.", ORCHARD_FIELD(logLevel),
      .choices = "debug|info|warn|error"},
-    {.name = "server.access_log", .type = ParamType::Bool, .defaultToml = "false", .reloadable = true,
-     .doc = "Log one line per request with its cache status.", ORCHARD_FIELD(accessLog)},
+    {.name = "server.access_log", .type = ParamType::LogTarget, .defaultToml = "false", .reloadable = true,
+     .doc = "One line per request with its cache status: false (off), true or \"stderr\" (standard error, the "
+            "journal under systemd), or an absolute file path (appended to; reopened on SIGUSR1 for logrotate).",
+     ORCHARD_FIELD(accessLog)},
+    {.name = "server.access_log_mask", .type = ParamType::StringList,
+     .defaultToml = R"(["accessKey", "token", "signature", "sig", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token"])",
+     .reloadable = true,
+     .doc = "Query parameters whose values the access log shows as *** (names compared without regard to case).",
+     ORCHARD_FIELD(accessLogMask)},
     {.name = "server.send_timeout", .type = ParamType::Duration, .defaultToml = R"("60s")", .min = kSecond,
      .max = kHour, .reloadable = true,
      .doc = "Close a client connection whose answer made no write progress for this long (it stopped reading).",
@@ -317,6 +324,7 @@ const char* paramTypeName(ParamType t) noexcept {
     case ParamType::HostList: return "host pattern list";
     case ParamType::AddressTable: return "host to address table";
     case ParamType::TokenList: return "token table list";
+    case ParamType::LogTarget: return "log target";
   }
   return "?";
 }

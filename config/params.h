@@ -37,6 +37,7 @@ enum class ParamType : uint8_t {
   HostList,      // ["swcdn.apple.com", "*.cdn-apple.com"]
   AddressTable,  // { "host" = "addr:port" }
   TokenList,     // [[section.key]] tables: { name, token | token_file, scope } (config/tokens.h)
+  LogTarget,     // false (off), true or "stderr", or an absolute file path: the string "", "stderr" or the path
 };
 
 const char* paramTypeName(ParamType t) noexcept;

@@ -34,6 +34,7 @@
 #include "config/config.h"
 #include "config/reload.h"
 #include "server/admin/tokens.h"
+#include "server/http/access_log.h"
 #include "server/http/peer_counts.h"
 #include "server/net/loop.h"
 #include "server/metrics.h"
@@ -89,6 +90,9 @@ struct Snapshot : config::ConfigSnapshot {
   // not be read: logged, and signatures are then never trusted).
   std::shared_ptr<const catalog::TrustStore> trustedRoots;
   std::shared_ptr<const TlsState> tls;  // never null
+  // server.access_log opened (shared with the snapshots before it while the
+  // target is the same); null when the log is off.
+  std::shared_ptr<AccessLogSink> accessLog;
 };
 
 // A loop's hold on one snapshot: the requests running on it there (a plain
@@ -272,6 +276,7 @@ struct WorkerContext {
   // The objects this loop served the most bytes of (GET /api/v1/top asks
   // the loop for a copy through its executor). Loop thread only.
   TopTable top;
+  AccessLogBuffer accessLog{worker, &counters};  // this loop's access log lines, one write() per turn
   BufferPool buffers;
   OpenFileCache files;
   std::unordered_set<ClientConn*> conns;

@@ -2,14 +2,140 @@
 // (relaxed atomics so readers on other threads are well-defined), summed
 // when /metrics or /api/v1/status is read. The Server has one more block of
 // its own for what its control thread counts (config reloads).
+//
+// Besides the plain counters (ORCHARD_COUNTERS) a block holds the labelled
+// families: responses by result and form, origin errors by kind, and the
+// latency histograms (Histogram: fixed buckets, one relaxed add to a bucket
+// and one to the sum per observation; no lock, no allocation).
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace orchard::server {
+
+// X(enumerator, label): what a request became, counted when its response
+// ends (orchard_responses_total{result}, orchard_time_to_first_byte_seconds).
+#define ORCHARD_RESULTS(X)                                                              \
+  X(Hit, "hit")                 /* a fresh stored object */                             \
+  X(Miss, "miss")               /* fetched into the cache (led or joined a fill) */     \
+  X(Stale, "stale")             /* a stale object served (while-revalidate, if-error) */ \
+  X(Revalidated, "revalidated") /* stale, the origin said 304, the refreshed object */  \
+  X(Pass, "pass")               /* passed to the origin, not cached */                  \
+  X(Error, "error")             /* no usable answer from the origin (502/504), or cut */ \
+  X(Local, "local")             /* the box's own routes and probes */                   \
+  X(Refused, "refused")         /* refused by the box (403, 400, 405, 508) */           \
+  X(Tunnel, "tunnel")           /* a CONNECT tunnel opened */
+
+enum class RequestResult : uint8_t {
+#define ORCHARD_RESULT_ENUM(e, label) e,
+  ORCHARD_RESULTS(ORCHARD_RESULT_ENUM)
+#undef ORCHARD_RESULT_ENUM
+};
+constexpr size_t kResults = 0
+#define ORCHARD_RESULT_COUNT(e, label) +1
+    ORCHARD_RESULTS(ORCHARD_RESULT_COUNT)
+#undef ORCHARD_RESULT_COUNT
+    ;
+const char* resultLabel(RequestResult r) noexcept;
+
+// How a request reached the box (orchard_responses_total{form}).
+#define ORCHARD_FORMS(X)                                          \
+  X(Intercept, "intercept") /* Host names an upstream (DNS) */    \
+  X(Forward, "forward")     /* absolute URI, CONNECT (a proxy) */ \
+  X(Source, "source")       /* Apple's ?source= form */           \
+  X(Local, "local")         /* for the box itself */
+
+enum class RequestForm : uint8_t {
+#define ORCHARD_FORM_ENUM(e, label) e,
+  ORCHARD_FORMS(ORCHARD_FORM_ENUM)
+#undef ORCHARD_FORM_ENUM
+};
+constexpr size_t kForms = 0
+#define ORCHARD_FORM_COUNT(e, label) +1
+    ORCHARD_FORMS(ORCHARD_FORM_COUNT)
+#undef ORCHARD_FORM_COUNT
+    ;
+const char* formLabel(RequestForm f) noexcept;
+
+// X(enumerator, label): why an origin exchange failed, or that it answered
+// 5xx (orchard_origin_errors_by_kind_total{kind}).
+#define ORCHARD_ORIGIN_ERRORS(X)                                        \
+  X(Resolve, "resolve")       /* DNS failed, or only refused addresses */ \
+  X(Connect, "connect")       /* the connection was refused or failed */  \
+  X(Timeout, "timeout")       /* connect, TLS handshake or read timeout */ \
+  X(Tls, "tls")               /* handshake or certificate check failed */ \
+  X(Protocol, "protocol")     /* the origin broke HTTP */                 \
+  X(Reset, "reset")           /* closed or reset before the answer ended */ \
+  X(Status5xx, "status_5xx")  /* answered with a 5xx status */            \
+  X(Other, "other")
+
+enum class OriginErrorKind : uint8_t {
+#define ORCHARD_OE_ENUM(e, label) e,
+  ORCHARD_ORIGIN_ERRORS(ORCHARD_OE_ENUM)
+#undef ORCHARD_OE_ENUM
+};
+constexpr size_t kOriginErrorKinds = 0
+#define ORCHARD_OE_COUNT(e, label) +1
+    ORCHARD_ORIGIN_ERRORS(ORCHARD_OE_COUNT)
+#undef ORCHARD_OE_COUNT
+    ;
+const char* originErrorLabel(OriginErrorKind k) noexcept;
+
+// Monotonic nanoseconds for latencies (the vDSO clock: no system call).
+inline uint64_t monotonicNs() noexcept {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Histogram buckets: upper bounds in nanoseconds (Prometheus `le`, an
+// observation lands in the first bucket whose bound it does not exceed),
+// 0.5 ms to 60 s, then +Inf.
+inline constexpr uint64_t kBucketBoundsNs[] = {
+    500'000,       1'000'000,     2'500'000,      5'000'000,      10'000'000,     25'000'000,
+    50'000'000,    100'000'000,   250'000'000,    500'000'000,    1'000'000'000,  2'500'000'000,
+    5'000'000'000, 10'000'000'000, 30'000'000'000, 60'000'000'000};
+constexpr size_t kBuckets = sizeof(kBucketBoundsNs) / sizeof(kBucketBoundsNs[0]) + 1;  // + the +Inf bucket
+
+// The bucket an observation of `ns` falls in (kBuckets - 1: +Inf). The
+// bounds are scanned from the smallest: a small hit stops at the first.
+inline size_t bucketOf(uint64_t ns) noexcept {
+  size_t i = 0;
+  while (i < kBuckets - 1 && ns > kBucketBoundsNs[i]) ++i;
+  return i;
+}
+
+// One histogram of a loop: per-bucket counts (not cumulative; the scrape
+// adds them up) and the sum of the observations. Single writer.
+struct Histogram {
+  std::atomic<uint64_t> counts[kBuckets] = {};
+  std::atomic<uint64_t> sumNs{0};
+  void record(uint64_t ns) noexcept {
+    std::atomic<uint64_t>& c = counts[bucketOf(ns)];
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    sumNs.store(sumNs.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
+  }
+};
+
+struct HistogramTotals {
+  uint64_t counts[kBuckets] = {};  // per bucket, not cumulative
+  uint64_t sumNs = 0;
+  uint64_t count() const {
+    uint64_t n = 0;
+    for (uint64_t c : counts) n += c;
+    return n;
+  }
+  void add(const Histogram& h) {
+    for (size_t i = 0; i < kBuckets; ++i) counts[i] += h.counts[i].load(std::memory_order_relaxed);
+    sumNs += h.sumNs.load(std::memory_order_relaxed);
+  }
+};
 
 // X(name, help): the table that yields field names, metric names and help text.
 #define ORCHARD_COUNTERS(X)                                                        \
@@ -55,7 +181,12 @@ namespace orchard::server {
   X(tunnel_bytes_up, "bytes clients sent through CONNECT tunnels to origins")      \
   X(tunnel_bytes_down, "bytes origins sent through CONNECT tunnels to clients")    \
   X(config_reloads, "config reloads (SIGHUP) applied")                             \
-  X(config_reload_failures, "config reloads refused (invalid file): the running config stays")
+  X(config_reload_failures, "config reloads refused (invalid file): the running config stays") \
+  X(fills_started, "shared fills started: origin fetches whose answer may be stored (misses, revalidations, background refreshes)") \
+  X(fill_bytes, "body bytes from origins written into shared fills")                 \
+  X(response_bytes, "bytes of responses (heads and bodies) written to clients, as the access log counts them") \
+  X(access_log_lines, "access log lines written")                                    \
+  X(access_log_dropped, "access log lines dropped: the log could not be written (full disk, closed pipe) or fell too far behind")
 
 struct Counters {
 #define ORCHARD_FIELD(name, help) std::atomic<uint64_t> name{0};
@@ -63,8 +194,14 @@ struct Counters {
 #undef ORCHARD_FIELD
   std::atomic<int64_t> open_connections{0};
   std::atomic<uint64_t> none{0};  // what the ORCHARD_STEPS steps that count nothing add to (not exported)
+  std::atomic<uint64_t> responses[kResults][kForms] = {};
+  std::atomic<uint64_t> origin_errors_by_kind[kOriginErrorKinds] = {};
+  Histogram ttfb[kResults];  // request head parsed -> first response byte written, by result
+  Histogram duration;        // request head parsed -> response ended (tunnels not included)
 
   void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void addResponse(RequestResult r, RequestForm f) { add(responses[static_cast<size_t>(r)][static_cast<size_t>(f)]); }
+  void addOriginError(OriginErrorKind k) { add(origin_errors_by_kind[static_cast<size_t>(k)]); }
 };
 
 struct CounterTotals {
@@ -72,6 +209,10 @@ struct CounterTotals {
   ORCHARD_COUNTERS(ORCHARD_FIELD)
 #undef ORCHARD_FIELD
   int64_t open_connections = 0;
+  uint64_t responses[kResults][kForms] = {};
+  uint64_t origin_errors_by_kind[kOriginErrorKinds] = {};
+  HistogramTotals ttfb[kResults];
+  HistogramTotals duration;
 };
 
 CounterTotals sumCounters(const std::vector<const Counters*>& blocks);

@@ -17,7 +17,8 @@
 // does (Server::reloadConfigFile: the whole file is validated, every
 // key the parameter table marks reloadable is applied, a changed
 // restart-only key is logged as needing a restart; a bad file changes
-// nothing). Under systemd (Type=notify, $NOTIFY_SOCKET) each step is
+// nothing); SIGUSR1 reopens the server.access_log file at its path (for
+// logrotate: rename, then SIGUSR1; Server::reopenLogs). Under systemd (Type=notify, $NOTIFY_SOCKET) each step is
 // reported: READY=1, RELOADING=1 then READY=1, STOPPING=1, and WATCHDOG=1
 // while $WATCHDOG_USEC asks for it (server/sd_notify.h).
 #include <signal.h>
@@ -159,6 +160,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -209,6 +211,10 @@ int main(int argc, char** argv) {
         continue;
       }
     } else if (sigwait(&set, &sig) != 0) {
+      continue;
+    }
+    if (sig == SIGUSR1) {
+      (void)server.reopenLogs();  // logs its outcome
       continue;
     }
     if (sig == SIGHUP) {

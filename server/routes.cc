@@ -56,12 +56,14 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
   auto mf = req.header("Max-Forwards");
   in.maxForwardsZero = mf && *mf == "0";
   Route route = server::route(in, wc->snapshot().router);
+  w->noteForm(route.form);
   // Checked per request (a few CIDRs), so a reload of access.allow_clients
   // or admin.allow_clients also applies to keep-alive connections opened
   // before it. The proxy (and every refusal of the router) answers the
   // clients of access.allow_clients; a local route, the list of its row.
   if (route.kind != Route::Kind::Local && !config::anyContains(cfg.allowClients, w->peer())) {
     wc->counters.add(wc->counters.denied);
+    w->noteOutcome(RequestResult::Refused);
     return FixedAnswer::error(w, std::move(req), 403, "client address not allowed");
   }
   switch (route.kind) {
@@ -71,10 +73,12 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
     case Route::Kind::Deny:
       wc->counters.add(wc->counters.denied);
       countTunnelRefusal(wc, route.refusal);
+      w->noteOutcome(RequestResult::Refused);
       return FixedAnswer::error(w, std::move(req), route.status, route.reason);
     case Route::Kind::Reject:
       wc->counters.add(wc->counters.bad_requests);
       countTunnelRefusal(wc, route.refusal);
+      w->noteOutcome(RequestResult::Refused);
       return FixedAnswer::error(w, std::move(req), route.status, route.reason);
     case Route::Kind::Tunnel:
       return Tunnel::handler(w, std::move(req), std::move(route));
@@ -88,6 +92,7 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
       auto m = sc->routes.match(req.method, route.path, w->secure() ? kTlsListener : kPlainListener);
       if (!clientMayReach(cfg, m.access, w->peer())) {
         wc->counters.add(wc->counters.denied);
+        w->noteOutcome(RequestResult::Refused);
         if (m.access == RouteAccess::Clients)
           return FixedAnswer::error(w, std::move(req), 403, "client address not allowed");
         wc->counters.add(wc->counters.admin_denied);
@@ -102,6 +107,7 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
         if (!w->secure() && !cfg.adminAllowPlainHttp && req.header("Authorization") && !config::anyContains(cfg.adminLocalClients, w->peer())) {
           wc->counters.add(wc->counters.denied);
           wc->counters.add(wc->counters.plain_http_tokens);
+          w->noteOutcome(RequestResult::Refused);
           return FixedAnswer::error(w, std::move(req), 403,
                                     "tokens are not accepted over plain HTTP from other hosts; use HTTPS or set "
                                     "admin.allow_plain_http");
@@ -112,10 +118,12 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
       wc->counters.add(wc->counters.denied);
       if (!m.allow.empty()) {
         std::string why = req.method + " is not allowed on " + route.path;
+        w->noteOutcome(RequestResult::Refused);
         return FixedAnswer::error(w, std::move(req), 405, why, "Allow: " + m.allow + "\r\n");
       }
       std::string why = route.host.empty() ? std::string("no upstream host named and not a local route")
                                            : "host not allowed: " + route.host;
+      w->noteOutcome(RequestResult::Refused);
       return FixedAnswer::error(w, std::move(req), 403, why);
     }
     case Route::Kind::Proxy:
@@ -124,6 +132,7 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
   for (const auto& [k, v] : req.headers) {
     if (iequals(k, "Via") && v.find(sc->viaName) != std::string::npos) {
       wc->counters.add(wc->counters.bad_requests);
+      w->noteOutcome(RequestResult::Refused);
       return FixedAnswer::error(w, std::move(req), 508, "this request already passed through this box");
     }
   }

@@ -105,10 +105,37 @@ std::shared_ptr<const TlsState> Server::loadTls(const config::Config& cfg, const
   return t;
 }
 
+std::shared_ptr<AccessLogSink> Server::loadAccessLog(const config::Config& cfg, const Snapshot* running, bool* ok,
+                                                     std::string* error) {
+  *ok = true;
+  if (cfg.accessLog.empty()) return nullptr;
+  if (running && running->accessLog && running->accessLog->target() == cfg.accessLog) return running->accessLog;
+  auto sink = AccessLogSink::open(cfg.accessLog, error);
+  if (!sink) *ok = false;
+  return sink;
+}
+
+bool Server::reopenLogs() {
+  std::shared_ptr<const Snapshot> running = snapshot();
+  if (!running || !running->accessLog) {
+    OLOG_INFO("SIGUSR1: no access log file to reopen");
+    return true;
+  }
+  std::string error;
+  if (!running->accessLog->reopen(&error)) {
+    OLOG_ERROR("SIGUSR1: %s: the old file stays in use", error.c_str());
+    return false;
+  }
+  OLOG_INFO("SIGUSR1: access log %s reopened", running->accessLog->target().c_str());
+  return true;
+}
+
 std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base,
-                                                     std::shared_ptr<const TlsState> tls) {
+                                                     std::shared_ptr<const TlsState> tls,
+                                                     std::shared_ptr<AccessLogSink> accessLog) {
   auto s = std::make_shared<Snapshot>(std::move(*base));
   s->tls = std::move(tls);
+  s->accessLog = std::move(accessLog);
   const config::HostMatcher* keyed = &s->schemeInKey;
   if (!keyed->empty()) s->router.schemeInKey = [keyed](std::string_view h) { return keyed->matches(h); };
   const config::HostMatcher* allow = &s->allow;  // lives as long as the snapshot, which holds the router
@@ -364,7 +391,17 @@ Result<void> Server::start() {
     dirLock_ = cache::DirLock();
     return Error{Errc::Invalid, 0, "tls"};
   }
-  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot), tlsState);
+  bool logOk = true;
+  std::string logError;
+  std::shared_ptr<AccessLogSink> accessLog = loadAccessLog(cfg, nullptr, &logOk, &logError);
+  if (!logOk) {
+    startError_ = logError;
+    closeCatalog();
+    store_.reset();
+    dirLock_ = cache::DirLock();
+    return Error{Errc::Invalid, 0, "server.access_log"};
+  }
+  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot), tlsState, std::move(accessLog));
   {
     std::lock_guard lock(snapMu_);
     latest_ = snap;
@@ -715,7 +752,11 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
   if (!tlsState->fingerprint.empty() && tlsState->fingerprint != running->tls->fingerprint)
     OLOG_INFO("reload: tls: new connections get the certificate %s (SHA-256 %s)", tlsState->certPath.c_str(),
               tlsState->fingerprint.c_str());
-  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot), tlsState);
+  bool logOk = true;
+  std::string logError;
+  std::shared_ptr<AccessLogSink> accessLog = loadAccessLog(built.snapshot->config, running.get(), &logOk, &logError);
+  if (!logOk) return refuse({logError});
+  std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot), tlsState, std::move(accessLog));
   // Process-wide settings first (the loops' debug lines below obey the new
   // level), then every loop, on its own thread.
   log::setLevel(snap->config.logLevel);

@@ -94,6 +94,10 @@ class Server final : public ServerControl {
   // Stops accepting, lets in-flight responses finish for up to timeoutMs.
   void drain(int64_t timeoutMs);
   void stop();
+  // SIGUSR1: opens the access log file again at its path (after logrotate
+  // renamed it) under the same descriptor. False (logged) when it cannot be
+  // opened: the old file stays in use. Control thread.
+  bool reopenLogs();
 
   // Port actually bound by server.listen entry i, or by tls.listen entry i
   // (for tests that listen on port 0).
@@ -119,12 +123,18 @@ class Server final : public ServerControl {
   void abandonStart();
   // Wraps a config snapshot with the server's derived parts.
   std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<config::ConfigSnapshot> base,
-                                               std::shared_ptr<const TlsState> tls);
+                                               std::shared_ptr<const TlsState> tls,
+                                               std::shared_ptr<AccessLogSink> accessLog);
   // The TLS contexts for `cfg`: the listeners' (a configured certificate,
   // or the box's own CA and leaf under storage.dir/tls, made when missing)
   // and the HTTPS origins' (reused from `running` when upstream.ca_file is
   // unchanged). Null with *error naming the key when a file is unusable.
   std::shared_ptr<const TlsState> loadTls(const config::Config& cfg, const TlsState* running, std::string* error);
+  // server.access_log opened: the running sink when the target is the same,
+  // else a new one. *ok false with *error naming the key when the file
+  // cannot be opened; null (and *ok true) when the log is off.
+  std::shared_ptr<AccessLogSink> loadAccessLog(const config::Config& cfg, const Snapshot* running, bool* ok,
+                                               std::string* error);
   // server.listen then tls.listen: the sockets bound, in that order.
   std::vector<config::ListenAddress> allListen() const;
   // "server.listen" or "tls.listen" for entry i of allListen().

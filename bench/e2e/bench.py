@@ -16,7 +16,8 @@ Environment:
   ORCHARD_BENCH_QUICK=1        one run per scenario, 3 s wrk, 100k objects in scenario 6
   ORCHARD_BENCH_RUNS=N         runs per scenario (default 3; quick: 1)
   ORCHARD_BENCH_INDEX_N=N      objects for scenario 6 (default 1000000; quick: 100000)
-  ORCHARD_BENCH_SCENARIOS=1,2  only these scenarios (default all: 1,2,3,4,5,6,7)
+  ORCHARD_BENCH_SCENARIOS=1,2  only these scenarios (default all: 1,2,3,4,5,6,7,8,9,10)
+  ORCHARD_BENCH_SCRAPE_RUNS=N  scenario 10: runs with and without the scraper, each (default 5)
   BUILD_DIR                    build directory (default build)
 
 Modules beside this one: common.py (settings, processes, data), servers.py
@@ -36,7 +37,7 @@ from common import BUILD, INDEX_N, PROCS, QUICK, RESULTS, RUNS, SCENARIOS, WRK_S
 from servers import Env
 from clients import warm
 from scenarios import (Results, scenario_catalog, scenario_cold, scenario_https, scenario_idle, scenario_index,
-                       scenario_installs, scenario_large_hit, scenario_range, scenario_small_hit)
+                       scenario_installs, scenario_large_hit, scenario_range, scenario_scrape, scenario_small_hit)
 from report import build_table, fmt, machine, print_table
 
 
@@ -68,6 +69,8 @@ def main():
         env.start_orchard(fresh=True)
         if 1 in SCENARIOS:
             scenario_small_hit(env, R)
+        if 10 in SCENARIOS:
+            scenario_scrape(env, R)
         if 5 in SCENARIOS:
             for run in range(RUNS):
                 if 1 not in SCENARIOS and run == 0:

@@ -60,6 +60,23 @@ def build_table(R):
         o, c, d = m("s1.p99_ms", "orchard"), m("s1.p99_ms", "nginx-cache"), m("s1.p99_ms", "nginx-direct")
         rv = ratio(o, c)
         row("1 small hit 4 KiB", "p99 latency ms", o, c, d, "O/cache", rv, "<= 1.0", rv is not None and rv <= 1.0)
+    if "s10.rps" in R.raw:
+        # Issue 13: a /metrics scrape every 100 ms costs the small hit nothing measurable.
+        w, wo = m("s10.rps", "with"), m("s10.rps", "without")
+        rv = m("s10.pair_ratio", "with")
+        row("10 small hit + /metrics every 100 ms", "requests/s with the scraper (ref: without; ratio: median of pairs)",
+            w, None, wo, "with/without", rv, ">= 0.97", rv is not None and rv >= 0.97)
+        row("10 small hit + /metrics every 100 ms", "  ratio of the two medians", None, None, None, "with/without",
+            ratio(w, wo))
+        cw, cwo = m("s10.cpu_us_per_req", "with"), m("s10.cpu_us_per_req", "without")
+        row("10 small hit + /metrics every 100 ms", "orchardd CPU us per request with the scraper (ref: without)", cw,
+            None, cwo, "with/without", ratio(cw, cwo))
+        if "s10.cpu_ms_per_scrape" in R.raw:
+            row("10 small hit + /metrics every 100 ms", "orchardd CPU ms per scrape, no load (page bytes as ref)",
+                m("s10.cpu_ms_per_scrape", "with"), None, m("s10.scrape_bytes", "with"), None, None)
+        row("10 small hit + /metrics every 100 ms", "p99 latency ms with the scraper (ref: without)",
+            m("s10.p99_ms", "with"), None, m("s10.p99_ms", "without"), "with/without",
+            ratio(m("s10.p99_ms", "with"), m("s10.p99_ms", "without")))
     for conc in (1, 8, MANY_CLIENTS):
         k = f"s2.gbs_{conc}"
         if k in R.raw:

@@ -57,6 +57,116 @@ def scenario_small_hit(env, R):
             R.add("s1.p99_ms", s, w["p99_ms"])
 
 
+SCRAPE_RUNS = int(os.environ.get("ORCHARD_BENCH_SCRAPE_RUNS", "5"))  # alternating pairs: at least five each
+SCRAPE_SECONDS = 3 if QUICK else 5  # per wrk run
+SCRAPE_EVERY = 0.1  # seconds between scrapes (Prometheus' usual 15 s, 150 times over)
+
+
+class Scraper:
+    """GET /metrics every SCRAPE_EVERY s on one keep-alive connection (as
+    Prometheus scrapes), from a thread, until stop(); counts the scrapes and
+    any that failed."""
+
+    def __init__(self, port):
+        import http.client
+        import threading
+        self.port = port
+        self.count = 0
+        self.last_bytes = 0
+        self.failed = []
+        self._stop = threading.Event()
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self._conn.request("GET", "/metrics", headers={"Host": f"127.0.0.1:{self.port}"})
+                r = self._conn.getresponse()
+                body = r.read()
+                self.last_bytes = len(body)
+                if r.status != 200 or b"orchard_responses_total" not in body:
+                    self.failed.append(r.status)
+                self.count += 1
+            except OSError as e:
+                self.failed.append(str(e))
+                self._conn.close()
+            next_at += SCRAPE_EVERY
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(15)
+        self._conn.close()
+
+
+def scenario_scrape(env, R):
+    """Scenario 10: what scraping /metrics every 100 ms costs scenario 1's
+    small hit. Runs without and with a scraper alternate (the order flips
+    each pair, so drift on a shared machine hits both), SCRAPE_RUNS of each,
+    SCRAPE_SECONDS each. The figure is the median over pairs of with /
+    without (a pair's two runs are seconds apart: slow drift in the box's
+    other load cancels), beside the medians of each side. First, with no
+    load, orchardd's CPU time per scrape (/proc, over SCRAPE_SECONDS of
+    scraping alone): what a scrape costs whatever the noise."""
+    log(f"scenario 10: small hit with and without a /metrics scrape every {SCRAPE_EVERY * 1000:.0f} ms, "
+        f"wrk -t2 -c64 -d{SCRAPE_SECONDS}s, {SCRAPE_RUNS} run(s) each, alternating")
+    warm("orchard", env, "/f4k")
+    port = env.port("orchard")
+    pid = env.pid("orchard")
+    idle0 = sum(cpu_seconds(pid))
+    time.sleep(SCRAPE_SECONDS)
+    idle = sum(cpu_seconds(pid)) - idle0
+    scraper = Scraper(port).start()
+    busy0 = sum(cpu_seconds(pid))
+    time.sleep(SCRAPE_SECONDS)
+    busy = sum(cpu_seconds(pid)) - busy0
+    scraper.stop()
+    if scraper.count:
+        per = max(0.0, busy - idle) / scraper.count * 1000
+        log(f"  orchardd CPU with no load: {idle * 1000:.0f} ms idle, {busy * 1000:.0f} ms while scraped "
+            f"{scraper.count} times in {SCRAPE_SECONDS} s: {per:.2f} ms per scrape")
+        R.add("s10.cpu_ms_per_scrape", "with", per)
+        R.add("s10.scrape_bytes", "with", scraper.last_bytes)
+    for run in range(SCRAPE_RUNS):
+        pair = {}
+        for scraping in ((False, True) if run % 2 == 0 else (True, False)):
+            scraper = Scraper(port).start() if scraping else None
+            cpu0 = sum(cpu_seconds(pid))
+            try:
+                out = subprocess.run(["wrk", "-t2", "-c64", f"-d{SCRAPE_SECONDS}s", "--latency", "-H",
+                                      f"Host: {HOST}", f"http://127.0.0.1:{port}/f4k"],
+                                     capture_output=True, text=True).stdout
+            finally:
+                cpu = sum(cpu_seconds(pid)) - cpu0
+                if scraper:
+                    scraper.stop()
+            w = parse_wrk(out)
+            what = "with" if scraping else "without"
+            extra = f", {scraper.count} scrapes" if scraper else ""
+            log(f"  run {run + 1} {what} scraper: {w['rps']} req/s, p99 {w['p99_ms']} ms{extra}")
+            if w["non2xx"] or w["errors"] or w["rps"] is None:
+                R.note(f"scenario 10 {what} run {run + 1}: non-2xx {w['non2xx']} {w['errors']}")
+            if scraper and (scraper.failed or scraper.count < SCRAPE_SECONDS / SCRAPE_EVERY * 0.8):
+                R.note(f"scenario 10 run {run + 1}: {scraper.count} scrapes, failed: {scraper.failed[:3]}")
+            R.add("s10.rps", what, w["rps"])
+            R.add("s10.p99_ms", what, w["p99_ms"])
+            pair[what] = w["rps"]
+            if w["rps"]:
+                # orchardd's CPU per request: what the scrapes add, less blurred by the box's other load.
+                R.add("s10.cpu_us_per_req", what, cpu / (w["rps"] * SCRAPE_SECONDS) * 1e6)
+            if scraper:
+                R.add("s10.scrapes", "with", scraper.count)
+        if pair.get("with") and pair.get("without"):
+            R.add("s10.pair_ratio", "with", pair["with"] / pair["without"])
+            log(f"  pair {run + 1}: with / without = {pair['with'] / pair['without']:.3f}")
+
+
 def scenario_large_hit(env, R):
     log(f"scenario 2: large hit (1 GiB), 1, 8 and {MANY_CLIENTS} concurrent downloads "
         f"({MANY_CLIENTS}: each stopped after {MANY_SECONDS} s), {RUNS} run(s)")

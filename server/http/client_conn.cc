@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "server/http/access_log.h"
 #include "server/net/tcp_stream.h"
 #include "server/net/tls_context.h"
 #include "server/net/tls_stream.h"
@@ -270,6 +271,10 @@ void ClientConn::resumeParsing() {
 
 void ClientConn::write(std::string data) {
   if (state_ == State::Closing) return;
+  if (reqOpen_) {
+    noteOut(data.data(), data.size());
+    respBytes_ += data.size();
+  }
   uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
   // Most answers fit in the socket buffer: write now, without a request
   // (tryWrite() takes nothing while earlier writes are queued, keeping order).
@@ -337,6 +342,7 @@ int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued, size_t* 
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
   if (accepted) *accepted = total;
+  if (reqOpen_ && n > 0) noteOut(bufs[0].base, bufs[0].len);
   int w0 = stream_->tryWrite(bufs, n);
   if (w0 < 0) {
     close();
@@ -350,7 +356,10 @@ int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued, size_t* 
     written -= bufs[first].len;
     ++first;
   }
-  if (first == n) return 1;  // all written now
+  if (first == n) {
+    respBytes_ += total;
+    return 1;  // all written now
+  }
   bufs[first].base += written;
   bufs[first].len -= static_cast<unsigned>(written);
   const Completion done = Completion::to<&ClientConn::onBodyWriteDone>(this);
@@ -371,6 +380,7 @@ int ClientConn::writeBody(uv_buf_t* bufs, unsigned n, size_t maxQueued, size_t* 
     close();
     return -1;
   }
+  respBytes_ += accepted ? *accepted : total;
   refs_++;
   armSend();
   return 0;
@@ -388,6 +398,10 @@ size_t ClientConn::queuedBytes() const { return stream_ ? stream_->queuedBytes()
 long ClientConn::sendFile(int fd, uint64_t offset, size_t len) {
   if (state_ == State::Closing || !stream_) return UV_ECANCELED;
   long n = stream_->sendFile(fd, offset, len);
+  if (n > 0) {
+    if (reqOpen_ && firstByteNs_ == 0) firstByteNs_ = monotonicNs();
+    respBytes_ += static_cast<uint64_t>(n);
+  }
   if (n >= 0 || n == UV_ENOSYS || n == UV_EINVAL || n == UV_EOF) return n;
   close();  // the socket broke
   return n;
@@ -406,6 +420,7 @@ int ClientConn::waitWritable(size_t pending) {
 
 void ClientConn::endResponse(bool clean) {
   if (state_ == State::Closing) return;
+  recordRequest(false);
   if (txn_) {
     wc_->worker->deferDelete(txn_);
     txn_ = nullptr;
@@ -455,6 +470,8 @@ Stream* ClientConn::detachStream(std::string* leftover) {
   stream_ = nullptr;
   *leftover = std::move(pending_);  // read past the head: the tunnel's first bytes
   pending_.clear();
+  result_ = RequestResult::Tunnel;  // its line is the tunnel's own, when it closes
+  recordRequest(true);
   if (txn_) {
     wc_->worker->deferDelete(txn_);
     txn_ = nullptr;
@@ -483,9 +500,10 @@ void ClientConn::close() {
     if (txn_) {
       RequestHandler* t = txn_;
       txn_ = nullptr;
-      t->onConnClosed();
+      t->onConnClosed();  // may tell its outcome first
       wc_->worker->deferDelete(t);
     }
+    recordRequest(false);
   }
   closeHandles();
 }
@@ -497,6 +515,55 @@ void ClientConn::closeHandles() {
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ClientConn::onCloseHandle);
   stream_->close(Completion::to<&ClientConn::onStreamClosed>(this));
+}
+
+// ---- what the request became ----
+
+void ClientConn::noteOutcome(RequestResult result, std::string_view detail) {
+  result_ = result;
+  if (log_ && log_->sink) log_->detail.assign(detail);
+}
+
+void ClientConn::noteOut(const char* start, size_t startLen) {
+  if (firstByteNs_ == 0) firstByteNs_ = monotonicNs();
+  // The status is only the access log's. Heads are written whole, at the
+  // start of a write: "HTTP/1.1 200 ...". An interim 1xx is followed by the
+  // final head in a later write.
+  if (respStatus_ < 200 && log_ && log_->sink && startLen >= 12 && std::memcmp(start, "HTTP/1.", 7) == 0) {
+    const char* d = start + 9;
+    if (d[0] >= '1' && d[0] <= '5' && d[1] >= '0' && d[1] <= '9' && d[2] >= '0' && d[2] <= '9')
+      respStatus_ = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+  }
+}
+
+void ClientConn::recordRequest(bool tunnel) {
+  if (!reqOpen_) return;
+  reqOpen_ = false;
+  const uint64_t now = monotonicNs();
+  Counters& c = wc_->counters;
+  c.addResponse(result_, form_);
+  c.add(c.response_bytes, respBytes_);
+  if (firstByteNs_ != 0) c.ttfb[static_cast<size_t>(result_)].record(firstByteNs_ - reqStartNs_);
+  if (tunnel) return;  // the tunnel's duration and line come when it closes
+  c.duration.record(now - reqStartNs_);
+  if (!log_ || !log_->sink) return;
+  struct timespec wall;
+  ::clock_gettime(CLOCK_REALTIME, &wall);
+  AccessEntry e;
+  e.unixMs = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
+  e.peer = peer();
+  e.method = log_->method;
+  e.target = log_->target;
+  e.host = log_->host;
+  e.status = respStatus_;
+  e.bytes = respBytes_;
+  e.result = result_;
+  e.form = form_;
+  e.ttfbUs = firstByteNs_ != 0 ? static_cast<int64_t>((firstByteNs_ - reqStartNs_) / 1000) : -1;
+  e.durationUs = static_cast<int64_t>((now - reqStartNs_) / 1000);
+  e.detail = log_->detail;
+  wc_->accessLog.append(log_->sink, e);
+  log_->sink.reset();  // an idle connection holds no file a reload replaced
 }
 
 // ---- Http1Codec::Sink ----
@@ -516,6 +583,27 @@ Http1Codec::Next ClientConn::onHead() {
   uv_timer_stop(&timer_);
   state_ = State::Responding;
   wc_->counters.add(wc_->counters.requests);
+  reqOpen_ = true;
+  result_ = RequestResult::Local;
+  form_ = RequestForm::Local;
+  respStatus_ = 0;
+  firstByteNs_ = 0;
+  respBytes_ = 0;
+  reqStartNs_ = monotonicNs();
+  if (const auto& sink = wc_->snapshot().accessLog) {
+    // Copied now (the handler takes the head): reused strings, no
+    // allocation once a connection has logged a request or two.
+    if (!log_) log_ = std::make_unique<LogFields>();
+    log_->sink = sink;
+    log_->method.assign(r.method);
+    log_->target.clear();
+    appendMaskedTarget(&log_->target, r.target, wc_->config().accessLogMask);
+    auto host = r.header("Host");
+    log_->host.assign(host ? *host : std::string_view());
+    log_->detail.clear();
+  } else if (log_) {
+    log_->sink.reset();
+  }
   reqKeepAlive_ = r.keepAlive;
   reqHasBody_ = r.hasBody();
   txn_ = dispatch(this, std::move(r));

@@ -2,7 +2,11 @@
 // Stream (server/net/stream.h), parses them with the HTTP/1 codec
 // (server/http/codec.h), hands each to the RequestHandler dispatch() picks
 // (one at a time, pipelined requests answered in order), and is that
-// handler's ResponseWriter (server/http/handler.h).
+// handler's ResponseWriter (server/http/handler.h). Each routed request is
+// recorded once, when its response ends (or the connection goes, or the
+// stream leaves for a tunnel): its result and form, time to first byte and
+// duration in the loop's counters (server/metrics.h), and its access log
+// line (server/http/access_log.h) while server.access_log is on.
 //
 // States:  Idle (waiting for a request: the head timer from connect,
 //             server.header_timeout, then the idle timer between requests)
@@ -62,6 +66,8 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   void drain();  // server is stopping: close when idle or after this response
   void disableKeepAlive() override { reqKeepAlive_ = false; }
   Stream* detachStream(std::string* leftover) override;
+  void noteOutcome(RequestResult result, std::string_view detail) override;
+  void noteForm(RequestForm form) override { form_ = form; }
 
   static void onCloseHandle(uv_handle_t* h);
   // (Re)starts the send timeout while writes are queued; stops it when none is.
@@ -89,6 +95,12 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   void onBodyWriteDone(int status);
   void onShutdown(int status);
   void onStreamClosed(int status);
+  // The request being answered, for /metrics and the access log: bytes
+  // going out (the first one is the time to first byte; a status line is
+  // read for its status), then one record when the response ends, the
+  // connection goes or the stream leaves for a tunnel.
+  void noteOut(const char* start, size_t startLen);
+  void recordRequest(bool tunnel);
 
   // ---- StreamReader ----
   void onStreamData(const char* data, size_t n) override;
@@ -120,6 +132,20 @@ class ClientConn final : public ResponseWriter, private StreamReader, private Ht
   RequestHandler* txn_ = nullptr;  // the handler of the request being answered
   bool requestDone_ = false;   // on_message_complete seen for txn_
   bool responseDone_ = false;  // txn_ ended its response
+
+  // The routed request not recorded yet (recordRequest()).
+  struct LogFields {
+    std::shared_ptr<AccessLogSink> sink;  // the access log as the request started; null: off
+    std::string method, target, host, detail;  // target masked; reused across requests (no allocation)
+  };
+  bool reqOpen_ = false;
+  RequestResult result_ = RequestResult::Local;
+  RequestForm form_ = RequestForm::Local;
+  int respStatus_ = 0;        // from the status line written (0: none yet; 1xx until the final one)
+  uint64_t reqStartNs_ = 0;   // head parsed
+  uint64_t firstByteNs_ = 0;  // first response byte handed to the stream (0: none yet)
+  uint64_t respBytes_ = 0;    // head and body bytes handed to the stream
+  std::unique_ptr<LogFields> log_;  // made the first time the log is on for this connection
 };
 
 }  // namespace orchard::server

@@ -22,6 +22,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include "server/metrics.h"
 
 struct sockaddr;
 
@@ -91,6 +94,16 @@ class ResponseWriter {
     (void)leftover;
     return nullptr;
   }
+  // What the request became (/metrics, the access log), told before the
+  // response ends or when the connection goes (onConnClosed()); the last
+  // call wins. `detail`: a short note for the access log (the Cache-Status
+  // sent), copied only while the log is on. A handler that never calls it
+  // counts as Local (the box's own routes).
+  virtual void noteOutcome(RequestResult result, std::string_view detail = {}) {
+    (void)result, (void)detail;
+  }
+  // How the request reached the box (dispatch(), from its route).
+  virtual void noteForm(RequestForm form) { (void)form; }
 };
 
 class RequestHandler {

@@ -24,6 +24,22 @@
 
 namespace orchard::server {
 
+OriginErrorKind classifyOriginError(const Error& e) noexcept {
+  const std::string_view ctx = e.context ? e.context : "";
+  const bool tls = ctx.rfind("upstream: TLS", 0) == 0 || ctx.find("TLS client context") != std::string_view::npos;
+  switch (e.code) {
+    case Errc::Timeout: return OriginErrorKind::Timeout;
+    case Errc::NotFound:  // DNS: no such name, or no answer
+    case Errc::Invalid:   // the name resolved only to refused addresses (origin_resolve.h)
+      return OriginErrorKind::Resolve;
+    case Errc::Protocol:
+    case Errc::Unsupported: return tls ? OriginErrorKind::Tls : OriginErrorKind::Protocol;
+    case Errc::Closed: return OriginErrorKind::Reset;
+    case Errc::Io: return ctx.find("connect") != std::string_view::npos ? OriginErrorKind::Connect : OriginErrorKind::Reset;
+    default: return OriginErrorKind::Other;
+  }
+}
+
 class UpstreamConn final : private StreamReader, private Http1Codec::Sink {
  public:
   enum class State : uint8_t { Resolving, Connecting, Active, Idle, Closed };

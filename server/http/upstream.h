@@ -76,6 +76,12 @@ struct UpstreamOptions {
 class UpstreamConn;
 class UpstreamPool;
 struct Counters;
+enum class OriginErrorKind : uint8_t;
+
+// Which kind of failure an exchange's error is (the kind label of
+// orchard_origin_errors_by_kind_total): from its code and the static
+// context this file gives it. Pure.
+OriginErrorKind classifyOriginError(const Error& e) noexcept;
 
 // Handle to one exchange in flight. Valid until the sink got its final
 // callback or called cancel().

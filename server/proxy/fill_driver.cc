@@ -140,6 +140,7 @@ void FillDriver::failFill(Error e) {
 
 void FillDriver::onUpstreamHead(ResponseHead&& head) {
   if (finished_) return;
+  if (head.status >= 500) wc_->counters.addOriginError(OriginErrorKind::Status5xx);
   auto snap = fill_->snapshot();
   if (snap.state != cache::Fill::State::Pending && snap.state != cache::Fill::State::Streaming) {
     stopExchange();
@@ -321,6 +322,7 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
   if (!held_.empty()) {
     // Waiting for room in the relay window: keep the order (the exchange is
     // paused; this is the rest of the read that was being parsed).
+    if (fill_->shared()) wc_->counters.add(wc_->counters.fill_bytes, n);
     held_.append(data, n);
     return;
   }
@@ -345,6 +347,7 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
     fill_->startRelay(fetch_.id);
   }
   bodyBytes_ += n;
+  if (fill_->shared()) wc_->counters.add(wc_->counters.fill_bytes, n);
   auto r = fill_->write(fetch_.id, data, n);
   if (!r && r.error().code == Errc::Busy) {
     // Relaying and the slowest reader has not read the window yet: hold
@@ -493,6 +496,7 @@ void FillDriver::onUpstreamError(Error error, bool afterHead) {
   ex_ = nullptr;
   if (finished_) return;
   wc_->counters.add(wc_->counters.origin_errors);
+  wc_->counters.addOriginError(classifyOriginError(error));
   OLOG_RATE(log::Level::Warn, "origin fetch for %s failed: %s", fill_->key().text.c_str(), error.message().c_str());
   failFill(error);
 }

@@ -178,13 +178,19 @@ Route routeConnect(const RouteInput& in, const RouterConfig& config) {
 
 }  // namespace
 
-Route route(const RouteInput& in, const RouterConfig& config) {
-  if (in.method == "CONNECT") return routeConnect(in, config);
+namespace {
+
+Route routeAndForm(const RouteInput& in, const RouterConfig& config, RequestForm* form) {
+  if (in.method == "CONNECT") {
+    *form = RequestForm::Forward;
+    return routeConnect(in, config);
+  }
   std::string_view target = in.target;
   if (target.empty()) return reject(400, "empty request target");
 
   // Forward-proxy form: absolute URI.
   if (target.front() != '/' && target != "*") {
+    *form = RequestForm::Forward;
     std::string_view rest;
     std::string scheme;
     if (target.size() > 7 && lower(target.substr(0, 7)) == "http://") {
@@ -220,6 +226,7 @@ Route route(const RouteInput& in, const RouterConfig& config) {
   // Content-cache form: ?source=host[:port][&sourceScheme=http|https].
   std::string_view source;
   if (queryParam(target, "source", &source)) {
+    *form = RequestForm::Source;
     std::string_view scheme = "http";
     std::string_view s;
     if (queryParam(target, "sourceScheme", &s) && !s.empty()) scheme = s;
@@ -256,6 +263,15 @@ Route route(const RouteInput& in, const RouterConfig& config) {
   auto q = target.find('?');
   r.path = std::string(target.substr(0, q));
   r.host = host;
+  return r;
+}
+
+}  // namespace
+
+Route route(const RouteInput& in, const RouterConfig& config) {
+  RequestForm form = RequestForm::Intercept;
+  Route r = routeAndForm(in, config, &form);
+  r.form = r.kind == Route::Kind::Local || r.kind == Route::Kind::Probe ? RequestForm::Local : form;
   return r;
 }
 

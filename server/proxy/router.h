@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "server/metrics.h"
+
 namespace orchard::server {
 
 struct RouteInput {
@@ -49,6 +51,11 @@ struct Route {
   int status = 400;            // Reject/Deny: the status to answer
   std::string reason;          // Reject/Deny: why (for the error body and the log)
   Refusal refusal = Refusal::None;
+  // How the request named what it wants (metrics and the access log):
+  // Local for the box's own routes and probes, Forward for an absolute URI
+  // or a CONNECT, Source for ?source=, Intercept otherwise; refusals keep
+  // the form they were parsed as.
+  RequestForm form = RequestForm::Intercept;
   // Proxy (and Tunnel: host and port):
   std::string scheme;          // "http" or "https" (fetched over TLS)
   std::string host;            // lower case, no port

@@ -29,6 +29,30 @@ void countStep(Counters& c, cache::Step s) {
   }
 }
 
+// What a step makes of the request for /metrics and the access log. A
+// revalidation (Stale) counts as a miss until its answer is known: a 304
+// makes it Revalidated, a stale object served Stale (serveStored()).
+RequestResult resultOf(cache::Step s) {
+  using S = cache::Step;
+  switch (s) {
+    case S::Hit:
+    case S::HitOnlyIfCached: return RequestResult::Hit;
+    case S::HitStaleWhileRevalidate:
+    case S::HitStaleIfError:
+    case S::HitStaleDisconnected: return RequestResult::Stale;
+    case S::Miss:
+    case S::MissCollapsed:
+    case S::Stale:
+    case S::StaleCollapsed:
+    case S::NotStored: return RequestResult::Miss;
+    case S::PassMethod:
+    case S::PassRequest:
+    case S::PassStale:
+    case S::PassMiss: return RequestResult::Pass;
+  }
+  return RequestResult::Miss;
+}
+
 cache::RequestFacts requestFacts(const RequestHead& req) {
   cache::RequestFacts f;
   using M = cache::RequestFacts::Method;
@@ -56,8 +80,7 @@ Transaction::Transaction(ResponseWriter* conn, RequestHead req, Route route)
     : BodySender(conn->wc(), conn),
       snap_(wc_->pinSnapshot()),
       req_(std::move(req)),
-      route_(std::move(route)),
-      startMs_(wc_->server->clock->monotonicMs()) {}
+      route_(std::move(route)) {}
 
 Transaction::~Transaction() {
   leaveFill();
@@ -79,6 +102,7 @@ void Transaction::leaveFill() {
 }
 
 void Transaction::onConnClosed() {
+  if (conn_ && phase_ != Phase::Finished) conn_->noteOutcome(result_, cacheStatus_);
   conn_ = nullptr;
   *alive_ = false;
   stopReadingFill();
@@ -86,13 +110,13 @@ void Transaction::onConnClosed() {
     phase_ = Phase::Finished;
     finished_ = true;
     countServed();
-    accessLog();
   }
 }
 
 void Transaction::enter(cache::Step step) {
   countStep(wc_->counters, step);
   cacheStatus_ = cache::cacheStatusOf(step);
+  result_ = resultOf(step);
 }
 
 // ---- answers ----
@@ -107,6 +131,7 @@ void Transaction::answer(int status, std::string_view contentType, std::string_v
 }
 
 void Transaction::answerError(int status, std::string_view detail) {
+  result_ = RequestResult::Error;
   std::string extra;
   if (!cacheStatus_.empty()) extra = "Cache-Status: " + cacheStatus_ + "\r\n";
   answer(status, "application/json", errorBody(status, detail), extra);
@@ -188,7 +213,10 @@ void Transaction::fetch(const cache::Action& a) {
     return;
   }
   enter(cache::joinStep(cache::Step::Miss, acquired.created));
-  if (acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(a.startAt), false, true);
+  if (acquired.created) {
+    wc_->counters.add(wc_->counters.fills_started);
+    startDriver(acquired.fill, acquired.fill->firstFetch(a.startAt), false, true);
+  }
   follow(acquired.fill, acquired.created);
 }
 
@@ -202,13 +230,19 @@ void Transaction::revalidate(std::shared_ptr<const cache::ObjectMeta> stale, con
     return;
   }
   enter(cache::joinStep(cache::Step::Stale, acquired.created));
-  if (acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(0), false, true);
+  if (acquired.created) {
+    wc_->counters.add(wc_->counters.fills_started);
+    startDriver(acquired.fill, acquired.fill->firstFetch(0), false, true);
+  }
   follow(acquired.fill, acquired.created);
 }
 
 void Transaction::backgroundRevalidate(std::shared_ptr<const cache::ObjectMeta> stale) {
   auto acquired = wc_->server->fills->acquire(key_, std::move(stale));
-  if (acquired.fill && acquired.created) startDriver(acquired.fill, acquired.fill->firstFetch(0), false, false);
+  if (acquired.fill && acquired.created) {
+    wc_->counters.add(wc_->counters.fills_started);
+    startDriver(acquired.fill, acquired.fill->firstFetch(0), false, false);
+  }
 }
 
 void Transaction::startDriver(const std::shared_ptr<cache::Fill>& fill, cache::Fill::Fetch fetch, bool feedBody,
@@ -279,6 +313,7 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, cac
   if (cache::notModified(req_.headers, *meta)) {
     // The client already has it: 304 with the validators and caching headers.
     enter(step);
+    if (revalidated_) result_ = RequestResult::Revalidated;
     if (!status.empty()) cacheStatus_ = std::move(status);
     store->touch(key_);
     status_ = 304;
@@ -325,6 +360,7 @@ bool Transaction::serveStored(std::shared_ptr<const cache::ObjectMeta> meta, cac
   }
   storedMeta_ = std::move(meta);  // the last use of the parameter
   countStep(wc_->counters, step);
+  result_ = revalidated_ ? RequestResult::Revalidated : resultOf(step);
   store->touch(key_);
   phase_ = Phase::Sending;
   if (noBody || segs_.empty()) {
@@ -396,9 +432,11 @@ void Transaction::waitHead() {
         phase_ = Phase::Deciding;
         auto meta = wc_->server->store->lookup(key_);
         std::string status = cacheStatus_ + "; fwd-status=304";  // keeps "collapsed" for followers
+        revalidated_ = true;
         if (meta && meta->kind == cache::ObjectMeta::Kind::Complete && serveStored(meta, cache::Step::Hit, status))
           return;
         if (stale_ && serveStored(stale_, cache::Step::Hit, status)) return;
+        revalidated_ = false;
         answerError(502, "revalidated object vanished");
         return;
       }
@@ -461,8 +499,11 @@ void Transaction::finish(bool clean) {
   releaseBuffer();
   stopReadingFill();  // fill_ itself stays for the checks after finish()
   countServed();
-  accessLog();
-  if (conn_) conn_->endResponse(clean);  // deletes this transaction later
+  if (!clean) result_ = RequestResult::Error;  // cut short: the fill failed or the file was short
+  if (conn_) {
+    conn_->noteOutcome(result_, cacheStatus_);  // the connection counts and logs it
+    conn_->endResponse(clean);  // deletes this transaction later
+  }
 }
 
 void Transaction::countServed() {
@@ -470,13 +511,6 @@ void Transaction::countServed() {
   // top-objects table (common/top_table.h). Bytes from stored objects are
   // counted where they are sent (bytes_from_store, body_sender.cc).
   if (!key_.text.empty()) wc_->top.add(key_.hash.lo, key_.text, bytesSent_);
-}
-
-void Transaction::accessLog() const {
-  if (!snap_->config.accessLog) return;
-  int64_t ms = wc_->server->clock->monotonicMs() - startMs_;
-  OLOG_INFO("access %s %s %d %llu %lldms \"%s\"", req_.method.c_str(), req_.target.c_str(), status_,
-            static_cast<unsigned long long>(bytesSent_), static_cast<long long>(ms), cacheStatus_.c_str());
 }
 
 }  // namespace orchard::server

@@ -98,7 +98,6 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   // Counts the body bytes sent in the key's row of the loop's top-objects
   // table.
   void countServed();
-  void accessLog() const;
 
   SnapshotRef snap_;  // the config this request started on (it finishes on it across a reload)
   RequestHead req_;
@@ -117,10 +116,12 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   FillDriver* driver_ = nullptr;  // pass with a request body
   FillDriver* interimDriver_ = nullptr;  // the exchange whose 1xx answers come here
 
-  // For the access log and Cache-Status.
+  // For /metrics, the access log and Cache-Status (told to the connection
+  // when the response ends: ResponseWriter::noteOutcome).
   std::string cacheStatus_;
+  RequestResult result_ = RequestResult::Miss;
+  bool revalidated_ = false;  // a 304 refreshed the stale object this serves
   int status_ = 0;
-  int64_t startMs_ = 0;
 };
 
 }  // namespace orchard::server

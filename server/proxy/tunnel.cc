@@ -8,7 +8,10 @@
 // also feeds the byte counters while the tunnel runs.
 #include "server/proxy/tunnel.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cstring>
 
 #include "common/log.h"
 #include "server/context.h"
@@ -50,7 +53,11 @@ Tunnel::Tunnel(ResponseWriter* w, Route route)
       port_(route.port),
       connectTimeoutMs_(wc_->config().connectTimeoutMs),
       idleTimeoutMs_(wc_->config().tunnelIdleTimeoutMs > 0 ? wc_->config().tunnelIdleTimeoutMs : 300'000),
-      accessLog_(wc_->config().accessLog) {
+      accessLog_(wc_->snapshot().accessLog) {
+  if (const sockaddr* p = w->peer()) {
+    const size_t len = p->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    std::memcpy(&peer_, p, std::min(len, sizeof peer_));
+  }
   uv_timer_init(wc_->worker->loop(), &timer_);
   timer_.data = this;
   refs_ = 2;  // the handler and the timer
@@ -62,6 +69,7 @@ void Tunnel::unref() {
 
 void Tunnel::start() {
   openedMs_ = wc_->server->clock->monotonicMs();
+  startNs_ = monotonicNs();
   uv_timer_start(
       &timer_, [](uv_timer_t* t) { static_cast<Tunnel*>(t->data)->onTimer(); },
       static_cast<uint64_t>(connectTimeoutMs_ > 0 ? connectTimeoutMs_ : 10'000), 0);
@@ -124,6 +132,7 @@ void Tunnel::onAnswerWritten() {
 }
 
 void Tunnel::becomeOpen() {
+  answeredNs_ = monotonicNs();
   std::string leftover;
   Stream* client = conn_->detachStream(&leftover);
   ResponseWriter* conn = conn_;
@@ -195,10 +204,29 @@ void Tunnel::onSpliceDone(int status) {
   wc_->tunnels.erase(this);
   wc_->counters.open_connections.fetch_sub(1, std::memory_order_relaxed);
   if (accessLog_) {
-    const int64_t ms = wc_->server->clock->monotonicMs() - openedMs_;
-    OLOG_INFO("access CONNECT %s:%u 200 up %llu down %llu %lldms \"tunnel\"", host_.c_str(), port_,
-              static_cast<unsigned long long>(countedUp_), static_cast<unsigned long long>(countedDown_),
-              static_cast<long long>(ms));
+    // One line for the whole tunnel: bytes are what came down to the
+    // client, the detail what went up; the duration runs to its close.
+    struct timespec wall;
+    ::clock_gettime(CLOCK_REALTIME, &wall);
+    const uint64_t now = monotonicNs();
+    const std::string target = host_.find(':') != std::string::npos
+                                   ? "[" + host_ + "]:" + std::to_string(port_)
+                                   : host_ + ":" + std::to_string(port_);
+    const std::string detail = "up=" + std::to_string(countedUp_);
+    AccessEntry e;
+    e.unixMs = static_cast<int64_t>(wall.tv_sec) * 1000 + wall.tv_nsec / 1'000'000;
+    e.peer = reinterpret_cast<const sockaddr*>(&peer_);
+    e.method = "CONNECT";
+    e.target = target;
+    e.host = target;
+    e.status = 200;
+    e.bytes = countedDown_;
+    e.result = RequestResult::Tunnel;
+    e.form = RequestForm::Forward;
+    e.ttfbUs = static_cast<int64_t>((answeredNs_ - startNs_) / 1000);
+    e.durationUs = static_cast<int64_t>((now - startNs_) / 1000);
+    e.detail = detail;
+    wc_->accessLog.append(accessLog_, e);
   }
   closeTimer();
   unref();  // the origin stream's reference, which the splice held
@@ -217,6 +245,8 @@ void Tunnel::close() {
 }
 
 void Tunnel::connGone() {
+  // The client left before the tunnel opened: no tunnel, and no answer.
+  if (conn_) conn_->noteOutcome(RequestResult::Error, "tunnel: the client left before the tunnel opened");
   conn_ = nullptr;
   if (state_ == State::Resolving || state_ == State::Connecting || state_ == State::Answering) closeDial();
 }
@@ -230,6 +260,7 @@ void Tunnel::refuse(int status, std::string_view detail) {
             static_cast<int>(detail.size()), detail.data());
   // The connection closes after the answer: bytes the client sent after
   // its CONNECT head are not HTTP.
+  c->noteOutcome(status == 403 ? RequestResult::Refused : RequestResult::Error, detail);
   c->disableKeepAlive();
   c->write(smallResponse(status, "application/json", errorBody(status, detail), {}, true, false));
   c->endResponse(true);

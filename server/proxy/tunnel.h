@@ -26,7 +26,10 @@
 
 #include <uv.h>
 
+#include <sys/socket.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "common/result.h"
@@ -37,6 +40,7 @@
 
 namespace orchard::server {
 
+class AccessLogSink;
 class Splice;
 class TcpStream;
 struct WorkerContext;
@@ -81,7 +85,10 @@ class Tunnel {
   // From the snapshot the CONNECT started on.
   int64_t connectTimeoutMs_;
   int64_t idleTimeoutMs_;
-  bool accessLog_;
+  std::shared_ptr<AccessLogSink> accessLog_;  // null: off
+  struct sockaddr_storage peer_ = {};         // the client, for the access log
+  uint64_t startNs_ = 0;                      // the CONNECT started (monotonicNs)
+  uint64_t answeredNs_ = 0;                   // its 200 was written
 
   State state_ = State::Resolving;
   int refs_ = 0;

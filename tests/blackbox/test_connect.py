@@ -25,6 +25,7 @@ tunnel at once; the PAC file (evaluated with node when it is installed)."""
 import hashlib
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -329,6 +330,35 @@ class ConnectTest(TunnelCase):
             self.assertEqual(read_to_eof(s), b"")
         finally:
             s.close()
+
+    def test_tunnel_has_one_access_log_line_with_its_byte_counts(self):
+        # server.access_log = true (stderr): one line when the tunnel closes,
+        # bytes = what came down, the detail = what went up.
+        s, status, head, rest = open_tunnel(self.orchard.port, "echo.test:443", early=b"0123456789")
+        try:
+            self.assertEqual(status, 200, head)
+            got = rest
+            while len(got) < 10:
+                got += s.recv(65536)
+            s.sendall(b"abcde")
+            while len(got) < 15:
+                got += s.recv(65536)
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(read_to_eof(s), b"")
+        finally:
+            s.close()
+        line_re = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 127\.0\.0\.1 CONNECT echo\.test:443 200 "
+                             r"(\d+) tunnel (\d+\.\d{3}) (\d+\.\d{3}) forward \"echo\.test:443\" \"up=(\d+)\"$", re.M)
+        deadline = time.monotonic() + 10
+        while True:
+            lines = [m for m in line_re.finditer(self.orchard.stderr_text()) if m.group(1) == "15"]
+            if lines or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertTrue(lines, "no access line for the tunnel:\n" + self.orchard.stderr_text(tail=3000))
+        m = lines[-1]
+        self.assertEqual(m.group(4), "15")
+        self.assertLessEqual(float(m.group(2)), float(m.group(3)))
 
     def test_connect_pipelined_behind_a_request_on_a_keep_alive_connection(self):
         # One write: a proxied GET, then the CONNECT, then the tunnel's first

@@ -156,7 +156,7 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(pts[1]["t"] - pts[0]["t"], 300)
         self.assertEqual(pts[2]["t"] - pts[1]["t"], 300)
         m = metrics(self.port)
-        for key, metric in (("bytes_from_cache", "orchard_bytes_from_cache_total"),
+        for key, metric in (("bytes_from_cache", "orchard_bytes_from_store_total"),
                             ("bytes_from_origin", "orchard_bytes_from_origin_total"),
                             ("hits", "orchard_hits_total")):
             self.assertEqual(sum(p[key] for p in pts), m[metric], key)

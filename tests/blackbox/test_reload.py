@@ -424,8 +424,39 @@ class Reload(unittest.TestCase):
         b.get("/gen/1000/al-after", keep_body=False)
         self.stop(b)
         err = b.stderr_text()
-        self.assertNotIn("access GET /gen/1000/al-before", err)
-        self.assertIn("access GET /gen/1000/al-after", err)
+        self.assertNotIn(" GET /gen/1000/al-before ", err)
+        self.assertIn(" GET /gen/1000/al-after 200 ", err)
+
+    def test_server_access_log_to_a_file_and_back(self):
+        b = self.box(server__access_log="true")
+        log = os.path.join(b.workdir, "access.log")
+        b.get("/gen/1000/alf-stderr", keep_body=False)
+        b.reload(server__access_log=f'"{log}"')
+        b.get("/gen/1000/alf-file?token=SECRET", keep_body=False)
+        deadline = time.monotonic() + 10
+        text = ""
+        while "alf-file" not in text and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if os.path.exists(log):
+                with open(log) as f:
+                    text = f.read()
+        self.assertIn(" GET /gen/1000/alf-file?token=*** 200 ", text)
+        self.assertNotIn("alf-stderr", text)
+        # A path that cannot be opened refuses the reload; the file stays in use.
+        out = b.reload(expect_ok=False, server__access_log=f'"{b.workdir}/no/such/dir/access.log"')
+        self.assertIn(f"server.access_log {b.workdir}/no/such/dir/access.log", out)
+        b.get("/gen/1000/alf-still", keep_body=False)
+        b.reload(server__access_log="false", server__log_level='"info"')
+        b.get("/gen/1000/alf-off", keep_body=False)
+        self.stop(b)
+        with open(log) as f:
+            text = f.read()
+        self.assertIn(" GET /gen/1000/alf-still ", text)
+        self.assertNotIn("alf-off", text)
+        err = b.stderr_text()
+        self.assertIn(" GET /gen/1000/alf-stderr 200 ", err)
+        self.assertNotIn("alf-file", err)
+        self.assertNotIn("SECRET", err + text)
 
     def test_server_log_level(self):
         b = self.box(server__log_level='"info"')
@@ -522,8 +553,8 @@ class Reload(unittest.TestCase):
         self.assertTrue(result["r"].complete)
         self.stop(b)
         err = b.stderr_text()
-        self.assertIn(f"access GET {slow} 200", err)
-        self.assertNotIn("access GET /gen/1000/after-reload", err)
+        self.assertIn(f" GET {slow} 200 ", err)
+        self.assertNotIn(" GET /gen/1000/after-reload ", err)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ TEST(Defaults, MatchTheDocumentedValues) {
   EXPECT_EQ(c.idleTimeoutMs, 60'000);
   EXPECT_EQ(c.maxConnections, 20'000);
   EXPECT_EQ(c.logLevel, log::Level::Info);
-  EXPECT_FALSE(c.accessLog);
+  EXPECT_EQ(c.accessLog, "");
+  EXPECT_EQ(c.accessLogMask, (std::vector<std::string>{"accessKey", "token", "signature", "sig", "X-Amz-Signature",
+                                                         "X-Amz-Credential", "X-Amz-Security-Token"}));
   EXPECT_TRUE(c.tlsListen.empty());
   EXPECT_EQ(c.tlsCertificate, "");
   EXPECT_EQ(c.tlsPrivateKey, "");
@@ -139,7 +141,12 @@ std::vector<KeyCase> keyCases() {
       {"server.idle_timeout", "15", [](const Config& c) { EXPECT_EQ(c.idleTimeoutMs, 15'000); }},
       {"server.max_connections", "100", [](const Config& c) { EXPECT_EQ(c.maxConnections, 100); }},
       {"server.log_level", R"("debug")", [](const Config& c) { EXPECT_EQ(c.logLevel, log::Level::Debug); }},
-      {"server.access_log", "true", [](const Config& c) { EXPECT_TRUE(c.accessLog); }},
+      {"server.access_log", "true", [](const Config& c) { EXPECT_EQ(c.accessLog, "stderr"); }},
+      {"server.access_log", R"("stderr")", [](const Config& c) { EXPECT_EQ(c.accessLog, "stderr"); }},
+      {"server.access_log", R"("/var/log/orchard/access.log")",
+       [](const Config& c) { EXPECT_EQ(c.accessLog, "/var/log/orchard/access.log"); }},
+      {"server.access_log_mask", R"(["key", "Policy"])",
+       [](const Config& c) { EXPECT_EQ(c.accessLogMask, (std::vector<std::string>{"key", "Policy"})); }},
       {"server.send_timeout", R"("5s")", [](const Config& c) { EXPECT_EQ(c.sendTimeoutMs, 5'000); }},
       {"server.header_timeout", R"("3s")", [](const Config& c) { EXPECT_EQ(c.headerTimeoutMs, 3'000); }},
       {"server.max_uri_length", R"("2KiB")", [](const Config& c) { EXPECT_EQ(c.maxUriLength, 2048); }},
@@ -380,7 +387,17 @@ TEST(Problems, WrongTypesAndBadValues) {
       {"[server]\nworkers = \"4\"", "server.workers", "expected an integer, got \"4\""},
       {"[server]\nworkers = -1", "server.workers", "must be between 0 and 256, got -1"},
       {"[server]\nworkers = 1.5", "server.workers", "expected an integer, got 1.5"},
-      {"[server]\naccess_log = \"yes\"", "server.access_log", "expected true or false, got \"yes\""},
+      {"[server]\naccess_log = \"yes\"", "server.access_log",
+       "expected false, true, \"stderr\" or an absolute file path, got \"yes\""},
+      {"[server]\naccess_log = \"logs/access.log\"", "server.access_log",
+       "expected false, true, \"stderr\" or an absolute file path, got \"logs/access.log\""},
+      {"[server]\naccess_log = \"/var/log/\"", "server.access_log",
+       "expected false, true, \"stderr\" or an absolute file path, got \"/var/log/\""},
+      {"[server]\naccess_log = \"\"", "server.access_log",
+       "expected false, true, \"stderr\" or an absolute file path, got \"\""},
+      {"[server]\naccess_log = 1", "server.access_log",
+       "expected false, true, \"stderr\" or an absolute file path, got 1"},
+      {"[server]\naccess_log_mask = [\"\"]", "server.access_log_mask", "expected non-empty strings, got \"\""},
       {"[server]\nmax_connections = 0", "server.max_connections", "must be between 1 and 10000000, got 0"},
       {"[server]\ndrain_timeout = \"2h\"", "server.drain_timeout", "must be between 0s and 1h, got \"2h\""},
       {"[server]\ndrain_timeout = -5", "server.drain_timeout",

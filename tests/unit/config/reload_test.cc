@@ -38,7 +38,8 @@ const Alt kAlternatives[] = {
     {"server.idle_timeout", R"("2s")"},
     {"server.max_connections", "7"},
     {"server.log_level", R"("debug")"},
-    {"server.access_log", "true"},
+    {"server.access_log", R"("/var/log/orchard/access.log")"},
+    {"server.access_log_mask", R"(["key"])"},
     {"server.send_timeout", R"("3s")"},
     {"server.header_timeout", R"("2s")"},
     {"server.max_uri_length", R"("1KiB")"},
@@ -87,7 +88,7 @@ const Alt kAlternatives[] = {
 // breaks the reload promise of the README: change both on purpose only.
 const std::set<std::string> kReloadable = {
     "server.drain_timeout", "server.idle_timeout", "server.max_connections", "server.log_level",
-    "server.access_log",    "server.send_timeout", "tls.certificate",        "tls.private_key",
+    "server.access_log",    "server.access_log_mask", "server.send_timeout", "tls.certificate",        "tls.private_key",
     "storage.cache_limit",  "storage.max_object_size", "upstream.allow",     "upstream.resolve",
     "upstream.ca_file",     "upstream.connect_timeout", "upstream.read_timeout", "upstream.max_idle_per_origin",
     "access.allow_clients", "admin.token",         "admin.token_file",

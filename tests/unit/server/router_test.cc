@@ -634,5 +634,37 @@ TEST(SplitHostPort, HostOfMaximumLength) {
   EXPECT_FALSE(splitHostPort(name + "b", &host, &port, 80));
 }
 
+// ---------------------------------------------------------------- Form
+
+// The form each request is counted under (orchard_responses_total{form}):
+// refusals keep the form they were parsed as; the box's own requests are Local.
+TEST(Router, FormOfEveryKind) {
+  struct Case {
+    const char* label;
+    RouteInput in;
+    Kind kind;
+    RequestForm form;
+  } cases[] = {
+      {"intercept", req("GET", "/content/a.pkg", "swcdn.apple.com"), Kind::Proxy, RequestForm::Intercept},
+      {"intercept query", req("GET", "/a?x=1", "swcdn.apple.com"), Kind::Proxy, RequestForm::Intercept},
+      {"absolute", req("GET", "http://swcdn.apple.com/a"), Kind::Proxy, RequestForm::Forward},
+      {"absolute denied", req("GET", "http://evil.example/a"), Kind::Deny, RequestForm::Forward},
+      {"absolute bad", req("GET", "ftp://x/a"), Kind::Reject, RequestForm::Forward},
+      {"source", req("GET", "/a?source=swcdn.apple.com"), Kind::Proxy, RequestForm::Source},
+      {"source denied", req("GET", "/a?source=evil.example"), Kind::Deny, RequestForm::Source},
+      {"probe", req("GET", "/", "", true), Kind::Probe, RequestForm::Local},
+      {"local", req("GET", "/metrics", "127.0.0.1:8080"), Kind::Local, RequestForm::Local},
+      {"unknown host is local", req("GET", "/x", "other.example"), Kind::Local, RequestForm::Local},
+      {"connect", req("CONNECT", "swcdn.apple.com:443"), Kind::Tunnel, RequestForm::Forward},
+      {"connect refused", req("CONNECT", "swcdn.apple.com:22"), Kind::Deny, RequestForm::Forward},
+      {"bad host header", req("GET", "/a", "a..b"), Kind::Reject, RequestForm::Intercept},
+  };
+  for (const auto& c : cases) {
+    Route r = route(c.in, testConfig());
+    EXPECT_EQ(kindName(r.kind), std::string(kindName(c.kind))) << c.label;
+    EXPECT_STREQ(formLabel(r.form), formLabel(c.form)) << c.label;
+  }
+}
+
 }  // namespace
 }  // namespace orchard::server
