@@ -755,7 +755,7 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
   bool logOk = true;
   std::string logError;
   std::shared_ptr<AccessLogSink> accessLog = loadAccessLog(built.snapshot->config, running.get(), &logOk, &logError);
-  if (!logOk) return refuse({logError});
+  if (!logOk) return refuse({problemFromMessage(logError)}, source);
   std::shared_ptr<const Snapshot> snap = makeSnapshot(std::move(built.snapshot), tlsState, std::move(accessLog));
   // Process-wide settings first (the loops' debug lines below obey the new
   // level), then every loop, on its own thread.
