@@ -300,7 +300,9 @@ class DebianPackage(unittest.TestCase):
         script = os.path.join(stubs, "postinst")
         with open(script, "w") as f:
             f.write(postinst.replace("[ -d /run/systemd/system ]", "true"))
-        env = dict(os.environ, PATH=stubs + ":" + os.environ.get("PATH", "/usr/bin:/bin"), DPKG_ROOT=self.root)
+        # As dpkg runs it (deb-systemd-helper does nothing otherwise), on the temp root.
+        env = dict(os.environ, PATH=stubs + ":" + os.environ.get("PATH", "/usr/bin:/bin"), DPKG_ROOT=self.root,
+                   DPKG_MAINTSCRIPT_PACKAGE="orchard", DPKG_MAINTSCRIPT_NAME="postinst")
         r = subprocess.run(["sh", "-e", script, "configure", ""], capture_output=True, text=True, env=env,
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
