@@ -85,11 +85,16 @@ install:
 	  echo "kept $$conf (it differs from this version's; that one is $$conf.new: compare and merge by hand)"; \
 	fi
 
-# dpkg-buildpackage in this tree, without its pre-clean, so build-deb/ is
-# reused (dh_clean drops the last run's package tree and stamps instead).
+# What a dpkg-buildpackage run leaves in debian/ (.gitignore lists it too).
+DEB_WORK := debian/orchard debian/.debhelper debian/files debian/*.substvars debian/*.debhelper \
+            debian/*.debhelper.log debian/debhelper-build-stamp
+
+# dpkg-buildpackage in this tree without its pre-clean, so build-deb/ is
+# reused: only the last run's package tree and debhelper's stamps and logs
+# go (dh_clean would also delete *.orig, *~ ... anywhere in the tree).
 deb: deps
 	mkdir -p $(DEB_OUT)
-	dh_clean
+	rm -rf $(DEB_WORK)
 	DEB_OUTDIR=$(DEB_OUT) dpkg-buildpackage -b -us -uc -nc -J$(JOBS) \
 	  --buildinfo-file=$(DEB_OUT)/orchard_$$(dpkg-parsechangelog -S Version)_$$(dpkg-architecture -qDEB_HOST_ARCH).buildinfo \
 	  --changes-file=$(DEB_OUT)/orchard_$$(dpkg-parsechangelog -S Version)_$$(dpkg-architecture -qDEB_HOST_ARCH).changes \
@@ -97,5 +102,4 @@ deb: deps
 	@echo "built $(DEB_OUT)/orchard_$$(dpkg-parsechangelog -S Version)_$$(dpkg-architecture -qDEB_HOST_ARCH).deb"
 
 clean:
-	rm -rf $(BUILD_DIR) build-deb debian/orchard debian/.debhelper debian/files debian/*.substvars \
-	  debian/*.debhelper debian/*.debhelper.log debian/debhelper-build-stamp
+	rm -rf $(BUILD_DIR) build-deb $(DEB_WORK)
