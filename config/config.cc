@@ -635,26 +635,66 @@ std::string formatProblem(const Problem& problem, std::string_view file) {
   return out + problem.message;
 }
 
-std::string defaultsToml() {
-  std::string out =
-      "# Orchard configuration (orchardd --config FILE).\n"
-      "#\n"
-      "# Every key is listed with its default; a file needs only the keys it\n"
-      "# changes. Unknown keys and bad values are errors. A reload (SIGHUP)\n"
-      "# validates the whole file and, if it is valid, applies every key to new\n"
-      "# connections and requests (those in flight finish on the old values);\n"
-      "# keys marked [restart] keep their running value until the next start.\n"
-      "# Sizes take B, KiB, MiB, GiB, TiB; durations ms, s, m, h (a bare\n"
-      "# integer is seconds).\n";
+namespace {
+
+// The sections and keys of both files: every key with its doc line, and its
+// value (the production one where `production` and the row has one, saying
+// which default it replaces).
+std::string renderKeys(bool production) {
+  std::string out;
   for (const Section& s : sections()) {
     out += "\n# " + std::string(s.doc) + "\n[" + std::string(s.name) + "]\n";
     for (const Param& p : params()) {
       if (p.section() != s.name) continue;
       out += "# " + std::string(p.doc) + (p.reloadable ? "" : " [restart]") + "\n";
-      out += std::string(p.key()) + " = " + std::string(p.defaultToml) + "\n";
+      if (production && !p.productionToml.empty()) {
+        out += "# (orchardd's built-in default, without --config: " + std::string(p.defaultToml) + ")\n";
+        out += std::string(p.key()) + " = " + std::string(p.productionToml) + "\n";
+      } else {
+        out += std::string(p.key()) + " = " + std::string(p.defaultToml) + "\n";
+      }
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::string defaultsToml() {
+  return "# Orchard configuration (orchardd --config FILE).\n"
+         "#\n"
+         "# Every key is listed with its default; a file needs only the keys it\n"
+         "# changes. Unknown keys and bad values are errors. A reload (SIGHUP)\n"
+         "# validates the whole file and, if it is valid, applies every key to new\n"
+         "# connections and requests (those in flight finish on the old values);\n"
+         "# keys marked [restart] keep their running value until the next start.\n"
+         "# Sizes take B, KiB, MiB, GiB, TiB; durations ms, s, m, h (a bare\n"
+         "# integer is seconds).\n" +
+         renderKeys(false);
+}
+
+std::string productionToml() {
+  return "# Orchard configuration: /etc/orchard/orchard.toml, read by the orchard\n"
+         "# service (orchardd --config /etc/orchard/orchard.toml).\n"
+         "#\n"
+         "# Installed by `make install` and the Debian package, written by\n"
+         "# `orchardd --print-defaults --production`: every key with the value a\n"
+         "# box runs on, which is its built-in default except where a note says\n"
+         "# otherwise (the listeners and storage.dir). Edit it, check it with\n"
+         "# `orchardd --check-config /etc/orchard/orchard.toml`, then\n"
+         "# `systemctl reload orchard`. Unknown keys and bad values are errors. A\n"
+         "# reload (SIGHUP) validates the whole file and, if it is valid, applies\n"
+         "# every key to new connections and requests (those in flight finish on\n"
+         "# the old values); keys marked [restart] need `systemctl restart orchard`.\n"
+         "# Sizes take B, KiB, MiB, GiB, TiB; durations ms, s, m, h (a bare\n"
+         "# integer is seconds).\n"
+         "#\n"
+         "# The service runs as a user systemd makes (DynamicUser=): it reads this\n"
+         "# file as any user may, so keep tokens out of it. Leave admin.token empty\n"
+         "# (the box writes its own to /var/lib/orchard/admin.token, mode 0600), or\n"
+         "# point admin.token_file and [[admin.tokens]] token_file at files under\n"
+         "# /var/lib/orchard.\n" +
+         renderKeys(true);
 }
 
 }  // namespace orchard::config

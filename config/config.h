@@ -140,4 +140,10 @@ std::string formatProblem(const Problem& problem, std::string_view file);
 // its doc line). config/orchard.example.toml is this text.
 std::string defaultsToml();
 
+// The production config a box is installed with (/etc/orchard/orchard.toml,
+// `orchardd --print-defaults --production`): the same keys and doc lines,
+// with each param's productionToml value where it has one (port 80 on every
+// IPv4 address, storage.dir = /var/lib/orchard), each noted as such.
+std::string productionToml();
+
 }  // namespace orchard::config

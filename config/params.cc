@@ -60,7 +60,12 @@ const Section kSections[] = {
 const Param kParams[] = {
     // [server]
     {.name = "server.listen", .type = ParamType::AddressList, .defaultToml = R"(["127.0.0.1:8080"])",
-     .reloadable = false, .doc = "Plain HTTP listeners: \"addr:port\" or \"[v6]:port\".", ORCHARD_FIELD(listen)},
+     .reloadable = false, .doc = "Plain HTTP listeners: \"addr:port\" or \"[v6]:port\".", ORCHARD_FIELD(listen),
+     // Port 80 on every IPv4 address: Macs sent here by the branch DNS reach
+     // it by an A record. No "[::]:80": an IPv6 socket cannot even be made
+     // on a host booted with ipv6.disable=1, and one listener that fails
+     // stops the start. README, Operations, says how to add it.
+     .productionToml = R"(["0.0.0.0:80"])"},
     {.name = "server.workers", .type = ParamType::Integer, .defaultToml = "0", .min = 0, .max = 256,
      .reloadable = false, .doc = "Event loops (threads) serving clients; 0 = one per core.", ORCHARD_FIELD(workers)},
     {.name = "server.drain_timeout", .type = ParamType::Duration, .defaultToml = R"("30s")", .min = 0,
@@ -127,7 +132,9 @@ const Param kParams[] = {
 
     // [storage]
     {.name = "storage.dir", .type = ParamType::String, .defaultToml = R"("./var/orchard")", .reloadable = false,
-     .doc = "Directory for objects, packages and the index.", ORCHARD_FIELD(storageDir)},
+     .doc = "Directory for objects, packages and the index.", ORCHARD_FIELD(storageDir),
+     // The unit's StateDirectory=orchard.
+     .productionToml = R"("/var/lib/orchard")"},
     {.name = "storage.cache_limit", .type = ParamType::Size, .defaultToml = R"("200GiB")", .min = kMiB,
      .max = kMax, .reloadable = true,
      .doc = "Disk space cached objects may use before eviction starts (B, KiB, MiB, GiB, TiB).",

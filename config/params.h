@@ -65,6 +65,11 @@ struct Param {
   // running value of a restart-only key this way).
   void (*copy)(Config& to, const Config& from) = nullptr;
   std::string_view choices = {};  // Choice only: "debug|info|warn|error"
+  // The value the installed production config (/etc/orchard/orchard.toml,
+  // productionToml()) sets instead of defaultToml; empty = the default. Only
+  // keys whose embedded default suits a developer's checkout, not a box
+  // (where it listens, where its state lives), have one.
+  std::string_view productionToml = {};
 
   std::string_view section() const { return name.substr(0, name.find('.')); }
   std::string_view key() const { return name.substr(name.find('.') + 1); }

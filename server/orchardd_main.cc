@@ -2,6 +2,10 @@
 //
 //   orchardd [--config FILE]        run (embedded defaults without --config)
 //   orchardd --check-config FILE    validate a config, print every problem
+//   orchardd --print-defaults [--production]
+//                                   the embedded defaults as commented TOML;
+//                                   with --production the config a box is
+//                                   installed with (/etc/orchard/orchard.toml)
 //   orchardd [--config FILE] --repair-index
 //                                   repair the RocksDB index under storage.dir
 //                                   (orchardd stopped), then exit
@@ -52,7 +56,9 @@ void usage() {
                "usage: orchardd [--config FILE]\n"
                "       orchardd --check-config FILE\n"
                "       orchardd [--config FILE] --repair-index\n"
-               "       orchardd --print-defaults\n"
+               "       orchardd --print-defaults [--production]\n"
+               "  --production                  with --print-defaults: the installed box's config\n"
+               "                                (/etc/orchard/orchard.toml: port 80, /var/lib/orchard)\n"
                "  --test-clock-offset SECONDS   for tests only: the box's wall clock reads now + SECONDS\n"
                "                                and POST /api/v1/test/clock {\"advance_seconds\": N} moves it\n"
                "                                (rollout promotion in black-box tests); never in production\n");
@@ -81,6 +87,8 @@ int main(int argc, char** argv) {
   std::string configPath;
   std::string checkPath;
   bool repair = false;
+  bool printDefaults = false;
+  bool production = false;
   std::optional<int64_t> testClockOffset;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -97,10 +105,9 @@ int main(int argc, char** argv) {
       }
       testClockOffset = v;
     }
-    else if (a == "--print-defaults") {
-      std::fputs(config::defaultsToml().c_str(), stdout);
-      return 0;
-    } else if (a == "--help" || a == "-h") {
+    else if (a == "--print-defaults") printDefaults = true;
+    else if (a == "--production") production = true;
+    else if (a == "--help" || a == "-h") {
       usage();
       return 0;
     } else {
@@ -108,6 +115,15 @@ int main(int argc, char** argv) {
       usage();
       return 2;
     }
+  }
+  if (production && !printDefaults) {
+    std::fprintf(stderr, "orchardd: --production goes with --print-defaults\n");
+    usage();
+    return 2;
+  }
+  if (printDefaults) {
+    std::fputs((production ? config::productionToml() : config::defaultsToml()).c_str(), stdout);
+    return 0;
   }
   if (!checkPath.empty()) {
     config::Config c;

@@ -131,8 +131,14 @@ class UnitFile(unittest.TestCase):
         return path
 
     def test_verify(self):
+        # verify runs `man orchardd(8)` for Documentation=: the page from man/,
+        # as make install puts it, not one installed on this machine.
+        mandir = make_tempdir()
+        self.addCleanup(remove_tempdir, mandir)
+        os.mkdir(os.path.join(mandir, "man8"))
+        shutil.copy(os.path.join(os.path.dirname(UNIT), "..", "man", "orchardd.8"), os.path.join(mandir, "man8"))
         r = subprocess.run(["systemd-analyze", "verify", self.unit_for_this_build()], capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, env=dict(os.environ, MANPATH=mandir))
         complaints = [line for line in (r.stdout + r.stderr).splitlines() if "orchard.service" in line]
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(complaints, [], "systemd-analyze verify complained about the unit")

@@ -107,6 +107,34 @@ TEST(Defaults, RenderedTomlListsEveryKeyWithItsDoc) {
   }
 }
 
+// The production file (make install, the .deb): every key and doc line of
+// the defaults, only the rows with a productionToml changed, and it loads.
+TEST(Defaults, ProductionTomlIsTheDefaultsWithTheBoxValues) {
+  const std::string text = productionToml();
+  for (const Section& s : sections()) {
+    EXPECT_NE(text.find("\n[" + std::string(s.name) + "]\n"), std::string::npos) << s.name;
+  }
+  for (const Param& p : params()) {
+    const std::string_view value = p.productionToml.empty() ? p.defaultToml : p.productionToml;
+    EXPECT_NE(text.find("\n" + std::string(p.key()) + " = " + std::string(value) + "\n"), std::string::npos)
+        << p.name;
+    EXPECT_NE(text.find(std::string(p.doc)), std::string::npos) << p.name;
+  }
+  Config c = loadOk(text);
+  ASSERT_EQ(c.listen.size(), 1u);
+  EXPECT_EQ(c.listen[0].host, "0.0.0.0");
+  EXPECT_EQ(c.listen[0].port, 80);
+  EXPECT_FALSE(c.listen[0].v6);
+  EXPECT_EQ(c.storageDir, "/var/lib/orchard");
+  // Nothing else differs from the embedded defaults.
+  std::vector<std::string> changed;
+  for (const Param* p : changedParams(defaults(), c)) changed.emplace_back(p->name);
+  EXPECT_EQ(changed, (std::vector<std::string>{"server.listen", "storage.dir"}));
+  // Every changed row says what it replaces.
+  EXPECT_NE(text.find("built-in default, without --config: [\"127.0.0.1:8080\"])\nlisten = [\"0.0.0.0:80\"]\n"),
+            std::string::npos);
+}
+
 TEST(Defaults, ShippedExampleFileIsTheRenderedDefaults) {
   // tests/unit/config/config_test.cc -> config/orchard.example.toml
   std::string here = __FILE__;
