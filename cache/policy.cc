@@ -16,6 +16,7 @@
 
 #include "cache/targeted_control.h"
 #include "common/ascii.h"
+#include "common/clock.h"
 #include "common/headers.h"
 
 namespace orchard::cache {
@@ -407,17 +408,6 @@ bool longDayName(std::string_view d) {
   for (const char* n : {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"})
     if (iequals(d, n)) return true;
   return false;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-// days_from_civil): no time zone, no locale, no libc state.
-int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
 // "hh:mm:ss" at `at`.
