@@ -4,6 +4,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <system_error>
+#include <filesystem>
+
+#include "config/config.h"
 
 namespace orchard::ctl {
 namespace {
@@ -30,11 +34,30 @@ bool readToken(const std::string& path, std::string* token, std::string* error) 
 
 }  // namespace
 
+std::string urlFromConfig(const std::string& path) {
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::is_regular_file(path, ec)) return "";
+  config::LoadResult r = config::loadFile(path);
+  if (!r.ok() || r.config->listen.empty()) return "";
+  const config::ListenAddress& a = r.config->listen.front();
+  std::string host = a.host;
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  else if (host == "::") host = "::1";
+  if (a.v6) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(a.port);
+}
+
 std::string resolveUrl(const std::string& flag, const GetEnv& env) {
   std::string url = flag;
   if (url.empty()) {
     const char* e = env("ORCHARD_URL");
-    url = e && *e ? e : kDefaultUrl;
+    if (e && *e) {
+      url = e;
+    } else {
+      const char* c = env("ORCHARD_CONFIG");
+      url = urlFromConfig(c && *c ? c : kInstalledConfig);
+      if (url.empty()) url = kDefaultUrl;
+    }
   }
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;

@@ -39,10 +39,35 @@ class Settings : public ::testing::Test {
 };
 
 TEST_F(Settings, Url) {
-  EXPECT_EQ(resolveUrl("", fakeEnv({})), "http://127.0.0.1:8080");
+  // ORCHARD_CONFIG names a file that does not exist: the machine's own
+  // /etc/orchard/orchard.toml (if any) stays out of these rows.
+  const std::string none = dir_ + "/absent.toml";
+  EXPECT_EQ(resolveUrl("", fakeEnv({{"ORCHARD_CONFIG", none}})), "http://127.0.0.1:8080");
   EXPECT_EQ(resolveUrl("", fakeEnv({{"ORCHARD_URL", "http://box:9000/"}})), "http://box:9000");
   EXPECT_EQ(resolveUrl("http://flag:1", fakeEnv({{"ORCHARD_URL", "http://box:9000"}})), "http://flag:1");
-  EXPECT_EQ(resolveUrl("", fakeEnv({{"ORCHARD_URL", ""}})), "http://127.0.0.1:8080");
+  EXPECT_EQ(resolveUrl("", fakeEnv({{"ORCHARD_URL", ""}, {"ORCHARD_CONFIG", none}})), "http://127.0.0.1:8080");
+}
+
+// An installed box listens where its config says (port 80 on every IPv4
+// address): orchardctl on the box asks there, on loopback for a wildcard.
+TEST_F(Settings, UrlFromTheBoxsConfig) {
+  struct Row {
+    std::string toml, url;
+  } rows[] = {
+      {"[server]\nlisten = [\"0.0.0.0:80\"]\n", "http://127.0.0.1:80"},
+      {"[server]\nlisten = [\"10.1.2.3:8081\", \"127.0.0.1:9\"]\n", "http://10.1.2.3:8081"},
+      {"[server]\nlisten = [\"[::]:80\"]\n", "http://[::1]:80"},
+      {"[server]\nlisten = [\"[fd00::5]:80\"]\n", "http://[fd00::5]:80"},
+      {"[server]\nlisten = []\n", "http://127.0.0.1:8080"},         // no plain listener: the default
+      {"[server]\nlisten = \"not a list\"\n", "http://127.0.0.1:8080"},  // does not load: the default
+      {"", "http://127.0.0.1:8080"},                                    // the embedded defaults' own listener
+  };
+  for (const auto& r : rows) {
+    const std::string path = write("orchard.toml", r.toml);
+    EXPECT_EQ(resolveUrl("", fakeEnv({{"ORCHARD_CONFIG", path}})), r.url) << r.toml;
+    // --url and ORCHARD_URL still come first.
+    EXPECT_EQ(resolveUrl("", fakeEnv({{"ORCHARD_CONFIG", path}, {"ORCHARD_URL", "http://box:1"}})), "http://box:1");
+  }
 }
 
 TEST_F(Settings, TokenOrder) {
