@@ -225,7 +225,7 @@ class DebianPackage(unittest.TestCase):
         info = subprocess.run(["dpkg-deb", "-I", self.deb], capture_output=True, text=True, check=True).stdout
         self.assertRegex(info, r"\bconffiles\b")
         with open(os.path.join(self.control, "conffiles")) as f:
-            self.assertEqual(f.read().split(), ["/etc/orchard/orchard.toml"])
+            self.assertEqual(sorted(f.read().split()), ["/etc/logrotate.d/orchard", "/etc/orchard/orchard.toml"])
 
     def test_contents(self):
         listing = subprocess.run(["dpkg-deb", "-c", self.deb], capture_output=True, text=True, check=True).stdout
@@ -233,7 +233,8 @@ class DebianPackage(unittest.TestCase):
         for want in ("./usr/bin/orchardd", "./usr/bin/orchardctl", "./lib/systemd/system/orchard.service",
                      "./etc/orchard/orchard.toml", "./usr/share/man/man8/orchardd.8.gz",
                      "./usr/share/man/man1/orchardctl.1.gz", "./usr/share/doc/orchard/copyright",
-                     "./usr/share/doc/orchard/changelog.gz", "./usr/share/doc/orchard/README.md"):
+                     "./usr/share/doc/orchard/changelog.gz", "./usr/share/doc/orchard/README.md",
+                     "./etc/logrotate.d/orchard"):
             self.assertIn(want, names)
         self.assertFalse([n for n in names if n.startswith("./usr/lib/systemd/")], "the unit is in /lib only")
 
