@@ -68,6 +68,11 @@ nlohmann::ordered_json versionJson(const catalog::PackageVersion& v, std::string
 class OffLoopAnswer final : public LocalHandler {
  public:
   struct Reply {
+    // Positional, as the routes write it (Reply{200, body}); a constructor
+    // rather than an aggregate so leaving the later fields out is no warning.
+    Reply() = default;
+    Reply(int s, std::string b, std::string e = {}, std::string t = "application/json")
+        : status(s), body(std::move(b)), extra(std::move(e)), type(std::move(t)) {}
     int status = 200;
     std::string body;
     std::string extra;  // extra header lines
