@@ -7,6 +7,8 @@
 // cannot disagree.
 #include "config/config.h"
 
+#include "common/time_window.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
@@ -217,6 +219,11 @@ class Loader {
     }
     if (!c.pacProxy.empty()) {
       if (const char* why = hostPortProblem(c.pacProxy)) add("server.pac_proxy", line("server.pac_proxy"), why);
+    }
+    if (!c.appleMirrorWindow.empty() && !TimeWindow::parse(c.appleMirrorWindow)) {
+      add("apple.mirror_window", line("apple.mirror_window"),
+          "expected a local time window like \"22:00-06:00\" (HH:MM-HH:MM, 24-hour, start != end), got " +
+              quote(c.appleMirrorWindow));
     }
     if (c.listen.empty() && c.tlsListen.empty()) {
       add("server.listen", line("server.listen"), "no listeners: give at least one \"addr:port\"");

@@ -101,6 +101,16 @@ struct Config {
   int catalogHaltOnFailurePercent = 0;  // a ring whose failure share passes this halts itself
   int catalogHaltMinReports = 0;        // ... once at least this many devices have reported
 
+  // [apple]
+  std::string appleCatalogUrl;        // the software update catalog (read through the cache)
+  int64_t appleCatalogRefreshMs = 0;  // how often it is read again
+  uint64_t appleCatalogMaxSize = 0;   // bytes after decompression
+  uint64_t appleMirrorRate = 0;       // bytes/s of mirror fills from origins; 0 = no cap
+  std::string appleMirrorWindow;      // "HH:MM-HH:MM" local time; "" = always
+  std::string appleOsFeedUrl;         // gdmf pmv feed; "" = off
+  int64_t appleOsFeedIntervalMs = 0;
+  std::string appleFeedCaFile;        // PEM trusted for the feed's host only
+
   // [history]
   int64_t historyRetentionMs = 0;       // per-minute samples older than this are deleted
   int64_t historySampleIntervalMs = 0;  // the sampler's period (60 s; shorter in tests)

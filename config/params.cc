@@ -55,6 +55,7 @@ const Section kSections[] = {
     {"admin", "The admin API (/api/v1): its tokens, and who may reach it."},
     {"catalog", "Published packages: their own space apart from the cache, what manifests point Macs at, signatures."},
     {"history", "The per-minute traffic history kept in the box's database (GET /api/v1/history, the dashboard)."},
+    {"apple", "Apple's catalogs: the software update catalog, mirroring and prewarming, the OS-version feed."},
 };
 
 const Param kParams[] = {
@@ -275,6 +276,43 @@ const Param kParams[] = {
      .max = 1'000'000, .reloadable = true,
      .doc = "Devices of a ring that must have reported before its failure share can halt it.",
      ORCHARD_FIELD(catalogHaltMinReports)},
+
+    // [apple]
+    {.name = "apple.catalog_url", .type = ParamType::String,
+     .defaultToml = R"("https://swscan.apple.com/content/catalogs/others/index-26-15-14-13-12-10.16-10.15-10.14-10.13-10.12-10.11-10.10-10.9-mountainlion-lion-snowleopard-leopard.merged-1.sucatalog.gz")",
+     .reloadable = true,
+     .doc = "Apple's software update catalog (XML plist, optionally .gz), read through the box's own cache; "
+            "its host must be in upstream.allow.",
+     ORCHARD_FIELD(appleCatalogUrl)},
+    {.name = "apple.catalog_refresh", .type = ParamType::Duration, .defaultToml = R"("6h")", .min = kSecond,
+     .max = 30 * 24 * kHour, .reloadable = true,
+     .doc = "How often the catalog is read again (a 304 from the cache when it did not change).",
+     ORCHARD_FIELD(appleCatalogRefreshMs)},
+    {.name = "apple.catalog_max_size", .type = ParamType::Size, .defaultToml = R"("256MiB")", .min = kMiB,
+     .max = 4 * kGiB, .reloadable = true,
+     .doc = "Largest catalog accepted, after decompression; a larger one is refused, the last good one kept.",
+     ORCHARD_FIELD(appleCatalogMaxSize)},
+    {.name = "apple.mirror_rate", .type = ParamType::Size, .defaultToml = R"("0B")", .min = 0, .max = kMax,
+     .reloadable = true,
+     .doc = "Bytes per second mirror and prewarm fills may take from origins (never applied to hits, and "
+            "lifted for a fill a Mac joins); 0B = no cap.",
+     ORCHARD_FIELD(appleMirrorRate)},
+    {.name = "apple.mirror_window", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "Local time window \"HH:MM-HH:MM\" mirror and prewarm jobs run in (may cross midnight); empty = "
+            "any time. Jobs pause at its end and resume at its start.",
+     ORCHARD_FIELD(appleMirrorWindow)},
+    {.name = "apple.os_feed_url", .type = ParamType::String, .defaultToml = R"("https://gdmf.apple.com/v2/pmv")",
+     .reloadable = true,
+     .doc = "Apple's OS-version feed (JSON), mirrored on a schedule for GET /api/v1/apple/os-versions; empty = "
+            "not fetched.",
+     ORCHARD_FIELD(appleOsFeedUrl)},
+    {.name = "apple.os_feed_interval", .type = ParamType::Duration, .defaultToml = R"("6h")", .min = kSecond,
+     .max = 30 * 24 * kHour, .reloadable = true, .doc = "How often the OS-version feed is fetched.",
+     ORCHARD_FIELD(appleOsFeedIntervalMs)},
+    {.name = "apple.feed_ca_file", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "PEM file of CA certificates trusted for the OS-version feed's host only (Apple's root: see the "
+            "README), besides the system CAs.",
+     ORCHARD_FIELD(appleFeedCaFile)},
 
     // [history]
     {.name = "history.retention", .type = ParamType::Duration, .defaultToml = R"("35d")", .min = kHour,
