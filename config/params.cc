@@ -54,8 +54,8 @@ const Section kSections[] = {
     {"access", "Who may use the cache."},
     {"admin", "The admin API (/api/v1): its tokens, and who may reach it."},
     {"catalog", "Published packages: their own space apart from the cache, what manifests point Macs at, signatures."},
-    {"history", "The per-minute traffic history kept in the box's database (GET /api/v1/history, the dashboard)."},
     {"apple", "Apple's catalogs: the software update catalog, mirroring and prewarming, the OS-version feed."},
+    {"history", "The per-minute traffic history kept in the box's database (GET /api/v1/history, the dashboard)."},
 };
 
 const Param kParams[] = {

@@ -262,6 +262,14 @@ std::vector<KeyCase> keyCases() {
       {"catalog.stale_after", R"("3d")", [](const Config& c) { EXPECT_EQ(c.catalogStaleAfterMs, 3 * 86400 * 1000); }},
       {"catalog.halt_on_failure_percent", "35", [](const Config& c) { EXPECT_EQ(c.catalogHaltOnFailurePercent, 35); }},
       {"catalog.halt_min_reports", "50", [](const Config& c) { EXPECT_EQ(c.catalogHaltMinReports, 50); }},
+      {"apple.catalog_url", R"("https://swscan.apple.com/x.sucatalog")", [](const Config& c) { EXPECT_EQ(c.appleCatalogUrl, "https://swscan.apple.com/x.sucatalog"); }},
+      {"apple.catalog_refresh", R"("30m")", [](const Config& c) { EXPECT_EQ(c.appleCatalogRefreshMs, 30LL * 60 * 1000); }},
+      {"apple.catalog_max_size", R"("64MiB")", [](const Config& c) { EXPECT_EQ(c.appleCatalogMaxSize, 64ull << 20); }},
+      {"apple.mirror_rate", R"("2MiB")", [](const Config& c) { EXPECT_EQ(c.appleMirrorRate, 2ull << 20); }},
+      {"apple.mirror_window", R"("22:00-06:00")", [](const Config& c) { EXPECT_EQ(c.appleMirrorWindow, "22:00-06:00"); }},
+      {"apple.os_feed_url", R"("https://gdmf.example/v2/pmv")", [](const Config& c) { EXPECT_EQ(c.appleOsFeedUrl, "https://gdmf.example/v2/pmv"); }},
+      {"apple.os_feed_interval", R"("1h")", [](const Config& c) { EXPECT_EQ(c.appleOsFeedIntervalMs, 3600LL * 1000); }},
+      {"apple.feed_ca_file", R"("/etc/orchard/apple-root.pem")", [](const Config& c) { EXPECT_EQ(c.appleFeedCaFile, "/etc/orchard/apple-root.pem"); }},
       {"history.retention", R"("90d")", [](const Config& c) { EXPECT_EQ(c.historyRetentionMs, 90LL * 86400 * 1000); }},
       {"history.sample_interval", R"("250ms")", [](const Config& c) { EXPECT_EQ(c.historySampleIntervalMs, 250); }},
   };
@@ -568,5 +576,20 @@ TEST(LoadFile, ReadsAFileAndReportsAMissingOne) {
   EXPECT_NE(r.problems[0].message.find("No such file"), std::string::npos) << r.problems[0].message;
 }
 
+}  // namespace
+}  // namespace orchard::config
+
+namespace orchard::config {
+namespace {
+TEST(Load, MirrorWindowIsCheckedAndNamesItsKey) {
+  auto bad = loadString("[apple]\nmirror_window = \"22:00-25:00\"\n", "t.toml");
+  ASSERT_FALSE(bad.ok());
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_EQ(bad.problems[0].key, "apple.mirror_window");
+  EXPECT_EQ(bad.problems[0].line, 2);
+  auto good = loadString("[apple]\nmirror_window = \"22:00-06:00\"\n", "t.toml");
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good.config->appleMirrorWindow, "22:00-06:00");
+}
 }  // namespace
 }  // namespace orchard::config

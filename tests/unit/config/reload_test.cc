@@ -80,6 +80,14 @@ const Alt kAlternatives[] = {
     {"catalog.stale_after", R"("3d")"},
     {"catalog.halt_on_failure_percent", "35"},
     {"catalog.halt_min_reports", "50"},
+    {"apple.catalog_url", R"("https://swscan.apple.com/x.sucatalog")"},
+    {"apple.catalog_refresh", R"("30m")"},
+    {"apple.catalog_max_size", R"("64MiB")"},
+    {"apple.mirror_rate", R"("2MiB")"},
+    {"apple.mirror_window", R"("22:00-06:00")"},
+    {"apple.os_feed_url", R"("https://gdmf.example/v2/pmv")"},
+    {"apple.os_feed_interval", R"("1h")"},
+    {"apple.feed_ca_file", R"("/etc/orchard/apple-root.pem")"},
     {"history.retention", R"("90d")"},
     {"history.sample_interval", R"("10s")"},
 };
@@ -87,6 +95,8 @@ const Alt kAlternatives[] = {
 // The keys SIGHUP applies. A key leaving this list (becoming restart-only)
 // breaks the reload promise of the README: change both on purpose only.
 const std::set<std::string> kReloadable = {
+    "apple.catalog_url", "apple.catalog_refresh", "apple.catalog_max_size", "apple.mirror_rate",
+    "apple.mirror_window", "apple.os_feed_url", "apple.os_feed_interval", "apple.feed_ca_file",
     "server.drain_timeout", "server.idle_timeout", "server.max_connections", "server.log_level",
     "server.access_log",    "server.access_log_mask", "server.send_timeout", "tls.certificate",        "tls.private_key",
     "storage.cache_limit",  "storage.max_object_size", "upstream.allow",     "upstream.resolve",
