@@ -70,6 +70,12 @@ class BoxFetch {
   Result<std::string> getSmall(std::string_view originUrl, uint64_t maxBytes, int* statusOut = nullptr,
                                const BoxFetchOptions& options = {}) const;
 
+  // The cache key text the box stores `originUrl` under (the router's own
+  // normalisation, with the running snapshot's upstream.ignore_query and
+  // scheme_in_key); Errc::Invalid when the URL is not one the box would
+  // proxy (not http(s), or its host not in upstream.allow).
+  Result<std::string> cacheKeyText(std::string_view originUrl) const;
+
  private:
   const ServerContext* ctx_;
 };
