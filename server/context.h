@@ -53,6 +53,7 @@ class HistoryStore;
 
 namespace orchard::server {
 
+class AppleService;
 class ClientConn;
 class FillDriver;
 struct WorkerContext;
@@ -204,6 +205,10 @@ struct ServerContext {
   // start, cleared once they stopped.
   std::vector<WorkerContext*> loops;
   db::HistoryStore* history = nullptr;  // per-minute samples (server/admin/history.h); null before start
+  // The box's own requests through its proxy path (server/apple/box_fetch.h)
+  // carry this in X-Orchard-Internal: 32 hex digits, random per start.
+  std::string internalSecret;
+  AppleService* apple = nullptr;  // Apple's catalogs, mirrors, prewarm (server/apple/); null before start
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and

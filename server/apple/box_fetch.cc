@@ -26,8 +26,10 @@ bool splitUrl(std::string_view url, std::string* scheme, std::string* authority,
   size_t slash = rest.find_first_of("/?");
   std::string_view auth = rest.substr(0, slash);
   if (auth.empty() || auth.find('@') != std::string_view::npos) return false;
-  std::string t = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (t.front() == '?') t.insert(0, "/");
+  std::string t;
+  if (slash == std::string_view::npos) t = "/";
+  else if (rest[slash] == '?') t = "/" + std::string(rest.substr(slash));
+  else t = std::string(rest.substr(slash));
   for (char c : url)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
   if (t.find('#') != std::string::npos) t.erase(t.find('#'));
