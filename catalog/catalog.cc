@@ -176,6 +176,12 @@ uint64_t Catalog::usedBytes() const {
 std::variant<Catalog::Begun, Problem> Catalog::begin(std::string_view name, std::string_view version,
                                                      std::string_view filename, uint64_t size,
                                                      std::string_view expectSha) {
+  return reserve(name, version, filename, size, expectSha, /*createFile=*/true);
+}
+
+std::variant<Catalog::Begun, Problem> Catalog::reserve(std::string_view name, std::string_view version,
+                                                       std::string_view filename, uint64_t size,
+                                                       std::string_view expectSha, bool createFile) {
   std::lock_guard lock(mu_);
   const std::string key = versionKey(name, version);
   if (auto n = view_.find(name); n != view_.end()) {
@@ -198,8 +204,34 @@ std::variant<Catalog::Begun, Problem> Catalog::begin(std::string_view name, std:
   reserved_ += need;
   uploading_[key] = true;
   std::unique_ptr<Upload> up(new Upload(this, std::string(name), std::string(version), std::string(filename), size,
-                                        std::string(expectSha), need));
+                                        std::string(expectSha), need, createFile));
   return Begun{std::move(up), nullptr};
+}
+
+std::variant<Catalog::Imported, Problem> Catalog::importFile(std::string_view name, std::string_view version,
+                                                             std::string_view filename, const ImportSource& source,
+                                                             const ImportPrepare& prepare, const Actor& actor,
+                                                             int64_t now) {
+  if (!source.expectSha.empty() && !isHexSha(source.expectSha))
+    return Problem{Errc::Invalid, "the expected sha256 must be 64 lower-case hexadecimal digits"};
+  auto begun = reserve(name, version, filename, source.size, source.expectSha, /*createFile=*/false);
+  if (auto* p = std::get_if<Problem>(&begun)) return std::move(*p);
+  auto& b = std::get<Begun>(begun);
+  if (b.identical) return Imported{b.identical, false, false};
+  std::unique_ptr<Upload> up = std::move(b.upload);
+  up->action_ = "import";
+  up->note_ = source.note;
+  // From here every return drops `up`: its temp file (link or copy) is
+  // unlinked and its reservation given back.
+  if (auto p = up->adopt(source.path)) return std::move(*p);
+  PackageVersion draft;
+  if (prepare)
+    if (auto p = prepare(up->path(), &draft)) return std::move(*p);
+  const bool linked = up->linked();
+  auto committed = commit(std::move(up), std::move(draft), actor, now);
+  if (auto* p = std::get_if<Problem>(&committed)) return std::move(*p);
+  auto& c = std::get<Committed>(committed);
+  return Imported{c.version, c.created, c.created && linked};
 }
 
 void Catalog::release(uint64_t reserved, const std::string& key) {
@@ -251,8 +283,11 @@ std::variant<Catalog::Committed, Problem> Catalog::commit(std::unique_ptr<Upload
   nlohmann::json j;
   toJson(j, draft);
   batch.put(versionsF_, key, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  appendAudit(&batch, AuditEntry{0, now, "publish", draft.name + "/" + draft.version, actor.client, actor.token,
-                                 "sha256 " + draft.sha256 + ", " + std::to_string(draft.size) + " bytes"});
+  std::string detail = "sha256 " + draft.sha256 + ", " + std::to_string(draft.size) + " bytes";
+  if (up->action_ == "import") detail += up->linked() ? ", linked" : ", copied";
+  if (!up->note_.empty()) detail += ", " + up->note_;
+  appendAudit(&batch, AuditEntry{0, now, up->action_, draft.name + "/" + draft.version, actor.client, actor.token,
+                                 std::move(detail)});
   if (auto r = db_->write(std::move(batch), /*durable=*/true); !r) {
     if (!haveBlob) ::unlink(blob.c_str());
     return Problem{Errc::Io, "cannot record the package: " + r.error().message()};

@@ -22,6 +22,16 @@
 // (NoSpace: the HTTP 507) and gives back what it did not use when it ends;
 // the same bytes published twice take their space once.
 //
+// Imports (importFile): a file already on this file system (a complete
+// cache object, which is immutable: a refetch makes a new file) becomes a
+// package without a copy of its bytes: it is hard-linked into <dir>/tmp,
+// hashed there like an upload, and committed the same way (renamed into
+// blobs/), so the blob shares the cache object's inode. The cache may then
+// unlink its own name (evict, refetch, purge) without touching the package;
+// the bytes count against `limit` like any published blob. On another file
+// system (EXDEV) or where links are refused (EPERM) the file is copied
+// into <dir>/tmp instead (a warning in the log).
+//
 // Concurrency: every method may be called from any thread. One mutex
 // guards the in-memory view; disk and database work happen outside it
 // except the commit's rename + batch, which must be atomic with the view.
@@ -73,7 +83,7 @@ struct Actor {
 struct AuditEntry {
   uint64_t seq = 0;
   int64_t time = 0;    // Unix seconds
-  std::string action;  // "publish", "delete"
+  std::string action;  // "publish", "import", "delete"
   std::string object;  // "name/version"
   std::string client;
   std::string token;
@@ -117,11 +127,26 @@ class Upload {
   // The temp file, whole after finish(): what the metadata reader reads.
   const std::string& path() const { return path_; }
   Catalog* catalog() const { return catalog_; }
+  // An import whose temp file is a hard link to its source (false: a copy,
+  // or not an import).
+  bool linked() const { return linked_; }
 
  private:
   friend class Catalog;
+  // createFile: false for an import, whose temp file adopt() makes.
   Upload(Catalog* c, std::string name, std::string version, std::string filename, uint64_t declared,
-         std::string expectSha, uint64_t reserved);
+         std::string expectSha, uint64_t reserved, bool createFile = true);
+  // An import's bytes: links `source` into <dir>/tmp (a copy on EXDEV or
+  // EPERM), checks its size against the declared one, hashes it with the
+  // same two halves as write() and finish()es it. NotFound when the source
+  // is gone (the caller may fetch it again).
+  std::optional<Problem> adopt(const std::string& source);
+  // Feeds the bytes of `fd` (from its start to its end) through
+  // takeWhole(data, n, write) and hashChunks(), the two halves of each
+  // piece on two threads at once.
+  std::optional<Problem> feed(int fd, bool write);
+  // writeWhole() with the write optional (an adopted link holds the bytes).
+  std::optional<Problem> takeWhole(const char* data, size_t n, bool write);
   struct Hashers;
   Catalog* catalog_;
   std::string name_, version_, filename_;
@@ -137,6 +162,9 @@ class Upload {
   std::vector<std::string> chunks_;
   bool finished_ = false;
   bool committed_ = false;
+  bool linked_ = false;
+  std::string action_ = "publish";  // the audit entry's action
+  std::string note_;                // appended to the audit entry's detail
 };
 
 struct CatalogOptions {
@@ -182,6 +210,38 @@ class Catalog {
   };
   std::variant<Committed, Problem> commit(std::unique_ptr<Upload> upload, PackageVersion draft, const Actor& actor,
                                           int64_t now);
+
+  // --- importing ---
+  // A file on this file system published as name/version/filename without
+  // a copy of its bytes (see "Imports" above). The file itself is left as
+  // it is; removing it afterwards leaves the package intact.
+  struct ImportSource {
+    std::string path;       // the file (a complete cache object)
+    uint64_t size = 0;      // what it must measure: Invalid otherwise
+    std::string expectSha;  // lower-case hex the bytes must hash to, or empty
+    std::string note;       // for the audit entry ("from http://...")
+  };
+  // Called once the file is whole and hashed in <dir>/tmp (`path`), before
+  // the commit: fills the draft's metadata, signature and warnings (as the
+  // publish handler does from an upload's file). A problem refuses the
+  // import. May be empty.
+  using ImportPrepare = std::function<std::optional<Problem>(const std::string& path, PackageVersion* draft)>;
+  struct Imported {
+    std::shared_ptr<const PackageVersion> version;
+    bool created = false;  // false: the same bytes were published already
+    bool linked = false;   // new, and its bytes came by a hard link to the source (false: copied)
+  };
+  // begin()'s refusals (Exists, Busy, NoSpace: the 507) decided first, then
+  // the link (or copy) and hashing, the size and checksum checks (Invalid),
+  // `prepare`, and commit()'s rename and durable batch (audit action
+  // "import"). Idempotent: the same bytes again change nothing (created
+  // false); other bytes under the version are Exists. NotFound when the
+  // source is gone. A refusal at any point leaves no temp file, no blob and
+  // no record. Blocks on disk (the hashing reads the whole file): call it
+  // off the event loops.
+  std::variant<Imported, Problem> importFile(std::string_view name, std::string_view version,
+                                             std::string_view filename, const ImportSource& source,
+                                             const ImportPrepare& prepare, const Actor& actor, int64_t now);
 
   // --- reading (in memory) ---
   std::shared_ptr<const PackageVersion> find(std::string_view name, std::string_view version) const;
@@ -230,6 +290,10 @@ class Catalog {
   friend class Upload;
   Catalog(CatalogOptions options, std::shared_ptr<db::Database> database);
   Result<void> load();
+  // begin() with the choice of creating the upload's temp file (an import
+  // makes its own).
+  std::variant<Begun, Problem> reserve(std::string_view name, std::string_view version, std::string_view filename,
+                                       uint64_t size, std::string_view expectSha, bool createFile);
   void release(uint64_t reserved, const std::string& key);  // an upload ended
   void appendAudit(db::Batch* batch, AuditEntry entry);     // under mu_
 

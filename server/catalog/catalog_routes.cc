@@ -10,6 +10,7 @@
 #include "catalog/request_metadata.h"
 #include "catalog/version.h"
 #include "server/catalog/catalog_http.h"
+#include "server/catalog/import.h"
 #include "server/http/message.h"
 
 namespace orchard::server {
@@ -174,6 +175,7 @@ HandlerFactory open(const ServerContext* ctx, RequestHandler* (*make)(HandlerReq
 void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
   using config::Scope;
   routes.add("PUT", "/api/v1/packages/{name}/{version}/{filename}", withToken(ctx, Scope::Publish, &makePublishHandler));
+  routes.add("POST", "/api/v1/packages/{name}/{version}/from-url", withToken(ctx, Scope::Publish, &makeFromUrlHandler));
   routes.add("GET", "/api/v1/packages", withToken(ctx, Scope::Read, &listPackages));
   routes.add("GET", "/api/v1/packages/{name}", withToken(ctx, Scope::Read, &showPackage));
   routes.add("DELETE", "/api/v1/packages/{name}/{version}", withToken(ctx, Scope::Admin, &deleteVersion));

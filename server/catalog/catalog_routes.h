@@ -2,6 +2,7 @@
 // /pkgs and /manifests local routes), registered by the Server beside the
 // admin ones:
 //   PUT    /api/v1/packages/{name}/{version}/{filename}  publish (publish_handler.cc)
+//   POST   /api/v1/packages/{name}/{version}/from-url    import from the cache (import.cc)
 //   GET    /api/v1/packages                              every package, latest version first
 //   GET    /api/v1/packages/{name}                       its versions, newest first
 //   DELETE /api/v1/packages/{name}/{version}

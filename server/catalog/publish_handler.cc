@@ -21,7 +21,7 @@
 #include <cctype>
 
 #include "catalog/names.h"
-#include "catalog/pkg_reader.h"
+#include "catalog/package_draft.h"
 #include "catalog/request_metadata.h"
 #include "common/log.h"
 #include "server/catalog/catalog_http.h"
@@ -272,36 +272,17 @@ class PublishHandler final : public LocalHandler {
   }
 
   // On the pool: the file's metadata, the request's overrides, the
-  // signature policy, then the commit.
+  // signature policy (catalog/package_draft.h), then the commit.
   static void commit(Job* j) {
     catalog::Upload& up = *j->state->upload;
     catalog::PackageVersion draft;
-    bool isPackage = false;
-    auto info = catalog::readPackageFile(up.path(), j->roots.get());
-    if (!info) {
-      j->problem = catalog::Problem{Errc::Invalid, "the file looks like a package but cannot be read: " +
-                                                       info.error().message()};
+    catalog::DraftOptions opts;
+    opts.overrides = std::move(j->overrides);
+    opts.requireSigned = j->requireSigned;
+    opts.roots = j->roots;
+    if (auto p = catalog::draftFromFile(up.path(), up.name(), up.version(), opts, &draft)) {
+      j->problem = std::move(*p);
       return;
-    }
-    isPackage = info->isPackage;
-    draft.metadata = std::move(info->metadata);
-    draft.signature = std::move(info->signature);
-    draft.warnings = std::move(info->warnings);
-    draft.metadata.kind = !isPackage ? "file" : draft.metadata.distribution ? "distribution" : "component";
-    for (const auto& [k, v] : j->overrides) (void)catalog::applyOverride(&draft.metadata, k, v);
-    if (auto p = catalog::completeMetadata(&draft.metadata, up.name(), up.version(), isPackage)) {
-      j->problem = catalog::Problem{Errc::Invalid, *p};
-      return;
-    }
-    if (j->requireSigned) {
-      std::string why;
-      if (!isPackage || !draft.metadata.distribution) why = "it is not a distribution package";
-      else if (!draft.signature.verified) why = "its signature is not verified: " + draft.signature.problem;
-      else if (j->roots && !draft.signature.trusted) why = "its signature does not chain to catalog.trusted_roots";
-      if (!why.empty()) {
-        j->problem = catalog::Problem{Errc::Unsupported, "catalog.require_signed is set and " + why};
-        return;
-      }
     }
     catalog::Catalog* c = up.catalog();
     auto result = c->commit(std::move(j->state->upload), std::move(draft), j->actor, j->now);

@@ -64,6 +64,7 @@ const std::map<std::string, Expect> kRoutes = {
     {"POST /api/v1/devices/{serial}/status", {RouteAccess::Token, Scope::Mdm}},
     // publish: packages and what they target
     {"PUT /api/v1/packages/{name}/{version}/{filename}", {RouteAccess::Token, Scope::Publish}},
+    {"POST /api/v1/packages/{name}/{version}/from-url", {RouteAccess::Token, Scope::Publish}},
     {"PATCH /api/v1/packages/{name}/{version}", {RouteAccess::Token, Scope::Publish}},
     {"PUT /api/v1/packages/{name}/{version}/targeting", {RouteAccess::Token, Scope::Publish}},
     // admin: deletions, release control, the test clock
