@@ -7,16 +7,24 @@
 //     | publish FILE --name N --version V [...] | packages
 //     | show NAME | delete NAME VERSION | audit [--after SEQ] [--limit N] [--all]
 //     | rollout NAME [VERSION] [--release|--pause|--resume|--promote|--halt|--rollback [--reason TEXT]]
+//     | apple products [--kind K] [--search TEXT] [--limit N] [--refresh] | apple show ID
+//     | apple mirror ID [--no-wait|--wait-window] | apple mirrors | apple publish ID
+//     | apple os-versions [--platform P]
+//     | prewarm put NAME [--url U]... [--product ID]... [--window W] [--interval I]
+//     | prewarm list | prewarm show NAME | prewarm delete NAME
+//     | import NAME VERSION URL [--filename F] [--sha256 HEX]
 //
 // This file only parses the command line (CLI11) and picks the URL and the
-// token (settings.h); the commands live in ctl/commands.cc, ctl/ops.cc
-// and ctl/publish.cc, HTTP in ctl/http.cc (libcurl). Exit codes: commands.h.
+// token (settings.h); the commands live in ctl/commands.cc, ctl/ops.cc,
+// ctl/publish.cc and ctl/apple.cc, HTTP in ctl/http.cc (libcurl). Exit
+// codes: commands.h.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
 
+#include "server/ctl/apple.h"
 #include "server/ctl/commands.h"
 #include "server/ctl/settings.h"
 
@@ -107,6 +115,60 @@ int main(int argc, char** argv) {
   actions->require_option(0, 1);
   rollout->add_option("--reason", ro.reason, "why (kept in the audit log)");
 
+  // Apple's content: its catalog, mirror jobs, OS releases (apple.h).
+  auto* apple = app.add_subcommand("apple", "Apple's catalog as the box sees it: products, mirrors, installers, "
+                                            "OS versions");
+  apple->require_subcommand(1);
+  AppleProductsArgs ap;
+  uint64_t apLimit = 0;
+  auto* aProducts = apple->add_subcommand("products", "installers and updates in Apple's catalog, with what the box "
+                                                      "holds of each");
+  aProducts->add_option("--kind", ap.kind, "installer or update")->check(CLI::IsMember({"installer", "update"}));
+  aProducts->add_option("--search", ap.search, "only products whose id, title, version or build has TEXT");
+  auto* apLimitOpt = aProducts->add_option("--limit", apLimit, "at most this many products")->check(CLI::PositiveNumber);
+  aProducts->add_flag("--refresh", ap.refresh, "read Apple's catalog again first");
+  std::string appleId;
+  auto* aShow = apple->add_subcommand("show", "one product and its packages, with what the box holds of each");
+  aShow->add_option("id", appleId, "product id (as `apple products` lists it)")->required();
+  AppleMirrorArgs am;
+  auto* aMirror = apple->add_subcommand("mirror", "fetch a product's packages onto the box, following the job with "
+                                                  "a progress bar");
+  aMirror->add_option("id", am.id, "product id")->required();
+  auto* noWait = aMirror->add_flag("--no-wait", am.noWait, "start the job and exit");
+  aMirror->add_flag("--wait-window", am.waitWindow, "outside apple.mirror_window, keep following until the job "
+                                                    "runs and ends")->excludes(noWait);
+  apple->add_subcommand("mirrors", "the mirror jobs: state, progress, rate, ETA");
+  auto* aPublish = apple->add_subcommand("publish", "publish a mirrored installer into the catalog as a package");
+  aPublish->add_option("id", appleId, "product id")->required();
+  std::string platform = "macOS";
+  auto* aOs = apple->add_subcommand("os-versions", "Apple's OS releases (version, build, posted, expires, devices)");
+  aOs->add_option("--platform", platform, "macOS (default) or another platform Apple lists");
+
+  auto* prewarm = app.add_subcommand("prewarm", "lists of URLs and products the box fetches ahead of need");
+  prewarm->require_subcommand(1);
+  PrewarmPutArgs pw;
+  auto* pPut = prewarm->add_subcommand("put", "create or replace a prewarm list");
+  pPut->add_option("name", pw.name, "list name")->required();
+  pPut->add_option("--url", pw.urls, "a URL to keep stored (repeatable)")->allow_extra_args(false);
+  pPut->add_option("--product", pw.products, "an Apple product id to keep mirrored (repeatable)")
+      ->allow_extra_args(false);
+  pPut->add_option("--window", pw.window, "when to fetch, HH:MM-HH:MM local time (\"22:00-06:00\")");
+  pPut->add_option("--interval", pw.interval, "how often to check again (\"6h\", \"90m\", seconds)");
+  prewarm->add_subcommand("list", "the prewarm lists");
+  std::string prewarmName;
+  auto* pShow = prewarm->add_subcommand("show", "one prewarm list and what the box holds of it");
+  pShow->add_option("name", prewarmName, "list name")->required();
+  auto* pDelete = prewarm->add_subcommand("delete", "delete a prewarm list");
+  pDelete->add_option("name", prewarmName, "list name")->required();
+
+  ImportArgs imp;
+  auto* importCmd = app.add_subcommand("import", "publish a package the box downloads from a URL");
+  importCmd->add_option("name", imp.name, "package name")->required();
+  importCmd->add_option("version", imp.version, "package version")->required();
+  importCmd->add_option("url", imp.url, "where the box fetches the file (a host upstream.allow names)")->required();
+  importCmd->add_option("--filename", imp.filename, "file name on the box (default: the URL's last segment)");
+  importCmd->add_option("--sha256", imp.sha256, "the digest the file must have (64 hex digits)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -144,6 +206,26 @@ int main(int argc, char** argv) {
     }
     return runRollout(ctx, ro);
   }
+  if (cmd == "apple") {
+    const std::string sub = apple->get_subcommands().front()->get_name();
+    if (sub == "products") {
+      if (*apLimitOpt) ap.limit = apLimit;
+      return runAppleProducts(ctx, ap);
+    }
+    if (sub == "show") return runAppleShow(ctx, appleId);
+    if (sub == "mirror") return runAppleMirror(ctx, am);
+    if (sub == "mirrors") return runAppleMirrors(ctx);
+    if (sub == "publish") return runApplePublish(ctx, appleId);
+    return runAppleOsVersions(ctx, platform);
+  }
+  if (cmd == "prewarm") {
+    const std::string sub = prewarm->get_subcommands().front()->get_name();
+    if (sub == "put") return runPrewarmPut(ctx, pw);
+    if (sub == "list") return runPrewarmList(ctx);
+    if (sub == "show") return runPrewarmShow(ctx, prewarmName);
+    return runPrewarmDelete(ctx, prewarmName);
+  }
+  if (cmd == "import") return runImport(ctx, imp);
   if (*afterOpt) audit.after = after;
   if (*limitOpt) audit.limit = limit;
   return runAudit(ctx, audit);

@@ -104,5 +104,9 @@ void addQuery(std::string* query, const char* key, const std::string& value);
 std::optional<int> takeJson(const Context& ctx, const Reply& reply, nlohmann::json* out);
 // Prints the body as is (with a final newline) for --json.
 void printRaw(const Reply& reply);
+// What the box answered to a publish (a PUT of a file, an Apple installer
+// published from its mirror, an import from a URL): name, version, size,
+// the metadata it read and where from, signature, warnings, URLs.
+void printPublished(const Reply& reply, const nlohmann::json& answer);
 
 }  // namespace orchard::ctl::detail

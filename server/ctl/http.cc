@@ -91,12 +91,18 @@ Reply Http::get(const std::string& path) { return perform("GET", path, {}); }
 
 Reply Http::del(const std::string& path) { return perform("DELETE", path, {}); }
 
-Reply Http::postJson(const std::string& path, const std::string& body) {
+Reply Http::postJson(const std::string& path, const std::string& body) { return sendJson("POST", path, body); }
+
+Reply Http::putJson(const std::string& path, const std::string& body) { return sendJson("PUT", path, body); }
+
+// The body goes as POSTFIELDS (held in memory, Content-Length known) with
+// the method named by CUSTOMREQUEST, so a PUT sends it the same way.
+Reply Http::sendJson(const char* method, const std::string& path, const std::string& body) {
   CURL* c = handle(curl_);
   curl_easy_reset(c);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  return perform("POST", path, {{"Content-Type", "application/json"}});
+  return perform(method, path, {{"Content-Type", "application/json"}});
 }
 
 Reply Http::putFile(const std::string& path, std::FILE* file, uint64_t size, const Headers& extra,

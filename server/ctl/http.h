@@ -52,6 +52,8 @@ class Http {
   Reply del(const std::string& path);
   // POST a small JSON body held in memory (empty: no body).
   Reply postJson(const std::string& path, const std::string& body);
+  // PUT a small JSON body held in memory (a prewarm list).
+  Reply putJson(const std::string& path, const std::string& body);
   // PUT `size` bytes read from `file` (positioned at its start).
   Reply putFile(const std::string& path, std::FILE* file, uint64_t size, const Headers& extra,
                 const ProgressFn& onProgress);
@@ -64,6 +66,7 @@ class Http {
 
  private:
   Reply perform(const std::string& method, const std::string& path, const Headers& extra);
+  Reply sendJson(const char* method, const std::string& path, const std::string& body);
 
   std::string baseUrl_;  // no trailing slash
   std::string token_;    // empty: no Authorization header

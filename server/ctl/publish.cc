@@ -59,6 +59,10 @@ std::string signatureText(const json& sig) {
   return s;
 }
 
+}  // namespace
+
+namespace detail {
+
 void printPublished(const Reply& r, const json& j) {
   const json meta = j.contains("metadata") ? j["metadata"] : json::object();
   uint64_t size = j.contains("size") && j["size"].is_number_unsigned() ? j["size"].get<uint64_t>() : 0;
@@ -94,7 +98,7 @@ void printPublished(const Reply& r, const json& j) {
       std::printf("warning: %s\n", w.is_string() ? w.get<std::string>().c_str() : w.dump().c_str());
 }
 
-}  // namespace
+}  // namespace detail
 
 int runPublish(Context& ctx, const PublishArgs& args) {
   std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(args.file.c_str(), "rb"), std::fclose);
@@ -144,7 +148,7 @@ int runPublish(Context& ctx, const PublishArgs& args) {
   else upload.abandon();
   json j;
   if (auto rc = detail::takeJson(ctx, r, &j)) return *rc;
-  printPublished(r, j);
+  detail::printPublished(r, j);
   return kExitOk;
 }
 

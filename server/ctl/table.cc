@@ -6,7 +6,10 @@
 
 namespace orchard::ctl {
 
-void Table::print(std::FILE* out) const {
+void Table::print(std::FILE* out) const { std::fputs(text().c_str(), out); }
+
+std::string Table::text() const {
+  std::string out;
   std::vector<size_t> width(columns_.size());
   for (size_t i = 0; i < columns_.size(); ++i) width[i] = columns_[i].title.size();
   for (const auto& row : rows_)
@@ -22,12 +25,14 @@ void Table::print(std::FILE* out) const {
       else s += last ? cell : cell + pad;
       if (!last) s += "  ";
     }
-    std::fprintf(out, "%s\n", s.c_str());
+    out += s;
+    out += '\n';
   };
   std::vector<std::string> titles;
   for (const auto& c : columns_) titles.push_back(c.title);
   line(titles);
   for (const auto& row : rows_) line(row);
+  return out;
 }
 
 std::string rfc3339(long long unixSeconds) {

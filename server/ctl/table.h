@@ -1,5 +1,5 @@
 // Table: rows of text printed in aligned columns under a header, for the
-// listing commands (packages, show, audit). Columns marked right-aligned
+// listing commands (packages, show, audit, apple, prewarm). Columns marked right-aligned
 // hold numbers. The last column is not padded.
 #pragma once
 
@@ -20,6 +20,8 @@ class Table {
   void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
   bool empty() const { return rows_.empty(); }
   void print(std::FILE* out) const;
+  // The same lines as print() writes, each ending in a newline (for tests).
+  std::string text() const;
 
  private:
   std::vector<Column> columns_;

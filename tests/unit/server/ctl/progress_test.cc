@@ -2,7 +2,8 @@
 // FakeClock: the plain form draws at most once per kLineIntervalMs plus the
 // closing line and never writes '\r'; the bar redraws in place at most
 // every kBarIntervalMs, draws its first state at once and ends its line on
-// finish() or abandon(); and the byte and duration formats, by table.
+// finish() or abandon(); what the box reports (Reported) replaces the
+// computed percent, rate and ETA; and the byte and duration formats, by table.
 #include "server/ctl/progress.h"
 
 #include <gtest/gtest.h>
@@ -89,6 +90,23 @@ TEST(Progress, AbandonEndsADrawnBarOnly) {
   b.update(1, 2);
   b.abandon();
   EXPECT_EQ(bar.text().back(), '\n');
+}
+
+TEST(Progress, ReportedValuesReplaceTheComputedOnes) {
+  // A job the box runs (apple mirror): its percent, rate, ETA and current
+  // file are drawn, through update() and finish() alike.
+  FakeClock clock;
+  Capture bar, lines;
+  Progress b(bar.file(), true, clock, "mirror");
+  Progress l(lines.file(), false, clock, "mirror");
+  Reported r{30, 2u << 20, 125, "InstallAssistant.pkg"};
+  b.update(300, 1000, r);
+  clock.advanceMs(kLineIntervalMs);
+  l.update(300, 1000, r);
+  EXPECT_EQ(bar.text(), "\rmirror 300 B / 1000 B [#######-----------------] 30%  2.00 MiB/s  ETA 2m05s  InstallAssistant.pkg");
+  EXPECT_EQ(lines.text(), "mirror: 300 B of 1000 B (30%), 2.00 MiB/s, ETA 2m05s, InstallAssistant.pkg\n");
+  l.finish(1000, 1000, Reported{100, 2u << 20, std::nullopt, ""});
+  EXPECT_NE(lines.text().find("mirror: 1000 B of 1000 B (100%), 2.00 MiB/s, in 5s\n"), std::string::npos) << lines.text();
 }
 
 TEST(Progress, Formats) {
