@@ -258,6 +258,17 @@ class Fill {
   // counted once), for the status page's fills in flight.
   uint64_t receivedBytes() const;
 
+  // A mirror fill: one created by the box's own capped request (the
+  // X-Orchard-Internal header with `capped`, server/apple/box_fetch.h). Its
+  // drivers hold its origin bytes to apple.mirror_rate and stop it, recording
+  // what is durable, once its last reader left (the mirror dropped its
+  // connection: paused at the end of its window). A client that is not the
+  // box joining it, or asking need() for another run of it, clears the flag
+  // for good: the rest comes at origin speed and the fill is the table's
+  // again. Only a flag here (cache/ knows no sockets); any thread.
+  void setCapped(bool on) { capped_.store(on, std::memory_order_relaxed); }
+  bool capped() const { return capped_.load(std::memory_order_relaxed); }
+
   // Readers interested in a private fill; the writer stops when it hits 0.
   void addReader() { readers_.fetch_add(1, std::memory_order_relaxed); }
   void removeReader() { readers_.fetch_sub(1, std::memory_order_relaxed); }
@@ -363,6 +374,7 @@ class Fill {
   std::mutex sumMu_;         // one sumBlocks() at a time (checkpoint and complete may overlap)
   std::atomic<uint64_t> sinceCheckpoint_{0};
   std::atomic<int> readers_{0};
+  std::atomic<bool> capped_{false};  // see setCapped()
 };
 
 // Fills in flight, by key. Lock-striped so loops rarely contend.
@@ -381,7 +393,9 @@ class FillTable {
   // again. A created fill resumes the key's partial record when there is one.
   // `revalidate`: the caller found this stored object stale; a created fill
   // is a revalidation of it (and the store re-check is skipped).
-  Acquired acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate = nullptr);
+  // `capped`: a created fill is a mirror fill (Fill::setCapped), set before
+  // any other caller can join it.
+  Acquired acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate = nullptr, bool capped = false);
 
   size_t inFlight() const;
   // A fill for this hash is in flight, or a fill in flight writes its

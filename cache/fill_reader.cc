@@ -185,7 +185,8 @@ void FillTable::noteStoreKey(Fill* fill) {
   fill->storeKeyNoted_ = true;
 }
 
-FillTable::Acquired FillTable::acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate) {
+FillTable::Acquired FillTable::acquire(const CacheKey& key, std::shared_ptr<const ObjectMeta> revalidate,
+                                       bool capped) {
   Shard& s = shardFor(key.hash);
   std::lock_guard<std::mutex> lock(s.mu);
   auto it = s.fills.find(key.hash);
@@ -195,7 +196,9 @@ FillTable::Acquired FillTable::acquire(const CacheKey& key, std::shared_ptr<cons
   }
   if (it != s.fills.end()) {
     // Hash collision with a different key in flight: this one is filled privately.
-    return {std::make_shared<Fill>(key, store_, false), true};
+    auto own = std::make_shared<Fill>(key, store_, false);
+    own->setCapped(capped);
+    return {std::move(own), true};
   }
   auto fill = std::make_shared<Fill>(key, store_, true);
   if (revalidate) {
@@ -209,6 +212,7 @@ FillTable::Acquired FillTable::acquire(const CacheKey& key, std::shared_ptr<cons
       }
     }
   }
+  fill->setCapped(capped);  // before another caller can join it
   fill->table_ = this;
   s.fills.emplace(key.hash, fill);
   return {fill, true};

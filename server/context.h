@@ -30,6 +30,7 @@
 #include "catalog/fleet_store.h"
 #include "catalog/status_store.h"
 #include "common/clock.h"
+#include "common/rate_limiter.h"
 #include "common/top_table.h"
 #include "config/config.h"
 #include "config/reload.h"
@@ -205,9 +206,19 @@ struct ServerContext {
   // start, cleared once they stopped.
   std::vector<WorkerContext*> loops;
   db::HistoryStore* history = nullptr;  // per-minute samples (server/admin/history.h); null before start
-  // The box's own requests through its proxy path (server/apple/box_fetch.h)
-  // carry this in X-Orchard-Internal: 32 hex digits, random per start.
+  // The box's own requests through its proxy (server/apple/box_fetch.h)
+  // carry `X-Orchard-Internal: <internalSecret>` (`; capped` for mirror
+  // fills); server/proxy/internal_request.h says what that grants. 32
+  // lower-case hex characters from the CSPRNG, made by Server::start when
+  // empty (a test may set it before: orchardd does from
+  // ORCHARD_TEST_INTERNAL_SECRET, tests only); never logged, in no file.
+  // Restart-only; read by any thread after start.
   std::string internalSecret;
+  // The one token bucket of apple.mirror_rate, shared by every loop: the
+  // origin bytes of every capped fill (cache::Fill::capped) go through it
+  // (server/proxy/fill_driver.cc), at the rate of the loop's snapshot. Owned
+  // by the Server; null without one (no capped fill is then held back).
+  RateLimiter* mirrorThrottle = nullptr;
   AppleService* apple = nullptr;  // Apple's catalogs, mirrors, prewarm (server/apple/); null before start
 };
 

@@ -14,6 +14,10 @@
 //                                   now + SECONDS, and POST /api/v1/test/clock
 //                                   {"advance_seconds": N} moves it further
 //                                   (that route exists only with this flag)
+//   ORCHARD_TEST_INTERNAL_SECRET=<32 hex> orchardd ...
+//                                   for tests only: the secret of the box's
+//                                   own requests (X-Orchard-Internal) is this
+//                                   one instead of a random one per start
 //
 // Signals are handled on the main thread with sigwait(): SIGTERM/SIGINT
 // drain (for the running server.drain_timeout) and exit 0; SIGHUP reloads
@@ -44,6 +48,7 @@
 #include "config/reload.h"
 #include "server/catalog/catalog_routes.h"
 #include "server/net/tcp_stream.h"
+#include "server/proxy/internal_request.h"
 #include "server/sd_notify.h"
 #include "server/server.h"
 
@@ -189,6 +194,20 @@ int main(int argc, char** argv) {
     server::registerTestClockRoute(server.context().routes, &server.context());
     OLOG_WARN("--test-clock-offset %lld: the wall clock is moved and POST /api/v1/test/clock is on (tests only)",
               static_cast<long long>(*testClockOffset));
+  }
+  // For tests only: ORCHARD_TEST_INTERNAL_SECRET (32 lower-case hex
+  // characters) is the secret of the box's own requests instead of a random
+  // one (server/proxy/internal_request.h), so that a black-box test can send
+  // what the box's jobs send. The secret is never printed.
+  if (const char* s = std::getenv("ORCHARD_TEST_INTERNAL_SECRET"); s && *s) {
+    if (!server::validInternalSecret(s)) {
+      std::fprintf(stderr, "orchardd: ORCHARD_TEST_INTERNAL_SECRET: not %zu lower-case hex characters\n",
+                   server::kInternalSecretChars);
+      return 2;
+    }
+    server.context().internalSecret = s;
+    OLOG_WARN("ORCHARD_TEST_INTERNAL_SECRET is set: the box's internal requests use the secret it names (tests "
+              "only; never in production)");
   }
   server.setConfigPath(configPath);
   const std::string readyState = "READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(::getpid());

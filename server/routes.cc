@@ -6,6 +6,7 @@
 #include "server/admin/dashboard.h"
 #include "server/context.h"
 #include "server/http/local_handler.h"
+#include "server/proxy/internal_request.h"
 #include "server/proxy/transaction.h"
 #include "server/proxy/tunnel.h"
 
@@ -61,7 +62,10 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
   // or admin.allow_clients also applies to keep-alive connections opened
   // before it. The proxy (and every refusal of the router) answers the
   // clients of access.allow_clients; a local route, the list of its row.
-  if (route.kind != Route::Kind::Local && !config::anyContains(cfg.allowClients, w->peer())) {
+  // The box's own requests (internal_request.h) are not held to it; their
+  // header is looked at only here, where the request would be refused.
+  if (route.kind != Route::Kind::Local && !config::anyContains(cfg.allowClients, w->peer()) &&
+      internalKind(sc->internalSecret, req, w->peer()) == InternalKind::None) {
     wc->counters.add(wc->counters.denied);
     w->noteOutcome(RequestResult::Refused);
     return FixedAnswer::error(w, std::move(req), 403, "client address not allowed");
@@ -90,7 +94,8 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
         if (accept && acceptsHtml(*accept)) route.path = "/dashboard";
       }
       auto m = sc->routes.match(req.method, route.path, w->secure() ? kTlsListener : kPlainListener);
-      if (!clientMayReach(cfg, m.access, w->peer())) {
+      if (!clientMayReach(cfg, m.access, w->peer()) &&
+          !(m.access == RouteAccess::Clients && internalKind(sc->internalSecret, req, w->peer()) != InternalKind::None)) {
         wc->counters.add(wc->counters.denied);
         w->noteOutcome(RequestResult::Refused);
         if (m.access == RouteAccess::Clients)

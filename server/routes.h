@@ -2,6 +2,8 @@
 //
 //   the form router (server/proxy/router.h) says what the request is:
 //     anything but local, from a client outside access.allow_clients -> 403
+//       (unless it is the box's own request: a loopback peer with the
+//       X-Orchard-Internal secret, server/proxy/internal_request.h)
 //     probe (GET / with Max-Forwards: 0)         -> 200, Accept-Ranges
 //     deny / reject                              -> its status (a CONNECT's:
 //                                                   counted by reason)
@@ -15,7 +17,8 @@
 //                                                   with Allow for another method,
 //                                                   403 when no row has the path;
 //       first, the client list of the row (RouteAccess, route_table.h):
-//         Clients (/pkgs, /manifests, unknown paths)  access.allow_clients
+//         Clients (/pkgs, /manifests, unknown paths)  access.allow_clients,
+//                                                     or the box's own request
 //         Admin   (/metrics, /api/v1/status)          admin.allow_clients, else
 //                                                     access.allow_clients
 //         Token   (every other /api/v1 row)           admin.allow_clients, else

@@ -32,6 +32,7 @@
 #include "server/http/client_conn.h"
 #include "server/net/local_ca.h"
 #include "server/proxy/fill_driver.h"
+#include "server/proxy/internal_request.h"
 #include "server/proxy/pac.h"
 #include "server/proxy/tunnel.h"
 
@@ -420,6 +421,16 @@ Result<void> Server::start() {
   ctx_.store = store_.get();
   ctx_.fills = fills_.get();
   ctx_.startedAt = ctx_.clock->nowSeconds();
+  // The box's own requests prove themselves with this (internal_request.h).
+  // Never logged; a test may have set one (ORCHARD_TEST_INTERNAL_SECRET).
+  if (ctx_.internalSecret.empty()) ctx_.internalSecret = makeInternalSecret();
+  if (!validInternalSecret(ctx_.internalSecret)) {
+    startError_ = "the internal secret: no random bytes from the system";
+    abandonStart();
+    return Error{Errc::Io, 0, "internal secret"};
+  }
+  if (!mirrorThrottle_) mirrorThrottle_ = std::make_unique<RateLimiter>(*ctx_.clock);
+  ctx_.mirrorThrottle = mirrorThrottle_.get();
   {
     std::random_device rd;
     char via[32];

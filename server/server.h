@@ -162,6 +162,9 @@ class Server final : public ServerControl {
   cache::DirLock dirLock_;  // held from start() until the store is closed
   std::unique_ptr<cache::Store> store_;
   std::unique_ptr<cache::FillTable> fills_;
+  // apple.mirror_rate's bucket (ctx_.mirrorThrottle): made at the first
+  // start, kept until the Server goes (no loop outlives it).
+  std::unique_ptr<RateLimiter> mirrorThrottle_;
   std::unique_ptr<catalog::Catalog> catalog_;
   std::unique_ptr<catalog::FleetStore> fleet_;
   std::unique_ptr<catalog::StatusStore> status_;

@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -76,6 +77,12 @@ FillDriver* FillDriver::start(WorkerContext* wc, std::shared_ptr<cache::Fill> fi
 }
 
 void FillDriver::startExchange() {
+  if (throttled_) {
+    // The last exchange ended while paused for the rate: the new one starts
+    // reading, and its first body bytes pause it again while the debt lasts.
+    throttled_ = false;
+    uv_timer_stop(throttleTimer_);
+  }
   requestTime_ = wc_->server->clock->nowSeconds();
   discard_ = 0;
   skipBody_ = false;
@@ -119,7 +126,10 @@ size_t FillDriver::queuedBytes() const { return ex_ ? ex_->queuedBytes() : 0; }
 
 bool FillDriver::unwanted() const {
   // A shared cacheable fill is wanted by the table even with no reader;
-  // a purged one is no longer the table's (nothing will be stored).
+  // a purged one is no longer the table's (nothing will be stored), and a
+  // mirror fill is the mirror's until a Mac joins it (its leaving is how a
+  // mirror pauses).
+  if (fill_->capped()) return fill_->readers() == 0;
   auto s = fill_->snapshot();
   if (s.purged) return fill_->readers() == 0;
   if (fill_->shared() && (s.state == cache::Fill::State::Pending || s.cacheable)) return false;
@@ -312,6 +322,7 @@ void FillDriver::headRun(ResponseHead& head) {
 void FillDriver::onUpstreamBody(const char* data, size_t n) {
   if (finished_ || skipBody_) return;
   wc_->counters.add(wc_->counters.bytes_from_origin, n);
+  if (fill_->capped()) throttle(n);
   if (discard_ > 0) {
     size_t skip = static_cast<size_t>(std::min<uint64_t>(discard_, n));
     discard_ -= skip;
@@ -448,7 +459,50 @@ void FillDriver::drainHeld() {
     runDone();
     return;
   }
-  if (ex_) ex_->resumeReading();
+  if (ex_ && !throttled_) ex_->resumeReading();
+}
+
+void FillDriver::throttle(size_t n) {
+  const uint64_t rate = wc_->config().appleMirrorRate;
+  RateLimiter* bucket = wc_->server->mirrorThrottle;
+  if (rate == 0 || !bucket) return;
+  const int64_t wait = bucket->take(n, rate);
+  if (wait <= 0 || throttled_) return;  // paused already: this is the rest of the read being parsed
+  throttled_ = true;
+  if (ex_) ex_->pauseReading();
+  armThrottle(wait);
+}
+
+void FillDriver::armThrottle(int64_t ms) {
+  if (!throttleTimer_) {
+    throttleTimer_ = new uv_timer_t;
+    uv_timer_init(wc_->worker->loop(), throttleTimer_);
+    throttleTimer_->data = this;
+  }
+  uv_timer_start(
+      throttleTimer_,
+      [](uv_timer_t* t) {
+        if (auto* d = static_cast<FillDriver*>(t->data)) d->throttleTick();
+      },
+      static_cast<uint64_t>(std::clamp<int64_t>(ms, 1, kThrottleTickMs)), 0);
+}
+
+void FillDriver::throttleTick() {
+  if (finished_ || !throttled_) return;
+  if (unwanted()) {
+    // The mirror dropped its connection while we held its bytes back.
+    failFill(Error{Errc::Closed, 0, "mirror fill: no reader left"});
+    return;
+  }
+  const uint64_t rate = wc_->config().appleMirrorRate;  // the loop's snapshot: a reload applies here
+  if (fill_->capped() && rate > 0 && wc_->server->mirrorThrottle) {
+    if (const int64_t wait = wc_->server->mirrorThrottle->waitMs(); wait > 0) {
+      armThrottle(wait);
+      return;
+    }
+  }
+  throttled_ = false;
+  if (ex_ && held_.empty()) ex_->resumeReading();  // else drainHeld() resumes once the relay has room
 }
 
 void FillDriver::onUpstreamStalled() {
@@ -565,6 +619,9 @@ void FillDriver::done() {
   finished_ = true;
   *alive_ = false;
   held_.clear();
+  closeHandle(throttleTimer_);  // its close callback frees it
+  throttleTimer_ = nullptr;
+  throttled_ = false;
   // The only driver of a fill without a head is its first one: ending
   // without a head (for whatever reason) must not leave readers waiting on
   // a fill nobody will ever answer.

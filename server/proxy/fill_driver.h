@@ -20,6 +20,19 @@
 // An optional BodySource (the client transaction of a pass-through request
 // with a body) feeds request bytes; the two clear each other's pointers
 // when either goes away (both live on the same loop).
+//
+// Mirror fills (cache::Fill::capped(): created by the box's own capped
+// request, server/proxy/internal_request.h): while the flag holds and the
+// loop's apple.mirror_rate is above 0, every body byte from the origin is
+// taken from the one bucket all loops share (ServerContext::mirrorThrottle,
+// common/rate_limiter.h). When the bucket is in debt the exchange stops
+// reading, and a timer looks again every min(debt, kThrottleTickMs): the
+// exchange resumes once the debt is paid, or at once when the cap was
+// lifted (a Mac joined) or the rate set to 0 by a reload. The same tick
+// notices a mirror fill whose last reader left: it is stopped like a
+// failed one (what is durable is recorded, so the next request resumes it
+// with a Range request) and no more origin bytes flow. An uncapped shared
+// fill goes on without readers as before.
 #pragma once
 
 #include <memory>
@@ -135,6 +148,15 @@ class FillDriver final : public UpstreamSink {
   // the rest of one read, 64 KiB), and whether the body ended behind them.
   void holdForRoom();
   void drainHeld();
+  // Mirror cap (see the top of this file). The timer is a heap box (STYLE
+  // libuv rules): done() closes it, its close callback frees it, a tick
+  // after that finds data == nullptr.
+  static constexpr int64_t kThrottleTickMs = 50;
+  void throttle(size_t n);
+  void armThrottle(int64_t ms);
+  void throttleTick();
+  uv_timer_t* throttleTimer_ = nullptr;  // made at the first pause
+  bool throttled_ = false;               // reading is paused for the rate (resume only when also !held_)
   std::string held_;
   bool heldComplete_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // room wake-ups check it

@@ -196,7 +196,8 @@ void Transaction::refetchWithoutStored() {
 }
 
 void Transaction::fetch(const cache::Action& a) {
-  auto acquired = wc_->server->fills->acquire(key_);
+  const InternalKind kind = internal();
+  auto acquired = wc_->server->fills->acquire(key_, nullptr, kind == InternalKind::Capped);
   if (acquired.fill && !acquired.created && a.leadOnly) {
     startPass(cache::Step::PassRequest);  // another's fill is not for a request with credentials
     return;
@@ -213,6 +214,7 @@ void Transaction::fetch(const cache::Action& a) {
     return;
   }
   enter(cache::joinStep(cache::Step::Miss, acquired.created));
+  if (!acquired.created) liftCap(*acquired.fill, kind);
   if (acquired.created) {
     wc_->counters.add(wc_->counters.fills_started);
     startDriver(acquired.fill, acquired.fill->firstFetch(a.startAt), false, true);
@@ -224,17 +226,35 @@ void Transaction::revalidate(std::shared_ptr<const cache::ObjectMeta> stale, con
   stale_ = std::move(stale);
   staleIfError_ = a.staleIfError;
   staleIfDisconnected_ = a.staleIfDisconnected;
-  auto acquired = wc_->server->fills->acquire(key_, stale_);
+  const InternalKind kind = internal();
+  auto acquired = wc_->server->fills->acquire(key_, stale_, kind == InternalKind::Capped);
   if (!acquired.fill) {
     refetchWithoutStored();
     return;
   }
   enter(cache::joinStep(cache::Step::Stale, acquired.created));
+  if (!acquired.created) liftCap(*acquired.fill, kind);
   if (acquired.created) {
     wc_->counters.add(wc_->counters.fills_started);
     startDriver(acquired.fill, acquired.fill->firstFetch(0), false, true);
   }
   follow(acquired.fill, acquired.created);
+}
+
+InternalKind Transaction::internal() const {
+  return internalKind(wc_->server->internalSecret, req_, conn_ ? conn_->peer() : nullptr);
+}
+
+void Transaction::liftCap(cache::Fill& fill, InternalKind kind) {
+  // A Mac joined the mirror's fill: it is not held to the mirror's rate.
+  if (kind == InternalKind::None && fill.capped()) fill.setCapped(false);
+}
+
+void Transaction::fetchFrom(const cache::Fill::Fetch& fetch) {
+  // A reader that makes need() start another run of a mirror fill is a Mac
+  // waiting for those bytes (or the mirror itself, which keeps its cap).
+  if (fill_->capped()) liftCap(*fill_, internal());
+  startDriver(fill_, fetch, false, false);
 }
 
 void Transaction::backgroundRevalidate(std::shared_ptr<const cache::ObjectMeta> stale) {

@@ -33,6 +33,7 @@
 #include "server/http/handler.h"
 #include "server/http/message.h"
 #include "server/proxy/fill_driver.h"
+#include "server/proxy/internal_request.h"
 #include "server/context.h"
 #include "server/proxy/router.h"
 
@@ -68,7 +69,7 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
 
   // BodySender
   void finish(bool clean) override;
-  void fetchFrom(const cache::Fill::Fetch& fetch) override { startDriver(fill_, fetch, false, false); }
+  void fetchFrom(const cache::Fill::Fetch& fetch) override;
 
   void act(const cache::Action& a, std::shared_ptr<const cache::ObjectMeta> stored);
   void enter(cache::Step step);  // counts the step, starts its Cache-Status
@@ -81,6 +82,14 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   void revalidate(std::shared_ptr<const cache::ObjectMeta> stale, const cache::Action& a);
   void backgroundRevalidate(std::shared_ptr<const cache::ObjectMeta> stale);
   void fetch(const cache::Action& a);
+  // Whether this is the box's own request (server/proxy/internal_request.h).
+  // Reads the header: on misses (creating or joining a fill) only, never on
+  // the hit path.
+  InternalKind internal() const;
+  // A fill this request joined or asks more of: a client that is not the
+  // box lifts its mirror cap (the box's capped request set it at creation,
+  // FillTable::acquire).
+  void liftCap(cache::Fill& fill, InternalKind kind);
   void refetchWithoutStored();  // the stored object could not be used: decide again without it
   void follow(std::shared_ptr<cache::Fill> fill, bool leader);
   void startPass(cache::Step step);

@@ -3,8 +3,11 @@
 // HEAD carries none upstream, whatever the client claimed), a shared fill
 // drops the client's own ranges and conditionals (it fetches the object
 // for everyone, in its own runs), and our Via pseudonym marks the request
-// so a forwarding loop back to this box is refused (508).
+// so a forwarding loop back to this box is refused (508). The box's own
+// X-Orchard-Internal header is never sent on, whoever sent it.
 #include "server/proxy/upstream_template.h"
+
+#include "server/proxy/internal_request.h"
 
 namespace orchard::server {
 
@@ -32,6 +35,7 @@ std::shared_ptr<const UpstreamTemplate> makeUpstreamTemplate(const RequestHead& 
   h += "\r\n";
   for (const auto& [k, v] : endToEndHeaders(req.headers)) {
     if (iequals(k, "Host")) continue;
+    if (iequals(k, kInternalHeader)) continue;  // the box's secret (valid or not) never leaves the box
     if (shared && (iequals(k, "Range") || iequals(k, "If-Range") || iequals(k, "If-None-Match") ||
                    iequals(k, "If-Modified-Since") || iequals(k, "If-Match") || iequals(k, "If-Unmodified-Since")))
       continue;  // the shared fill fetches the object for everyone, in its own runs
