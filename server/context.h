@@ -55,6 +55,7 @@ namespace orchard::server {
 
 class ClientConn;
 class FillDriver;
+class OsFeed;
 struct WorkerContext;
 class Tunnel;
 
@@ -204,6 +205,7 @@ struct ServerContext {
   // start, cleared once they stopped.
   std::vector<WorkerContext*> loops;
   db::HistoryStore* history = nullptr;  // per-minute samples (server/admin/history.h); null before start
+  OsFeed* osFeed = nullptr;  // Apple's OS-version feed (server/apple/os_feed.h); null before start
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and
