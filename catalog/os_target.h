@@ -4,8 +4,10 @@
 // (rollout.h): the staged percentage uses the word "macOS" as its scope, so
 // a Mac's OS ring does not depend on any package.
 //
-// Not yet checked against the OS versions Apple's feed lists (the issue
-// "Apple catalog" adds that): a well-formed version is accepted as given.
+// The route (server/catalog/os_target_routes.cc) also checks the version
+// (and the build, when given) against the last good copy of Apple's
+// OS-version feed (catalog/apple/os_versions.h: the public or MDM set's
+// macOS releases); without a copy it is accepted as given, with a warning.
 // Pure functions over records; the store is FleetStore's catalog.os_targets.
 #pragma once
 

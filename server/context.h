@@ -57,6 +57,7 @@ namespace orchard::server {
 class AppleService;
 class ClientConn;
 class FillDriver;
+class OsFeed;
 struct WorkerContext;
 class Tunnel;
 
@@ -220,6 +221,7 @@ struct ServerContext {
   // by the Server; null without one (no capped fill is then held back).
   RateLimiter* mirrorThrottle = nullptr;
   AppleService* apple = nullptr;  // Apple's catalogs, mirrors, prewarm (server/apple/); null before start
+  OsFeed* osFeed = nullptr;  // Apple's OS-version feed (server/apple/os_feed.h); null before start
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and

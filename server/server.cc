@@ -3,6 +3,7 @@
 #include "server/admin/admin.h"
 #include "server/admin/dashboard.h"
 #include "server/admin/history.h"
+#include "server/apple/os_feed.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -54,6 +55,7 @@ Server::Server(config::Config config) {
   registerDashboardRoutes(ctx_.routes);
   registerCatalogRoutes(ctx_.routes, &ctx_);
   registerPacRoute(ctx_.routes);
+  registerOsFeedRoutes(ctx_.routes, &ctx_);
 }
 
 std::vector<config::ListenAddress> Server::allListen() const {
@@ -331,6 +333,7 @@ Result<void> Server::start() {
   for (const std::string& f : catalog::fleetFamilies()) families.push_back(f);
   for (const std::string& f : catalog::statusFamilies()) families.push_back(f);
   for (const std::string& f : db::historyFamilies()) families.push_back(f);
+  for (const std::string& f : catalog::apple::osFeedFamilies()) families.push_back(f);
   auto database = cache::openStoreDatabase(cfg.storageDir, families);
   if (!database) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + database.error().message();
@@ -377,6 +380,10 @@ Result<void> Server::start() {
   ctx_.status = status_.get();
   history_ = std::make_unique<db::HistoryStore>(shared);
   ctx_.history = history_.get();
+  osFeedStore_ = std::make_unique<catalog::apple::OsFeedStore>(shared);
+  osFeed_ = std::make_unique<OsFeed>(&ctx_, osFeedStore_.get());
+  osFeed_->load();  // the last good copy, served from the first request on
+  ctx_.osFeed = osFeed_.get();
   if (cfg.catalogBaseUrl.empty())
     OLOG_WARN("catalog.base_url is not set: package and manifest URLs name the Host each request used (http); "
               "MDM needs https:// and a real name for InstallEnterpriseApplication");
@@ -545,6 +552,7 @@ Result<void> Server::start() {
   sampler_ = std::make_unique<HistorySampler>(&ctx_, history_.get(), cfg.historySampleIntervalMs,
                                               cfg.historyRetentionMs);
   sampler_->start();
+  osFeed_->start();
   ctx_.serving.store(true, std::memory_order_relaxed);
   return ok();
 }
@@ -668,6 +676,7 @@ void Server::stop() {
   // (and the answers it posts); none starts after this.
   stopControl();
   stopped_ = true;
+  if (osFeed_) osFeed_->stop();  // a fetch under way is aborted
   store_->setUnlinkListener(nullptr);  // no news is posted to loops that are stopping
   for (auto& slotPtr : workers_) {
     WorkerSlot* slot = slotPtr.get();
@@ -797,6 +806,7 @@ Server::ReloadResult Server::reload(config::Config fresh, std::string_view sourc
     if (!acks->cv.wait_for(lock, std::chrono::seconds(10), [&] { return acks->n == workers_.size(); }))
       OLOG_WARN("reload: a loop has not taken the new config after 10 s; it will once it gets to it");
   }
+  if (osFeed_) osFeed_->configChanged();
   control_.add(control_.config_reloads);
   out.ok = true;
   out.generation = snap->generation;
@@ -891,6 +901,9 @@ void Server::reloadAsync(std::function<void(ReloadResult)> done) {
 namespace orchard::server {
 
 void Server::closeCatalog() {
+  ctx_.osFeed = nullptr;
+  osFeed_.reset();  // stops its thread first
+  osFeedStore_.reset();
   ctx_.history = nullptr;
   history_.reset();
   status_.reset();

@@ -51,10 +51,12 @@
 #include "server/context.h"
 #include "server/metrics.h"
 #include "db/history_store.h"
+#include "catalog/apple/os_feed_store.h"
 
 namespace orchard::server {
 
 class HistorySampler;
+class OsFeed;
 
 class Server final : public ServerControl {
  public:
@@ -146,9 +148,10 @@ class Server final : public ServerControl {
   void stopControl();
   // reloadFile(configPath) between the hooks; on the control thread.
   ReloadResult reloadOnControl();
-  // Closes the history store, the status store, the fleet store and the
-  // catalog (in that order: each later one is used by the ones before) and
-  // clears their context pointers. Before the store, on every way out of start() and stop().
+  // Closes the OS-version feed, the history store, the status store, the
+  // fleet store and the catalog (in that order: each later one is used by
+  // the ones before) and clears their context pointers. Before the store,
+  // on every way out of start() and stop().
   void closeCatalog();
   // Without a configured admin token: reads storage.dir/admin.token, or
   // writes a new random one there (mode 0600) at first start, into
@@ -170,6 +173,8 @@ class Server final : public ServerControl {
   std::unique_ptr<catalog::StatusStore> status_;
   std::unique_ptr<db::HistoryStore> history_;  // the per-minute history (server/admin/history.h)
   std::unique_ptr<HistorySampler> sampler_;    // from start() until stop(); before the loops' counters go
+  std::unique_ptr<catalog::apple::OsFeedStore> osFeedStore_;  // the feed's last good copy
+  std::unique_ptr<OsFeed> osFeed_;             // its thread runs from start() until stop()
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
   std::thread controlThread_;                 // runs runControl() while started

@@ -68,7 +68,8 @@ def main():
         f.write(f'[server]\nlisten = ["127.0.0.1:{port}"]\nworkers = 1\n'
                 f'[storage]\ndir = "{work}/state"\ncache_limit = "1GiB"\n'
                 f'[upstream]\nallow = ["swcdn.apple.com"]\n'
-                f'resolve = {{ "swcdn.apple.com" = "127.0.0.1:{origin.port}" }}\n')
+                f'resolve = {{ "swcdn.apple.com" = "127.0.0.1:{origin.port}" }}\n'
+                '[apple]\nos_feed_url = ""\n')
     out = os.path.join(work, "callgrind.out")
     err = open(os.path.join(work, "stderr.log"), "w+")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",

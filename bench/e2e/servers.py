@@ -249,6 +249,9 @@ token = "{ADMIN_TOKEN}"
 
 [catalog]
 limit = "64GiB"
+
+[apple]
+os_feed_url = ""
 """)
         t0 = time.monotonic()
         with open(self.orchard_stderr, "ab") as lf:

@@ -1,8 +1,9 @@
 // /metrics: the Prometheus text exposition (format 0.0.4) of the per-loop
 // counters (summed with relaxed loads: a scrape may be a few requests
 // behind), the labelled families and histograms (server/metrics.h), the
-// store's stats and health, TLS and the catalog. Every family has HELP and
-// TYPE lines; `promtool check metrics` passes (tests/blackbox/test_metrics.py).
+// store's stats and health, TLS, the catalog and Apple's OS-version feed.
+// Every family has HELP and TYPE lines; `promtool check metrics` passes
+// (tests/blackbox/test_metrics.py).
 //
 // Names follow Prometheus' conventions: orchard_ prefix, counters end in
 // _total, units are suffixes (_bytes, _seconds). Names from before those
@@ -14,6 +15,7 @@
 
 #include "server/admin/admin.h"
 #include "server/admin/release_metrics.h"
+#include "server/apple/os_feed.h"
 #include "server/catalog/status_routes.h"
 #include "server/net/tls_context.h"
 #include "server/proxy/fill_driver.h"
@@ -207,6 +209,23 @@ std::string renderMetrics(const ServerContext& ctx) {
              get(c.ktls_connections));
     w.single("tls_kernel_available", "1 when the kernel offers the tls ULP (kTLS)", "gauge",
              tls::kernelTlsAvailable() ? 1 : 0);
+  }
+  if (ctx.osFeed) {
+    const OsFeed::State feed = ctx.osFeed->state();
+    if (feed.feed)
+      w.single("apple_os_feed_age_seconds",
+               "seconds since the OS-version feed copy served was fetched (absent before any good copy)", "gauge",
+               static_cast<uint64_t>(std::max<int64_t>(0, ctx.clock->nowSeconds() - feed.fetchedAt)));
+    w.family("apple_os_feed_fetches_total",
+             "fetches of Apple's OS-version feed by result: ok (the copy served was replaced), fetch_error "
+             "(transport, TLS or HTTP status), invalid (does not parse), empty (no macOS release); only ok "
+             "replaces the copy served",
+             "counter");
+    for (size_t o = 0; o < OsFeed::kOutcomes; ++o) {
+      const auto outcome = static_cast<OsFeed::Outcome>(o);
+      w.sample("apple_os_feed_fetches_total", "", std::string("result=\"") + OsFeed::outcomeLabel(outcome) + "\"",
+               ctx.osFeed->fetches(outcome));
+    }
   }
   if (ctx.catalog && ctx.fleet) appendReleaseMetrics(out, *ctx.catalog, *ctx.fleet, ctx.clock->nowSeconds());
   appendReleaseHealthMetrics(out, ctx, ctx.clock->nowSeconds());

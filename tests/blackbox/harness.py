@@ -77,12 +77,13 @@ def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sect
     the origin; `resolve_extra`: {host: port} more origins, allowed and
     resolved to 127.0.0.1:port."""
     resolve_extra = resolve_extra or {}
+    sections = dict(sections or {})
+    extra = _feed_off_unless_named(extra, sections)
     entries = {h: f"127.0.0.1:{origin_port}" for h in ("swcdn.apple.com", "updates.cdn-apple.com")}
     entries.update(resolve or {})
     entries.update({h: f"127.0.0.1:{p}" for h, p in resolve_extra.items()})
     resolve = ", ".join(f'"{h}" = "{a}"' for h, a in entries.items())
     allow = ", ".join(f'"{h}"' for h in (ALLOWED if allow is None else allow) + list(resolve_extra))
-    sections = sections or {}
 
     def more(name):
         text = sections.get(name, "").strip()
@@ -101,8 +102,28 @@ def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sect
         + more("upstream") +
         "\n[access]\n"
         'allow_clients = ["127.0.0.0/8"]\n'
+        + (("\n[apple]\n" + more("apple")) if "apple" in sections else "")
         + (("\n" + extra.strip() + "\n") if extra.strip() else "")
     )
+
+
+def _feed_off_unless_named(extra, sections):
+    """Nothing a test starts may reach the internet: apple.os_feed_url
+    (Apple's OS-version feed, on by default) is set to "" in the [apple]
+    table unless the test names it, in sections["apple"] or in an [apple]
+    table of `extra`. Returns `extra` and fills `sections` (a copy) so
+    that the key lands in the one [apple] table."""
+    if "apple" in sections:
+        if "os_feed_url" not in sections["apple"]:
+            sections["apple"] = 'os_feed_url = ""\n' + sections["apple"]
+        return extra
+    if "[apple]" in extra:
+        head, _, tail = extra.partition("[apple]\n")
+        if "os_feed_url" in tail.split("\n[", 1)[0]:
+            return extra
+        return head + '[apple]\nos_feed_url = ""\n' + tail
+    sections["apple"] = 'os_feed_url = ""'
+    return extra
 
 
 class Orchard:

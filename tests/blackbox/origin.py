@@ -13,6 +13,9 @@ driven by the request path and query, so a test reads like what it asks for:
   /echo/<anything>            any method; answers 200 with a small JSON body
                               describing the request (method, path, body length
                               and sha256). No Cache-Control unless cc= is given.
+  a document path             what origin.set_document(path, body) put there
+                              (a feed, a catalog): 200 with that body, its
+                              Content-Type and Cache-Control: no-cache.
   anything else               404.
 
 Query options (any combination; unknown parameters are ignored):
@@ -152,6 +155,7 @@ class Origin:
         self._options = {}     # url path -> {query option: value}
         self._sent = {}        # target -> body bytes written so far
         self._active = {}      # target -> bodies being written now
+        self._documents = {}   # url path -> (body bytes, content type)
         self.requests = []
         self.finished = []
         self._server = None
@@ -231,6 +235,20 @@ class Origin:
                     cur.pop(k, None)
                 else:
                     cur[k] = str(v)
+
+    def set_document(self, path, body, content_type="application/json"):
+        """Serve `body` (bytes or str) at `path` (query ignored) from now on;
+        None removes it."""
+        path = urllib.parse.urlsplit(path).path
+        with self._lock:
+            if body is None:
+                self._documents.pop(path, None)
+            else:
+                self._documents[path] = (body.encode() if isinstance(body, str) else body, content_type)
+
+    def _document_for(self, path):
+        with self._lock:
+            return self._documents.get(path)
 
     def clear_options(self, path=None):
         with self._lock:

@@ -123,6 +123,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._simple(500, b"origin says no (fail_first)\n")
 
         path = url.path
+        doc = origin._document_for(path)
+        if doc is not None:
+            return self._simple(200, doc[0], doc[1], [("Cache-Control", "no-cache")])
         if path.startswith("/gen/"):
             parts = path.split("/", 3)
             if len(parts) < 4 or not parts[3]:

@@ -173,7 +173,8 @@ class AsTheUnitRunsIt(unittest.TestCase):
         os.chown(state, 65534, 65534)
         cfg = os.path.join(tmp, "orchard.toml")
         with open(cfg, "w") as f:
-            f.write(f'[server]\nlisten = ["127.0.0.1:80"]\n\n[storage]\ndir = "{state}"\ncache_limit = "1GiB"\n')
+            f.write(f'[server]\nlisten = ["127.0.0.1:80"]\n\n[storage]\ndir = "{state}"\ncache_limit = "1GiB"\n'
+                    '\n[apple]\nos_feed_url = ""\n')  # no fetch of Apple's OS-version feed from a test
         n = Notifications(os.path.join(tmp, "notify.sock"))
         self.addCleanup(n.close)
         os.chmod(n.name, 0o777)  # the daemon, as nobody, must be able to send to it

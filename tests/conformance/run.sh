@@ -26,6 +26,8 @@ cache_limit = "1GiB"
 [upstream]
 allow = ["cache-tests.example"]
 resolve = { "cache-tests.example" = "127.0.0.1:18000" }
+[apple]
+os_feed_url = ""
 TOML
 CACHE_TESTS=$CT npm_config_protocol=http npm_config_port=18000 npm_config_pidfile=$WORK/origin.pid \
   node "$HERE/origin.mjs" > "$WORK/origin.log" 2>&1 &

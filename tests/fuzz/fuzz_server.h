@@ -70,6 +70,7 @@ struct FuzzServer {
     c.upstreamResolve["origin.test"] = originAddr;
     c.upstreamResolve["origin.test."] = originAddr;
     c.logLevel = log::Level::Error;
+    c.appleOsFeedUrl = "";  // no fetch of Apple's OS-version feed from a test
     tweak(c);
     server = std::make_unique<server::Server>(std::move(c));
     auto r = server->start();

@@ -91,6 +91,7 @@ class ServerTest : public ::testing::Test {
     c.upstreamResolve["origin.test"] =
         config::ListenAddress::parse("127.0.0.1:" + std::to_string(origin.port())).value();
     c.logLevel = log::Level::Error;
+    c.appleOsFeedUrl = "";  // no fetch of Apple's OS-version feed from a test
     return c;
   }
 

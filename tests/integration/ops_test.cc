@@ -45,7 +45,7 @@ class ReloadApi : public ServerTest {
         << "[server]\nlisten = [\"127.0.0.1:" << port() << "\"]\nworkers = 2\nlog_level = \"error\"\n" << extraServer
         << "[storage]\ndir = \"" << c.storageDir << "\"\n"
         << "[upstream]\nallow = [\"origin.test\"]\nresolve = { \"origin.test\" = \"127.0.0.1:" << origin.port()
-        << "\" }\n[admin]\ntoken = \"" << kToken << "\"\n";
+        << "\" }\n[admin]\ntoken = \"" << kToken << "\"\n[apple]\nos_feed_url = \"\"\n";
     server->setConfigPath(file_);
   }
   Response postReload() {

@@ -15,6 +15,7 @@
 #include "server/admin/dashboard.h"
 #include "server/admin/history.h"
 #include "server/admin/tokens.h"
+#include "server/apple/os_feed.h"
 #include "server/catalog/catalog_routes.h"
 #include "server/context.h"
 #include "server/http/peer_counts.h"
@@ -58,6 +59,7 @@ const std::map<std::string, Expect> kRoutes = {
     {"GET /api/v1/pins/{name}", {RouteAccess::Token, Scope::Read}},
     {"GET /api/v1/os-targets/{ring}", {RouteAccess::Token, Scope::Read}},
     {"GET /api/v1/os-targets", {RouteAccess::Token, Scope::Read}},
+    {"GET /api/v1/apple/os-versions", {RouteAccess::Token, Scope::Read}},
     // mdm: device writes
     {"PUT /api/v1/devices/{serial}", {RouteAccess::Token, Scope::Mdm}},
     {"POST /api/v1/devices:import", {RouteAccess::Token, Scope::Mdm}},
@@ -100,6 +102,7 @@ TEST(RouteScopes, EveryRouteHasTheAccessAndScopeOfTheTable) {
   registerDashboardRoutes(routes);
   registerCatalogRoutes(routes, &ctx);
   registerTestClockRoute(routes, &ctx);
+  registerOsFeedRoutes(routes, &ctx);
   std::map<std::string, Expect> seen;
   for (const RouteTable::Row* row : routes.rows()) {
     const std::string key = row->method + " " + row->pattern;
