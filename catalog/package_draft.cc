@@ -22,6 +22,11 @@ std::optional<Problem> draftFromFile(const std::string& path, std::string_view n
   for (const auto& [k, v] : options.overrides) (void)applyOverride(&draft->metadata, k, v);
   if (!options.metadataJson.empty())
     if (auto p = parseMetadataJson(options.metadataJson, &draft->metadata)) return Problem{Errc::Invalid, *p};
+  for (const auto& [k, v] : options.fallbacks) {
+    const bool empty = (k == "bundle_id" && draft->metadata.bundleId.empty()) ||
+                       (k == "title" && draft->metadata.title.empty());
+    if (empty) (void)applyOverride(&draft->metadata, k, v);
+  }
   if (auto p = completeMetadata(&draft->metadata, name, version, isPackage)) return Problem{Errc::Invalid, *p};
   if (options.requireSigned) {
     std::string why;

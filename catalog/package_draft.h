@@ -31,6 +31,10 @@ struct DraftOptions {
   // A JSON object of the same fields (parseMetadataJson), applied after
   // `overrides`; empty: none.
   std::string metadataJson;
+  // Values used only where the file and the overrides left the field empty
+  // ("bundle_id", "title"): an Apple installer's identifier when its file
+  // names none.
+  std::vector<std::pair<std::string, std::string>> fallbacks;
   bool requireSigned = false;                  // catalog.require_signed
   std::shared_ptr<const TrustStore> roots;     // catalog.trusted_roots; may be null
 };

@@ -2,8 +2,11 @@
 
 #include "server/admin/admin.h"
 #include "server/admin/dashboard.h"
+#include "catalog/apple/mirror_job.h"
 #include "server/admin/history.h"
 #include "server/apple/os_feed.h"
+#include "server/apple/apple_routes.h"
+#include "server/apple/apple_service.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -54,6 +57,7 @@ Server::Server(config::Config config) {
   registerHistoryRoutes(ctx_.routes, &ctx_);
   registerDashboardRoutes(ctx_.routes);
   registerCatalogRoutes(ctx_.routes, &ctx_);
+  registerAppleRoutes(ctx_.routes, &ctx_);
   registerPacRoute(ctx_.routes);
   registerOsFeedRoutes(ctx_.routes, &ctx_);
 }
@@ -334,6 +338,7 @@ Result<void> Server::start() {
   for (const std::string& f : catalog::statusFamilies()) families.push_back(f);
   for (const std::string& f : db::historyFamilies()) families.push_back(f);
   for (const std::string& f : catalog::apple::osFeedFamilies()) families.push_back(f);
+  for (const std::string& f : catalog::apple::appleFamilies()) families.push_back(f);
   auto database = cache::openStoreDatabase(cfg.storageDir, families);
   if (!database) {
     startError_ = "storage.dir " + cfg.storageDir + ": " + database.error().message();
@@ -384,6 +389,8 @@ Result<void> Server::start() {
   osFeed_ = std::make_unique<OsFeed>(&ctx_, osFeedStore_.get());
   osFeed_->load();  // the last good copy, served from the first request on
   ctx_.osFeed = osFeed_.get();
+  apple_ = std::make_unique<AppleService>(&ctx_, shared);
+  ctx_.apple = apple_.get();
   if (cfg.catalogBaseUrl.empty())
     OLOG_WARN("catalog.base_url is not set: package and manifest URLs name the Host each request used (http); "
               "MDM needs https:// and a real name for InstallEnterpriseApplication");
@@ -553,6 +560,7 @@ Result<void> Server::start() {
                                               cfg.historyRetentionMs);
   sampler_->start();
   osFeed_->start();
+  apple_->start();  // after the listeners: its jobs fetch through them
   ctx_.serving.store(true, std::memory_order_relaxed);
   return ok();
 }
@@ -675,6 +683,9 @@ void Server::stop() {
   // A reload under way finishes while the loops still take its snapshot
   // (and the answers it posts); none starts after this.
   stopControl();
+  // Mirror jobs fetch through the loops: stop them first (a running
+  // transfer is cut and resumes from its recorded blocks at the next start).
+  if (apple_) apple_->stop();
   stopped_ = true;
   if (osFeed_) osFeed_->stop();  // a fetch under way is aborted
   store_->setUnlinkListener(nullptr);  // no news is posted to loops that are stopping
@@ -904,6 +915,9 @@ void Server::closeCatalog() {
   ctx_.osFeed = nullptr;
   osFeed_.reset();  // stops its thread first
   osFeedStore_.reset();
+  if (apple_) apple_->stop();
+  ctx_.apple = nullptr;
+  apple_.reset();
   ctx_.history = nullptr;
   history_.reset();
   status_.reset();

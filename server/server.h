@@ -55,6 +55,7 @@
 
 namespace orchard::server {
 
+class AppleService;
 class HistorySampler;
 class OsFeed;
 
@@ -172,6 +173,7 @@ class Server final : public ServerControl {
   std::unique_ptr<catalog::FleetStore> fleet_;
   std::unique_ptr<catalog::StatusStore> status_;
   std::unique_ptr<db::HistoryStore> history_;  // the per-minute history (server/admin/history.h)
+  std::unique_ptr<AppleService> apple_;        // Apple's catalog, mirrors, prewarm (server/apple/)
   std::unique_ptr<HistorySampler> sampler_;    // from start() until stop(); before the loops' counters go
   std::unique_ptr<catalog::apple::OsFeedStore> osFeedStore_;  // the feed's last good copy
   std::unique_ptr<OsFeed> osFeed_;             // its thread runs from start() until stop()

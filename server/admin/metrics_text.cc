@@ -16,6 +16,8 @@
 #include "server/admin/admin.h"
 #include "server/admin/release_metrics.h"
 #include "server/apple/os_feed.h"
+#include "server/apple/apple_service.h"
+#include "server/apple/mirror.h"
 #include "server/catalog/status_routes.h"
 #include "server/net/tls_context.h"
 #include "server/proxy/fill_driver.h"
@@ -226,6 +228,28 @@ std::string renderMetrics(const ServerContext& ctx) {
       w.sample("apple_os_feed_fetches_total", "", std::string("result=\"") + OsFeed::outcomeLabel(outcome) + "\"",
                ctx.osFeed->fetches(outcome));
     }
+  }
+  if (ctx.apple) {
+    // Apple's catalog and the mirror/prewarm jobs (from memory: no store walk).
+    auto cat = ctx.apple->catalogIfLoaded();
+    w.single("apple_catalog_products", "products in Apple's catalog as last loaded (0 before a good load)", "gauge",
+             cat ? cat->catalog.products.size() : 0);
+    w.single("apple_catalog_loaded_seconds", "when Apple's catalog was last loaded, seconds since the Unix epoch",
+             "gauge", cat ? static_cast<uint64_t>(cat->loadedAt) : 0);
+    uint64_t byState[5] = {0, 0, 0, 0, 0};
+    uint64_t verified = 0;
+    for (const JobView& v : ctx.apple->mirrors()->jobs()) {
+      ++byState[static_cast<size_t>(v.job.state) % 5];
+      for (const auto& i : v.job.items)
+        if (i.state == catalog::apple::JobState::Done) verified += i.size;
+    }
+    w.family("apple_jobs", "mirror and prewarm jobs by state", "gauge");
+    for (size_t i = 0; i < 5; ++i)
+      w.sample("apple_jobs", "",
+               std::string("state=\"") + catalog::apple::jobStateName(static_cast<catalog::apple::JobState>(i)) + "\"",
+               byState[i]);
+    w.single("apple_verified_bytes", "bytes of mirror and prewarm items verified (size and chunklist) by their last run",
+             "gauge", verified);
   }
   if (ctx.catalog && ctx.fleet) appendReleaseMetrics(out, *ctx.catalog, *ctx.fleet, ctx.clock->nowSeconds());
   appendReleaseHealthMetrics(out, ctx, ctx.clock->nowSeconds());

@@ -62,10 +62,13 @@ RequestHandler* publishProduct(HandlerRequest&& r, const ServerContext* ctx) {
       else
         req.overrides.emplace_back("title", inst->info.title);
     }
+    // Apple's InstallAssistant.pkg names its own identifier; a file that
+    // does not (or cannot be read) still gets one MDM can track.
+    req.fallbacks.emplace_back("bundle_id", "com.apple.pkg.InstallAssistant");
     // PackageVersion has no field for the build (inst->info.build): it is in
     // the Apple products list, not in the package record.
     return importFromStore(ctx, req, actor);
-  });
+  }, 0, appleRunner(ctx));
 }
 
 }  // namespace

@@ -28,7 +28,9 @@
 #include "catalog/apple/product_info.h"
 #include "catalog/apple/sucatalog.h"
 #include "common/result.h"
+#include "db/database.h"
 #include "server/apple/box_fetch.h"
+#include "server/apple/job_pool.h"
 
 namespace orchard::server {
 
@@ -55,7 +57,7 @@ struct LoadedCatalog {
 
 class AppleService {
  public:
-  explicit AppleService(ServerContext* ctx);
+  AppleService(ServerContext* ctx, std::shared_ptr<db::Database> db);
   ~AppleService();
   AppleService(const AppleService&) = delete;
   AppleService& operator=(const AppleService&) = delete;
@@ -66,8 +68,11 @@ class AppleService {
   void stop();
 
   // The current catalog, loading it first when none was loaded yet (or
-  // `refresh`). Errors only when no catalog was ever loaded.
+  // `refresh`). Errors only when no catalog was ever loaded. The first call
+  // also starts the periodic refresh: a box whose admin never asks for
+  // Apple's catalog never fetches it.
   Result<std::shared_ptr<const LoadedCatalog>> catalog(bool refresh = false);
+  std::shared_ptr<const LoadedCatalog> catalogIfLoaded() const;  // null before the first good load
   std::string lastError() const;  // why the last load failed ("" after a good one)
 
   // Title, version and build of a product (from its .dist, else .smd),
@@ -92,6 +97,8 @@ class AppleService {
   Result<Installer> mirroredInstaller(const std::string& productId, std::string* why);
 
   const BoxFetch& fetcher() const { return fetch_; }
+  // Where the routes run their work (OffLoopAnswer::Runner).
+  bool runRouteWork(std::function<void()> task) { return pool_.run(std::move(task)); }
   MirrorManager* mirrors() { return mirrors_.get(); }
   ServerContext* context() const { return ctx_; }
 
@@ -101,6 +108,7 @@ class AppleService {
 
   ServerContext* ctx_;
   BoxFetch fetch_;
+  JobPool pool_{3};
   std::unique_ptr<MirrorManager> mirrors_;
   mutable std::mutex mu_;
   std::shared_ptr<const LoadedCatalog> current_;
@@ -109,6 +117,7 @@ class AppleService {
   std::mutex loadMu_;  // one load at a time
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool demanded_ = false;  // catalog() was called: refresh it every apple.catalog_refresh
   std::thread thread_;
 };
 

@@ -200,6 +200,22 @@ void OffLoopAnswer::run() {
       j->handler->answer(j->reply.status, j->reply.type, j->reply.body, j->reply.extra);
     delete j;
   };
+  if (runner_) {
+    Worker* worker = w_->wc()->worker;
+    const bool queued = runner_([job, worker] {
+      job->reply = job->work(std::move(job->body));
+      worker->post([job] {
+        if (auto a = job->alive.lock(); a && *a)
+          job->handler->answer(job->reply.status, job->reply.type, job->reply.body, job->reply.extra);
+        delete job;
+      });
+    });
+    if (!queued) {
+      delete job;
+      answerError(503, "the box is stopping");
+    }
+    return;
+  }
   if (uv_queue_work(w_->wc()->worker->loop(), &job->req, work, after) != 0) {
     work(&job->req);  // the pool refused (shutting down): answer from here
     after(&job->req, 0);

@@ -79,8 +79,14 @@ class OffLoopAnswer final : public LocalHandler {
     std::string type = "application/json";
   };
   using Work = std::function<Reply(std::string body)>;
-  OffLoopAnswer(ResponseWriter* w, RequestHead req, Work work, size_t maxBody = 0)
-      : LocalHandler(w, std::move(req)), work_(std::move(work)), maxBody_(maxBody) {}
+  // Runs a task on some other thread (any: the answer is posted back to the
+  // handler's loop). Without one the work goes to the libuv thread pool,
+  // which fills also use: work that blocks on the box's own HTTP (the
+  // Apple routes) must bring its own threads, or four such answers could
+  // hold every pool thread while the fills they wait for need one.
+  using Runner = std::function<bool(std::function<void()>)>;  // false: refused (stopping)
+  OffLoopAnswer(ResponseWriter* w, RequestHead req, Work work, size_t maxBody = 0, Runner runner = nullptr)
+      : LocalHandler(w, std::move(req)), work_(std::move(work)), maxBody_(maxBody), runner_(std::move(runner)) {}
   ~OffLoopAnswer() override { *alive_ = false; }
   void start() override;
   void onRequestBody(const char* data, size_t n) override;
@@ -90,6 +96,7 @@ class OffLoopAnswer final : public LocalHandler {
   void run();
   Work work_;
   size_t maxBody_;
+  Runner runner_;
   std::string body_;
   bool started_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -17,6 +17,8 @@
 //   Answer   the publish's JSON plus "source_url"
 #include "server/catalog/import.h"
 
+#include "server/apple/apple_service.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -165,6 +167,7 @@ OffLoopAnswer::Reply importFromStore(const ServerContext* ctx, const StoreImport
   catalog::DraftOptions draft;
   draft.overrides = req.overrides;
   draft.metadataJson = req.metadataJson;
+  draft.fallbacks = req.fallbacks;
   draft.requireSigned = snap->config.catalogRequireSigned;
   draft.roots = snap->trustedRoots;
   std::string sha = req.expectSha;
@@ -266,6 +269,14 @@ std::optional<std::string> parseFromUrlBody(std::string_view body, StoreImport* 
 
 }  // namespace
 
+// Imports block on the box's own HTTP: on the Apple service's threads
+// when it runs (OffLoopAnswer::Runner says why not the libuv pool).
+OffLoopAnswer::Runner appleRunner(const ServerContext* ctx) {
+  AppleService* svc = ctx->apple;
+  if (!svc) return nullptr;
+  return [svc](std::function<void()> task) { return svc->runRouteWork(std::move(task)); };
+}
+
 RequestHandler* makeFromUrlHandler(HandlerRequest&& r, const ServerContext* ctx) {
   catalog::Actor actor = actorOf(r);
   StoreImport base;
@@ -279,7 +290,7 @@ RequestHandler* makeFromUrlHandler(HandlerRequest&& r, const ServerContext* ctx)
         if (auto p = parseFromUrlBody(body, &req)) return errorReply(400, *p);
         return importFromStore(ctx, req, actor);
       },
-      /*maxBody=*/64 * 1024);
+      /*maxBody=*/64 * 1024, appleRunner(ctx));
 }
 
 }  // namespace orchard::server

@@ -49,6 +49,8 @@ struct StoreImport {
   // (catalog/package_draft.h).
   std::vector<std::pair<std::string, std::string>> overrides;
   std::string metadataJson;
+  // Used only where the file leaves a field empty (DraftOptions::fallbacks).
+  std::vector<std::pair<std::string, std::string>> fallbacks;
   std::string base;  // where Macs reach the box (baseUrl()), for the answer's URLs
 };
 
@@ -69,6 +71,7 @@ std::string urlFilename(std::string_view url);
 
 // POST /api/v1/packages/{name}/{version}/from-url (registered by
 // registerCatalogRoutes).
+OffLoopAnswer::Runner appleRunner(const ServerContext* ctx);
 RequestHandler* makeFromUrlHandler(HandlerRequest&& r, const ServerContext* ctx);
 
 }  // namespace orchard::server
