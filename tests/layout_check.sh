@@ -14,6 +14,7 @@ check config 'uv\.h|llhttp|openssl/|rocksdb/|cache/|server/|catalog/|db/'
 check db     'uv\.h|llhttp|openssl/|sys/socket\.h|netinet/|arpa/|cache/|server/|config/|catalog/|toml\+\+'
 check cache  'uv\.h|llhttp|openssl/|rocksdb/|sys/socket\.h|netinet/|arpa/|server/|config/|catalog/|toml\+\+'
 check catalog 'uv\.h|llhttp|openssl/ssl\.h|openssl/tls|rocksdb/|sys/socket\.h|netinet/|arpa/|server/|config/|toml\+\+'
+check catalog/apple 'uv\.h|llhttp|openssl/ssl\.h|openssl/tls|rocksdb/|sys/socket\.h|netinet/|arpa/|server/|config/|toml\+\+'
 # Only db/ talks to RocksDB: everyone else (cache/, a future catalog/) goes
 # through db/database.h.
 for f in $(grep -lE '#include *[<"]rocksdb/' "$root"/*/*.h "$root"/*/*.cc "$root"/*/*/*.h "$root"/*/*/*.cc 2>/dev/null); do
