@@ -147,6 +147,12 @@ RequestHandler* listProducts(HandlerRequest&& r, const ServerContext* ctx) {
     for (const apple::CatalogProduct* p : order) {
       if (kind == "installer" && !p->installer) continue;
       if (kind == "update" && p->installer) continue;
+      // Titles come from each product's .dist (fetched through the box on
+      // first need): only for products shown, or searched.
+      if (q.empty() && list.size() >= limit) {
+        ++matched;
+        continue;
+      }
       apple::ProductInfo info = svc->info(*p);
       if (!q.empty() && lower(info.title + " " + info.version + " " + info.build + " " + p->id).find(q) ==
                             std::string::npos)
