@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "catalog/apple/sucatalog.h"
+#include "catalog/targeting.h"
 #include "server/apple/apple_publish.h"
 #include "server/apple/apple_service.h"
 #include "server/apple/mirror.h"
@@ -26,12 +27,7 @@ std::string lower(std::string s) {
 
 std::string isoDate(int64_t t) {
   if (t <= 0) return "";
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return catalog::formatRfc3339(t).value_or("");
 }
 
 ordered_json holdingJson(const Holding& h) {

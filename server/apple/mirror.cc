@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "catalog/apple/chunklist.h"
+#include "catalog/digest.h"
 #include "common/log.h"
 #include "common/time_window.h"
 #include "server/admin/ops_routes.h"
@@ -37,13 +38,7 @@ struct Sha256 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx, md, &len);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-      out += digits[md[i] >> 4];
-      out += digits[md[i] & 15];
-    }
-    return out;
+    return catalog::hexLower(md, len);
   }
 };
 
