@@ -303,7 +303,19 @@ void MirrorManager::run() {
       break;
     }
     if (!next) {
-      cv_.wait_for(lock, std::chrono::milliseconds(kWindowPollMs), [&] { return stopping_ || kick_; });
+      // Asleep until asked, unless a job waits for its window (looked at
+      // every second: the clock may jump) or a prewarm list comes due.
+      bool waiting = false;
+      for (const MirrorJob& j : jobs_) waiting = waiting || j.state == JobState::Waiting;
+      int64_t sleepMs = waiting ? kWindowPollMs : -1;
+      for (const PrewarmList& l : prewarm_) {
+        auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const MirrorJob& j) { return j.id == prewarmId(l.name); });
+        if (it == jobs_.end() || it->finishedAt == 0) continue;
+        const int64_t due = std::max<int64_t>(1000, (it->finishedAt - now) * 1000 + l.intervalMs);
+        sleepMs = sleepMs < 0 ? due : std::min(sleepMs, due);
+      }
+      if (sleepMs < 0) cv_.wait(lock, [&] { return stopping_ || kick_; });
+      else cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(sleepMs, 60'000)), [&] { return stopping_ || kick_; });
       continue;
     }
     MirrorJob job = *next;
