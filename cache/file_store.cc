@@ -177,11 +177,7 @@ void FileStore::touch(const CacheKey& key) {
   if (IndexEntry* e = entries_.find(key.hash)) e->freq.bump();
 }
 
-uint64_t FileStore::durableBytes(const ObjectMeta& m) {
-  uint64_t n = 0;
-  for (unsigned char c : m.blocks) n += static_cast<uint64_t>(__builtin_popcount(c));
-  return std::min<uint64_t>(n * m.blockSize, m.size);
-}
+uint64_t FileStore::durableBytes(const ObjectMeta& m) { return m.durableBytes(); }
 
 uint32_t FileStore::publishLocked(const Hash128& hash, std::shared_ptr<const ObjectMeta> published) {
   const bool complete = published->kind == ObjectMeta::Kind::Complete;

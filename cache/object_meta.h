@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -105,6 +106,12 @@ struct ObjectMeta {
 
   // Blocks of blockSize covering `size` (0 when blockSize is 0).
   uint64_t blockCount() const { return blockSize ? size / blockSize + (size % blockSize ? 1 : 0) : 0; }
+  // Partial: bytes of the durable blocks (`blocks`), at most `size`.
+  uint64_t durableBytes() const {
+    uint64_t n = 0;
+    for (unsigned char c : blocks) n += static_cast<uint64_t>(__builtin_popcount(c));
+    return std::min<uint64_t>(n * blockSize, size);
+  }
 
   // Returns the value of the first header with this name (case-insensitive), or empty.
   std::string_view header(std::string_view name) const;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "catalog/apple/sucatalog.h"
 #include "common/log.h"
 #include "common/time_window.h"
 
@@ -12,15 +13,8 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxItems = 100'000;
-constexpr size_t kMaxUrl = 8192;
-
-bool validUrl(const std::string& u) {
-  if (u.empty() || u.size() > kMaxUrl) return false;
-  if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0) return false;
-  for (unsigned char c : u)
-    if (c <= 0x20 || c == 0x7f) return false;
-  return true;
-}
+// A URL the box can fetch for itself: the rules of the content-cache form.
+bool validUrl(const std::string& u) { return contentCacheUrl("", u).has_value(); }
 
 template <typename T>
 bool take(const json& j, const char* k, T* out) {
@@ -212,7 +206,7 @@ std::vector<MirrorJob> AppleRecords::jobs() const {
     }
     out.push_back(std::move(j).value());
   });
-  (void)r;
+  if (!r) OLOG_WARN("apple: cannot read the mirror job records: %s", r.error().message().c_str());
   return out;
 }
 
@@ -239,7 +233,7 @@ std::vector<PrewarmList> AppleRecords::prewarmLists() const {
     }
     out.push_back(std::move(*l));
   });
-  (void)r;
+  if (!r) OLOG_WARN("apple: cannot read the prewarm records: %s", r.error().message().c_str());
   return out;
 }
 

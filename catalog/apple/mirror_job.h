@@ -24,6 +24,7 @@ inline constexpr const char* kPrewarmFamily = "apple.prewarm";
 std::vector<std::string> appleFamilies();
 
 enum class JobState : uint8_t { Queued, Running, Waiting, Done, Failed };
+inline constexpr size_t kJobStates = 5;
 const char* jobStateName(JobState s);
 std::optional<JobState> jobStateFrom(std::string_view s);
 

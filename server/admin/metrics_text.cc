@@ -236,15 +236,15 @@ std::string renderMetrics(const ServerContext& ctx) {
              cat ? cat->catalog.products.size() : 0);
     w.single("apple_catalog_loaded_seconds", "when Apple's catalog was last loaded, seconds since the Unix epoch",
              "gauge", cat ? static_cast<uint64_t>(cat->loadedAt) : 0);
-    uint64_t byState[5] = {0, 0, 0, 0, 0};
+    uint64_t byState[catalog::apple::kJobStates] = {};
     uint64_t verified = 0;
     for (const JobView& v : ctx.apple->mirrors()->jobs()) {
-      ++byState[static_cast<size_t>(v.job.state) % 5];
+      ++byState[static_cast<size_t>(v.job.state)];
       for (const auto& i : v.job.items)
         if (i.state == catalog::apple::JobState::Done) verified += i.size;
     }
     w.family("apple_jobs", "mirror and prewarm jobs by state", "gauge");
-    for (size_t i = 0; i < 5; ++i)
+    for (size_t i = 0; i < catalog::apple::kJobStates; ++i)
       w.sample("apple_jobs", "",
                std::string("state=\"") + catalog::apple::jobStateName(static_cast<catalog::apple::JobState>(i)) + "\"",
                byState[i]);

@@ -4,6 +4,7 @@
 
 #include "catalog/apple/sucatalog.h"
 #include "catalog/targeting.h"
+#include "common/ascii.h"
 #include "server/apple/apple_publish.h"
 #include "server/apple/apple_service.h"
 #include "server/apple/mirror.h"
@@ -21,7 +22,7 @@ constexpr size_t kJsonBody = 1 << 20;  // a prewarm list of many URLs
 std::string dump(const ordered_json& j) { return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace) + "\n"; }
 
 std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s) c = static_cast<char>(asciiLower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -352,10 +353,6 @@ RequestHandler* localCatalog(HandlerRequest&& r, const ServerContext* ctx) {
   }, 0, runnerOf(svc));
 }
 
-HandlerFactory open(const ServerContext* ctx, RequestHandler* (*make)(HandlerRequest&&, const ServerContext*)) {
-  return [ctx, make](HandlerRequest&& r) -> RequestHandler* { return make(std::move(r), ctx); };
-}
-
 }  // namespace
 
 void registerAppleRoutes(RouteTable& routes, const ServerContext* ctx) {
@@ -369,7 +366,7 @@ void registerAppleRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("PUT", "/api/v1/prewarm/{name}", withToken(ctx, Scope::Publish, &putPrewarm));
   routes.add("GET", "/api/v1/prewarm/{name}", withToken(ctx, Scope::Read, &getPrewarm));
   routes.add("DELETE", "/api/v1/prewarm/{name}", withToken(ctx, Scope::Publish, &deletePrewarm));
-  routes.add("GET", "/apple/catalogs/{file}", open(ctx, &localCatalog));
+  routes.add("GET", "/apple/catalogs/{file}", openRoute(ctx, &localCatalog));
   registerApplePublishRoute(routes, ctx);
 }
 

@@ -116,35 +116,26 @@ Result<std::shared_ptr<const LoadedCatalog>> AppleService::load() {
   if (url.empty()) return fail("apple.catalog_url is empty", Error{Errc::Invalid, 0, "apple: no catalog URL"});
   // The compressed body is at most the expanded limit (gzip never grows
   // a plist by much); the expansion is bounded again by the parser.
-  std::string body;
-  bool tooBig = false;
-  BoxFetchResult head;
-  auto got = fetch_.get(
-      url,
-      [&](const char* d, size_t n) {
-        if (body.size() + n > maxSize) {
-          tooBig = true;
-          return false;
-        }
-        body.append(d, n);
-        return true;
-      },
-      BoxFetchOptions{.timeoutMs = 10 * 60 * 1000});
-  if (tooBig) return fail("larger than apple.catalog_max_size", Error{Errc::NoSpace, 0, "apple: catalog too large"});
-  if (!got) return fail(got.error().message(), got.error());
-  if (got->status != 200)
-    return fail("the box answered " + std::to_string(got->status) + " (" + got->cacheStatus + ")",
-                Error{Errc::Protocol, got->status, "apple: catalog fetch"});
+  BoxFetchResult answer;
+  int status = 0;
+  auto body = fetch_.getSmall(url, maxSize, &status, BoxFetchOptions{.timeoutMs = 10 * 60 * 1000}, &answer);
+  if (!body) {
+    const Error& e = body.error();
+    if (e.code == Errc::NoSpace) return fail("larger than apple.catalog_max_size", e);
+    if (status != 0 && status != 200)
+      return fail("the box answered " + std::to_string(status) + " (" + answer.cacheStatus + ")", e);
+    return fail(e.message(), e);
+  }
   apple::ParseLimits limits;
   limits.maxExpanded = maxSize;
   size_t skipped = 0;
-  auto parsed = apple::parseSuCatalog(body, limits, &skipped);
+  auto parsed = apple::parseSuCatalog(*body, limits, &skipped);
   if (!parsed) return fail(parsed.error().message(), parsed.error());
   auto loaded = std::make_shared<LoadedCatalog>();
   loaded->catalog = std::move(parsed).value();
   loaded->url = url;
   loaded->loadedAt = ctx_->clock->nowSeconds();
-  loaded->cacheStatus = got->cacheStatus;
+  loaded->cacheStatus = answer.cacheStatus;
   loaded->skipped = skipped;
   std::lock_guard lock(mu_);
   if (!current_ || current_->catalog.products.size() != loaded->catalog.products.size())
@@ -198,11 +189,8 @@ Holding AppleService::holdingOfUrl(const std::string& url, uint64_t expectedSize
     return h;
   }
   if (auto p = ctx_->store->lookupPartial(k)) {
-    uint64_t blocks = 0;
-    for (unsigned char c : p->blocks) blocks += static_cast<uint64_t>(__builtin_popcount(c));
-    const uint64_t bs = p->blockSize ? p->blockSize : (1u << 20);
     const uint64_t size = p->size ? p->size : expectedSize;
-    h.bytes = std::min<uint64_t>(blocks * bs, size);
+    h.bytes = p->durableBytes();
     h.state = Holding::State::Partial;
     h.percent = size ? static_cast<int>(h.bytes * 100 / size) : 0;
     if (h.percent >= 100) h.percent = 99;  // not complete until the store says so

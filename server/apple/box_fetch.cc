@@ -5,7 +5,9 @@
 #include <chrono>
 #include <mutex>
 
+#include "catalog/apple/sucatalog.h"
 #include "common/ascii.h"
+#include "common/log.h"
 #include "server/context.h"
 #include "server/proxy/router.h"
 
@@ -14,30 +16,6 @@ namespace orchard::server {
 namespace {
 
 constexpr const char* kInternalHeader = "X-Orchard-Internal";
-
-// "https://host[:port]/path?q" -> scheme, authority, target ("/path?q").
-bool splitUrl(std::string_view url, std::string* scheme, std::string* authority, std::string* target) {
-  size_t p = url.find("://");
-  if (p == std::string_view::npos) return false;
-  std::string sch(url.substr(0, p));
-  for (char& c : sch) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (sch != "http" && sch != "https") return false;
-  std::string_view rest = url.substr(p + 3);
-  size_t slash = rest.find_first_of("/?");
-  std::string_view auth = rest.substr(0, slash);
-  if (auth.empty() || auth.find('@') != std::string_view::npos) return false;
-  std::string t;
-  if (slash == std::string_view::npos) t = "/";
-  else if (rest[slash] == '?') t = "/" + std::string(rest.substr(slash));
-  else t = std::string(rest.substr(slash));
-  for (char c : url)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return false;
-  if (t.find('#') != std::string::npos) t.erase(t.find('#'));
-  *scheme = std::move(sch);
-  *authority = std::string(auth);
-  *target = std::move(t);
-  return true;
-}
 
 struct Transfer {
   const BoxFetch::Sink* sink = nullptr;
@@ -57,7 +35,7 @@ size_t onHeader(char* data, size_t size, size_t n, void* user) {
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) return len;
   std::string name(line.substr(0, colon));
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : name) c = static_cast<char>(asciiLower(static_cast<unsigned char>(c)));
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
@@ -69,8 +47,6 @@ size_t onBody(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const size_t len = size * n;
   if (t->stop && t->stop->load(std::memory_order_relaxed)) return 0;
-  long status = 0;
-  (void)status;
   if (t->sink && *t->sink && !(*t->sink)(data, len)) {
     t->sinkStopped = true;
     return 0;
@@ -84,21 +60,14 @@ int onProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return t->stop && t->stop->load(std::memory_order_relaxed) ? 1 : 0;
 }
 
-struct CurlInit {
-  CurlInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
-
-void curlOnce() {
-  static CurlInit init;
-  (void)init;
-}
-
 }  // namespace
 
+void curlGlobalInit() {
+  static const bool once = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  if (!once) OLOG_WARN("libcurl did not initialise: the box cannot fetch for itself");
+}
+
 Result<std::string> BoxFetch::localUrl(std::string_view originUrl) const {
-  std::string scheme, authority, target;
-  if (!splitUrl(originUrl, &scheme, &authority, &target))
-    return Error{Errc::Invalid, 0, "box fetch: not an absolute http(s) URL"};
   const BoundListener* plain = nullptr;
   for (const BoundListener& l : ctx_->listeners)
     if (!l.tls) {
@@ -110,22 +79,21 @@ Result<std::string> BoxFetch::localUrl(std::string_view originUrl) const {
   if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
   else if (host == "::") host = "[::1]";
   else if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
-  std::string url = "http://" + host + ":" + std::to_string(plain->port) + target;
-  url += target.find('?') == std::string::npos ? '?' : '&';
-  url += "source=" + authority + "&sourceScheme=" + scheme;
-  return url;
+  // The same content-cache form the rewritten sucatalog hands to tools.
+  auto url = catalog::apple::contentCacheUrl("http://" + host + ":" + std::to_string(plain->port), originUrl);
+  if (!url) return Error{Errc::Invalid, 0, "box fetch: not an absolute http(s) URL"};
+  return std::move(*url);
 }
 
 Result<std::string> BoxFetch::cacheKeyText(std::string_view originUrl) const {
-  std::string scheme, authority, target;
-  if (!splitUrl(originUrl, &scheme, &authority, &target))
-    return Error{Errc::Invalid, 0, "box fetch: not an absolute http(s) URL"};
+  // The very target get() sends, keyed by the router as that request is.
+  auto target = catalog::apple::contentCacheUrl("", originUrl);
+  if (!target) return Error{Errc::Invalid, 0, "box fetch: not an absolute http(s) URL"};
   if (!ctx_->control) return Error{Errc::Busy, 0, "box fetch: no running configuration"};
   auto snap = ctx_->control->snapshot();
-  const std::string absolute = scheme + "://" + authority + target;
   RouteInput in;
   in.method = "GET";
-  in.target = absolute;
+  in.target = *target;
   Route r = route(in, snap->router);
   if (r.kind != Route::Kind::Proxy) return Error{Errc::Invalid, 0, "box fetch: the URL's host is not in upstream.allow"};
   return r.keyText;
@@ -135,7 +103,7 @@ Result<BoxFetchResult> BoxFetch::get(std::string_view originUrl, const Sink& sin
                                      const BoxFetchOptions& options) const {
   auto url = localUrl(originUrl);
   if (!url) return url.error();
-  curlOnce();
+  curlGlobalInit();
   CURL* c = curl_easy_init();
   if (!c) return Error{Errc::Io, 0, "box fetch: curl_easy_init failed"};
   BoxFetchResult result;
@@ -193,7 +161,7 @@ Result<BoxFetchResult> BoxFetch::get(std::string_view originUrl, const Sink& sin
 }
 
 Result<std::string> BoxFetch::getSmall(std::string_view originUrl, uint64_t maxBytes, int* statusOut,
-                                       const BoxFetchOptions& options) const {
+                                       const BoxFetchOptions& options, BoxFetchResult* answer) const {
   std::string body;
   bool tooBig = false;
   Sink sink = [&](const char* d, size_t n) {
@@ -210,6 +178,7 @@ Result<std::string> BoxFetch::getSmall(std::string_view originUrl, uint64_t maxB
   if (tooBig) return Error{Errc::NoSpace, 0, "box fetch: larger than the limit"};
   if (!r) return r.error();
   if (statusOut) *statusOut = r->status;
+  if (answer) *answer = *r;
   if (r->status != 200) return Error{Errc::Protocol, r->status, "box fetch: the box did not answer 200"};
   return body;
 }

@@ -28,6 +28,9 @@ namespace orchard::server {
 
 struct ServerContext;
 
+// curl_global_init, once per process (BoxFetch and the OS-version feed).
+void curlGlobalInit();
+
 struct BoxFetchOptions {
   bool capped = false;         // the fill this starts is a mirror fill (apple.mirror_rate)
   bool head = false;           // HEAD instead of GET
@@ -66,9 +69,10 @@ class BoxFetch {
   // GETs a small document (a catalog, a .dist, a chunklist) into memory,
   // refusing more than maxBytes (Errc::NoSpace, "box fetch: larger than the
   // limit"); a status other than 200 is Errc::Protocol with the status in
-  // *statusOut.
+  // *statusOut. *answer, when given, gets the answer's status and headers.
+  // Without a timeout in `options` the transfer may take 2 minutes.
   Result<std::string> getSmall(std::string_view originUrl, uint64_t maxBytes, int* statusOut = nullptr,
-                               const BoxFetchOptions& options = {}) const;
+                               const BoxFetchOptions& options = {}, BoxFetchResult* answer = nullptr) const;
 
   // The cache key text the box stores `originUrl` under (the router's own
   // normalisation, with the running snapshot's upstream.ignore_query and

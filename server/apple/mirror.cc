@@ -356,7 +356,7 @@ void MirrorManager::runJob(MirrorJob& job) {
           return;
         }
       }
-      ItemEnd end = fetchItem(job, item, window);
+      ItemEnd end = fetchItem(item, window);
       if (end == ItemEnd::Done || end == ItemEnd::Failed) break;
       if (end == ItemEnd::Stopped) {
         std::lock_guard lock(mu_);
@@ -390,7 +390,7 @@ void MirrorManager::runJob(MirrorJob& job) {
   else OLOG_WARN("apple: %s %s failed: %s", job.kind.c_str(), job.id.c_str(), job.reason.c_str());
 }
 
-MirrorManager::ItemEnd MirrorManager::fetchItem(MirrorJob& job, MirrorItem& item, const std::string& window) {
+MirrorManager::ItemEnd MirrorManager::fetchItem(MirrorItem& item, const std::string& window) {
   const BoxFetch& fetch = apple_->fetcher();
   auto fail = [&](std::string reason) {
     item.state = JobState::Failed;
@@ -497,7 +497,6 @@ MirrorManager::ItemEnd MirrorManager::fetchItem(MirrorJob& job, MirrorItem& item
     std::unique_lock lock(mu_);
     const int64_t delay = kRetryDelayMs << attempt;
     if (cv_.wait_for(lock, std::chrono::milliseconds(delay), [&] { return stopping_; })) return ItemEnd::Stopped;
-    (void)job;
   }
 }
 

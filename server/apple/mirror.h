@@ -89,7 +89,7 @@ class MirrorManager {
   void run();
   void runJob(catalog::apple::MirrorJob& job);
   enum class ItemEnd { Done, Stopped, Retry, Failed };
-  ItemEnd fetchItem(catalog::apple::MirrorJob& job, catalog::apple::MirrorItem& item, const std::string& window);
+  ItemEnd fetchItem(catalog::apple::MirrorItem& item, const std::string& window);
   bool windowOpenFor(const std::string& window) const;
   std::string windowFor(const catalog::apple::MirrorJob& job) const;
   void save(const catalog::apple::MirrorJob& job);

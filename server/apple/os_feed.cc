@@ -4,6 +4,8 @@
 // JSON are in os_feed_routes.cc.
 #include "server/apple/os_feed.h"
 
+#include "server/apple/box_fetch.h"
+
 #include <curl/curl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -193,10 +195,7 @@ OsFeed::OsFeed(const ServerContext* ctx, catalog::apple::OsFeedStore* store, Fee
 
 OsFeed::~OsFeed() { stop(); }
 
-void OsFeed::globalInit() {
-  static const bool once = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  if (!once) OLOG_WARN("apple.os_feed: libcurl did not initialise: the feed cannot be fetched");
-}
+void OsFeed::globalInit() { curlGlobalInit(); }
 
 config::Config OsFeed::config() const {
   if (ctx_->control)

@@ -43,6 +43,10 @@ RequestHandler* wrongScope(HandlerRequest& r, const TokenEntry& token, config::S
                                 config::scopeName(need) + "\"\r\n");
 }
 
+HandlerFactory openRoute(const ServerContext* ctx, CatalogFactory make) {
+  return [ctx, make](HandlerRequest&& r) -> RequestHandler* { return make(std::move(r), ctx); };
+}
+
 GuardedFactory withToken(const ServerContext* ctx, config::Scope need, CatalogFactory make) {
   HandlerFactory f = [ctx, need, make](HandlerRequest&& r) -> RequestHandler* {
     WorkerContext* wc = r.writer->wc();

@@ -43,6 +43,8 @@ RequestHandler* wrongScope(HandlerRequest& r, const TokenEntry& token, config::S
 //   routes.add("PUT", "/api/v1/devices/{serial}", withToken(ctx, Scope::Mdm, &putDevice));
 using CatalogFactory = RequestHandler* (*)(HandlerRequest&&, const ServerContext*);
 GuardedFactory withToken(const ServerContext* ctx, config::Scope need, CatalogFactory make);
+// The same for a route that takes no token (/pkgs, /manifests, /apple/catalogs).
+HandlerFactory openRoute(const ServerContext* ctx, CatalogFactory make);
 // Who made a change, for the audit log: the client's address and the
 // token's name.
 catalog::Actor actorOf(const HandlerRequest& r);

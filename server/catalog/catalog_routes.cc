@@ -166,10 +166,6 @@ RequestHandler* manifest(HandlerRequest&& r, const ServerContext* ctx) {
   return new FixedAnswer(r.writer, std::move(r.head), 200, "application/xml", catalog::writeManifest(in));
 }
 
-HandlerFactory open(const ServerContext* ctx, RequestHandler* (*make)(HandlerRequest&&, const ServerContext*)) {
-  return [ctx, make](HandlerRequest&& r) -> RequestHandler* { return make(std::move(r), ctx); };
-}
-
 }  // namespace
 
 void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
@@ -182,8 +178,8 @@ void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("PATCH", "/api/v1/packages/{name}/{version}", withToken(ctx, Scope::Publish, &patchMetadata));
   routes.add("GET", "/api/v1/audit", withToken(ctx, Scope::Read, &auditLog));
   routes.add("GET", "/api/v1/packages/{name}/{version}/deliveries", withToken(ctx, Scope::Read, &deliveries));
-  routes.add("GET", "/pkgs/{name}/{version}/{filename}", open(ctx, &makePackageSender));
-  routes.add("GET", "/manifests/{name}/{file}", open(ctx, &manifest));
+  routes.add("GET", "/pkgs/{name}/{version}/{filename}", openRoute(ctx, &makePackageSender));
+  routes.add("GET", "/manifests/{name}/{file}", openRoute(ctx, &manifest));
   registerFleetRoutes(routes, ctx);
   registerStatusRoutes(routes, ctx);
 }
