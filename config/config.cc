@@ -200,6 +200,70 @@ class Loader {
     return nullptr;
   }
 
+  // upstream.parents / upstream.peers: parsed into the derived node lists;
+  // this box's own peer entry found (peer_name, else a listener's address).
+  void checkCacheNodes() {
+    Config& c = *config_;
+    static const char* kPolicies[] = {"round-robin", "first-available", "url-path-hash", "random",
+                                      "sticky-available"};
+    if (std::find(std::begin(kPolicies), std::end(kPolicies), c.parentPolicy) == std::end(kPolicies)) {
+      add("upstream.parent_policy", line("upstream.parent_policy"),
+          "expected \"round-robin\", \"first-available\", \"url-path-hash\", \"random\" or "
+          "\"sticky-available\", got " + quote(c.parentPolicy));
+    }
+    if (c.peerPolicy != "url-path-hash" && c.peerPolicy != "off") {
+      add("upstream.peer_policy", line("upstream.peer_policy"),
+          "expected \"url-path-hash\" or \"off\", got " + quote(c.peerPolicy));
+    }
+    c.parentNodes.clear();
+    c.peerNodes.clear();
+    c.peerSelf.clear();
+    auto parseList = [&](const char* key, const std::vector<std::string>& in, std::vector<CacheNode>* out) {
+      for (const std::string& t : in) {
+        auto n = CacheNode::parse(t);
+        if (!n) {
+          add(key, line(key), std::string(n.error().context) + ", got " + quote(t));
+          continue;
+        }
+        bool dup = false;
+        for (const auto& o : *out) dup = dup || o.id() == n->id();
+        if (dup) {
+          add(key, line(key), "listed twice: " + quote(t));
+          continue;
+        }
+        out->push_back(std::move(*n));
+      }
+    };
+    parseList("upstream.parents", c.upstreamParents, &c.parentNodes);
+    std::vector<CacheNode> peers;
+    parseList("upstream.peers", c.upstreamPeers, &peers);
+    if (!c.peerName.empty()) {
+      auto self = CacheNode::parse(c.peerName);
+      if (!self) {
+        add("upstream.peer_name", line("upstream.peer_name"),
+            std::string(self.error().context) + ", got " + quote(c.peerName));
+        return;
+      }
+      c.peerSelf = self->id();
+    } else if (!peers.empty()) {
+      for (const auto& n : peers)
+        for (const auto* l : {&c.listen, &c.tlsListen})
+          for (const ListenAddress& a : *l)
+            if (n.port == a.port && n.host == a.host) c.peerSelf = n.id();
+      if (c.peerSelf.empty()) {
+        add("upstream.peer_name", line("upstream.peers"),
+            "none of upstream.peers is one of this box's listeners: set upstream.peer_name to this box's entry "
+            "as the other peers list it");
+        return;
+      }
+    }
+    for (auto& n : peers)
+      if (n.id() != c.peerSelf) c.peerNodes.push_back(std::move(n));
+    for (const auto& p : c.parentNodes)
+      for (const auto& q : c.peerNodes)
+        if (p.id() == q.id()) add("upstream.peers", line("upstream.peers"), quote(q.text) + " is a parent as well");
+  }
+
   // Rules that involve more than one key, or that the table cannot express.
   void crossCheck() {
     const Config& c = *config_;
@@ -224,6 +288,22 @@ class Loader {
       add("apple.mirror_window", line("apple.mirror_window"),
           "expected a local time window like \"22:00-06:00\" (HH:MM-HH:MM, 24-hour, start != end), got " +
               quote(c.appleMirrorWindow));
+    }
+    checkCacheNodes();
+    if (!c.catalogFollow.empty()) {
+      auto hub = CacheNode::parse(c.catalogFollow);
+      if (!hub) {
+        add("catalog.follow", line("catalog.follow"),
+            std::string("expected the hub's URL like \"https://hub.example\": ") + hub.error().context + ", got " +
+                quote(c.catalogFollow));
+      } else if (c.catalogFollowToken.empty() && c.catalogFollowTokenFile.empty()) {
+        add("catalog.follow_token", line("catalog.follow"),
+            "catalog.follow needs a token of the hub (catalog.follow_token or catalog.follow_token_file)");
+      }
+    }
+    if (!c.catalogFollowToken.empty() && !c.catalogFollowTokenFile.empty()) {
+      add("catalog.follow_token_file", line("catalog.follow_token_file"),
+          "set catalog.follow_token or catalog.follow_token_file, not both");
     }
     if (c.listen.empty() && c.tlsListen.empty()) {
       add("server.listen", line("server.listen"), "no listeners: give at least one \"addr:port\"");

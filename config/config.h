@@ -79,9 +79,21 @@ struct Config {
   std::vector<Cidr> allowPrivate;                          // non-public ranges DNS answers may be dialled in
   std::vector<std::string> tunnelAllow;                     // CONNECT hosts (HostMatcher); empty = upstreamAllow
   int64_t tunnelIdleTimeoutMs = 0;                          // close a tunnel with no byte either way this long
+  std::vector<std::string> upstreamParents;  // as written; parsed into parentNodes
+  std::string parentPolicy;                  // round-robin | first-available | url-path-hash | random | sticky-available
+  int64_t parentDownTimeMs = 0;              // a failed parent or peer is skipped this long, then probed
+  int maxHops = 0;                           // Via entries a request may carry (508 beyond)
+  std::vector<std::string> upstreamPeers;    // as written; parsed into peerNodes
+  std::string peerPolicy;                    // url-path-hash | off
+  std::string peerName;                      // this box's entry in upstreamPeers; "" = found by listener
+  // Derived at load (not parameters): the parsed lists.
+  std::vector<CacheNode> parentNodes;
+  std::vector<CacheNode> peerNodes;          // without this box's own entry
+  std::string peerSelf;                      // this box's node id among the peers ("" = no peers)
 
   // [access]
   std::vector<Cidr> allowClients;  // clients outside every range get 403
+  std::vector<Cidr> peerClients;   // peer boxes (their requests are never sent on to another peer)
 
   // [admin]
   std::string adminToken;      // bearer token named "admin" (admin scope), or empty
@@ -100,6 +112,11 @@ struct Config {
   int64_t catalogStaleAfterMs = 0;   // a device with no status report this long counts as stale
   int catalogHaltOnFailurePercent = 0;  // a ring whose failure share passes this halts itself
   int catalogHaltMinReports = 0;        // ... once at least this many devices have reported
+  std::string catalogFollow;             // hub URL this box's catalog follows; "" = its own
+  std::string catalogFollowToken;        // the hub's token (or catalogFollowTokenFile)
+  std::string catalogFollowTokenFile;
+  int64_t catalogFollowPollMs = 0;       // long-poll wait of one changes request
+  std::string catalogSite;               // this box's site name at the hub; "" = host name
 
   // [apple]
   std::string appleCatalogUrl;        // the software update catalog (read through the cache)

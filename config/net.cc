@@ -109,6 +109,67 @@ Result<ListenAddress> ListenAddress::parse(std::string_view s) {
   return a;
 }
 
+std::string CacheNode::id() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Result<CacheNode> CacheNode::parse(std::string_view s) {
+  CacheNode n;
+  n.text = std::string(s);
+  std::string_view rest = s;
+  bool scheme = false;
+  if (rest.substr(0, 7) == "http://") {
+    rest.remove_prefix(7);
+    scheme = true;
+  } else if (rest.substr(0, 8) == "https://") {
+    rest.remove_prefix(8);
+    n.tls = true;
+    scheme = true;
+  } else if (rest.find("://") != std::string_view::npos) {
+    return invalid("expected \"host:port\", \"http://host[:port]\" or \"https://host[:port]\"");
+  }
+  if (scheme && !rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@ ") != std::string_view::npos)
+    return invalid("a parent or peer is a host and port only (no path, query, user or spaces)");
+  std::string_view host = rest, port;
+  if (!rest.empty() && rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) return invalid("no closing ']' after an IPv6 address");
+    host = rest.substr(1, close - 1);
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return invalid("expected ':' and a port after ']'");
+      port = after.substr(1);
+      if (port.empty()) return invalid("port must be between 1 and 65535");
+    }
+    std::array<uint8_t, 16> bytes;
+    bool v6 = false;
+    if (!parseIp(host, &v6, &bytes) || !v6) return invalid("brackets are for IPv6 addresses only");
+    n.host = std::string(host);
+  } else {
+    size_t colon = rest.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = rest.substr(0, colon);
+      port = rest.substr(colon + 1);
+      if (port.empty()) return invalid("port must be between 1 and 65535");
+    }
+    if (host.find(':') != std::string_view::npos) return invalid("IPv6 addresses need brackets, like \"[::1]:8080\"");
+    auto name = normalizeHostName(host);
+    if (!name) return invalid("the host is not a valid name or address");
+    n.host = std::move(*name);
+  }
+  if (port.empty()) {
+    if (!scheme) return invalid("expected \"host:port\" (or a URL: \"http://host\", \"https://host\")");
+    n.port = n.tls ? 443 : 80;
+  } else {
+    unsigned p = 0;
+    if (!parseSmallUint(port, 65535, &p) || p == 0) return invalid("port must be between 1 and 65535");
+    n.port = static_cast<uint16_t>(p);
+  }
+  return n;
+}
+
 Result<Cidr> Cidr::parse(std::string_view s) {
   Cidr c;
   c.text = std::string(s);

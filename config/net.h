@@ -34,6 +34,23 @@ struct ListenAddress {
   bool operator==(const ListenAddress&) const = default;
 };
 
+// A parent or peer cache (upstream.parents, upstream.peers, catalog.follow's
+// host): "host:port" (plain HTTP), "http://host[:port]" or
+// "https://host[:port]" (default ports 80 and 443; one trailing "/" is
+// allowed, nothing else after the authority). host is a name, an IPv4
+// address or a bracketed IPv6 one.
+struct CacheNode {
+  bool tls = false;
+  std::string host;   // lower-case name or numeric address, without brackets
+  uint16_t port = 0;
+  std::string text;   // as written
+  // "host:port" ("[v6]:port"): the node's name in rendezvous hashing, logs,
+  // /api/v1/status and metrics labels (the same on every box that lists it).
+  std::string id() const;
+  static Result<CacheNode> parse(std::string_view s);
+  bool operator==(const CacheNode&) const = default;
+};
+
 // An address range: "10.0.0.0/8", "::1/128", or a bare address (/32, /128).
 // Bits beyond the prefix must be zero ("10.0.0.1/8" is rejected as a likely
 // typo).

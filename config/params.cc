@@ -211,12 +211,51 @@ const Param kParams[] = {
      .max = 24 * kHour, .reloadable = true,
      .doc = "Close a CONNECT tunnel that carried no byte either way for this long.",
      ORCHARD_FIELD(tunnelIdleTimeoutMs)},
+    {.name = "upstream.parents", .type = ParamType::StringList, .defaultToml = "[]", .reloadable = false,
+     .doc = "Parent caches misses go to before the origin (another Orchard, or any cache that takes Apple's "
+            "?source= form): \"host:port\", \"http://host[:port]\" or \"https://host[:port]\". A parent that "
+            "fails is skipped; with every parent down the box goes to the origin itself.",
+     ORCHARD_FIELD(upstreamParents)},
+    {.name = "upstream.parent_policy", .type = ParamType::String, .defaultToml = R"("round-robin")",
+     .reloadable = false,
+     .doc = "Which parent a miss goes to: \"round-robin\", \"first-available\", \"url-path-hash\" (each key "
+            "has one parent; adding one moves only the keys it takes), \"random\" or \"sticky-available\".",
+     ORCHARD_FIELD(parentPolicy)},
+    {.name = "upstream.parent_down_time", .type = ParamType::Duration, .defaultToml = R"("30s")", .min = kSecond,
+     .max = kHour, .reloadable = true,
+     .doc = "How long a parent or peer that failed (no connection, a timeout, a 5xx) is skipped; it is then "
+            "probed (GET / with Max-Forwards: 0) until it answers.",
+     ORCHARD_FIELD(parentDownTimeMs)},
+    {.name = "upstream.max_hops", .type = ParamType::Integer, .defaultToml = "8", .min = 1, .max = 64,
+     .reloadable = true,
+     .doc = "Caches (Via entries) a request may already have passed through; more get 508 (a loop or a chain "
+            "too long).",
+     ORCHARD_FIELD(maxHops)},
+    {.name = "upstream.peers", .type = ParamType::StringList, .defaultToml = "[]", .reloadable = false,
+     .doc = "Boxes on the same site, this one included or not (\"host:port\" or a URL as for parents): with "
+            "peer_policy \"url-path-hash\" each key has one owner among them and this box, and a miss for "
+            "a key another peer owns is fetched through it, so the site stores each object once.",
+     ORCHARD_FIELD(upstreamPeers)},
+    {.name = "upstream.peer_policy", .type = ParamType::String, .defaultToml = R"("url-path-hash")",
+     .reloadable = false,
+     .doc = "\"url-path-hash\" (misses go to the key's owner) or \"off\" (peers are not asked; they may "
+            "still ask this box).",
+     ORCHARD_FIELD(peerPolicy)},
+    {.name = "upstream.peer_name", .type = ParamType::String, .defaultToml = R"("")", .reloadable = false,
+     .doc = "This box's own entry in upstream.peers, as the other peers write it; \"\" = the entry that "
+            "names one of server.listen or tls.listen.",
+     ORCHARD_FIELD(peerName)},
 
     // [access]
     {.name = "access.allow_clients", .type = ParamType::CidrList,
      .defaultToml = R"(["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"])",
      .reloadable = true, .doc = "Client address ranges that may use the cache; others get 403.",
      ORCHARD_FIELD(allowClients)},
+    {.name = "access.peer_clients", .type = ParamType::CidrList, .defaultToml = "[]", .reloadable = true,
+     .doc = "Address ranges of peer boxes: a request from one of them that came through an Orchard (its Via "
+            "names one) is served as a peer's: from the store or this box's parents and origin, never sent "
+            "on to another peer.",
+     ORCHARD_FIELD(peerClients)},
 
     // [admin]
     {.name = "admin.token", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
@@ -242,6 +281,22 @@ const Param kParams[] = {
      ORCHARD_FIELD(adminLocalClients)},
 
     // [catalog]
+    {.name = "catalog.follow", .type = ParamType::String, .defaultToml = R"("")", .reloadable = false,
+     .doc = "A hub box whose catalog this box follows (\"https://hub.example\"): its changes are applied "
+            "here in order, a version shows once its bytes are here and verified, and catalog writes here "
+            "get 409. \"\" = this box keeps its own catalog.",
+     ORCHARD_FIELD(catalogFollow)},
+    {.name = "catalog.follow_token", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "A token of the hub (scope mdm or read) for catalog.follow.", ORCHARD_FIELD(catalogFollowToken)},
+    {.name = "catalog.follow_token_file", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
+     .doc = "File holding catalog.follow_token, instead of it (not both).", ORCHARD_FIELD(catalogFollowTokenFile)},
+    {.name = "catalog.follow_poll", .type = ParamType::Duration, .defaultToml = R"("60s")", .min = kSecond,
+     .max = 10 * kMinute, .reloadable = true,
+     .doc = "How long one request for the hub's changes waits for a new one (long poll).",
+     ORCHARD_FIELD(catalogFollowPollMs)},
+    {.name = "catalog.site", .type = ParamType::String, .defaultToml = R"("")", .reloadable = false,
+     .doc = "This box's site name in the hub's GET /api/v1/sites; \"\" = the host name.",
+     ORCHARD_FIELD(catalogSite)},
     {.name = "catalog.base_url", .type = ParamType::String, .defaultToml = R"("")", .reloadable = true,
      .doc = "Base URL that package and manifest URLs are built from (MDM requires https:// and a real name); "
             "empty = from each request's Host.",

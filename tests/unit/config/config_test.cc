@@ -224,6 +224,27 @@ std::vector<KeyCase> keyCases() {
          EXPECT_EQ(c.tunnelAllow, (std::vector<std::string>{"apps.apple.com", "*.icloud.com"}));
        }},
       {"upstream.tunnel_idle_timeout", R"("90s")", [](const Config& c) { EXPECT_EQ(c.tunnelIdleTimeoutMs, 90'000); }},
+      {"upstream.parents", R"(["hub.example:8080", "https://Hub2.example", "http://[::1]:3128/"])",
+       [](const Config& c) {
+         ASSERT_EQ(c.parentNodes.size(), 3u);
+         EXPECT_EQ(c.parentNodes[0].id(), "hub.example:8080");
+         EXPECT_FALSE(c.parentNodes[0].tls);
+         EXPECT_EQ(c.parentNodes[1].id(), "hub2.example:443");
+         EXPECT_TRUE(c.parentNodes[1].tls);
+         EXPECT_EQ(c.parentNodes[2].id(), "[::1]:3128");
+       }},
+      {"upstream.parent_policy", R"("sticky-available")", [](const Config& c) { EXPECT_EQ(c.parentPolicy, "sticky-available"); }},
+      {"upstream.parent_down_time", R"("5s")", [](const Config& c) { EXPECT_EQ(c.parentDownTimeMs, 5000); }},
+      {"upstream.max_hops", "3", [](const Config& c) { EXPECT_EQ(c.maxHops, 3); }},
+      {"upstream.peers", R"(["127.0.0.1:8080", "10.0.0.2:8080"])",
+       [](const Config& c) {
+         EXPECT_EQ(c.peerSelf, "127.0.0.1:8080");  // the default listener
+         ASSERT_EQ(c.peerNodes.size(), 1u);
+         EXPECT_EQ(c.peerNodes[0].id(), "10.0.0.2:8080");
+       }},
+      {"upstream.peer_policy", R"("off")", [](const Config& c) { EXPECT_EQ(c.peerPolicy, "off"); }},
+      {"upstream.peer_name", R"("10.0.0.1:80")", [](const Config& c) { EXPECT_EQ(c.peerSelf, "10.0.0.1:80"); }},
+      {"access.peer_clients", R"(["10.0.0.0/24"])", [](const Config& c) { ASSERT_EQ(c.peerClients.size(), 1u); }},
       {"access.allow_clients", R"(["192.168.1.0/24", "2001:db8::/32", "10.1.2.3"])",
        [](const Config& c) {
          ASSERT_EQ(c.allowClients.size(), 3u);
@@ -260,6 +281,11 @@ std::vector<KeyCase> keyCases() {
       {"catalog.trusted_roots", R"("/etc/orchard/roots.pem")",
        [](const Config& c) { EXPECT_EQ(c.catalogTrustedRoots, "/etc/orchard/roots.pem"); }},
       {"catalog.stale_after", R"("3d")", [](const Config& c) { EXPECT_EQ(c.catalogStaleAfterMs, 3 * 86400 * 1000); }},
+      {"catalog.follow_token", R"("0123456789abcdef")", [](const Config& c) { EXPECT_EQ(c.catalogFollowToken, "0123456789abcdef"); }},
+      {"catalog.follow_token_file", R"("/etc/orchard/hub.token")",
+       [](const Config& c) { EXPECT_EQ(c.catalogFollowTokenFile, "/etc/orchard/hub.token"); }},
+      {"catalog.follow_poll", R"("10s")", [](const Config& c) { EXPECT_EQ(c.catalogFollowPollMs, 10'000); }},
+      {"catalog.site", R"("paris")", [](const Config& c) { EXPECT_EQ(c.catalogSite, "paris"); }},
       {"catalog.halt_on_failure_percent", "35", [](const Config& c) { EXPECT_EQ(c.catalogHaltOnFailurePercent, 35); }},
       {"catalog.halt_min_reports", "50", [](const Config& c) { EXPECT_EQ(c.catalogHaltMinReports, 50); }},
       {"apple.catalog_url", R"("https://swscan.apple.com/x.sucatalog")", [](const Config& c) { EXPECT_EQ(c.appleCatalogUrl, "https://swscan.apple.com/x.sucatalog"); }},
@@ -287,10 +313,17 @@ TEST(Config, MaxStoredObjectIsAShareOfTheCacheAndNeverMoreThanItCanHold) {
   EXPECT_EQ(c.maxStoredObject(), 200 * G / 10 * 9);
 }
 
+TEST(Load, FollowWithItsToken) {
+  Config c = loadOk("[catalog]\nfollow = \"https://hub.example:8443\"\nfollow_token = \"0123456789abcdef\"\n");
+  EXPECT_EQ(c.catalogFollow, "https://hub.example:8443");
+  EXPECT_EQ(c.catalogFollowToken, "0123456789abcdef");
+}
+
 TEST(Load, EveryKeyParsesAndChangesOnlyItsField) {
   std::vector<KeyCase> cases = keyCases();
   for (const Param& p : params()) {
     if (p.name == "tls.certificate" || p.name == "tls.private_key") continue;
+    if (p.name == "catalog.follow") continue;  // needs a token: Load.FollowWithItsToken
     bool found = false;
     for (const KeyCase& c : cases) found = found || c.key == p.name;
     EXPECT_TRUE(found) << "no test row for " << p.name;
@@ -471,6 +504,19 @@ TEST(Problems, WrongTypesAndBadValues) {
        "address has bits set beyond the prefix length, got \"10.0.0.1/8\""},
       {"[access]\nallow_clients = \"10.0.0.0/8\"", "access.allow_clients",
        "expected an array of address ranges like [\"10.0.0.0/8\", \"::1/128\"], got \"10.0.0.0/8\""},
+      {"[upstream]\nparents = [\"hub.example\"]", "upstream.parents",
+       "expected \"host:port\" (or a URL: \"http://host\", \"https://host\"), got \"hub.example\""},
+      {"[upstream]\nparents = [\"https://hub.example/orchard\"]", "upstream.parents",
+       "a parent or peer is a host and port only (no path, query, user or spaces), got \"https://hub.example/orchard\""},
+      {"[upstream]\nparents = [\"a.example:80\", \"http://a.example\"]", "upstream.parents",
+       "listed twice: \"http://a.example\""},
+      {"[upstream]\nparent_policy = \"fastest\"", "upstream.parent_policy",
+       "expected \"round-robin\", \"first-available\", \"url-path-hash\", \"random\" or \"sticky-available\", got \"fastest\""},
+      {"[upstream]\npeers = [\"10.0.0.2:80\", \"10.0.0.3:80\"]", "upstream.peer_name",
+       "none of upstream.peers is one of this box's listeners: set upstream.peer_name to this box's entry as the other "
+       "peers list it"},
+      {"[catalog]\nfollow = \"https://hub.example\"", "catalog.follow_token",
+       "catalog.follow needs a token of the hub (catalog.follow_token or catalog.follow_token_file)"},
       {"server = 1", "server", "expected a [server] section, got 1"},
   };
   for (const Case& c : cases) {

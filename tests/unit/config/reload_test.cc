@@ -65,6 +65,14 @@ const Alt kAlternatives[] = {
     {"upstream.allow_private", R"(["10.0.0.0/8"])"},
     {"upstream.tunnel_allow", R"(["apps.apple.com"])"},
     {"upstream.tunnel_idle_timeout", R"("30s")"},
+    {"upstream.parents", R"(["hub.example:8080"])"},
+    {"upstream.parent_policy", R"("url-path-hash")"},
+    {"upstream.parent_down_time", R"("5s")"},
+    {"upstream.max_hops", "3"},
+    {"upstream.peers", R"(["127.0.0.1:8080", "10.0.0.2:8080"])"},
+    {"upstream.peer_policy", R"("off")"},
+    {"upstream.peer_name", R"("10.0.0.1:80")"},
+    {"access.peer_clients", R"(["10.0.0.0/24"])"},
     {"access.allow_clients", R"(["10.0.0.0/8"])"},
     {"admin.token", R"("s3cret")"},
     {"admin.token_file", R"("/etc/orchard/admin.token")"},
@@ -80,6 +88,11 @@ const Alt kAlternatives[] = {
     {"catalog.stale_after", R"("3d")"},
     {"catalog.halt_on_failure_percent", "35"},
     {"catalog.halt_min_reports", "50"},
+    {"catalog.follow", R"("https://hub.example")"},
+    {"catalog.follow_token", R"("0123456789abcdef")"},
+    {"catalog.follow_token_file", R"("/etc/orchard/hub.token")"},
+    {"catalog.follow_poll", R"("10s")"},
+    {"catalog.site", R"("paris")"},
     {"apple.catalog_url", R"("https://swscan.apple.com/x.sucatalog")"},
     {"apple.catalog_refresh", R"("30m")"},
     {"apple.catalog_max_size", R"("64MiB")"},
@@ -108,6 +121,8 @@ const std::set<std::string> kReloadable = {
     "server.pac_proxy",     "upstream.allow_private", "upstream.tunnel_allow", "upstream.tunnel_idle_timeout",
     "catalog.base_url",     "catalog.limit",       "catalog.require_signed", "catalog.trusted_roots",
     "catalog.stale_after",  "catalog.halt_on_failure_percent", "catalog.halt_min_reports",
+    "upstream.parent_down_time", "upstream.max_hops", "access.peer_clients", "catalog.follow_token",
+    "catalog.follow_token_file", "catalog.follow_poll",
 };
 
 TEST(ReloadPlan, TheTableMarksExactlyTheReloadableKeys) {
@@ -143,6 +158,9 @@ TEST(ReloadPlan, EachKeyAlone) {
       // One without the other does not load (they go together): set it by hand.
       parsed.tlsCertificate = "/etc/orchard/tls/cert.pem";
       parsed.tlsPrivateKey = "/etc/orchard/tls/key.pem";
+    } else if (std::string(alt.key) == "catalog.follow") {
+      // It needs a token of the hub to load.
+      parsed = load("[catalog]\nfollow = " + std::string(alt.toml) + "\nfollow_token = \"0123456789abcdef\"\n");
     } else {
       parsed = load("[" + std::string(p->section()) + "]\n" + std::string(p->key()) + " = " + alt.toml + "\n");
     }
