@@ -231,4 +231,16 @@ uint64_t resumeFrom(const std::optional<FollowState>& state, std::string_view hu
   return state->applied;
 }
 
+bool wantedHere(std::string_view package, int64_t published, const std::vector<Ring>& rings,
+                int64_t promoteAfterSecs, bool onPublish, std::vector<RolloutEvent> events,
+                const std::vector<Device>& devices, int64_t now) {
+  const bool explicitStart = std::any_of(events.begin(), events.end(),
+                                         [](const RolloutEvent& e) { return e.kind == RolloutEventKind::Start; });
+  if (!explicitStart && onPublish) events.insert(events.begin(), RolloutEvent{published, RolloutEventKind::Start, ""});
+  const RolloutView view = viewAt(rings, events, now, promoteAfterSecs);
+  if (!view.started || view.rolledBack) return false;
+  return std::any_of(devices.begin(), devices.end(),
+                     [&](const Device& d) { return inRing(d, rings, view.ring, package); });
+}
+
 }  // namespace orchard::catalog

@@ -37,6 +37,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "catalog/fleet.h"
+#include "catalog/rollout.h"
+
 namespace orchard::catalog {
 
 inline constexpr const char* kChangesFamily = "catalog.changes";  // seq -> change JSON (this box's feed)
@@ -139,5 +142,14 @@ std::optional<FollowState> followStateFromText(std::string_view text);
 // replaced starts its numbers again: the branch then takes it from 0,
 // every put again, which changes nothing already applied); 0 otherwise.
 uint64_t resumeFrom(const std::optional<FollowState>& state, std::string_view hub, std::optional<uint64_t> hubLast);
+
+// Is a pending version offered now to one of this box's devices (so its
+// bytes are fetched first)? Its rollout replayed at `now` (with the
+// implicit Start at `published` when the package's release is on_publish)
+// is started and not rolled back, and some device is inside the ring it
+// reached (inRing, scope = the package name).
+bool wantedHere(std::string_view package, int64_t published, const std::vector<Ring>& rings,
+                int64_t promoteAfterSecs, bool onPublish, std::vector<RolloutEvent> events,
+                const std::vector<Device>& devices, int64_t now);
 
 }  // namespace orchard::catalog

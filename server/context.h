@@ -55,8 +55,10 @@ class HistoryStore;
 namespace orchard::server {
 
 class AppleService;
+class ChangeWaiter;
 class ClientConn;
 class FillDriver;
+class Follower;
 class OsFeed;
 struct WorkerContext;
 class Tunnel;
@@ -222,6 +224,10 @@ struct ServerContext {
   RateLimiter* mirrorThrottle = nullptr;
   AppleService* apple = nullptr;  // Apple's catalogs, mirrors, prewarm (server/apple/); null before start
   OsFeed* osFeed = nullptr;  // Apple's OS-version feed (server/apple/os_feed.h); null before start
+  // The long polls of GET /api/v1/catalog/changes (server/catalog/change_waiter.h); null before start.
+  ChangeWaiter* changeWaiter = nullptr;
+  // Following a hub's catalog (catalog.follow; server/catalog/follower.h); null when not following.
+  Follower* follower = nullptr;
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and

@@ -48,6 +48,8 @@
 #include "catalog/catalog.h"
 #include "config/config.h"
 #include "config/reload.h"
+#include "server/catalog/change_waiter.h"
+#include "server/catalog/follower.h"
 #include "server/context.h"
 #include "server/metrics.h"
 #include "db/history_store.h"
@@ -177,6 +179,8 @@ class Server final : public ServerControl {
   std::unique_ptr<HistorySampler> sampler_;    // from start() until stop(); before the loops' counters go
   std::unique_ptr<catalog::apple::OsFeedStore> osFeedStore_;  // the feed's last good copy
   std::unique_ptr<OsFeed> osFeed_;             // its thread runs from start() until stop()
+  std::unique_ptr<ChangeWaiter> changeWaiter_;  // the change feed's long polls (catalog open .. close)
+  std::unique_ptr<Follower> follower_;          // catalog.follow: from start() until stop()
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
   std::thread controlThread_;                 // runs runControl() while started
