@@ -672,6 +672,8 @@ int64_t Server::openConnections() const {
 }
 
 void Server::drain(int64_t timeoutMs) {
+  // Long polls of the change feed answer now rather than hold the drain.
+  if (changeWaiter_) changeWaiter_->stop();
   if (!started_ || stopped_) return;
   ctx_.serving.store(false, std::memory_order_relaxed);
   for (auto& slotPtr : workers_) {

@@ -133,7 +133,7 @@ HubAnswer hubRequest(const config::Config& cfg, const std::string& method, const
     const config::ListenAddress& a = it->second;
     const std::string to = "::" + (a.v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
     const std::string host = it->first.find(':') != std::string::npos ? "[" + it->first + "]" : it->first;
-    connectTo = curl_slist_append(nullptr, (host + ":" + to).c_str());
+    connectTo = curl_slist_append(nullptr, (host + to).c_str());
   }
   curl_slist* hdrs = nullptr;
   const std::string auth = "Authorization: Bearer " + token;
@@ -396,9 +396,10 @@ void Follower::reportSite(const config::Config& cfg) {
                       {"versions", std::move(versions)}};
   HubAnswer a = hubRequest(cfg, "PUT", hub_ + "/api/v1/sites/" + escape(site), token(cfg),
                            body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "", 30'000, &stopping_);
-  if (!a.error.empty() || (a.status != 200 && a.status != 201))
-    OLOG_DEBUG("catalog follow: the site report to %s failed: %s", hub_.c_str(),
-               a.error.empty() ? reasonOf(a).c_str() : a.error.c_str());
+  const std::string why = !a.error.empty() ? a.error : (a.status == 200 || a.status == 201) ? "" : reasonOf(a);
+  if (!why.empty() && why != lastReportError_)
+    OLOG_WARN("catalog follow: the site report to %s failed: %s", hub_.c_str(), why.c_str());
+  lastReportError_ = why;
 }
 
 void Follower::bytesLoop() {

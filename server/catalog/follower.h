@@ -97,7 +97,8 @@ class Follower {
   std::condition_variable feedCv_, bytesCv_;
   bool bytesWake_ = false;
   State state_;
-  int64_t lastReportMs_ = 0;
+  int64_t lastReportMs_ = 0;         // feed thread only
+  std::string lastReportError_;      // feed thread only: logged when it changes
   std::thread feed_, bytes_;
 };
 
