@@ -28,7 +28,9 @@ import threading
 import time
 import unittest
 
-from harness import Orchard, free_port, make_tempdir, remove_tempdir, request
+import subprocess
+
+from harness import Orchard, make_tempdir, orchardctl_path, remove_tempdir, request
 from origin import Origin
 from upload import api, pattern_piece, pattern_sha256, put_stream
 
@@ -370,6 +372,25 @@ class HubBranchTest(unittest.TestCase):
         self.assertEqual(st, 400)
         st, _, _ = api(self.hub.port, "GET", "/api/v1/catalog/changes")
         self.assertEqual(st, 401)
+
+    def test_7_orchardctl_sync_and_sites(self):
+        ctl = orchardctl_path()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHARD_")}
+
+        def run(port, token, *args):
+            p = subprocess.run([ctl, "--url", f"http://127.0.0.1:{port}", "--token", token, *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=30,
+                               stdin=subprocess.DEVNULL)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout
+        out = run(self.branch.port, BRANCH_TOKEN, "sync")
+        self.assertIn(f"http://{HUB_NAME}:{self.relay.port}", out)
+        self.assertIn("no versions waiting for their bytes", out)
+        out = run(self.hub.port, HUB_TOKEN, "sync")
+        self.assertIn("not following a hub", out)
+        out = run(self.hub.port, HUB_TOKEN, "sites")
+        self.assertIn("branch-a", out)
+        self.assertIn("tool", out)
 
 
 if __name__ == "__main__":
