@@ -405,6 +405,16 @@ void Follower::reportSite(const config::Config& cfg) {
 void Follower::bytesLoop() {
   while (!stopping_) {
     std::vector<catalog::Catalog::PendingVersion> list = ctx_->catalog->pending();
+    {
+      // Errors of versions no longer waiting (fetched, deleted) go.
+      std::lock_guard lock(mu_);
+      for (auto it = state_.byteErrors.begin(); it != state_.byteErrors.end();) {
+        const bool waiting = std::any_of(list.begin(), list.end(), [&](const auto& p) {
+          return p.record->name + "/" + p.record->version == it->first;
+        });
+        it = waiting ? std::next(it) : state_.byteErrors.erase(it);
+      }
+    }
     if (list.empty()) {
       if (!pause(60'000, true)) break;
       continue;
