@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -81,7 +82,10 @@ nlohmann::json auditJson(const AuditEntry& e) {
 
 }  // namespace
 
-std::vector<std::string> families() { return {kVersionsFamily, kAuditFamily, kDownloadsFamily}; }
+std::vector<std::string> families() {
+  return {kVersionsFamily, kAuditFamily,  kDownloadsFamily, kChangesFamily,
+          kPendingFamily,  kFollowFamily, kSitesFamily};
+}
 
 Catalog::Catalog(CatalogOptions options, std::shared_ptr<db::Database> database)
     : options_(std::move(options)), db_(std::move(database)) {
@@ -89,13 +93,20 @@ Catalog::Catalog(CatalogOptions options, std::shared_ptr<db::Database> database)
   versionsF_ = db_->family(kVersionsFamily);
   auditF_ = db_->family(kAuditFamily);
   downloadsF_ = db_->family(kDownloadsFamily);
+  changesF_ = db_->family(kChangesFamily);
+  pendingF_ = db_->family(kPendingFamily);
+  followF_ = db_->family(kFollowFamily);
+  sitesF_ = db_->family(kSitesFamily);
+  const std::vector<std::string> names = db_->familyNames();
+  replicated_.resize(names.size());
+  for (size_t i = 0; i < names.size(); ++i) replicated_[i] = isReplicatedFamily(names[i]);
 }
 
 Catalog::~Catalog() = default;
 
 Result<std::unique_ptr<Catalog>> Catalog::open(const CatalogOptions& options, std::shared_ptr<db::Database> database) {
   if (options.dir.empty()) return Error{Errc::Invalid, 0, "catalog open: empty dir"};
-  for (const char* f : {kVersionsFamily, kAuditFamily, kDownloadsFamily})
+  for (const std::string& f : families())
     if (!database->family(f).valid()) return Error{Errc::Invalid, 0, "catalog open: database without the catalog families"};
   for (const char* sub : {"", "/tmp", "/blobs"})
     if (auto r = cache::makeDirs(options.dir + sub); !r) return r.error();
@@ -141,6 +152,33 @@ Result<void> Catalog::load() {
   auto last = db_->lastKey(auditF_);
   if (!last) return last.error();
   if (last->has_value()) nextSeq_ = seqOf(**last) + 1;
+  auto lastChange = db_->lastKey(changesF_);
+  if (!lastChange) return lastChange.error();
+  if (lastChange->has_value()) {
+    nextChange_ = seqOf(**lastChange) + 1;
+    lastChange_.store(nextChange_ - 1);
+  } else if (auto b = writeBaseline(); !b) {
+    return b.error();
+  }
+  r = db_->forEach(pendingF_, [&](std::string_view key, std::string_view value) {
+    auto j = nlohmann::json::parse(value, nullptr, false);
+    if (!j.is_object() || !j.contains("seq") || !j["seq"].is_number_unsigned() || !j.contains("record") ||
+        !j["record"].is_string()) {
+      ++bad;
+      return;
+    }
+    auto v = packageVersionFromJson(nlohmann::json::parse(j["record"].get<std::string>(), nullptr, false));
+    if (!v || versionKey(v->name, v->version) != key || !isHexSha(v->sha256)) {
+      ++bad;
+      return;
+    }
+    pending_[std::string(key)] = PendingVersion{j["seq"].get<uint64_t>(), std::make_shared<const PackageVersion>(std::move(*v)),
+                                                std::make_shared<std::atomic<uint64_t>>(0)};
+  });
+  if (!r) return r.error();
+  auto state = db_->get(followF_, "state");
+  if (!state) return state.error();
+  if (state->has_value()) follow_ = followStateFromText(**state);
 
   // Blobs no record names: a crash between the rename and the batch, or
   // between a delete's batch and its unlink.
@@ -157,6 +195,33 @@ Result<void> Catalog::load() {
   for (const auto& [n, vs] : view_) versions += vs.size();
   OLOG_INFO("catalog: %zu packages, %zu versions, %llu bytes%s", view_.size(), versions,
             static_cast<unsigned long long>(blobBytes_), bad ? " (some records left out: see above)" : "");
+  if (!pending_.empty()) OLOG_INFO("catalog: %zu versions from the hub wait for their bytes", pending_.size());
+  return ok();
+}
+
+Result<void> Catalog::writeBaseline() {
+  std::vector<ChangeOp> records;
+  for (const std::string& f : replicatedFamilies()) {
+    const db::Family fam = db_->family(f);
+    if (!fam.valid()) continue;  // the fleet's families: opened by the server beside ours
+    auto r = db_->forEach(fam, [&](std::string_view k, std::string_view v) {
+      records.push_back(ChangeOp{f, std::string(k), std::string(v)});
+    });
+    if (!r) return r.error();
+  }
+  if (records.empty()) return ok();
+  db::Batch batch;
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  std::vector<Change> changes = baselineChanges(records);
+  for (Change& c : changes) {
+    c.seq = nextChange_++;
+    c.time = now;
+    batch.put(changesF_, seqKey(c.seq), changeText(c));
+  }
+  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r) return r.error();
+  lastChange_.store(nextChange_ - 1);
+  OLOG_INFO("catalog: change feed started with a baseline of %zu records in %zu changes", records.size(),
+            changes.size());
   return ok();
 }
 
@@ -241,8 +306,33 @@ void Catalog::release(uint64_t reserved, const std::string& key) {
 }
 
 void Catalog::appendAudit(db::Batch* batch, AuditEntry e) {
+  Change c;
+  for (const db::Batch::Op& op : batch->ops()) {
+    if (op.family.id >= replicated_.size() || !replicated_[op.family.id]) continue;
+    c.ops.push_back(ChangeOp{db_->familyNames()[op.family.id], op.key,
+                             op.del ? std::nullopt : std::optional<std::string>(op.value)});
+  }
+  const int64_t time = e.time;
   e.seq = nextSeq_++;
   batch->put(auditF_, seqKey(e.seq), auditJson(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (c.ops.empty()) return;
+  c.seq = nextChange_++;
+  c.time = time;
+  batch->put(changesF_, seqKey(c.seq), changeText(c));
+}
+
+Result<void> Catalog::writeDurable(db::Batch&& batch) {
+  auto r = db_->write(std::move(batch), /*durable=*/true);
+  if (r && lastChange_.load(std::memory_order_relaxed) != nextChange_ - 1) {
+    lastChange_.store(nextChange_ - 1, std::memory_order_release);
+    if (changeHook_) changeHook_();
+  }
+  return r;
+}
+
+void Catalog::setChangeHook(std::function<void()> hook) {
+  std::lock_guard lock(mu_);
+  changeHook_ = std::move(hook);
 }
 
 std::variant<Catalog::Committed, Problem> Catalog::commit(std::unique_ptr<Upload> up, PackageVersion draft,
@@ -267,18 +357,8 @@ std::variant<Catalog::Committed, Problem> Catalog::commit(std::unique_ptr<Upload
                                        v->second->sha256 + ")"};
     }
   }
-  const bool haveBlob = blobRefs_.count(draft.sha256) > 0;
-  if (haveBlob) {
-    ::unlink(up->path().c_str());  // the same bytes are stored already
-    up->path_.clear();
-  } else {
-    const std::string dir = options_.dir + "/blobs/" + draft.sha256.substr(0, 2);
-    if (auto r = cache::makeDirs(dir); !r) return Problem{Errc::Io, "cannot create " + dir + ": " + r.error().message()};
-    if (::rename(up->path().c_str(), blob.c_str()) != 0)
-      return Problem{Errc::Io, std::string("cannot move the upload into place: ") + std::strerror(errno)};
-    up->path_.clear();  // renamed: nothing to remove
-    fsyncDir(dir);
-  }
+  bool haveBlob = false;
+  if (auto p = placeBlob(up.get(), draft.sha256, &haveBlob)) return std::move(*p);
   db::Batch batch;
   nlohmann::json j;
   toJson(j, draft);
@@ -288,7 +368,7 @@ std::variant<Catalog::Committed, Problem> Catalog::commit(std::unique_ptr<Upload
   if (!up->note_.empty()) detail += ", " + up->note_;
   appendAudit(&batch, AuditEntry{0, now, up->action_, draft.name + "/" + draft.version, actor.client, actor.token,
                                  std::move(detail)});
-  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r) {
+  if (auto r = writeDurable(std::move(batch)); !r) {
     if (!haveBlob) ::unlink(blob.c_str());
     return Problem{Errc::Io, "cannot record the package: " + r.error().message()};
   }
@@ -300,6 +380,33 @@ std::variant<Catalog::Committed, Problem> Catalog::commit(std::unique_ptr<Upload
   view_[rec->name][rec->version] = rec;
   generation_.fetch_add(1, std::memory_order_release);
   return Committed{rec, true};
+}
+
+std::optional<Problem> Catalog::placeBlob(Upload* up, const std::string& sha, bool* haveBlob) {
+  *haveBlob = blobRefs_.count(sha) > 0;
+  if (*haveBlob) {
+    ::unlink(up->path().c_str());  // the same bytes are stored already
+    up->path_.clear();
+    return std::nullopt;
+  }
+  const std::string dir = options_.dir + "/blobs/" + sha.substr(0, 2);
+  if (auto r = cache::makeDirs(dir); !r) return Problem{Errc::Io, "cannot create " + dir + ": " + r.error().message()};
+  if (::rename(up->path().c_str(), blobPath(sha).c_str()) != 0)
+    return Problem{Errc::Io, std::string("cannot move the upload into place: ") + std::strerror(errno)};
+  up->path_.clear();  // renamed: nothing to remove
+  fsyncDir(dir);
+  return std::nullopt;
+}
+
+void Catalog::dropBlobRef(const PackageVersion& rec) {
+  auto it = blobRefs_.find(rec.sha256);
+  if (it == blobRefs_.end() || --it->second > 0) return;
+  blobRefs_.erase(it);
+  blobBytes_ -= std::min(blobBytes_, rec.size);
+  // Running downloads hold the file open and finish; a crash before this
+  // unlink leaves an orphan that open() sweeps.
+  if (::unlink(blobPath(rec.sha256).c_str()) != 0 && errno != ENOENT)
+    OLOG_WARN("catalog: cannot remove %s: %s", blobPath(rec.sha256).c_str(), std::strerror(errno));
 }
 
 std::shared_ptr<const PackageVersion> Catalog::find(std::string_view name, std::string_view version) const {
@@ -354,7 +461,7 @@ std::variant<std::shared_ptr<const PackageVersion>, Problem> Catalog::updateMeta
   appendAudit(&batch, AuditEntry{0, now, "update-metadata", next.name + "/" + next.version, actor.client, actor.token,
                                  "title " + next.metadata.title + ", bundle " + next.metadata.bundleId + " " +
                                      next.metadata.bundleVersion});
-  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r)
+  if (auto r = writeDurable(std::move(batch)); !r)
     return Problem{Errc::Io, "cannot record the change: " + r.error().message()};
   auto rec = std::make_shared<const PackageVersion>(std::move(next));
   v->second = rec;
@@ -376,27 +483,20 @@ std::optional<Problem> Catalog::remove(std::string_view name, std::string_view v
   batch.del(downloadsF_, key);
   appendAudit(&batch, AuditEntry{0, now, "delete", rec->name + "/" + rec->version, actor.client, actor.token,
                                  "sha256 " + rec->sha256});
-  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r)
+  if (auto r = writeDurable(std::move(batch)); !r)
     return Problem{Errc::Io, "cannot record the delete: " + r.error().message()};
   n->second.erase(v);
   if (n->second.empty()) view_.erase(n);
   generation_.fetch_add(1, std::memory_order_release);
   downloads_.erase(key);
-  if (--blobRefs_[rec->sha256] == 0) {
-    blobRefs_.erase(rec->sha256);
-    blobBytes_ -= std::min(blobBytes_, rec->size);
-    // Running downloads hold the file open and finish; a crash before this
-    // unlink leaves an orphan that open() sweeps.
-    if (::unlink(blobPath(rec->sha256).c_str()) != 0 && errno != ENOENT)
-      OLOG_WARN("catalog: cannot remove %s: %s", blobPath(rec->sha256).c_str(), std::strerror(errno));
-  }
+  dropBlobRef(*rec);
   return std::nullopt;
 }
 
 std::optional<Problem> Catalog::recordChange(db::Batch batch, AuditEntry entry) {
   std::lock_guard lock(mu_);
   appendAudit(&batch, std::move(entry));
-  if (auto r = db_->write(std::move(batch), /*durable=*/true); !r)
+  if (auto r = writeDurable(std::move(batch)); !r)
     return Problem{Errc::Io, "cannot record the change: " + r.error().message()};
   return std::nullopt;
 }
@@ -437,6 +537,263 @@ Result<std::vector<AuditEntry>> Catalog::audit(uint64_t after, size_t limit) con
       out.push_back(std::move(e));
     }
     return out.size() < limit;
+  });
+  if (!r) return r.error();
+  return out;
+}
+
+// ---- the change feed ----
+
+Result<std::vector<std::string>> Catalog::changes(uint64_t after, size_t limit, size_t maxBytes, bool* more) const {
+  std::vector<std::string> out;
+  size_t bytes = 0;
+  *more = false;
+  auto r = db_->scanFrom(changesF_, seqKey(after + 1), [&](std::string_view, std::string_view value) {
+    if (out.size() >= limit || (!out.empty() && bytes + value.size() > maxBytes)) {
+      *more = true;
+      return false;
+    }
+    bytes += value.size();
+    out.emplace_back(value);
+    return true;
+  });
+  if (!r) return r.error();
+  return out;
+}
+
+// ---- following a hub ----
+
+std::optional<FollowState> Catalog::followState() const {
+  std::lock_guard lock(mu_);
+  return follow_;
+}
+
+std::optional<Problem> Catalog::setFollowState(const FollowState& st) {
+  std::lock_guard lock(mu_);
+  db::Batch batch;
+  batch.put(followF_, "state", followStateText(st));
+  if (auto r = writeDurable(std::move(batch)); !r)
+    return Problem{Errc::Io, "cannot record the follow state: " + r.error().message()};
+  follow_ = st;
+  return std::nullopt;
+}
+
+namespace {
+
+std::string pendingText(uint64_t seq, std::string_view record) {
+  return nlohmann::json{{"seq", seq}, {"record", std::string(record)}}.dump(-1, ' ', false,
+                                                                           nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::optional<Problem> Catalog::applyReplicated(const Change& c, std::string_view hub, int64_t now,
+                                                std::vector<ChangeOp>* fleetOps) {
+  // What one version key holds after the change's ops (they may name a key
+  // twice): the view's and pending's state, changed op by op.
+  struct Touched {
+    std::shared_ptr<const PackageVersion> visible;
+    std::optional<PendingVersion> pending;
+  };
+  std::lock_guard lock(mu_);
+  std::map<std::string, Touched> touched;
+  auto held = [&](const std::string& key) -> Touched& {
+    auto it = touched.find(key);
+    if (it != touched.end()) return it->second;
+    Touched t;
+    const size_t zero = key.find('\0');
+    if (zero != std::string::npos)
+      if (auto n = view_.find(std::string_view(key).substr(0, zero)); n != view_.end())
+        if (auto v = n->second.find(key.substr(zero + 1)); v != n->second.end()) t.visible = v->second;
+    if (auto p = pending_.find(key); p != pending_.end()) t.pending = p->second;
+    return touched.emplace(key, std::move(t)).first->second;
+  };
+  db::Batch batch;
+  size_t versionsOps = 0, skipped = 0;
+  for (const ChangeOp& op : c.ops) {
+    if (op.family != kVersionsFamily) {
+      const db::Family f = db_->family(op.family);
+      if (!f.valid()) {
+        ++skipped;
+        continue;
+      }
+      if (op.value) batch.put(f, op.key, *op.value);
+      else batch.del(f, op.key);
+      fleetOps->push_back(op);
+      continue;
+    }
+    ++versionsOps;
+    std::optional<PackageVersion> rec;
+    if (op.value) {
+      if (auto parsed = packageVersionFromJson(nlohmann::json::parse(*op.value, nullptr, false)))
+        rec = std::move(parsed).value();
+      if (!rec || versionKey(rec->name, rec->version) != op.key || !isHexSha(rec->sha256)) {
+        ++skipped;
+        OLOG_WARN("catalog: the hub's change %llu holds a version record that does not parse: left out",
+                  static_cast<unsigned long long>(c.seq));
+        continue;
+      }
+    }
+    Touched& t = held(op.key);
+    VersionHeld h;
+    if (t.visible) h.visibleSha = t.visible->sha256;
+    if (t.pending) h.pendingSha = t.pending->record->sha256;
+    switch (decideVersion(h, rec ? std::optional<std::string>(rec->sha256) : std::nullopt)) {
+      case VersionStep::UpdateVisible:
+        batch.put(versionsF_, op.key, *op.value);
+        t.visible = std::make_shared<const PackageVersion>(std::move(*rec));
+        if (t.pending) batch.del(pendingF_, op.key);
+        t.pending.reset();
+        break;
+      case VersionStep::PendAndHide:
+        batch.del(versionsF_, op.key);
+        t.visible = nullptr;
+        [[fallthrough]];
+      case VersionStep::Pend: {
+        batch.put(pendingF_, op.key, pendingText(c.seq, *op.value));
+        auto progress = std::make_shared<std::atomic<uint64_t>>(0);
+        t.pending = PendingVersion{c.seq, std::make_shared<const PackageVersion>(std::move(*rec)), progress};
+        break;
+      }
+      case VersionStep::Remove:
+        batch.del(versionsF_, op.key);
+        batch.del(pendingF_, op.key);
+        batch.del(downloadsF_, op.key);
+        t.visible = nullptr;
+        t.pending.reset();
+        break;
+    }
+  }
+  batch.put(followF_, "state", followStateText(FollowState{std::string(hub), c.seq}));
+  appendAudit(&batch, AuditEntry{0, now, "replicate", "change/" + std::to_string(c.seq), "", "hub " + std::string(hub),
+                                 std::to_string(c.ops.size()) + " records (" + std::to_string(versionsOps) +
+                                     " versions" + (skipped ? ", " + std::to_string(skipped) + " left out" : "") + ")"});
+  if (auto r = writeDurable(std::move(batch)); !r)
+    return Problem{Errc::Io, "cannot record the hub's change: " + r.error().message()};
+  follow_ = FollowState{std::string(hub), c.seq};
+  bool viewChanged = false;
+  for (auto& [key, t] : touched) {
+    const size_t zero = key.find('\0');
+    const std::string name = key.substr(0, zero), version = key.substr(zero + 1);
+    std::shared_ptr<const PackageVersion> old;
+    if (auto n = view_.find(name); n != view_.end())
+      if (auto v = n->second.find(version); v != n->second.end()) old = v->second;
+    if (old != t.visible) {
+      viewChanged = true;
+      if (t.visible) {
+        view_[name][version] = t.visible;  // the same bytes (UpdateVisible): the blob's count is unchanged
+      } else {
+        view_[name].erase(version);
+        if (view_[name].empty()) view_.erase(name);
+        downloads_.erase(key);
+        dropBlobRef(*old);
+      }
+    }
+    if (t.pending) pending_[key] = *t.pending;
+    else pending_.erase(key);
+  }
+  if (viewChanged) generation_.fetch_add(1, std::memory_order_release);
+  return std::nullopt;
+}
+
+std::vector<Catalog::PendingVersion> Catalog::pending() const {
+  std::vector<PendingVersion> out;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, p] : pending_) out.push_back(p);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  return out;
+}
+
+size_t Catalog::pendingCount() const {
+  std::lock_guard lock(mu_);
+  return pending_.size();
+}
+
+std::variant<Catalog::Imported, Problem> Catalog::importReplica(const PackageVersion& record,
+                                                                const ImportSource& source, int64_t now) {
+  const std::string key = versionKey(record.name, record.version);
+  {
+    std::lock_guard lock(mu_);
+    auto p = pending_.find(key);
+    if (p == pending_.end() || p->second.record->sha256 != record.sha256)
+      return Problem{Errc::NotFound, record.name + " " + record.version + " is no longer waiting for these bytes"};
+  }
+  auto begun = reserve(record.name, record.version, record.filename, record.size, record.sha256, /*createFile=*/false);
+  if (auto* p = std::get_if<Problem>(&begun)) return std::move(*p);
+  auto& b = std::get<Begun>(begun);
+  if (b.identical) return Imported{b.identical, false, false};
+  std::unique_ptr<Upload> up = std::move(b.upload);
+  up->action_ = "replicate-bytes";
+  if (auto p = up->adopt(source.path)) return std::move(*p);  // size and sha256 checked there
+  const bool linked = up->linked();
+
+  std::lock_guard lock(mu_);
+  auto p = pending_.find(key);
+  if (p == pending_.end() || p->second.record->sha256 != record.sha256)
+    return Problem{Errc::NotFound, record.name + " " + record.version + " is no longer waiting for these bytes"};
+  bool haveBlob = false;
+  if (auto pr = placeBlob(up.get(), record.sha256, &haveBlob)) return std::move(*pr);
+  db::Batch batch;
+  nlohmann::json j;
+  toJson(j, record);
+  batch.put(versionsF_, key, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  batch.del(pendingF_, key);
+  appendAudit(&batch, AuditEntry{0, now, "replicate-bytes", record.name + "/" + record.version, "", "hub",
+                                 "sha256 " + record.sha256 + ", " + std::to_string(record.size) + " bytes, " +
+                                     (linked ? "linked" : "copied") + (source.note.empty() ? "" : ", " + source.note)});
+  if (auto r = writeDurable(std::move(batch)); !r) {
+    if (!haveBlob) ::unlink(blobPath(record.sha256).c_str());
+    return Problem{Errc::Io, "cannot record the package: " + r.error().message()};
+  }
+  up->committed_ = true;
+  reserved_ -= std::min(reserved_, up->reserved_);
+  uploading_.erase(key);
+  if (blobRefs_[record.sha256]++ == 0) blobBytes_ += record.size;
+  auto rec = std::make_shared<const PackageVersion>(record);
+  view_[rec->name][rec->version] = rec;
+  pending_.erase(p);
+  generation_.fetch_add(1, std::memory_order_release);
+  return Imported{rec, true, linked};
+}
+
+bool Catalog::promoteIfStored(std::string_view name, std::string_view version, int64_t now) {
+  const std::string key = versionKey(name, version);
+  std::lock_guard lock(mu_);
+  auto p = pending_.find(key);
+  if (p == pending_.end()) return false;
+  const PackageVersion& record = *p->second.record;
+  if (!blobRefs_.count(record.sha256)) return false;
+  // Another version names a blob of this SHA-256 (verified when it came).
+  db::Batch batch;
+  nlohmann::json j;
+  toJson(j, record);
+  batch.put(versionsF_, key, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  batch.del(pendingF_, key);
+  appendAudit(&batch, AuditEntry{0, now, "replicate-bytes", record.name + "/" + record.version, "", "hub",
+                                 "sha256 " + record.sha256 + ", stored already"});
+  if (auto r = writeDurable(std::move(batch)); !r) return false;
+  ++blobRefs_[record.sha256];
+  auto rec = p->second.record;
+  view_[rec->name][rec->version] = rec;
+  pending_.erase(p);
+  generation_.fetch_add(1, std::memory_order_release);
+  return true;
+}
+
+// ---- sites ----
+
+std::optional<Problem> Catalog::putSite(std::string_view site, std::string_view reportJson) {
+  if (auto r = db_->put(sitesF_, site, reportJson); !r)
+    return Problem{Errc::Io, "cannot record the site's report: " + r.error().message()};
+  return std::nullopt;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Catalog::sites() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto r = db_->forEach(sitesF_, [&](std::string_view k, std::string_view v) {
+    if (out.size() < 10000) out.emplace_back(std::string(k), std::string(v));
   });
   if (!r) return r.error();
   return out;

@@ -14,8 +14,29 @@
 //   catalog.versions   name \0 version -> PackageVersion JSON (package.h)
 //   catalog.audit      8-byte big-endian sequence -> AuditEntry JSON
 //   catalog.downloads  name \0 version -> decimal count (best effort)
+//   catalog.changes    8-byte big-endian sequence -> change JSON (change_feed.h)
+//   catalog.pending    name \0 version -> {"seq", "record"} (a branch: waiting for bytes)
+//   catalog.follow     "state" -> {"hub", "applied"} (a branch: its feed position)
+//   catalog.sites      site -> its last report (a hub: GET /api/v1/sites)
 // A publish or a delete is one batch: the version record and its audit
 // entry together, so the log never disagrees with the catalog.
+//
+// Change feed (change_feed.h): every batch written here (the fleet's
+// through recordChange) that touches a replicated family also gets, in
+// the same batch, an entry of catalog.changes with those records, so a
+// branch that applies the feed in order holds what the hub holds. A box
+// whose feed is empty at open but whose catalog is not writes a baseline
+// first (every replicated record, cut into changes of about 1 MiB).
+//
+// Following (a branch, catalog.follow): applyReplicated() writes one
+// change of the hub's feed, its follow state (the hub's seq) and an audit
+// entry in one durable batch, so a kill -9 between two changes resumes
+// after the last one applied and never applies one twice. A version record
+// from the hub becomes pending (catalog.pending, with the seq that brought
+// it) and is not in the view: no installs answer, manifest, /pkgs or
+// package list shows it until importReplica() has its bytes here, hashed
+// to the record's SHA-256, and makes it visible (the version record in,
+// the pending one out, one batch).
 //
 // Space: published bytes count against `limit` (catalog.limit), never
 // against the cache's. An upload reserves its declared size when it begins
@@ -52,6 +73,7 @@
 #include <variant>
 #include <vector>
 
+#include "catalog/change_feed.h"
 #include "catalog/delivery.h"
 #include "catalog/package.h"
 #include "common/result.h"
@@ -286,6 +308,54 @@ class Catalog {
   // Entries with seq > after, oldest first, at most `limit`.
   Result<std::vector<AuditEntry>> audit(uint64_t after, size_t limit) const;
 
+  // --- the change feed (a hub: change_feed.h) ---
+  // The newest change written (0: none).
+  uint64_t lastChange() const { return lastChange_.load(std::memory_order_acquire); }
+  // The JSON texts of changes with seq > after, oldest first: at most
+  // `limit`, and no more once `maxBytes` are taken (one at least). *more:
+  // changes past the page exist.
+  Result<std::vector<std::string>> changes(uint64_t after, size_t limit, size_t maxBytes, bool* more) const;
+  // Called on the writer's thread right after each write that added a
+  // change, under the catalog's lock: it may only wake something (the long
+  // polls' waiter), never call back into the catalog. May be empty.
+  void setChangeHook(std::function<void()> hook);
+
+  // --- following a hub (a branch) ---
+  std::optional<FollowState> followState() const;
+  // Writes the hub's change `c` (see the top of this file) with the follow
+  // state {hub, c.seq} and an audit entry ("replicate") in one durable
+  // batch, then the view. `fleetOps` gets the ops of the fleet's families,
+  // in order, for FleetStore's view (FleetStore::applyReplicated calls
+  // this under its own lock). An op that does not make sense (a version
+  // record that does not parse, a key that does not match it) is left out
+  // and logged; the change still counts as applied.
+  std::optional<Problem> applyReplicated(const Change& c, std::string_view hub, int64_t now,
+                                         std::vector<ChangeOp>* fleetOps);
+  // Sets the follow state alone (a hub whose feed went back: from 0).
+  std::optional<Problem> setFollowState(const FollowState& s);
+  struct PendingVersion {
+    uint64_t seq = 0;  // the hub's change that brought it
+    std::shared_ptr<const PackageVersion> record;
+    std::shared_ptr<std::atomic<uint64_t>> held;  // bytes fetched so far (progress, best effort)
+  };
+  // Oldest first by seq.
+  std::vector<PendingVersion> pending() const;
+  size_t pendingCount() const;
+  // Makes the pending `record` visible with the bytes of `source` (a
+  // complete cache object, linked as importFile does): the bytes must
+  // measure record.size and hash to record.sha256 (Invalid otherwise),
+  // and the record must still be pending with those bytes (NotFound: a
+  // later change removed or replaced it). One batch: the version record,
+  // the pending one deleted, the audit entry ("replicate-bytes").
+  std::variant<Imported, Problem> importReplica(const PackageVersion& record, const ImportSource& source, int64_t now);
+  // A pending version whose bytes are stored already (another version
+  // holds the same blob) made visible without a fetch: true when it was.
+  bool promoteIfStored(std::string_view name, std::string_view version, int64_t now);
+
+  // --- sites (a hub: the branches' last reports, GET /api/v1/sites) ---
+  std::optional<Problem> putSite(std::string_view site, std::string_view reportJson);
+  Result<std::vector<std::pair<std::string, std::string>>> sites() const;  // site -> report, by site
+
  private:
   friend class Upload;
   Catalog(CatalogOptions options, std::shared_ptr<db::Database> database);
@@ -295,11 +365,23 @@ class Catalog {
   std::variant<Begun, Problem> reserve(std::string_view name, std::string_view version, std::string_view filename,
                                        uint64_t size, std::string_view expectSha, bool createFile);
   void release(uint64_t reserved, const std::string& key);  // an upload ended
-  void appendAudit(db::Batch* batch, AuditEntry entry);     // under mu_
+  // Under mu_: the audit entry, and the change entry of the batch's
+  // replicated records (when it has some), appended to the batch.
+  void appendAudit(db::Batch* batch, AuditEntry entry);
+  // Under mu_: a durable write of a batch appendAudit finished; on success
+  // the feed's last seq moves and the change hook is called (see
+  // hook).
+  Result<void> writeDurable(db::Batch&& batch);
+  Result<void> writeBaseline();  // at open, see the top of this file
+  // Under mu_: the blob of a finished upload into place (or dropped when
+  // the same bytes are stored already: *haveBlob).
+  std::optional<Problem> placeBlob(Upload* up, const std::string& sha, bool* haveBlob);
+  void dropBlobRef(const PackageVersion& rec);  // under mu_: unlinks the blob with its last version
 
   CatalogOptions options_;
   std::shared_ptr<db::Database> db_;
-  db::Family versionsF_, auditF_, downloadsF_;
+  db::Family versionsF_, auditF_, downloadsF_, changesF_, pendingF_, followF_, sitesF_;
+  std::vector<bool> replicated_;  // by family id: copied into the change feed
   std::atomic<uint64_t> limit_{0};
   std::atomic<uint64_t> generation_{0};
   std::unique_ptr<db::WriteQueue> counts_;  // download counts, off the callers' threads
@@ -313,6 +395,11 @@ class Catalog {
   std::unordered_map<std::string, bool> uploading_;     // name \0 version of uploads in flight
   std::unordered_map<std::string, uint64_t> downloads_; // name \0 version -> count
   uint64_t nextSeq_ = 1;
+  uint64_t nextChange_ = 1;
+  std::atomic<uint64_t> lastChange_{0};
+  std::function<void()> changeHook_;
+  std::map<std::string, PendingVersion, std::less<>> pending_;  // name \0 version
+  std::optional<FollowState> follow_;
   DeliveryCounters deliveries_;
 };
 

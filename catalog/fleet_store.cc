@@ -242,55 +242,85 @@ Result<void> FleetStore::load() {
       if (j.is_discarded() || !fn(k, j)) ++bad;
     });
   };
-  auto r = each(devicesF_, [&](std::string_view k, const json& j) {
-    auto d = deviceFromJson(j, k);
-    if (auto* dev = std::get_if<Device>(&d)) devices_[std::string(k)] = std::move(*dev);
-    return d.index() == 0;
-  });
-  if (!r) return r.error();
-  r = each(rulesF_, [&](std::string_view k, const json& j) {
-    auto rule = ruleFromJson(j);
-    if (auto* t = std::get_if<TargetRule>(&rule)) rules_[std::string(k)] = std::move(*t);
-    return rule.index() == 0;
-  });
-  if (!r) return r.error();
-  r = each(ringsF_, [&](std::string_view, const json& j) {
-    auto plan = ringPlanFromJson(j);
-    if (auto* p = std::get_if<RingPlan>(&plan)) rings_ = std::move(*p);
-    return plan.index() == 0;
-  });
-  if (!r) return r.error();
-  r = each(rolloutF_, [&](std::string_view k, const json& j) {
-    if (!j.is_array()) return false;
-    std::vector<RolloutEvent> es;
-    for (const auto& e : j)
-      if (auto ev = eventFromJson(e)) es.push_back(*ev);
-    events_[std::string(k)] = std::move(es);
-    return true;
-  });
-  if (!r) return r.error();
-  r = each(pinsF_, [&](std::string_view k, const json& j) {
-    auto p = pinFromJson(j);
-    if (auto* pin = std::get_if<Pin>(&p)) pins_[std::string(k)] = std::move(*pin);
-    return p.index() == 0;
-  });
-  if (!r) return r.error();
-  r = each(osTargetsF_, [&](std::string_view k, const json& j) {
-    auto t = osTargetFromJson(j);
-    if (auto* ot = std::get_if<OsTarget>(&t)) osTargets_[std::string(k)] = std::move(*ot);
-    return t.index() == 0;
-  });
-  if (!r) return r.error();
-  r = each(policiesF_, [&](std::string_view k, const json& j) {
-    auto p = releasePolicyFromJson(j);
-    if (auto* policy = std::get_if<ReleasePolicy>(&p)) policies_[std::string(k)] = std::move(*policy);
-    return p.index() == 0;
-  });
-  if (!r) return r.error();
+  for (db::Family f : {devicesF_, rulesF_, ringsF_, rolloutF_, pinsF_, osTargetsF_, policiesF_}) {
+    auto r = each(f, [&](std::string_view k, const json& j) { return applyRecord(f, k, &j); });
+    if (!r) return r.error();
+  }
   if (bad) OLOG_WARN("fleet: %zu records do not parse: left out", bad);
   OLOG_INFO("fleet: %zu devices, %zu rules, %zu rings, %zu release policies, %zu pins", devices_.size(), rules_.size(),
             rings_.rings.size(), policies_.size(), pins_.size());
   return ok();
+}
+
+bool FleetStore::applyRecord(db::Family f, std::string_view k, const json* j) {
+  const std::string key(k);
+  if (f == devicesF_) {
+    if (!j) return devices_.erase(key), true;
+    auto d = deviceFromJson(*j, k);
+    if (auto* dev = std::get_if<Device>(&d)) devices_[key] = std::move(*dev);
+    return d.index() == 0;
+  }
+  if (f == rulesF_) {
+    if (!j) return rules_.erase(key), true;
+    auto rule = ruleFromJson(*j);
+    if (auto* t = std::get_if<TargetRule>(&rule)) rules_[key] = std::move(*t);
+    return rule.index() == 0;
+  }
+  if (f == ringsF_) {
+    if (!j) return rings_ = RingPlan{}, true;
+    auto plan = ringPlanFromJson(*j);
+    if (auto* p = std::get_if<RingPlan>(&plan)) rings_ = std::move(*p);
+    return plan.index() == 0;
+  }
+  if (f == rolloutF_) {
+    if (!j) return events_.erase(key), true;
+    if (!j->is_array()) return false;
+    std::vector<RolloutEvent> es;
+    for (const auto& e : *j)
+      if (auto ev = eventFromJson(e)) es.push_back(*ev);
+    events_[key] = std::move(es);
+    return true;
+  }
+  if (f == pinsF_) {
+    if (!j) return pins_.erase(key), true;
+    auto p = pinFromJson(*j);
+    if (auto* pin = std::get_if<Pin>(&p)) pins_[key] = std::move(*pin);
+    return p.index() == 0;
+  }
+  if (f == osTargetsF_) {
+    if (!j) return osTargets_.erase(key), true;
+    auto t = osTargetFromJson(*j);
+    if (auto* ot = std::get_if<OsTarget>(&t)) osTargets_[key] = std::move(*ot);
+    return t.index() == 0;
+  }
+  if (f == policiesF_) {
+    if (!j) return policies_.erase(key), true;
+    auto p = releasePolicyFromJson(*j);
+    if (auto* policy = std::get_if<ReleasePolicy>(&p)) policies_[key] = std::move(*policy);
+    return p.index() == 0;
+  }
+  return false;
+}
+
+std::optional<Problem> FleetStore::applyReplicated(const Change& c, std::string_view hub, int64_t now) {
+  std::vector<ChangeOp> ops;
+  std::lock_guard lock(mu_);
+  if (auto p = catalog_->applyReplicated(c, hub, now, &ops)) return p;
+  size_t bad = 0;
+  for (const ChangeOp& op : ops) {
+    const db::Family f = db_->family(op.family);
+    if (!op.value) {
+      applyRecord(f, op.key, nullptr);
+      continue;
+    }
+    json j = json::parse(*op.value, nullptr, false);
+    if (j.is_discarded() || !applyRecord(f, op.key, &j)) ++bad;
+  }
+  if (bad)
+    OLOG_WARN("fleet: %zu records of the hub's change %llu do not parse: left out of the view", bad,
+              static_cast<unsigned long long>(c.seq));
+  generation_.fetch_add(1, std::memory_order_release);
+  return std::nullopt;
 }
 
 // Every writer holds mu_ from here until its view is updated, and the

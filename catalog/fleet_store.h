@@ -194,6 +194,12 @@ class FleetStore {
   std::map<std::string, OsTarget, std::less<>> osTargets() const;
   std::optional<Problem> removeOsTarget(std::string_view ring, const Actor& actor, int64_t now);
 
+  // --- following a hub (a branch; catalog.h, change_feed.h) ---
+  // Catalog::applyReplicated for the hub's change `c`, then the view of the
+  // fleet's records it wrote, under this store's lock (the writers' order:
+  // this lock, then the catalog's).
+  std::optional<Problem> applyReplicated(const Change& c, std::string_view hub, int64_t now);
+
   // Bumped by every write (release_index.h rebuilds when it or the
   // catalog's generation moved).
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
@@ -211,6 +217,9 @@ class FleetStore {
  private:
   FleetStore(std::shared_ptr<db::Database> database, Catalog* catalog);
   Result<void> load();
+  // Under mu_ (or at load): one record of a fleet family into the view;
+  // nullptr json: deleted. False when it does not parse (left out).
+  bool applyRecord(db::Family f, std::string_view key, const nlohmann::json* j);
   std::optional<Problem> write(db::Batch batch, AuditEntry entry);
   // Under mu_: the Start events a switch of mode from `from` to `to` adds
   // to the package's published versions' logs, put in `batch`; applied to

@@ -55,14 +55,18 @@ class Batch {
   size_t count() const { return ops_.size(); }
   bool empty() const { return ops_.empty(); }
 
- private:
-  friend class Database;
   struct Op {
     Family family;
     bool del;
     std::string key;
     std::string value;
   };
+  // The changes in order (the catalog's change feed copies the replicated
+  // ones into its entry of the same batch).
+  const std::vector<Op>& ops() const { return ops_; }
+
+ private:
+  friend class Database;
   std::vector<Op> ops_;
 };
 

@@ -56,8 +56,10 @@ namespace orchard::server {
 
 class AppleService;
 class CacheNodes;
+class ChangeWaiter;
 class ClientConn;
 class FillDriver;
+class Follower;
 class OsFeed;
 struct WorkerContext;
 class Tunnel;
@@ -226,6 +228,10 @@ struct ServerContext {
   // Parents and peers and their health (server/proxy/cache_nodes.h), from
   // the restart-only upstream.parents / upstream.peers; null before start.
   CacheNodes* nodes = nullptr;
+  // The long polls of GET /api/v1/catalog/changes (server/catalog/change_waiter.h); null before start.
+  ChangeWaiter* changeWaiter = nullptr;
+  // Following a hub's catalog (catalog.follow; server/catalog/follower.h); null when not following.
+  Follower* follower = nullptr;
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and

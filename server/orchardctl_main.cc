@@ -85,6 +85,8 @@ int main(int argc, char** argv) {
   publish->add_option("--arch", pub.archs, "architecture (repeatable: arm64, x86_64)")->allow_extra_args(false);
 
   app.add_subcommand("packages", "list published packages");
+  app.add_subcommand("sync", "a branch's position in its hub's catalog and the versions waiting for bytes");
+  app.add_subcommand("sites", "at a hub: each branch's last report and the delivery totals");
   std::string name, version;
   auto* show = app.add_subcommand("show", "list a package's versions, newest first");
   show->add_option("name", name, "package name")->required();
@@ -196,6 +198,8 @@ int main(int argc, char** argv) {
   if (cmd == "metrics") return runMetrics(ctx);
   if (cmd == "publish") return runPublish(ctx, pub);
   if (cmd == "packages") return runPackages(ctx);
+  if (cmd == "sync") return runSync(ctx);
+  if (cmd == "sites") return runSites(ctx);
   if (cmd == "show") return runShow(ctx, name);
   if (cmd == "delete") return runDelete(ctx, name, version);
   if (cmd == "rollout") {

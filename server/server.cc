@@ -150,7 +150,14 @@ std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::Con
   const config::HostMatcher* keyed = &s->schemeInKey;
   if (!keyed->empty()) s->router.schemeInKey = [keyed](std::string_view h) { return keyed->matches(h); };
   const config::HostMatcher* allow = &s->allow;  // lives as long as the snapshot, which holds the router
-  s->router.allowHost = [allow](std::string_view h) { return allow->matches(h); };
+  // catalog.follow's host is an upstream too (the package bytes of the
+  // hub's catalog come through the box's cache), whatever upstream.allow
+  // says; no other host is added.
+  std::string followHost;
+  if (auto hub = config::CacheNode::parse(ctx_.startConfig.catalogFollow); hub) followHost = hub->host;
+  s->router.allowHost = [allow, followHost](std::string_view h) {
+    return allow->matches(h) || (!followHost.empty() && h == followHost);
+  };
   s->router.ignoreQuery = s->config.ignoreQuery;
   if (!s->config.tunnelAllow.empty()) {
     s->tunnelAllow = config::HostMatcher(s->config.tunnelAllow);
@@ -367,6 +374,9 @@ Result<void> Server::start() {
   }
   catalog_ = std::move(cat.value());
   ctx_.catalog = catalog_.get();
+  changeWaiter_ = std::make_unique<ChangeWaiter>(catalog_.get());
+  ctx_.changeWaiter = changeWaiter_.get();
+  catalog_->setChangeHook([w = changeWaiter_.get()] { w->wake(); });
   auto fleet = catalog::FleetStore::open(shared, catalog_.get());
   if (!fleet) {
     startError_ = "storage.dir " + cfg.storageDir + ": the fleet records: " + fleet.error().message();
@@ -395,6 +405,10 @@ Result<void> Server::start() {
   ctx_.osFeed = osFeed_.get();
   apple_ = std::make_unique<AppleService>(&ctx_, shared);
   ctx_.apple = apple_.get();
+  if (!cfg.catalogFollow.empty()) {
+    follower_ = std::make_unique<Follower>(&ctx_);
+    ctx_.follower = follower_.get();
+  }
   if (cfg.catalogBaseUrl.empty())
     OLOG_WARN("catalog.base_url is not set: package and manifest URLs name the Host each request used (http); "
               "MDM needs https:// and a real name for InstallEnterpriseApplication");
@@ -588,6 +602,7 @@ Result<void> Server::start() {
   sampler_->start();
   osFeed_->start();
   apple_->start();  // after the listeners: its jobs fetch through them
+  if (follower_) follower_->start();  // after the listeners too: the package bytes come through them
   ctx_.serving.store(true, std::memory_order_relaxed);
   return ok();
 }
@@ -684,6 +699,8 @@ int64_t Server::openConnections() const {
 }
 
 void Server::drain(int64_t timeoutMs) {
+  // Long polls of the change feed answer now rather than hold the drain.
+  if (changeWaiter_) changeWaiter_->stop();
   if (!started_ || stopped_) return;
   ctx_.serving.store(false, std::memory_order_relaxed);
   for (auto& slotPtr : workers_) {
@@ -715,6 +732,8 @@ void Server::stop() {
   if (apple_) apple_->stop();
   stopped_ = true;
   if (osFeed_) osFeed_->stop();  // a fetch under way is aborted
+  if (follower_) follower_->stop();  // its fetches go through the loops
+  if (changeWaiter_) changeWaiter_->stop();  // the waiting long polls answer now
   store_->setUnlinkListener(nullptr);  // no news is posted to loops that are stopping
   for (auto& slotPtr : workers_) {
     WorkerSlot* slot = slotPtr.get();
@@ -941,6 +960,11 @@ void Server::reloadAsync(std::function<void(ReloadResult)> done) {
 namespace orchard::server {
 
 void Server::closeCatalog() {
+  ctx_.follower = nullptr;
+  follower_.reset();  // stops its threads first
+  if (catalog_) catalog_->setChangeHook(nullptr);
+  ctx_.changeWaiter = nullptr;
+  changeWaiter_.reset();
   ctx_.osFeed = nullptr;
   osFeed_.reset();  // stops its thread first
   osFeedStore_.reset();

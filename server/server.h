@@ -48,6 +48,8 @@
 #include "catalog/catalog.h"
 #include "config/config.h"
 #include "config/reload.h"
+#include "server/catalog/change_waiter.h"
+#include "server/catalog/follower.h"
 #include "server/context.h"
 #include "server/metrics.h"
 #include "db/history_store.h"
@@ -178,6 +180,8 @@ class Server final : public ServerControl {
   std::unique_ptr<catalog::apple::OsFeedStore> osFeedStore_;  // the feed's last good copy
   std::unique_ptr<OsFeed> osFeed_;             // its thread runs from start() until stop()
   std::unique_ptr<CacheNodes> nodes_;          // parents and peers (server/proxy/cache_nodes.h)
+  std::unique_ptr<ChangeWaiter> changeWaiter_;  // the change feed's long polls (catalog open .. close)
+  std::unique_ptr<Follower> follower_;          // catalog.follow: from start() until stop()
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
   std::thread controlThread_;                 // runs runControl() while started

@@ -19,6 +19,7 @@
 #include "server/apple/apple_service.h"
 #include "server/apple/mirror.h"
 #include "server/proxy/cache_nodes.h"
+#include "server/catalog/follower.h"
 #include "server/catalog/status_routes.h"
 #include "server/net/tls_context.h"
 #include "server/proxy/fill_driver.h"
@@ -193,6 +194,22 @@ std::string renderMetrics(const ServerContext& ctx) {
     w.single("catalog_bytes", "bytes of published packages (distinct files) and uploads in progress", "gauge",
              ctx.catalog->usedBytes());
     w.single("catalog_limit_bytes", "catalog.limit", "gauge", ctx.catalog->limit());
+    w.single("catalog_changes_last", "the newest change of this box's catalog change feed", "gauge",
+             ctx.catalog->lastChange());
+  }
+  if (ctx.follower && ctx.catalog) {
+    const Follower::State st = ctx.follower->state();
+    w.single("catalog_follow_applied_seq", "the hub's last catalog change applied here (catalog.follow)", "gauge",
+             st.applied);
+    w.single("catalog_follow_hub_seq", "the hub's newest catalog change, as last heard", "gauge", st.hubLast);
+    w.single("catalog_follow_lag_changes", "the hub's catalog changes not applied here yet", "gauge",
+             st.hubLast > st.applied ? st.hubLast - st.applied : 0);
+    w.single("catalog_follow_waiting_versions", "versions from the hub waiting for their bytes (not visible yet)",
+             "gauge", ctx.catalog->pendingCount());
+    w.single("catalog_follow_last_contact_seconds", "when the hub last answered, seconds since the Unix epoch",
+             "gauge", static_cast<uint64_t>(std::max<int64_t>(0, st.lastContact)));
+    w.single("catalog_follow_changes_applied_total", "the hub's catalog changes applied since start", "counter",
+             st.changesApplied);
   }
   {
     const tls::Counters& c = tls::counters();

@@ -74,7 +74,7 @@ RequestHandler* publishProduct(HandlerRequest&& r, const ServerContext* ctx) {
 }  // namespace
 
 void registerApplePublishRoute(RouteTable& routes, const ServerContext* ctx) {
-  routes.add("POST", "/api/v1/apple/products/{id}/publish", withToken(ctx, config::Scope::Publish, &publishProduct));
+  routes.add("POST", "/api/v1/apple/products/{id}/publish", catalogWrite(ctx, config::Scope::Publish, &publishProduct));
 }
 
 }  // namespace orchard::server

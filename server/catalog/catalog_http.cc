@@ -66,6 +66,17 @@ GuardedFactory withToken(const ServerContext* ctx, config::Scope need, CatalogFa
   return GuardedFactory{std::move(f), need};
 }
 
+GuardedFactory catalogWrite(const ServerContext* ctx, config::Scope need, CatalogFactory make) {
+  const std::string& hub = ctx->startConfig.catalogFollow;  // restart-only
+  if (hub.empty()) return withToken(ctx, need, make);
+  CatalogFactory refuse = [](HandlerRequest&& r, const ServerContext* c) -> RequestHandler* {
+    return FixedAnswer::error(r.writer, std::move(r.head), 409,
+                              "this box follows the catalog of " + c->startConfig.catalogFollow +
+                                  "; make changes there (they reach this box through its change feed)");
+  };
+  return withToken(ctx, need, refuse);
+}
+
 catalog::Actor actorOf(const HandlerRequest& r) { return catalog::Actor{peerAddress(r.writer->peer()), r.token}; }
 
 std::optional<std::string> queryParam(std::string_view target, std::string_view key) {

@@ -43,6 +43,12 @@ RequestHandler* wrongScope(HandlerRequest& r, const TokenEntry& token, config::S
 //   routes.add("PUT", "/api/v1/devices/{serial}", withToken(ctx, Scope::Mdm, &putDevice));
 using CatalogFactory = RequestHandler* (*)(HandlerRequest&&, const ServerContext*);
 GuardedFactory withToken(const ServerContext* ctx, config::Scope need, CatalogFactory make);
+// withToken for a route that changes the catalog's shared records
+// (publish, delete, metadata, targeting, rings, rollout, pins, OS targets,
+// release policies, imports): on a box that follows a hub
+// (catalog.follow) a known token with the scope gets 409 naming the hub,
+// whose catalog this box copies (change_feed.h).
+GuardedFactory catalogWrite(const ServerContext* ctx, config::Scope need, CatalogFactory make);
 // The same for a route that takes no token (/pkgs, /manifests, /apple/catalogs).
 HandlerFactory openRoute(const ServerContext* ctx, CatalogFactory make);
 // Who made a change, for the audit log: the client's address and the

@@ -170,18 +170,19 @@ RequestHandler* manifest(HandlerRequest&& r, const ServerContext* ctx) {
 
 void registerCatalogRoutes(RouteTable& routes, const ServerContext* ctx) {
   using config::Scope;
-  routes.add("PUT", "/api/v1/packages/{name}/{version}/{filename}", withToken(ctx, Scope::Publish, &makePublishHandler));
-  routes.add("POST", "/api/v1/packages/{name}/{version}/from-url", withToken(ctx, Scope::Publish, &makeFromUrlHandler));
+  routes.add("PUT", "/api/v1/packages/{name}/{version}/{filename}", catalogWrite(ctx, Scope::Publish, &makePublishHandler));
+  routes.add("POST", "/api/v1/packages/{name}/{version}/from-url", catalogWrite(ctx, Scope::Publish, &makeFromUrlHandler));
   routes.add("GET", "/api/v1/packages", withToken(ctx, Scope::Read, &listPackages));
   routes.add("GET", "/api/v1/packages/{name}", withToken(ctx, Scope::Read, &showPackage));
-  routes.add("DELETE", "/api/v1/packages/{name}/{version}", withToken(ctx, Scope::Admin, &deleteVersion));
-  routes.add("PATCH", "/api/v1/packages/{name}/{version}", withToken(ctx, Scope::Publish, &patchMetadata));
+  routes.add("DELETE", "/api/v1/packages/{name}/{version}", catalogWrite(ctx, Scope::Admin, &deleteVersion));
+  routes.add("PATCH", "/api/v1/packages/{name}/{version}", catalogWrite(ctx, Scope::Publish, &patchMetadata));
   routes.add("GET", "/api/v1/audit", withToken(ctx, Scope::Read, &auditLog));
   routes.add("GET", "/api/v1/packages/{name}/{version}/deliveries", withToken(ctx, Scope::Read, &deliveries));
   routes.add("GET", "/pkgs/{name}/{version}/{filename}", openRoute(ctx, &makePackageSender));
   routes.add("GET", "/manifests/{name}/{file}", openRoute(ctx, &manifest));
   registerFleetRoutes(routes, ctx);
   registerStatusRoutes(routes, ctx);
+  registerHubRoutes(routes, ctx);
 }
 
 }  // namespace orchard::server

@@ -26,6 +26,10 @@ void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx);
 // Delivery reports (status_routes.cc): POST/GET /api/v1/devices/{serial}/status.
 void registerStatusRoutes(RouteTable& routes, const ServerContext* ctx);
 
+// Publish once at a hub (hub_routes.cc): GET /api/v1/catalog/changes and
+// /api/v1/catalog/sync, PUT /api/v1/sites/{site}, GET /api/v1/sites.
+void registerHubRoutes(RouteTable& routes, const ServerContext* ctx);
+
 // OS targets per ring (os_target_routes.cc), registered by registerFleetRoutes:
 //   PUT / GET / DELETE /api/v1/os-targets/{ring},  GET /api/v1/os-targets
 void registerOsTargetRoutes(RouteTable& routes, const ServerContext* ctx);

@@ -432,18 +432,18 @@ void registerFleetRoutes(RouteTable& routes, const ServerContext* ctx) {
   routes.add("POST", "/api/v1/devices:import", withToken(ctx, Scope::Mdm, &importDevices));
   routes.add("GET", "/api/v1/devices/{serial}/installs", withToken(ctx, Scope::Read, &installs));
   routes.add("GET", "/api/v1/devices/{serial}/declarations", withToken(ctx, Scope::Read, &declarations));
-  routes.add("PUT", "/api/v1/packages/{name}/{version}/targeting", withToken(ctx, Scope::Publish, &putTargeting));
+  routes.add("PUT", "/api/v1/packages/{name}/{version}/targeting", catalogWrite(ctx, Scope::Publish, &putTargeting));
   routes.add("GET", "/api/v1/packages/{name}/{version}/targeting", withToken(ctx, Scope::Read, &getTargeting));
   routes.add("GET", "/api/v1/packages/{name}/{version}/rollout", withToken(ctx, Scope::Read, &getRollout));
-  routes.add("POST", "/api/v1/packages/{name}/{version}/rollout/{action}", withToken(ctx, Scope::Admin, &rolloutAction));
-  routes.add("PUT", "/api/v1/rings", withToken(ctx, Scope::Admin, &putRings));
+  routes.add("POST", "/api/v1/packages/{name}/{version}/rollout/{action}", catalogWrite(ctx, Scope::Admin, &rolloutAction));
+  routes.add("PUT", "/api/v1/rings", catalogWrite(ctx, Scope::Admin, &putRings));
   routes.add("GET", "/api/v1/rings", withToken(ctx, Scope::Read, &getRings));
-  routes.add("PUT", "/api/v1/rings/{name}", withToken(ctx, Scope::Admin, &putPolicy));
+  routes.add("PUT", "/api/v1/rings/{name}", catalogWrite(ctx, Scope::Admin, &putPolicy));
   routes.add("GET", "/api/v1/rings/{name}", withToken(ctx, Scope::Read, &getPolicy));
-  routes.add("DELETE", "/api/v1/rings/{name}", withToken(ctx, Scope::Admin, &deletePolicy));
-  routes.add("PUT", "/api/v1/pins/{name}", withToken(ctx, Scope::Admin, &putPin));
+  routes.add("DELETE", "/api/v1/rings/{name}", catalogWrite(ctx, Scope::Admin, &deletePolicy));
+  routes.add("PUT", "/api/v1/pins/{name}", catalogWrite(ctx, Scope::Admin, &putPin));
   routes.add("GET", "/api/v1/pins/{name}", withToken(ctx, Scope::Read, &getPin));
-  routes.add("DELETE", "/api/v1/pins/{name}", withToken(ctx, Scope::Admin, &deletePin));
+  routes.add("DELETE", "/api/v1/pins/{name}", catalogWrite(ctx, Scope::Admin, &deletePin));
   registerOsTargetRoutes(routes, ctx);
 }
 

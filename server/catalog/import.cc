@@ -83,8 +83,9 @@ std::string reasonFrom(const std::string& body) {
 
 // Fetch: the object through the box, then its record. Sets *meta, or
 // returns the refusal.
-std::optional<Reply> fetchIntoCache(const ServerContext* ctx, const BoxFetch& fetch, const std::string& url,
+std::optional<Reply> fetchIntoCache(const ServerContext* ctx, const BoxFetch& fetch, const StoreImport& req,
                                     const cache::CacheKey& key, std::shared_ptr<const cache::ObjectMeta>* meta) {
+  const std::string& url = req.url;
   if (gFetching.fetch_add(1) >= kMaxFetchingImports) {
     gFetching.fetch_sub(1);
     return errorReply(503, "other imports are fetching through the box (at most " +
@@ -94,9 +95,11 @@ std::optional<Reply> fetchIntoCache(const ServerContext* ctx, const BoxFetch& fe
   std::string head;
   BoxFetch::Sink sink = [&](const char* d, size_t n) {
     if (head.size() < kErrorBodyBytes) head.append(d, std::min(n, kErrorBodyBytes - head.size()));
+    if (req.progress) req.progress->fetch_add(n, std::memory_order_relaxed);
     return true;
   };
   BoxFetchOptions opts;  // uncapped: an admin asked for it now
+  opts.stop = req.stop;
   auto r = fetch.get(url, sink, opts);
   gFetching.fetch_sub(1);
   if (!r) return errorReply(502, std::string("fetching ") + url + " through the box failed: " + r.error().context);
@@ -178,7 +181,7 @@ OffLoopAnswer::Reply importFromStore(const ServerContext* ctx, const StoreImport
     // Lookup, else Fetch.
     auto meta = findComplete(ctx->store, key);
     if (!meta)
-      if (auto refused = fetchIntoCache(ctx, fetch, req.url, key, &meta)) return *refused;
+      if (auto refused = fetchIntoCache(ctx, fetch, req, key, &meta)) return *refused;
     if (req.expectedSize && meta->size != req.expectedSize)
       return errorReply(502, "the cached object of " + req.url + " is " + std::to_string(meta->size) +
                                  " bytes, not the expected " + std::to_string(req.expectedSize));
@@ -205,8 +208,10 @@ OffLoopAnswer::Reply importFromStore(const ServerContext* ctx, const StoreImport
     auto prepare = [&](const std::string& path, catalog::PackageVersion* v) {
       return catalog::draftFromFile(path, req.name, req.version, draft, v);
     };
-    auto result = ctx->catalog->importFile(req.name, req.version, req.filename, src, prepare, actor,
-                                           ctx->clock->nowSeconds());
+    if (req.progress) req.progress->store(meta->size, std::memory_order_relaxed);
+    auto result = req.replica ? ctx->catalog->importReplica(*req.replica, src, ctx->clock->nowSeconds())
+                              : ctx->catalog->importFile(req.name, req.version, req.filename, src, prepare, actor,
+                                                         ctx->clock->nowSeconds());
     opened->pin.reset();
     if (auto* p = std::get_if<catalog::Problem>(&result)) {
       if (p->code == Errc::NotFound && !last) continue;  // replaced or purged between the pin and the link

@@ -26,7 +26,9 @@
 // never hold every pool thread the fills they wait for need.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +54,14 @@ struct StoreImport {
   // Used only where the file leaves a field empty (DraftOptions::fallbacks).
   std::vector<std::pair<std::string, std::string>> fallbacks;
   std::string base;  // where Macs reach the box (baseUrl()), for the answer's URLs
+  // A branch's fetch of a hub's pending version (server/catalog/follower.h):
+  // the bytes become that very record (Catalog::importReplica: its size
+  // and SHA-256 checked, no metadata read) instead of a new publish.
+  std::shared_ptr<const catalog::PackageVersion> replica;
+  // Body bytes fetched so far, for GET /api/v1/catalog/sync (may be null).
+  std::atomic<uint64_t>* progress = nullptr;
+  // Passed to the box fetch (stops it at shutdown; may be null).
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // Makes sure the object of `req.url` is complete in the cache (fetching it

@@ -120,9 +120,9 @@ RequestHandler* listOsTargets(HandlerRequest&& r, const ServerContext* ctx) {
 
 void registerOsTargetRoutes(RouteTable& routes, const ServerContext* ctx) {
   using config::Scope;
-  routes.add("PUT", "/api/v1/os-targets/{ring}", withToken(ctx, Scope::Admin, &putOsTarget));
+  routes.add("PUT", "/api/v1/os-targets/{ring}", catalogWrite(ctx, Scope::Admin, &putOsTarget));
   routes.add("GET", "/api/v1/os-targets/{ring}", withToken(ctx, Scope::Read, &getOsTarget));
-  routes.add("DELETE", "/api/v1/os-targets/{ring}", withToken(ctx, Scope::Admin, &deleteOsTarget));
+  routes.add("DELETE", "/api/v1/os-targets/{ring}", catalogWrite(ctx, Scope::Admin, &deleteOsTarget));
   routes.add("GET", "/api/v1/os-targets", withToken(ctx, Scope::Read, &listOsTargets));
 }
 

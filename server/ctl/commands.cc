@@ -193,4 +193,61 @@ int runAudit(Context& ctx, const AuditArgs& args) {
   return kExitOk;
 }
 
+// GET /api/v1/catalog/sync: the feed position at a branch, its lag and
+// the versions waiting for their bytes.
+int runSync(Context& ctx) {
+  json j;
+  if (auto rc = takeJson(ctx, ctx.http.get("/api/v1/catalog/sync"), &j)) return *rc;
+  if (!j.value("following", false)) {
+    std::printf("not following a hub (catalog.follow is not set); this box's own feed is at change %s\n",
+                text(j, "last_change").c_str());
+  } else {
+    std::printf("hub          %s\n", text(j, "hub").c_str());
+    std::printf("applied      %s of %s (%s behind, %s s)\n", text(j, "applied").c_str(), text(j, "hub_last").c_str(),
+                text(j, "lag_changes").c_str(), text(j, "lag_seconds").c_str());
+    std::printf("last contact %s\n", j.contains("last_contact") && j["last_contact"].is_number()
+                                         ? rfc3339(j["last_contact"].get<long long>()).c_str()
+                                         : "never");
+    if (!text(j, "last_error").empty()) std::printf("last error   %s\n", text(j, "last_error").c_str());
+    if (!text(j, "fetching").empty()) std::printf("fetching     %s\n", text(j, "fetching").c_str());
+  }
+  Table t({{"WAITING"}, {"VERSION"}, {"SIZE", true}, {"HELD", true}, {"ERROR"}});
+  if (j.contains("waiting") && j["waiting"].is_array())
+    for (const auto& w : j["waiting"]) {
+      std::string err;
+      const std::string key = text(w, "name") + "/" + text(w, "version");
+      if (j.contains("byte_errors") && j["byte_errors"].is_object() && j["byte_errors"].contains(key))
+        err = text(j["byte_errors"], key.c_str());
+      t.add({text(w, "name"), text(w, "version"), formatBytes(number(w, "size")), formatBytes(number(w, "bytes_held")),
+             err});
+    }
+  if (t.empty()) std::printf("no versions waiting for their bytes\n");
+  else t.print(stdout);
+  return kExitOk;
+}
+
+// GET /api/v1/sites (at a hub): each branch's last report and the totals.
+int runSites(Context& ctx) {
+  json j;
+  if (auto rc = takeJson(ctx, ctx.http.get("/api/v1/sites"), &j)) return *rc;
+  Table t({{"SITE"}, {"APPLIED", true}, {"HUB", true}, {"WAITING", true}, {"DEVICES", true}, {"REPORTED"}});
+  if (j.contains("sites") && j["sites"].is_array())
+    for (const auto& s : j["sites"])
+      t.add({text(s, "site"), text(s, "applied"), text(s, "hub_last"), text(s, "waiting"), text(s, "devices"),
+             s.contains("received") && s["received"].is_number() ? rfc3339(s["received"].get<long long>())
+                                                                 : text(s, "received")});
+  if (t.empty()) std::printf("no site has reported\n");
+  else t.print(stdout);
+  Table tot({{"PACKAGE"}, {"VERSION"}, {"DOWNLOADS", true}, {"COMPLETED", true}, {"BYTES", true}, {"BOXES", true}});
+  if (j.contains("totals") && j["totals"].is_array())
+    for (const auto& v : j["totals"])
+      tot.add({text(v, "name"), text(v, "version"), text(v, "downloads"), text(v, "completed"),
+               formatBytes(number(v, "bytes")), text(v, "boxes")});
+  if (!tot.empty()) {
+    std::printf("\ntotals over the sites and this box:\n");
+    tot.print(stdout);
+  }
+  return kExitOk;
+}
+
 }  // namespace orchard::ctl

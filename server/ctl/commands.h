@@ -52,6 +52,11 @@ int runPackages(Context& ctx);
 int runShow(Context& ctx, const std::string& name);
 int runDelete(Context& ctx, const std::string& name, const std::string& version);
 int runAudit(Context& ctx, const AuditArgs& args);
+// GET /api/v1/catalog/sync (a branch following a hub: position, lag,
+// versions waiting for bytes) and GET /api/v1/sites (a hub: the branches'
+// reports and the totals).
+int runSync(Context& ctx);
+int runSites(Context& ctx);
 
 struct RolloutArgs {
   std::string name;
