@@ -153,6 +153,27 @@ def build_table(R):
             row("9 HTTPS large hit 1 GiB", what, o, None, n, "O/nginx https", rv, ">= 1.0", rv is not None and rv >= 1.0)
             row("9 HTTPS large hit 1 GiB", "  Orchard over plain HTTP, same run", plain, None, None, "https/http",
                 ratio(o, plain))
+    if "s11.ttfb_4k_ms" in R.raw:
+        # Issue 15: a miss at a child that hits at its parent, against the
+        # parent's own hit and the parent's own miss from the origin (the
+        # targets and why: bench/README.md). Ratios: median over runs.
+        scn = "11 hit through a child's parent"
+        for what, key, unit in (("TTFB ms 4 KiB", "ttfb_4k", "ms"), ("TTFB ms 1 GiB", "ttfb_1g", "ms"),
+                                ("GB/s 1 GiB, 1 download", "gbs_1g", "gbs")):
+            c, d, mi = (m(f"s11.{key}{'' if unit == 'gbs' else '_ms'}", k) for k in ("child", "direct", "miss"))
+            suffix = "" if key == "ttfb_4k" else "_direct"
+            rv = m(f"s11.{key}_ratio{suffix}", "child")
+            target = {"ttfb_4k": "<= 3"}.get(key)
+            ok = None if target is None else rv is not None and rv <= 3
+            row(scn, f"{what}, child miss + parent hit (ref: direct parent hit)", c, None, d, "child/direct", rv,
+                target, ok)
+            rv = m(f"s11.{key}_ratio_miss", "child")
+            target = {"ttfb_1g": "<= 2", "gbs_1g": ">= 0.7"}.get(key)
+            ok = None
+            if target is not None:
+                ok = rv is not None and (rv <= 2 if unit == "ms" else rv >= 0.7)
+            row(scn, f"  the same (ref: the parent's own miss from the origin)", None, None, mi, "child/miss", rv,
+                target, ok)
     if "s8.p99_us" in R.raw:
         # Issue 11: installs for one device in under 1 ms p99 (10,000 devices, 500 versions).
         o = m("s8.p99_us", "orchard")
