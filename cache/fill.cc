@@ -294,6 +294,20 @@ Fill::Next Fill::fetcherDone(uint32_t id) {
   return next;
 }
 
+std::optional<Fill::Next> Fill::fetcherCut(uint32_t id) {
+  Next next;
+  std::lock_guard<std::mutex> lock(mu_);
+  Fetcher* f = fetcherLocked(id);
+  if (!f || state_ != State::Streaming || relayMode_ || !cacheable_ || !length_) return std::nullopt;
+  f->active = false;
+  if (allDoneLocked()) {
+    next.complete = true;
+  } else if (auto gap = firstGapLocked(f->cursor / kBlockSize * kBlockSize)) {
+    next.fetch = addFetcherLocked(*gap);
+  }
+  return next;
+}
+
 void Fill::fetcherStopped(uint32_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (Fetcher* f = fetcherLocked(id)) f->active = false;

@@ -170,6 +170,13 @@ class Fill {
   void complete(int64_t nowSeconds);
   // Abandons a fetcher without failing the fill (its run goes back to the pool).
   void fetcherStopped(uint32_t id);
+  // The fetcher's source broke mid-run (a parent died): its run ends where
+  // its last whole block ends, and the rest goes to a new fetcher (from
+  // that block boundary, or the first gap), to be fetched from elsewhere
+  // with If-Range; an empty Next when other fetchers cover the rest.
+  // nullopt for a fill that cannot resume (relaying, uncacheable, length
+  // unknown, not streaming): the caller fails it.
+  std::optional<Next> fetcherCut(uint32_t id);
   // The 304 path: the store was refreshed; readers serve from it.
   void revalidated();
   void fail(Error error);

@@ -55,6 +55,7 @@ class HistoryStore;
 namespace orchard::server {
 
 class AppleService;
+class CacheNodes;
 class ClientConn;
 class FillDriver;
 class OsFeed;
@@ -222,6 +223,9 @@ struct ServerContext {
   RateLimiter* mirrorThrottle = nullptr;
   AppleService* apple = nullptr;  // Apple's catalogs, mirrors, prewarm (server/apple/); null before start
   OsFeed* osFeed = nullptr;  // Apple's OS-version feed (server/apple/os_feed.h); null before start
+  // Parents and peers and their health (server/proxy/cache_nodes.h), from
+  // the restart-only upstream.parents / upstream.peers; null before start.
+  CacheNodes* nodes = nullptr;
 };
 
 // Reused body buffers: a connection borrows one while it sends a body and

@@ -184,6 +184,16 @@ struct HistogramTotals {
   X(config_reload_failures, "config reloads refused (invalid file): the running config stays") \
   X(fills_started, "shared fills started: origin fetches whose answer may be stored (misses, revalidations, background refreshes)") \
   X(fill_bytes, "body bytes from origins written into shared fills")                 \
+  X(parent_requests, "requests sent to parent caches (upstream.parents)")           \
+  X(peer_requests, "requests sent to peer caches (upstream.peers)")                 \
+  X(node_failovers, "exchanges moved to the next parent or peer, or to the origin, after one failed") \
+  X(bytes_from_parents, "body bytes received from parent caches")                   \
+  X(bytes_from_peers, "body bytes received from peer caches")                       \
+  X(stored_from_parents, "body bytes from parent caches written into shared fills") \
+  X(stored_from_peers, "body bytes from peer caches written into shared fills")     \
+  X(bytes_to_children, "body bytes sent to child caches (requests whose Via names an Orchard)") \
+  X(bytes_to_peers, "body bytes sent to peer caches (access.peer_clients)")         \
+  X(hop_refusals, "requests refused with 508: more Via entries than upstream.max_hops") \
   X(response_bytes, "bytes of responses (heads and bodies) written to clients, as the access log counts them") \
   X(access_log_lines, "access log lines written")                                    \
   X(access_log_dropped, "access log lines dropped: the log could not be written (full disk, closed pipe) or fell too far behind")

@@ -3,6 +3,8 @@
 // counters for the proxy's own steps are added by the transaction.
 #include "server/routes.h"
 
+#include <algorithm>
+
 #include "server/admin/dashboard.h"
 #include "server/context.h"
 #include "server/http/local_handler.h"
@@ -134,14 +136,32 @@ RequestHandler* dispatch(ResponseWriter* w, RequestHead req) {
     case Route::Kind::Proxy:
       break;
   }
+  // Loops and chains: our own pseudonym in Via is a loop; more Via entries
+  // than upstream.max_hops a chain too long (or a loop through boxes that
+  // are not ours). A Via naming an Orchard makes the client a cache: a
+  // child, or a peer from access.peer_clients (never sent on to a peer).
+  size_t hops = 0;
+  bool viaOrchard = false;
   for (const auto& [k, v] : req.headers) {
-    if (iequals(k, "Via") && v.find(sc->viaName) != std::string::npos) {
+    if (!iequals(k, "Via")) continue;
+    if (v.find(sc->viaName) != std::string::npos) {
       wc->counters.add(wc->counters.bad_requests);
       w->noteOutcome(RequestResult::Refused);
       return FixedAnswer::error(w, std::move(req), 508, "this request already passed through this box");
     }
+    hops += 1 + static_cast<size_t>(std::count(v.begin(), v.end(), ','));
+    viaOrchard = viaOrchard || v.find("orchard-") != std::string::npos;
   }
-  return new Transaction(w, std::move(req), std::move(route));
+  if (hops > static_cast<size_t>(cfg.maxHops)) {
+    wc->counters.add(wc->counters.hop_refusals);
+    w->noteOutcome(RequestResult::Refused);
+    return FixedAnswer::error(w, std::move(req), 508,
+                              "the request passed through " + std::to_string(hops) +
+                                  " caches already (Via), more than upstream.max_hops");
+  }
+  CacheClient client = CacheClient::None;
+  if (viaOrchard) client = config::anyContains(cfg.peerClients, w->peer()) ? CacheClient::Peer : CacheClient::Child;
+  return new Transaction(w, std::move(req), std::move(route), client);
 }
 
 }  // namespace orchard::server

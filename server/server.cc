@@ -35,7 +35,9 @@
 #include "server/catalog/catalog_routes.h"
 #include "server/http/client_conn.h"
 #include "server/net/local_ca.h"
+#include "server/proxy/cache_nodes.h"
 #include "server/proxy/fill_driver.h"
+#include "server/proxy/node_prober.h"
 #include "server/proxy/internal_request.h"
 #include "server/proxy/pac.h"
 #include "server/proxy/tunnel.h"
@@ -44,6 +46,7 @@ namespace orchard::server {
 
 struct Server::WorkerSlot {
   explicit WorkerSlot(int i) : worker(i) {}
+  NodeProber* prober = nullptr;  // the first loop's, when there are parents or peers
   Worker worker;
   std::unique_ptr<WorkerContext> wc;
   std::vector<uv_tcp_t*> listeners;
@@ -452,6 +455,8 @@ Result<void> Server::start() {
     ctx_.viaName = via;
   }
 
+  if (!nodes_) nodes_ = std::make_unique<CacheNodes>(cfg);
+  ctx_.nodes = nodes_.get();
   ctx_.counters.push_back(&control_);
   int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
@@ -535,6 +540,7 @@ Result<void> Server::start() {
         if (rc != 0 && !err) err = uvError(rc, "listen: uv_listen");
       }
       slot->fds.clear();
+      if (slot->worker.index() == 0) slot->prober = NodeProber::start(slot->wc.get());
       std::lock_guard<std::mutex> lock(mu);
       if (err && !failed) failed = err;
       ++ready;
@@ -701,6 +707,8 @@ void Server::stop() {
       for (auto* t : tunnels) t->close();
       auto drivers = slot->wc->drivers;
       for (auto* d : drivers) d->abort();
+      if (slot->prober) slot->prober->stop();
+      slot->prober = nullptr;
       slot->wc->upstream.closeAll();
     });
   }

@@ -177,6 +177,7 @@ class Server final : public ServerControl {
   std::unique_ptr<HistorySampler> sampler_;    // from start() until stop(); before the loops' counters go
   std::unique_ptr<catalog::apple::OsFeedStore> osFeedStore_;  // the feed's last good copy
   std::unique_ptr<OsFeed> osFeed_;             // its thread runs from start() until stop()
+  std::unique_ptr<CacheNodes> nodes_;          // parents and peers (server/proxy/cache_nodes.h)
   std::vector<std::unique_ptr<WorkerSlot>> workers_;
   std::vector<uint16_t> ports_;
   std::thread controlThread_;                 // runs runControl() while started

@@ -27,6 +27,36 @@ namespace {
 constexpr size_t kStatusFills = 50;
 }  // namespace
 
+// Parents or peers and their health (server/proxy/cache_nodes.h).
+static nlohmann::ordered_json nodesJson(const std::vector<std::unique_ptr<CacheNodes::Node>>& nodes, int64_t nowMs) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& n : nodes) {
+    nlohmann::ordered_json e;
+    const bool up = n->up.load(std::memory_order_relaxed);
+    e["id"] = n->id;
+    e["url"] = std::string(n->addr.tls ? "https://" : "http://") + n->id;
+    e["state"] = up ? "up" : "down";
+    e["failures"] = n->failures.load(std::memory_order_relaxed);
+    e["requests"] = n->requests.load(std::memory_order_relaxed);
+    e["bytes"] = n->bytes.load(std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(n->mu);
+      e["last_error"] = n->lastError.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(n->lastError);
+      if (n->downSince) {
+        char when[30];
+        cache::formatHttpDate(n->downSince, when);
+        e["last_failure"] = when;
+      } else {
+        e["last_failure"] = nullptr;
+      }
+    }
+    const int64_t retry = n->retryAtMs.load(std::memory_order_relaxed) - nowMs;
+    e["probe_in_ms"] = up ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(std::max<int64_t>(0, retry));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
   CounterTotals t = sumCounters(ctx.counters);
   auto st = ctx.store->stats();
@@ -52,9 +82,20 @@ std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
                                    " bytes free under storage.cache_limit");
   // Keys in the order an admin of Apple's content caching reads them.
   nlohmann::ordered_json j;
-  j["TotalBytesReturnedToClients"] = t.bytes_to_clients;
-  j["TotalBytesStoredFromOrigin"] = t.bytes_stored;
-  j["TotalBytesDropped"] = t.bytes_from_origin > t.bytes_stored ? t.bytes_from_origin - t.bytes_stored : 0;
+  // Apple's byte counters, each byte in one of them: to Macs, to child
+  // caches (a Via naming an Orchard), to peers (access.peer_clients); stored
+  // from the origin, a parent or a peer.
+  const uint64_t toCaches = t.bytes_to_children + t.bytes_to_peers;
+  const uint64_t fromNodes = std::min(t.bytes_stored, t.stored_from_parents + t.stored_from_peers);
+  const uint64_t received = t.bytes_from_origin + t.bytes_from_parents + t.bytes_from_peers;
+  j["TotalBytesReturnedToClients"] = t.bytes_to_clients > toCaches ? t.bytes_to_clients - toCaches : 0;
+  j["TotalBytesReturnedToChildren"] = t.bytes_to_children;
+  j["TotalBytesReturnedToPeers"] = t.bytes_to_peers;
+  j["TotalBytesStoredFromOrigin"] = t.bytes_stored - fromNodes;
+  j["TotalBytesStoredFromParents"] = std::min(t.bytes_stored, t.stored_from_parents);
+  j["TotalBytesStoredFromPeers"] = std::min(t.bytes_stored - std::min(t.bytes_stored, t.stored_from_parents),
+                                            t.stored_from_peers);
+  j["TotalBytesDropped"] = received > t.bytes_stored ? received - t.bytes_stored : 0;
   j["TotalBytesAreSince"] = since;
   j["CacheUsed"] = st.bytes;
   j["CacheFree"] = freeBytes;
@@ -93,6 +134,11 @@ std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
                           ? static_cast<double>(std::min(t.bytes_from_store, t.bytes_to_clients)) /
                                 static_cast<double>(t.bytes_to_clients)
                           : 0.0;
+  if (ctx.nodes) {
+    j["Parents"] = nodesJson(ctx.nodes->parents(), ctx.clock->monotonicMs());
+    j["Peers"] = nodesJson(ctx.nodes->peers(), ctx.clock->monotonicMs());
+    j["PeerSelf"] = ctx.nodes->self();
+  }
   j["FillsInFlight"] = ctx.fills->inFlight();
   nlohmann::ordered_json fills = nlohmann::ordered_json::array();
   for (const auto& f : ctx.fills->progress(kStatusFills)) {

@@ -18,6 +18,7 @@
 #include "server/apple/os_feed.h"
 #include "server/apple/apple_service.h"
 #include "server/apple/mirror.h"
+#include "server/proxy/cache_nodes.h"
 #include "server/catalog/status_routes.h"
 #include "server/net/tls_context.h"
 #include "server/proxy/fill_driver.h"
@@ -250,6 +251,26 @@ std::string renderMetrics(const ServerContext& ctx) {
                byState[i]);
     w.single("apple_verified_bytes", "bytes of mirror and prewarm items verified (size and chunklist) by their last run",
              "gauge", verified);
+  }
+  if (ctx.nodes && (!ctx.nodes->parents().empty() || !ctx.nodes->peers().empty())) {
+    // Parents and peers (node ids are "host:port" as parsed at load: no
+    // character that needs escaping in a label).
+    auto perNode = [&](const char* name, const char* help, const char* type,
+                       uint64_t (*value)(const CacheNodes::Node&)) {
+      w.family(name, help, type);
+      for (const auto* list : {&ctx.nodes->parents(), &ctx.nodes->peers()})
+        for (const auto& n : *list)
+          w.sample(name, "",
+                   std::string("kind=\"") + (n->kind == CacheNodes::Kind::Parent ? "parent" : "peer") +
+                       "\",node=\"" + n->id + "\"",
+                   value(*n));
+    };
+    perNode("upstream_node_up", "1 while a parent or peer is used, 0 while it is down (skipped, probed)", "gauge",
+            [](const CacheNodes::Node& n) -> uint64_t { return n.up.load(std::memory_order_relaxed) ? 1 : 0; });
+    perNode("upstream_node_requests_total", "requests sent to each parent or peer", "counter",
+            [](const CacheNodes::Node& n) -> uint64_t { return n.requests.load(std::memory_order_relaxed); });
+    perNode("upstream_node_failures_total", "times each parent or peer was marked down", "counter",
+            [](const CacheNodes::Node& n) -> uint64_t { return n.failures.load(std::memory_order_relaxed); });
   }
   if (ctx.catalog && ctx.fleet) appendReleaseMetrics(out, *ctx.catalog, *ctx.fleet, ctx.clock->nowSeconds());
   appendReleaseHealthMetrics(out, ctx, ctx.clock->nowSeconds());

@@ -311,6 +311,7 @@ void BodySender::pump() {
       cursor_ += taken;
       bytesSent_ += taken;
       wc_->counters.add(wc_->counters.bytes_to_clients, taken);
+      if (cacheClientBytes_) wc_->counters.add(*cacheClientBytes_, taken);
       if (!fill_) wc_->counters.add(wc_->counters.bytes_from_store, taken);  // ByteHitRatio
       if (w == 0) return;  // onBodyWritten continues
       writing_ = false;
@@ -366,6 +367,7 @@ bool BodySender::sendKernel(int fd, uint64_t avail) {
     cursor_ += taken;
     bytesSent_ += taken;
     wc_->counters.add(wc_->counters.bytes_to_clients, taken);
+    if (cacheClientBytes_) wc_->counters.add(*cacheClientBytes_, taken);
     wc_->counters.add(wc_->counters.bytes_from_store, taken);
     wc_->counters.add(wc_->counters.bytes_kernel_path, taken);
     burst_ += taken;

@@ -57,6 +57,9 @@ class BodySender {
 
  protected:
   BodySender(WorkerContext* wc, ResponseWriter* w) : wc_(wc), conn_(w) {}
+  // Where the body bytes are counted besides bytes_to_clients when the
+  // client is a cache (bytes_to_children, bytes_to_peers); null otherwise.
+  std::atomic<uint64_t>* cacheClientBytes_ = nullptr;
   virtual ~BodySender();
   virtual void finish(bool clean) = 0;
   virtual void fetchFrom(const cache::Fill::Fetch& fetch) = 0;

@@ -18,6 +18,7 @@ struct Lookup {
   uv_getaddrinfo_t req;
   ResolveDone done;
   std::vector<config::Cidr> allowPrivate;
+  bool anyAddress = false;
 };
 
 }  // namespace
@@ -42,7 +43,7 @@ bool dialAllowed(const sockaddr* addr, const std::vector<config::Cidr>& allowPri
 }
 
 void resolveOrigin(Worker* worker, const std::string& host, uint16_t port, const UpstreamOptions& options,
-                   ResolveDone done) {
+                   bool anyAddress, ResolveDone done) {
   auto it = options.resolve.find(host);
   if (it != options.resolve.end()) {
     ResolvedOrigin o;
@@ -62,6 +63,7 @@ void resolveOrigin(Worker* worker, const std::string& host, uint16_t port, const
   auto* l = new Lookup{};
   l->done = std::move(done);
   l->allowPrivate = options.allowPrivate;
+  l->anyAddress = anyAddress;
   l->req.data = l;
   struct addrinfo hints;
   std::memset(&hints, 0, sizeof hints);
@@ -83,7 +85,7 @@ void resolveOrigin(Worker* worker, const std::string& host, uint16_t port, const
         const struct addrinfo* pick = nullptr;
         for (const struct addrinfo* a = res; a && !pick; a = a->ai_next) {
           AddressClass cls;
-          if (dialAllowed(a->ai_addr, l->allowPrivate, &cls)) pick = a;
+          if (l->anyAddress || dialAllowed(a->ai_addr, l->allowPrivate, &cls)) pick = a;
           else if (a == res) first = cls;
         }
         ResolvedOrigin o;

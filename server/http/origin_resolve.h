@@ -39,8 +39,10 @@ struct ResolvedOrigin {
 // refused (the error's context then says why, for the client's error body).
 using ResolveDone = std::function<void(Result<ResolvedOrigin> origin, AddressClass refused)>;
 
+// `anyAddress`: no address is refused (a parent or peer of upstream.parents
+// / upstream.peers: the admin named it, as with upstream.resolve).
 void resolveOrigin(Worker* worker, const std::string& host, uint16_t port, const UpstreamOptions& options,
-                   ResolveDone done);
+                   bool anyAddress, ResolveDone done);
 
 // Whether DNS may hand out `addr` for an origin: public, or in allowPrivate.
 // Pure but for ownAddresses(); the class it falls in goes to *cls.

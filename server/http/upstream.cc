@@ -172,7 +172,7 @@ void UpstreamConn::resolve() {
   state_ = State::Resolving;
   armTimer(pool_->options_.connectTimeoutMs);
   refs_++;  // the resolution calls back even after close(): it holds the conn
-  resolveOrigin(pool_->worker_, req_.host, req_.port, pool_->options_,
+  resolveOrigin(pool_->worker_, req_.host, req_.port, pool_->options_, req_.anyAddress,
                 [this](Result<ResolvedOrigin> origin, AddressClass refused) {
                   if (state_ == State::Resolving) {
                     if (refused != AddressClass::Public) {

@@ -123,6 +123,7 @@ struct UpstreamRequest {
   bool bodyChunked = false;  // writeBody() frames chunks
   bool hasBody = false;      // writeBody()/endBody() will follow
   bool retryable = true;     // idempotent and no body: may retry once on a stale pooled connection
+  bool anyAddress = false;   // a parent or peer the admin named: dialled wherever its name resolves
 };
 
 class UpstreamPool {

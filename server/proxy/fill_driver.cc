@@ -90,15 +90,44 @@ void FillDriver::startExchange() {
   const cache::ObjectMeta* stored = fill_->revalidating().get();
   revalidation_ = stored && !snap.hasHead;
 
+  if (!planned_) {
+    planned_ = true;
+    if (tmpl_->viaNodes && wc_->server->nodes)
+      plan_ = wc_->server->nodes->plan(tmpl_->primaryKey, tmpl_->originId, tmpl_->fromPeer);
+  }
+  node_ = nullptr;
+  for (; attempt_ < plan_.n; ++attempt_) {
+    CacheNodes::Node* n = plan_.nodes[static_cast<size_t>(attempt_)];
+    if (n->up.load(std::memory_order_relaxed)) {
+      node_ = n;
+      break;
+    }
+  }
+
   UpstreamRequest u;
-  u.host = tmpl_->host;
-  u.port = tmpl_->port;
-  u.tls = tmpl_->tls;
+  if (node_) {
+    u.host = node_->addr.host;
+    u.port = node_->addr.port;
+    u.tls = node_->addr.tls;
+    u.anyAddress = true;
+    u.head.reserve(tmpl_->headPrefix.size() + tmpl_->nodeTarget.size() + 64);
+    u.head += tmpl_->method;
+    u.head += ' ';
+    u.head += tmpl_->nodeTarget;
+    u.head += " HTTP/1.1\r\nHost: ";
+    u.head += node_->id;
+    u.head += "\r\n";
+    u.head.append(tmpl_->headPrefix, tmpl_->headersAt, std::string::npos);
+  } else {
+    u.host = tmpl_->host;
+    u.port = tmpl_->port;
+    u.tls = tmpl_->tls;
+    u.head = tmpl_->headPrefix;
+  }
   u.headMethod = tmpl_->method == "HEAD";
   u.hasBody = tmpl_->hasBody;
   u.bodyChunked = tmpl_->bodyChunked;
   u.retryable = (tmpl_->method == "GET" || tmpl_->method == "HEAD") && !tmpl_->hasBody;
-  u.head = tmpl_->headPrefix;
   if (revalidation_) {
     if (!stored->etag.empty()) u.head += "If-None-Match: " + stored->etag + "\r\n";
     if (!stored->lastModified.empty()) u.head += "If-Modified-Since: " + stored->lastModified + "\r\n";
@@ -112,8 +141,27 @@ void FillDriver::startExchange() {
     }
   }
   u.head += "\r\n";
-  wc_->counters.add(wc_->counters.origin_requests);
+  if (!node_) {
+    wc_->counters.add(wc_->counters.origin_requests);
+  } else {
+    wc_->counters.add(node_->kind == CacheNodes::Kind::Parent ? wc_->counters.parent_requests
+                                                              : wc_->counters.peer_requests);
+    node_->requests.fetch_add(1, std::memory_order_relaxed);
+  }
   ex_ = wc_->upstream.start(std::move(u), this);
+}
+
+void FillDriver::nodeFailed(const std::string& why) {
+  OLOG_RATE(log::Level::Warn, "%s %s failed for %s: %s", node_->kind == CacheNodes::Kind::Parent ? "parent" : "peer",
+            node_->id.c_str(), fill_->key().text.c_str(), why.c_str());
+  wc_->server->nodes->failed(node_, why, wc_->server->clock->monotonicMs(), wc_->config().parentDownTimeMs,
+                             wc_->server->clock->nowSeconds());
+}
+
+void FillDriver::retryElsewhere() {
+  ++attempt_;
+  wc_->counters.add(wc_->counters.node_failovers);
+  startExchange();
 }
 
 void FillDriver::writeBody(const char* data, size_t n) {
@@ -150,7 +198,16 @@ void FillDriver::failFill(Error e) {
 
 void FillDriver::onUpstreamHead(ResponseHead&& head) {
   if (finished_) return;
-  if (head.status >= 500) wc_->counters.addOriginError(OriginErrorKind::Status5xx);
+  if (node_ && head.status >= 500 && head.status != 508) {
+    // A parent or peer in trouble (it could not reach the origin, or is
+    // failing itself): the next one, or the origin, is asked instead. A 508
+    // is a loop the node saw: an answer, passed on like any other.
+    stopExchange();
+    nodeFailed("answered " + std::to_string(head.status));
+    retryElsewhere();
+    return;
+  }
+  if (head.status >= 500 && !node_) wc_->counters.addOriginError(OriginErrorKind::Status5xx);
   auto snap = fill_->snapshot();
   if (snap.state != cache::Fill::State::Pending && snap.state != cache::Fill::State::Streaming) {
     stopExchange();
@@ -321,7 +378,15 @@ void FillDriver::headRun(ResponseHead& head) {
 
 void FillDriver::onUpstreamBody(const char* data, size_t n) {
   if (finished_ || skipBody_) return;
-  wc_->counters.add(wc_->counters.bytes_from_origin, n);
+  if (!node_) {
+    wc_->counters.add(wc_->counters.bytes_from_origin, n);
+  } else {
+    const bool parent = node_->kind == CacheNodes::Kind::Parent;
+    wc_->counters.add(parent ? wc_->counters.bytes_from_parents : wc_->counters.bytes_from_peers, n);
+    if (fill_->shared())
+      wc_->counters.add(parent ? wc_->counters.stored_from_parents : wc_->counters.stored_from_peers, n);
+    node_->bytes.fetch_add(n, std::memory_order_relaxed);
+  }
   if (fill_->capped()) throttle(n);
   if (discard_ > 0) {
     size_t skip = static_cast<size_t>(std::min<uint64_t>(discard_, n));
@@ -549,6 +614,29 @@ void FillDriver::runDone() {
 void FillDriver::onUpstreamError(Error error, bool afterHead) {
   ex_ = nullptr;
   if (finished_) return;
+  if (node_) {
+    nodeFailed(error.message());
+    if (!afterHead) {
+      retryElsewhere();  // nothing of this exchange reached the fill
+      return;
+    }
+    if (!skipBody_ && held_.empty() && fill_->shared()) {
+      if (auto next = fill_->fetcherCut(fetch_.id)) {
+        ++attempt_;
+        wc_->counters.add(wc_->counters.node_failovers);
+        if (next->complete) {
+          scheduleComplete();
+        } else if (next->fetch) {
+          fetch_ = *next->fetch;
+          startExchange();
+        } else {
+          scheduleCheckpoint();  // other fetchers carry the rest
+          done();
+        }
+        return;
+      }
+    }
+  }
   wc_->counters.add(wc_->counters.origin_errors);
   wc_->counters.addOriginError(classifyOriginError(error));
   OLOG_RATE(log::Level::Warn, "origin fetch for %s failed: %s", fill_->key().text.c_str(), error.message().c_str());

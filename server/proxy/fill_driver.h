@@ -17,6 +17,17 @@
 // Blocking disk work (checkpoint fdatasync + record, the final commit) runs
 // on the libuv thread pool.
 //
+// Parents and peers (upstream.parents, upstream.peers; cache_nodes.h): an
+// exchange of a GET or HEAD goes to the first usable node of the fill's
+// plan, in Apple's content-cache form (`/path?source=host[:port]`, Host:
+// the node), so the parent fills the object once for all its children and
+// a child's range run is the parent's range-on-miss. A node that cannot be
+// reached, times out or answers 5xx (but 508: a loop is an answer, passed
+// on) is marked down and the run goes to the next node, then the origin. A
+// body cut mid-run resumes where its blocks end, from the next source,
+// with Range + If-Range: the readers see one whole object, and a changed
+// object (If-Range failed) fails the fill as any changed origin object.
+//
 // An optional BodySource (the client transaction of a pass-through request
 // with a body) feeds request bytes; the two clear each other's pointers
 // when either goes away (both live on the same loop).
@@ -41,6 +52,7 @@
 #include "cache/fill.h"
 #include "server/context.h"
 #include "server/http/upstream.h"
+#include "server/proxy/cache_nodes.h"
 
 namespace orchard::server {
 
@@ -81,6 +93,13 @@ struct UpstreamTemplate {
   std::string requestCacheControl;
   bool hasAuthorization = false;
   std::string primaryKey;     // cache key before any Vary variant
+  // Parents and peers (server/proxy/cache_nodes.h): set when the box has
+  // some and this request may go through them (GET or HEAD, no body).
+  bool viaNodes = false;
+  bool fromPeer = false;      // a peer's request: never sent on to another peer
+  std::string originId;       // the origin's "host:port" (a node that is the origin is not asked)
+  std::string nodeTarget;     // the target in Apple's content-cache form (?source=host[:port])
+  size_t headersAt = 0;       // where headPrefix's lines after Host begin
 };
 
 class FillDriver final : public UpstreamSink {
@@ -160,6 +179,18 @@ class FillDriver final : public UpstreamSink {
   std::string held_;
   bool heldComplete_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // room wake-ups check it
+  // Parents and peers (cache_nodes.h): the nodes this fill tries before the
+  // origin, planned at its first exchange; attempt_ indexes the one the
+  // current exchange goes to (past the end: the origin, node_ null). A
+  // node that fails is marked down and the same run goes to the next; a
+  // body cut mid-run resumes from its last whole block (Fill::fetcherCut)
+  // with a Range request validated by If-Range.
+  void nodeFailed(const std::string& why);
+  void retryElsewhere();
+  CacheNodes::Plan plan_;
+  int attempt_ = 0;
+  bool planned_ = false;
+  CacheNodes::Node* node_ = nullptr;
   bool lengthKnown_ = true;  // false: chunked or close-delimited (bounded by bodyBytes_ instead)
   uint64_t bodyBytes_ = 0;   // body bytes this driver wrote (for the unknown-length bound)
 };

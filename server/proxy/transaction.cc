@@ -5,6 +5,8 @@
 // fill's answer is not for it (private, another variant: fetch its own).
 #include "server/proxy/transaction.h"
 
+#include "server/proxy/cache_nodes.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -76,11 +78,17 @@ void noteRangeStart(cache::RequestFacts* f, const RequestHead& req) {
 
 }  // namespace
 
-Transaction::Transaction(ResponseWriter* conn, RequestHead req, Route route)
+Transaction::Transaction(ResponseWriter* conn, RequestHead req, Route route, CacheClient client)
     : BodySender(conn->wc(), conn),
       snap_(wc_->pinSnapshot()),
       req_(std::move(req)),
-      route_(std::move(route)) {}
+      route_(std::move(route)),
+      client_(client) {
+  if (client == CacheClient::Child) cacheClientBytes_ = &wc_->counters.bytes_to_children;
+  else if (client == CacheClient::Peer) cacheClientBytes_ = &wc_->counters.bytes_to_peers;
+}
+
+bool Transaction::hasNodes() const { return wc_->server->nodes && !wc_->server->nodes->empty(); }
 
 Transaction::~Transaction() {
   leaveFill();
@@ -267,7 +275,9 @@ void Transaction::backgroundRevalidate(std::shared_ptr<const cache::ObjectMeta> 
 
 void Transaction::startDriver(const std::shared_ptr<cache::Fill>& fill, cache::Fill::Fetch fetch, bool feedBody,
                               bool interim) {
-  if (!template_) template_ = makeUpstreamTemplate(req_, route_, primaryKey_, wc_->server->viaName, fill->shared());
+  if (!template_)
+    template_ = makeUpstreamTemplate(req_, route_, primaryKey_, wc_->server->viaName, fill->shared(), hasNodes(),
+                                     client_ == CacheClient::Peer);
   if (interim && interimDriver_) {
     interimDriver_->detachInterim();
     interimDriver_ = nullptr;
@@ -285,7 +295,8 @@ void Transaction::startDriver(const std::shared_ptr<cache::Fill>& fill, cache::F
 void Transaction::startPass(cache::Step step) {
   enter(step);
   auto fill = std::make_shared<cache::Fill>(key_, wc_->server->store, false);
-  template_ = makeUpstreamTemplate(req_, route_, primaryKey_, wc_->server->viaName, false);
+  template_ = makeUpstreamTemplate(req_, route_, primaryKey_, wc_->server->viaName, false, hasNodes(),
+                                   client_ == CacheClient::Peer);
   startDriver(fill, fill->firstFetch(0), req_.hasBody(), true);
   follow(std::move(fill), true);
 }

@@ -39,9 +39,15 @@
 
 namespace orchard::server {
 
+// Whether the client is itself a cache (its Via names an Orchard): a
+// child, or a peer (from access.peer_clients). Its bytes are counted apart
+// (TotalBytesReturnedToChildren / ToPeers) and a peer's miss is never sent
+// on to another peer.
+enum class CacheClient : uint8_t { None, Child, Peer };
+
 class Transaction final : public RequestHandler, public BodySender, public BodySource, public InterimSink {
  public:
-  Transaction(ResponseWriter* conn, RequestHead req, Route route);
+  Transaction(ResponseWriter* conn, RequestHead req, Route route, CacheClient client = CacheClient::None);
   ~Transaction() override;
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
@@ -111,6 +117,8 @@ class Transaction final : public RequestHandler, public BodySender, public BodyS
   SnapshotRef snap_;  // the config this request started on (it finishes on it across a reload)
   RequestHead req_;
   Route route_;
+  CacheClient client_ = CacheClient::None;
+  bool hasNodes() const;  // the box has parents or peers a miss may go to
   cache::RequestFacts facts_;  // what decide() is told about req_ (views into req_)
   Phase phase_ = Phase::Deciding;
   std::string primaryKey_;     // the URI's key before any variant (key_ is the one looked up)

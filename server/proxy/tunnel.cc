@@ -74,7 +74,7 @@ void Tunnel::start() {
       &timer_, [](uv_timer_t* t) { static_cast<Tunnel*>(t->data)->onTimer(); },
       static_cast<uint64_t>(connectTimeoutMs_ > 0 ? connectTimeoutMs_ : 10'000), 0);
   refs_++;  // the resolution calls back even after the tunnel closed
-  resolveOrigin(wc_->worker, host_, port_, wc_->snapshot().upstream,
+  resolveOrigin(wc_->worker, host_, port_, wc_->snapshot().upstream, false,
                 [this](Result<ResolvedOrigin> origin, AddressClass refused) {
                   onResolved(std::move(origin), refused);
                   unref();

@@ -11,9 +11,27 @@
 
 namespace orchard::server {
 
+std::string contentCacheTarget(std::string_view target, std::string_view scheme, std::string_view host,
+                               uint16_t port) {
+  std::string t;
+  t.reserve(target.size() + host.size() + 40);
+  t.append(target);
+  t += target.find('?') == std::string_view::npos ? '?' : '&';
+  t += "source=";
+  const bool v6 = host.find(':') != std::string_view::npos;
+  if (v6) t += '[';
+  t.append(host);
+  if (v6) t += ']';
+  const bool https = scheme == "https";
+  if (port != (https ? 443 : 80)) t += ":" + std::to_string(port);
+  if (https) t += "&sourceScheme=https";
+  return t;
+}
+
 std::shared_ptr<const UpstreamTemplate> makeUpstreamTemplate(const RequestHead& req, const Route& route,
                                                              const std::string& primaryKey,
-                                                             const std::string& viaName, bool shared) {
+                                                             const std::string& viaName, bool shared,
+                                                             bool nodes, bool fromPeer) {
   auto t = std::make_shared<UpstreamTemplate>();
   t->host = route.host;
   t->port = route.port;
@@ -33,6 +51,7 @@ std::shared_ptr<const UpstreamTemplate> makeUpstreamTemplate(const RequestHead& 
   h += " HTTP/1.1\r\nHost: ";
   h += route.hostHeader;
   h += "\r\n";
+  t->headersAt = h.size();
   for (const auto& [k, v] : endToEndHeaders(req.headers)) {
     if (iequals(k, "Host")) continue;
     if (iequals(k, kInternalHeader)) continue;  // the box's secret (valid or not) never leaves the box
@@ -51,6 +70,13 @@ std::shared_ptr<const UpstreamTemplate> makeUpstreamTemplate(const RequestHead& 
   if (req.chunked && !bodiless) h += "Transfer-Encoding: chunked\r\n";
   else if (req.contentLength && !bodiless) h += "Content-Length: " + std::to_string(*req.contentLength) + "\r\n";
   h += "Via: 1.1 " + viaName + "\r\n";
+  if (nodes && (req.method == "GET" || req.method == "HEAD")) {
+    t->viaNodes = true;
+    t->fromPeer = fromPeer;
+    const bool v6 = route.host.find(':') != std::string::npos;
+    t->originId = (v6 ? "[" + route.host + "]" : route.host) + ":" + std::to_string(route.port);
+    t->nodeTarget = contentCacheTarget(route.upstreamTarget, route.scheme, route.host, route.port);
+  }
   return t;
 }
 

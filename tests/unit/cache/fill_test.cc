@@ -467,6 +467,42 @@ TEST_F(FillTest, UnstoredFillWithTwoRunsCompletesWhenBothEnd) {
   EXPECT_TRUE(next.complete);
 }
 
+// A parent dying mid-run (issue 15): the run is cut at its last whole
+// block, the rest goes to a new fetcher from that boundary, and the bytes
+// written by both make the whole object, stored complete.
+TEST_F(FillTest, CutFetcherResumesFromItsLastWholeBlock) {
+  auto fill = std::make_shared<Fill>(kA, store_.get(), true);
+  const uint64_t kB = Fill::kBlockSize;
+  const uint64_t len = 4 * kB;
+  auto first = fill->firstFetch(0);
+  ASSERT_TRUE(fill->begin(headFor(kA), true, len).ok());
+  std::string block(kB, 'y');
+  ASSERT_EQ(fill->write(first.id, block.data(), block.size()).value(), block.size());
+  ASSERT_EQ(fill->write(first.id, block.data(), kB / 2).value(), kB / 2);  // half of block 1, then the parent dies
+  auto cut = fill->fetcherCut(first.id);
+  ASSERT_TRUE(cut.has_value());
+  EXPECT_FALSE(cut->complete);
+  ASSERT_TRUE(cut->fetch.has_value());
+  EXPECT_EQ(cut->fetch->start, kB) << "block 1 is fetched again whole";
+  EXPECT_EQ(fill->snapshot().committed, kB + kB / 2) << "readers keep what they could read";
+  for (int i = 1; i < 4; ++i) ASSERT_EQ(fill->write(cut->fetch->id, block.data(), block.size()).value(), block.size());
+  auto next = fill->fetcherDone(cut->fetch->id);
+  EXPECT_TRUE(next.complete);
+  fill->complete(1000);
+  EXPECT_EQ(fill->snapshot().state, Fill::State::Complete);
+  auto m = store_->lookup(kA);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->size, len);
+}
+
+// A relayed (unstored) fill cannot be resumed elsewhere: the caller fails it.
+TEST_F(FillTest, CutOfAnUnstoredFillCannotResume) {
+  auto fill = std::make_shared<Fill>(kA, store_.get(), true);
+  auto first = fill->firstFetch(0);
+  ASSERT_TRUE(fill->begin(headFor(kA), false, 4 * Fill::kBlockSize).ok());
+  EXPECT_FALSE(fill->fetcherCut(first.id).has_value());
+}
+
 TEST_F(FillTest, ReadersCount) {
   auto fill = newFill();
   EXPECT_EQ(fill->readers(), 0);
