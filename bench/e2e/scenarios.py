@@ -568,12 +568,15 @@ def scenario_installs(env, R):
 CHILD_TTFB_N = 10 if QUICK else 20  # scenario 11: small-object pairs per run (direct hit, child miss)
 
 
-def purge_box(env, system):
-    """POST /api/v1/purge {"all": true} to an orchardd box; None or the problem."""
+def purge_box(env, system, path=None):
+    """POST /api/v1/purge to an orchardd box: of http://HOST<path>, or of
+    everything (path None); None or the problem."""
+    body = json.dumps({"url": f"http://{HOST}{path}"} if path else {"all": True})
     r = curl(env.port(system), "/api/v1/purge", f"127.0.0.1:{env.port(system)}",
              ("-X", "POST", "-H", f"Authorization: Bearer {ADMIN_TOKEN}", "-H", "Content-Type: application/json",
-              "--data", '{"all": true}'))
-    return None if r["code"] == 200 else f"purge of {system} answered {r['code']} {r['error']}"
+              "--data", body))
+    # 404: nothing was stored under that URL (the child's first request of a run).
+    return None if r["code"] in (200, 404) else f"purge of {path or 'everything'} at {system} answered {r['code']} {r['error']}"
 
 
 def cache_status_entries(headers):
@@ -595,7 +598,7 @@ def scenario_child_hit(env, R):
     the child follows a purge of the child, so it misses there and hits at
     the parent. Against the same request answered directly by the parent
     (a hit), alternating, and against the parent's own miss from the origin
-    (the parent purged first: what one box's miss from a fast origin costs,
+    (the object purged at the parent first: what one box's miss from a fast origin costs,
     the child's work without the hop). 4 KiB: TTFB, median of CHILD_TTFB_N
     per run and kind; 1 GiB: TTFB and GB/s of one download of each kind per
     run. Every answer is checked: 200, full size, Cache-Status (a direct
@@ -615,7 +618,7 @@ def scenario_child_hit(env, R):
             purged child, a hit at its parent) or "miss" (a miss at the
             purged parent, from the origin; the parent holds it again after)."""
             system = "orchard-child" if kind == "child" else "orchard-parent"
-            if kind != "direct" and (problem := purge_box(env, system)):
+            if kind != "direct" and (problem := purge_box(env, system, path)):
                 bad.append(problem)
             r = curl(env.port(system), path, HOST)
             cs = cache_status_entries(r["headers"])
