@@ -246,10 +246,20 @@ class Loader {
       }
       c.peerSelf = self->id();
     } else if (!peers.empty()) {
+      bool wildcard = false;  // an entry on the port of a 0.0.0.0 / [::] listener: the server looks
       for (const auto& n : peers)
         for (const auto* l : {&c.listen, &c.tlsListen})
-          for (const ListenAddress& a : *l)
+          for (const ListenAddress& a : *l) {
             if (n.port == a.port && n.host == a.host) c.peerSelf = n.id();
+            if (n.port == a.port && (a.host == "0.0.0.0" || a.host == "::")) wildcard = true;
+          }
+      if (c.peerSelf.empty() && wildcard) {
+        // Which of them names this box depends on its interface addresses:
+        // the server finds it at start (server/proxy/cache_nodes.h), or
+        // fails naming upstream.peer_name.
+        c.peerNodes = std::move(peers);
+        return;
+      }
       if (c.peerSelf.empty()) {
         add("upstream.peer_name", line("upstream.peers"),
             "none of upstream.peers is one of this box's listeners: set upstream.peer_name to this box's entry "

@@ -190,7 +190,6 @@ struct HistogramTotals {
   X(bytes_from_parents, "body bytes received from parent caches")                   \
   X(bytes_from_peers, "body bytes received from peer caches")                       \
   X(stored_from_parents, "body bytes from parent caches written into shared fills") \
-  X(stored_from_peers, "body bytes from peer caches written into shared fills")     \
   X(bytes_to_children, "body bytes sent to child caches (requests whose Via names an Orchard)") \
   X(bytes_to_peers, "body bytes sent to peer caches (access.peer_clients)")         \
   X(hop_refusals, "requests refused with 508: more Via entries than upstream.max_hops") \

@@ -34,6 +34,7 @@
 #include "catalog/xar_signature.h"
 #include "server/catalog/catalog_routes.h"
 #include "server/http/client_conn.h"
+#include "server/net/address_class.h"
 #include "server/net/local_ca.h"
 #include "server/proxy/cache_nodes.h"
 #include "server/proxy/fill_driver.h"
@@ -455,7 +456,27 @@ Result<void> Server::start() {
     ctx_.viaName = via;
   }
 
-  if (!nodes_) nodes_ = std::make_unique<CacheNodes>(cfg);
+  if (!nodes_) {
+    nodes_ = std::make_unique<CacheNodes>(cfg);
+    if (cfg.peerSelf.empty() && !cfg.peerNodes.empty()) {
+      // Listening on 0.0.0.0 / [::]: this box's peer entry is the one on one
+      // of its interface addresses.
+      std::vector<std::string> own;
+      for (const auto& a : ownAddresses()) {
+        char name[INET6_ADDRSTRLEN] = {};
+        if (a.ss_family == AF_INET) uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&a), name, sizeof name);
+        else if (a.ss_family == AF_INET6) uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&a), name, sizeof name);
+        if (name[0]) own.emplace_back(name);
+      }
+      if (!nodes_->findSelf(own, cfg)) {
+        startError_ = "upstream.peers: none of the entries is one of this box's addresses on a listener's port; set "
+                      "upstream.peer_name to this box's entry as the other peers list it";
+        nodes_.reset();
+        abandonStart();
+        return Error{Errc::Invalid, 0, "upstream.peers: this box is not among them"};
+      }
+    }
+  }
   ctx_.nodes = nodes_.get();
   ctx_.counters.push_back(&control_);
   int n = cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

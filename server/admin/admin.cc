@@ -86,15 +86,18 @@ std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
   // caches (a Via naming an Orchard), to peers (access.peer_clients); stored
   // from the origin, a parent or a peer.
   const uint64_t toCaches = t.bytes_to_children + t.bytes_to_peers;
-  const uint64_t fromNodes = std::min(t.bytes_stored, t.stored_from_parents + t.stored_from_peers);
+  // Objects from a peer are relayed, not stored (the peer owning the key
+  // stores it): TotalBytesStoredFromPeers stays 0 under peer_policy
+  // url-path-hash; TotalBytesFromPeers says what peers sent.
+  const uint64_t fromNodes = std::min(t.bytes_stored, t.stored_from_parents);
   const uint64_t received = t.bytes_from_origin + t.bytes_from_parents + t.bytes_from_peers;
   j["TotalBytesReturnedToClients"] = t.bytes_to_clients > toCaches ? t.bytes_to_clients - toCaches : 0;
   j["TotalBytesReturnedToChildren"] = t.bytes_to_children;
   j["TotalBytesReturnedToPeers"] = t.bytes_to_peers;
   j["TotalBytesStoredFromOrigin"] = t.bytes_stored - fromNodes;
   j["TotalBytesStoredFromParents"] = std::min(t.bytes_stored, t.stored_from_parents);
-  j["TotalBytesStoredFromPeers"] = std::min(t.bytes_stored - std::min(t.bytes_stored, t.stored_from_parents),
-                                            t.stored_from_peers);
+  j["TotalBytesStoredFromPeers"] = 0;
+  j["TotalBytesFromPeers"] = t.bytes_from_peers;
   j["TotalBytesDropped"] = received > t.bytes_stored ? received - t.bytes_stored : 0;
   j["TotalBytesAreSince"] = since;
   j["CacheUsed"] = st.bytes;

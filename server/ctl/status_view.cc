@@ -63,6 +63,19 @@ std::string fillLine(const json& f) {
   return s;
 }
 
+// One parent or peer of Parents / Peers: "hub.example:80 up, 12 requests, 3.1 MB"
+// or "... down (answered 503), 2 failures".
+std::string nodeLine(const json& n) {
+  std::string s = str(n, "id") + " " + str(n, "state");
+  if (str(n, "state") == "down" && n.contains("last_error") && n["last_error"].is_string())
+    s += " (" + n["last_error"].get<std::string>() + ")";
+  const uint64_t requests = u64(n, "requests");
+  s += ", " + std::to_string(requests) + (requests == 1 ? " request, " : " requests, ") + appleBytes(u64(n, "bytes"));
+  const uint64_t failures = u64(n, "failures");
+  if (failures) s += ", " + std::to_string(failures) + (failures == 1 ? " failure" : " failures");
+  return s;
+}
+
 std::string value(const std::string& key, const json& v) {
   if (v.is_null()) return "(none)";
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
@@ -78,7 +91,8 @@ std::string value(const std::string& key, const json& v) {
     std::string s = "(" + std::to_string(v.size()) + ")";
     for (const auto& item : v) {
       s += "\n        ";
-      if (item.is_object() && item.contains("url")) s += fillLine(item);
+      if (item.is_object() && item.contains("state") && item.contains("id")) s += nodeLine(item);
+      else if (item.is_object() && item.contains("url")) s += fillLine(item);
       else s += item.is_string() ? item.get<std::string>() : item.dump();
     }
     return s;
@@ -140,6 +154,9 @@ std::string percent(double ratio) {
 
 bool isByteKey(const std::string& key) {
   static const std::set<std::string> kBytes = {"TotalBytesReturnedToClients", "TotalBytesStoredFromOrigin",
+                                               "TotalBytesReturnedToChildren", "TotalBytesReturnedToPeers",
+                                               "TotalBytesStoredFromParents", "TotalBytesStoredFromPeers",
+                                               "TotalBytesFromPeers",
                                                "TotalBytesDropped", "CacheUsed", "CacheFree", "CacheLimit",
                                                "PackagesUsed", "PackagesLimit"};
   return kBytes.count(key) > 0;

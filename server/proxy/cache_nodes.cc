@@ -1,6 +1,7 @@
 // CacheNodes implementation; see cache_nodes.h.
 #include "server/proxy/cache_nodes.h"
 
+#include <algorithm>
 #include <random>
 
 #include "cache/rendezvous.h"
@@ -47,6 +48,30 @@ CacheNodes::CacheNodes(const config::Config& cfg) : self_(cfg.peerSelf), policy_
     ring_.push_back(self_);
     ringNodes_.push_back(nullptr);
   }
+}
+
+bool CacheNodes::findSelf(const std::vector<std::string>& own, const config::Config& cfg) {
+  if (!self_.empty() || peers_.empty()) return true;
+  for (size_t i = 0; i < peers_.size(); ++i) {
+    const Node& n = *peers_[i];
+    bool onListener = false;
+    for (const auto* l : {&cfg.listen, &cfg.tlsListen})
+      for (const auto& a : *l) onListener = onListener || a.port == n.addr.port;
+    if (!onListener || std::find(own.begin(), own.end(), n.addr.host) == own.end()) continue;
+    self_ = n.id;
+    peers_.erase(peers_.begin() + static_cast<std::ptrdiff_t>(i));
+    ring_.clear();
+    ringNodes_.clear();
+    for (const auto& p : peers_) {
+      ring_.push_back(p->id);
+      ringNodes_.push_back(p.get());
+    }
+    ring_.push_back(self_);
+    ringNodes_.push_back(nullptr);
+    peerHash_ = !peers_.empty() && cfg.peerPolicy == "url-path-hash";
+    return true;
+  }
+  return false;
 }
 
 CacheNodes::Plan CacheNodes::plan(std::string_view key, std::string_view originId, bool fromPeer) {

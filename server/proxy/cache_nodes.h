@@ -65,6 +65,11 @@ class CacheNodes {
   };
 
   explicit CacheNodes(const config::Config& cfg);
+  // Peers listed with no self found at load (cfg.peerSelf empty: this box
+  // listens on 0.0.0.0 / [::]): the entry whose address is one of `own`
+  // (the box's interface addresses, numeric) on a listener's port becomes
+  // this box and leaves the peer list. False when none is.
+  bool findSelf(const std::vector<std::string>& own, const config::Config& cfg);
   CacheNodes(const CacheNodes&) = delete;
   CacheNodes& operator=(const CacheNodes&) = delete;
 

@@ -314,6 +314,13 @@ void FillDriver::headFresh(ResponseHead& head) {
   rf.primaryKey = tmpl_->primaryKey;
   rf.primaryShared = fill_->key().text == tmpl_->primaryKey && fill_->shared();
   cache::StorePlan plan = cache::planStore(rf);
+  if (node_ && node_->kind == CacheNodes::Kind::Peer && plan.cacheable) {
+    // The peer that owns the key stores it; here it is only relayed (to
+    // every reader of this fill), so the site holds each object once.
+    plan.shareable = true;
+    plan.cacheable = false;
+    plan.varyStub.reset();
+  }
   if (plan.oversize) {
     OLOG_RATE(log::Level::Info, "%s: %llu bytes is over storage.max_object_size: passing it through uncached",
               fill_->key().text.c_str(), static_cast<unsigned long long>(*length));
@@ -383,8 +390,7 @@ void FillDriver::onUpstreamBody(const char* data, size_t n) {
   } else {
     const bool parent = node_->kind == CacheNodes::Kind::Parent;
     wc_->counters.add(parent ? wc_->counters.bytes_from_parents : wc_->counters.bytes_from_peers, n);
-    if (fill_->shared())
-      wc_->counters.add(parent ? wc_->counters.stored_from_parents : wc_->counters.stored_from_peers, n);
+    if (parent && fill_->shared() && !fill_->relaying()) wc_->counters.add(wc_->counters.stored_from_parents, n);
     node_->bytes.fetch_add(n, std::memory_order_relaxed);
   }
   if (fill_->capped()) throttle(n);

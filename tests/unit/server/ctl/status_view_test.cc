@@ -79,6 +79,21 @@ TEST(StatusText, KeysSortedSizesHumanListsCounted) {
   EXPECT_EQ(statusText(json{{"CacheLimit", 0}}), "Content caching status:\n    CacheLimit: unlimited\n");
 }
 
+TEST(StatusText, ParentsAndPeersOneLineEach) {
+  json s = {{"Parents",
+             {{{"id", "hub.example:80"}, {"url", "http://hub.example:80"}, {"state", "up"}, {"failures", 0},
+               {"requests", 12}, {"bytes", 3100000}, {"last_error", nullptr}},
+              {{"id", "hub2.example:443"}, {"url", "https://hub2.example:443"}, {"state", "down"}, {"failures", 2},
+               {"requests", 1}, {"bytes", 0}, {"last_error", "answered 503"}}}},
+            {"TotalBytesReturnedToChildren", 2000}};
+  EXPECT_EQ(statusText(s),
+            "Content caching status:\n"
+            "    Parents: (2)\n"
+            "        hub.example:80 up, 12 requests, 3.1 MB\n"
+            "        hub2.example:443 down (answered 503), 1 request, Zero KB, 2 failures\n"
+            "    TotalBytesReturnedToChildren: 2 KB\n");
+}
+
 TEST(StatusText, SinceIsADateNotTheHttpForm) {
   const std::string text = statusText(json{{"TotalBytesAreSince", "Tue, 01 Dec 2026 10:00:00 GMT"}});
   EXPECT_NE(text.find("TotalBytesAreSince: 2026-1"), std::string::npos) << text;  // local time: the day may differ
