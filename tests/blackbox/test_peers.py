@@ -9,8 +9,9 @@ local origin.
       counts (/api/v1/status Objects) sum to 300, not 900; every key was
       asked in the content-cache form of exactly one box (its owner), and
       each box stores exactly the keys it owns; TotalBytesReturnedToPeers
-      and TotalBytesStoredFromPeers are non-zero, PeerSelf names the box,
-      Peers[] lists the others as "up"
+      and TotalBytesFromPeers cover two copies of every object while
+      TotalBytesStoredFromPeers stays 0 (a non-owner relays, it does not
+      store); PeerSelf names the box, Peers[] lists the others as "up"
   test_2_a_peer_down_is_skipped
       the owner of some keys stopped: a box asked for those keys fetches
       them itself (no error to the client, one more origin request each,
@@ -117,13 +118,18 @@ class ThreePeersTest(MultiBoxCase):
                              f"{self.peers[i].name} should be asked for each of its keys by the two others")
 
         after = [b.status() for b in self.peers]
-        to_peers = sum(a["TotalBytesReturnedToPeers"] - b["TotalBytesReturnedToPeers"] for a, b in zip(after, before))
-        from_peers = sum(a["TotalBytesStoredFromPeers"] - b["TotalBytesStoredFromPeers"]
-                         for a, b in zip(after, before))
+
+        def delta(key):
+            return sum(a[key] - b[key] for a, b in zip(after, before))
+        sizes = sum(s for _, s, _ in objs)
+        to_peers, from_peers = delta("TotalBytesReturnedToPeers"), delta("TotalBytesFromPeers")
         self.assertGreater(to_peers, 0, after)
         self.assertGreater(from_peers, 0, after)
-        sizes = sum(s for _, s, _ in objs)
         self.assertGreaterEqual(to_peers, 2 * sizes, "every owner sent each of its objects to two peers")
+        self.assertGreaterEqual(from_peers, 2 * sizes, "every non-owner got each object from its owner")
+        # What comes through a peer is relayed, not stored (the owner stores it).
+        self.assertEqual(delta("TotalBytesStoredFromPeers"), 0, after)
+        self.assertEqual(delta("TotalBytesStoredFromOrigin"), sizes, "the owners stored each object once")
         # A peer's bytes are not a client's.
         to_clients = sum(a["TotalBytesReturnedToClients"] - b["TotalBytesReturnedToClients"]
                          for a, b in zip(after, before))
