@@ -11,6 +11,10 @@ records, each box's access log, /api/v1/status and /metrics).
                       one origin request, every body byte-exact; Cache-Status
                       lists the parent's entry first and the child's last
                       (a miss through a parent that missed, then a hit)
+  GrandparentTest     a child, its parent and the parent's parent: one origin
+                      request, three Cache-Status entries (the grandparent's
+                      first), three Via names at the origin; with the middle
+                      box purged the child's miss is the grandparent's hit
   RangeThroughParentTest
                       a cold 1 MiB range at 500 MB of a 1 GiB object through
                       a child: first byte and last byte within 2x what the
@@ -48,6 +52,7 @@ on two cores. Each class has boxes of its own; objects have names no other
 name is a prefix of (origin counts match the path exactly).
 """
 
+import re
 import time
 import unittest
 
@@ -190,6 +195,43 @@ class TwoChildrenTest(ParentCase):
                          f"parent saw {self.child_lines(self.parent, path)}")
         self.assertLessEqual(len(self.child_lines(self.parent, path)), 2,
                              "each child should coalesce its 25 clients into one request to the parent")
+
+
+# ---------------------------------------------------------------- a grandparent
+
+class GrandparentTest(ParentCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.grand = cls.box("grandparent")
+        cls.parent = cls.box("parent", parents=[cls.grand.address])
+        cls.child = cls.box("child", parents=[cls.parent.address])
+        cls.start_all(cls.grand, cls.parent, cls.child)
+
+    def test_a_chain_of_two_parents(self):
+        name, size = "grand-chain-a", 512 * 1024
+        path = gen_path(name, size)
+        r = self.child.fetch(path)
+        self.assertWhole(r, name, size)
+        e = cache_status_entries(r)
+        self.assertEqual(len(e), 3, f"one entry per box, the grandparent's first: {r.header_list}")
+        self.assertEqual([entry_fwd(x) for x in e], ["miss"] * 3, e)
+        self.assertEqual(self.origin_count(path), 1)
+        self.assertEqual(len(self.child_lines(self.parent, path)), 1)
+        self.assertEqual(len(self.child_lines(self.grand, path)), 1, "the parent asked its own parent")
+        rec = [x for x in self.origin.snapshot() if exact(x.path) == exact(path)][0]
+        self.assertEqual(len(re.findall(r"orchard-[0-9a-f]{8}", rec.headers.get("via", ""))), 3,
+                         f"the origin's request should name the three boxes in Via: {rec.headers.get('via')!r}")
+        # The parent purged: the child's next miss is a hit at the grandparent.
+        self.parent.purge_all()
+        self.child.purge_all()
+        r = self.child.fetch(path)
+        self.assertWhole(r, name, size)
+        e = cache_status_entries(r)
+        self.assertEqual(len(e), 3, r.header_list)
+        self.assertTrue(entry_is_hit(e[0]), f"the grandparent's entry (first) should be its hit: {e}")
+        self.assertEqual(self.origin_count(path), 1)
 
 
 # ---------------------------------------------------------------- range on a miss through a child
