@@ -259,6 +259,23 @@ class Box(Orchard):
         return self.status()["Objects"]
 
     # -- what reached it
+    def settle_log(self, quiet=0.2, timeout=3.0):
+        """Wait until the access log has not grown for `quiet` seconds (a line
+        is written when its response ends, at the end of the loop's turn, so
+        it may trail the client's last byte by a moment)."""
+        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            try:
+                size = os.path.getsize(self.access_log_path)
+            except OSError:
+                size = 0
+            if size != last:
+                last, since = size, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.02)
+
     def access_lines(self):
         """Every parsed line of its access log so far."""
         try:
