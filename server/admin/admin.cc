@@ -140,7 +140,7 @@ std::string renderStatus(const ServerContext& ctx, uint64_t configGeneration) {
   if (ctx.nodes) {
     j["Parents"] = nodesJson(ctx.nodes->parents(), ctx.clock->monotonicMs());
     j["Peers"] = nodesJson(ctx.nodes->peers(), ctx.clock->monotonicMs());
-    j["PeerSelf"] = ctx.nodes->self();
+    if (!ctx.nodes->self().empty()) j["PeerSelf"] = ctx.nodes->self();
   }
   j["FillsInFlight"] = ctx.fills->inFlight();
   nlohmann::ordered_json fills = nlohmann::ordered_json::array();
