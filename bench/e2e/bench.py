@@ -11,12 +11,13 @@ whatever this script started, also on failure or Ctrl-C). Systems:
   nginx-direct  nginx serving the same files directly (the physical reference)
   nginx-direct-copy  the same with sendfile off (scenarios 2, 7: the reference is the faster of the two)
   nginx-dav     nginx taking PUTs into a temp dir (scenario 7: the publish reference)
+  orchard-parent, orchard-child  two more orchardd, the child with the parent as its parent (scenario 11)
 
 Environment:
   ORCHARD_BENCH_QUICK=1        one run per scenario, 3 s wrk, 100k objects in scenario 6
   ORCHARD_BENCH_RUNS=N         runs per scenario (default 3; quick: 1)
   ORCHARD_BENCH_INDEX_N=N      objects for scenario 6 (default 1000000; quick: 100000)
-  ORCHARD_BENCH_SCENARIOS=1,2  only these scenarios (default all: 1,2,3,4,5,6,7,8,9,10)
+  ORCHARD_BENCH_SCENARIOS=1,2  only these scenarios (default all: 1,2,3,4,5,6,7,8,9,10,11)
   ORCHARD_BENCH_SCRAPE_RUNS=N  scenario 10: runs with and without the scraper, each (default 5)
   BUILD_DIR                    build directory (default build)
 
@@ -36,8 +37,9 @@ import time
 from common import BUILD, INDEX_N, PROCS, QUICK, RESULTS, RUNS, SCENARIOS, WRK_SECONDS, log, make_data
 from servers import Env
 from clients import warm
-from scenarios import (Results, scenario_catalog, scenario_cold, scenario_https, scenario_idle, scenario_index,
-                       scenario_installs, scenario_large_hit, scenario_range, scenario_scrape, scenario_small_hit)
+from scenarios import (Results, scenario_catalog, scenario_child_hit, scenario_cold, scenario_https, scenario_idle,
+                       scenario_index, scenario_installs, scenario_large_hit, scenario_range, scenario_scrape,
+                       scenario_small_hit)
 from report import build_table, fmt, machine, print_table
 
 
@@ -92,6 +94,8 @@ def main():
         if 9 in SCENARIOS:
             env.start_direct_https()
             scenario_https(env, R)
+        if 11 in SCENARIOS:
+            scenario_child_hit(env, R)
         ok = True
     finally:
         PROCS.stop_all()

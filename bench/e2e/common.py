@@ -28,7 +28,7 @@ QUICK = os.environ.get("ORCHARD_BENCH_QUICK", "") not in ("", "0")
 RUNS = int(os.environ.get("ORCHARD_BENCH_RUNS", "1" if QUICK else "3"))
 WRK_SECONDS = 3 if QUICK else 10
 INDEX_N = int(os.environ.get("ORCHARD_BENCH_INDEX_N", "100000" if QUICK else "1000000"))
-SCENARIOS = {int(s) for s in os.environ.get("ORCHARD_BENCH_SCENARIOS", "1,2,3,4,5,6,7,8,9,10").split(",") if s.strip()}
+SCENARIOS = {int(s) for s in os.environ.get("ORCHARD_BENCH_SCENARIOS", "1,2,3,4,5,6,7,8,9,10,11").split(",") if s.strip()}
 PIDFILE = os.environ.get("ORCHARD_BENCH_PIDFILE", "")
 
 WAN_RATE = 100e6 / 8  # bytes/s

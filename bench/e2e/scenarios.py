@@ -1,10 +1,11 @@
-"""The seven end-to-end benchmark scenarios and their raw results.
+"""The end-to-end benchmark scenarios and their raw results.
 
 Part of bench/e2e (run by bench.py): `Results` collects every raw sample and
 note; each scenario_* function runs one scenario of bench/README.md (small
 hit, large hit, idle connections / memory, cold coalescing, range on a miss,
-index scale, catalog publish and download) against the systems in
-servers.py, for RUNS runs.
+index scale, catalog publish and download, installs, HTTPS, scrape cost, a
+hit through a child's parent) against the systems in servers.py, for RUNS
+runs.
 """
 
 import json
@@ -17,8 +18,8 @@ import urllib.parse
 
 from common import (ADMIN_TOKEN, BUILD, CATALOG_BUNDLE_ID, CATALOG_FILE, CATALOG_PACKAGE, CATALOG_UPLOADS,
                     CLIENTS_COLD, DATA, DIRECT_REFS, FILES, HOST, IDLE_CONNS, INDEX_N, MANY_CLIENTS, MANY_SECONDS,
-                    MiB, QUICK, RANGE_FIRST, RANGE_LEN, ROOT, RUNS, SYSTEMS, WAN_HOST, WRK_SECONDS, cpu_seconds, log,
-                    median, proc_status, tree_sum)
+                    MiB, PROCS, QUICK, RANGE_FIRST, RANGE_LEN, ROOT, RUNS, SYSTEMS, WAN_HOST, WRK_SECONDS, cpu_seconds,
+                    log, median, proc_status, tree_sum)
 from clients import curl, parallel_curls, parse_wrk, range_get, warm
 from report import fmt
 
@@ -562,3 +563,116 @@ def scenario_installs(env, R):
             f"(cpu p99 {b.get('cpu_p99_us')} us)")
         for k in ("p50_us", "p99_us", "cpu_p99_us"):
             R.add(f"s8.{k}", "orchard", b.get(k))
+
+
+CHILD_TTFB_N = 10 if QUICK else 20  # scenario 11: small-object pairs per run (direct hit, child miss)
+
+
+def purge_box(env, system, path=None):
+    """POST /api/v1/purge to an orchardd box: of http://HOST<path>, or of
+    everything (path None); None or the problem."""
+    body = json.dumps({"url": f"http://{HOST}{path}"} if path else {"all": True})
+    r = curl(env.port(system), "/api/v1/purge", f"127.0.0.1:{env.port(system)}",
+             ("-X", "POST", "-H", f"Authorization: Bearer {ADMIN_TOKEN}", "-H", "Content-Type: application/json",
+              "--data", body))
+    # 404: nothing was stored under that URL (the child's first request of a run).
+    return None if r["code"] in (200, 404) else f"purge of {path or 'everything'} at {system} answered {r['code']} {r['error']}"
+
+
+def cache_status_entries(headers):
+    """Every Cache-Status member of a response head (curl -D text), in order:
+    several field lines or one comma list alike (RFC 9211: the origin's side
+    first, the answering cache last)."""
+    out = []
+    for line in headers.splitlines():
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "cache-status":
+            out += [m.strip() for m in v.split(",") if m.strip()]
+    return out
+
+
+def scenario_child_hit(env, R):
+    """Scenario 11 (issue 15): a hit through a child whose parent holds the
+    object. A parent orchardd holding the 4 KiB and the 1 GiB object and a
+    child orchardd with it as its only parent, both fresh; each request at
+    the child follows a purge of the child, so it misses there and hits at
+    the parent. Against the same request answered directly by the parent
+    (a hit), alternating, and against the parent's own miss from the origin
+    (the object purged at the parent first: what one box's miss from a fast origin costs,
+    the child's work without the hop). 4 KiB: TTFB, median of CHILD_TTFB_N
+    per run and kind; 1 GiB: TTFB and GB/s of one download of each kind per
+    run. Every answer is checked: 200, full size, Cache-Status (a direct
+    hit; for the child the parent's hit first and its own miss last)."""
+    log(f"scenario 11: hit through a child whose parent holds the object: 4 KiB TTFB ({CHILD_TTFB_N} per run and "
+        f"kind), 1 GiB TTFB and GB/s: child (purged each time) vs a direct parent hit vs the parent's own miss, "
+        f"{RUNS} run(s)")
+    env.start_box("orchard-parent")
+    env.start_box("orchard-child", parents=[f"127.0.0.1:{env.port('orchard-parent')}"])
+    try:
+        warm("orchard-parent", env, "/f4k")
+        warm("orchard-parent", env, "/f1g")
+        bad = []
+
+        def one(kind, path, size):
+            """kind: "direct" (a hit at the parent), "child" (a miss at the
+            purged child, a hit at its parent) or "miss" (a miss at the
+            purged parent, from the origin; the parent holds it again after)."""
+            system = "orchard-child" if kind == "child" else "orchard-parent"
+            if kind != "direct" and (problem := purge_box(env, system, path)):
+                bad.append(problem)
+            r = curl(env.port(system), path, HOST)
+            cs = cache_status_entries(r["headers"])
+            if r["code"] != 200 or r["size"] != size:
+                bad.append(f"{kind} {path}: HTTP {r['code']}, {r['size']} bytes {r['error']}")
+            elif kind == "direct" and not (cs and "hit" in cs[-1]):
+                bad.append(f"direct {path}: not a hit at the parent: {cs}")
+            elif kind == "child" and not (len(cs) >= 2 and "hit" in cs[0] and "fwd=miss" in cs[-1]):
+                bad.append(f"child {path}: not a child's miss on a parent's hit: Cache-Status {cs}")
+            elif kind == "miss" and not (len(cs) == 1 and "fwd=miss" in cs[0]):
+                bad.append(f"miss {path}: not the parent's own miss: Cache-Status {cs}")
+            if kind == "miss":
+                warm("orchard-parent", env, path)  # stored again (visible once its last byte is on disk)
+            return r
+
+        for run in range(RUNS):
+            ttfb = {"direct": [], "child": [], "miss": []}
+            for i in range(CHILD_TTFB_N):
+                for kind in (("direct", "child", "miss") if i % 2 == 0 else ("child", "direct", "miss")):
+                    r = one(kind, "/f4k", FILES["f4k"])
+                    if r["ttfb"] is not None:
+                        ttfb[kind].append(r["ttfb"] * 1000)
+            med = {k: median(v) for k, v in ttfb.items()}
+            for k, v in med.items():
+                R.add("s11.ttfb_4k_ms", k, v)
+            if med["direct"] and med["child"]:
+                R.add("s11.ttfb_4k_ratio", "child", med["child"] / med["direct"])
+            if med["miss"] and med["child"]:
+                R.add("s11.ttfb_4k_ratio_miss", "child", med["child"] / med["miss"])
+            log(f"  run {run + 1} 4 KiB TTFB medians: direct parent hit {fmt(med['direct'], 4)} ms, through the child "
+                f"{fmt(med['child'], 4)} ms, the parent's own miss {fmt(med['miss'], 4)} ms")
+            got = {}
+            for kind in (("direct", "child", "miss") if run % 2 == 0 else ("child", "direct", "miss")):
+                r = one(kind, "/f1g", FILES["f1g"])
+                if r["total"] and r["code"] == 200 and r["size"] == FILES["f1g"]:
+                    got[kind] = (r["size"] / r["total"] / 1e9, r["ttfb"] * 1000)
+                    R.add("s11.gbs_1g", kind, got[kind][0])
+                    R.add("s11.ttfb_1g_ms", kind, got[kind][1])
+            for ref in ("direct", "miss"):
+                if ref in got and "child" in got:
+                    R.add(f"s11.gbs_1g_ratio_{ref}", "child", got["child"][0] / got[ref][0])
+                    R.add(f"s11.ttfb_1g_ratio_{ref}", "child", got["child"][1] / got[ref][1])
+            log(f"  run {run + 1} 1 GiB: " + ", ".join(f"{k} {v[0]:.2f} GB/s (TTFB {v[1]:.2f} ms)"
+                                                       for k, v in got.items()))
+        if problem := purge_box(env, "orchard-child"):
+            bad.append(problem)
+        if bad:
+            R.note(f"scenario 11: {len(bad)} answer(s) not as expected, e.g.: " + " / ".join(bad[:3]))
+    finally:
+        for name in ("orchard-child", "orchard-parent"):
+            PROCS.stop(name)
+            with open(env.box_log(name), errors="replace") as f:
+                lines = [l.rstrip() for l in f if l.strip() and not l.startswith("----")
+                         and "orchardd ready" not in l and "catalog.base_url is not set" not in l]
+            if lines:
+                R.note(f"scenario 11: {name} logged {len(lines)} line(s) at warn or above, e.g.: "
+                       + " / ".join(lines[:3]))

@@ -61,7 +61,8 @@ class Env:
     def __init__(self, work):
         self.work = work
         self.ports = {k: free_port() for k in ("origin", "relay", "orchard", "cache", "direct", "direct-copy",
-                                                "dav", "orchard-https", "direct-https")}
+                                                "dav", "orchard-https", "direct-https", "orchard-parent",
+                                                "orchard-child")}
         self.tls_dir = os.path.join(work, "tls")
         self.files = os.path.join(DATA, "files")
         self.origin_log = os.path.join(work, "origin", "access.log")
@@ -273,11 +274,68 @@ os_feed_url = ""
     def stop_orchard(self):
         PROCS.stop("orchard")
 
+    # --- two more orchardd boxes, a parent and its child (scenario 11)
+    def box_log(self, name):
+        return os.path.join(self.work, f"{name}.log")
+
+    def start_box(self, name, parents=(), fresh=True):
+        """orchardd as `name` ("orchard-parent" or "orchard-child") on its own
+        port, state dir and log, with `parents` ("127.0.0.1:PORT") as
+        upstream.parents; the same origin mapping and settings as the main
+        box but no TLS listener and no catalog use. Returns the process."""
+        state = os.path.join(self.work, f"{name}-state")
+        if fresh and os.path.exists(state):
+            shutil.rmtree(state)
+        os.makedirs(state, exist_ok=True)
+        conf = os.path.join(self.work, f"{name}.toml")
+        plist = ", ".join(f'"{p}"' for p in parents)
+        with open(conf, "w") as f:
+            f.write(f"""[server]
+listen = ["127.0.0.1:{self.ports[name]}"]
+workers = 0
+drain_timeout = "1s"
+idle_timeout = "300s"
+header_timeout = "300s"
+max_connections_per_client = 0
+log_level = "warn"
+access_log = false
+
+[storage]
+dir = "{state}"
+cache_limit = "20GiB"
+
+[upstream]
+resolve = {{ "{HOST}" = "127.0.0.1:{self.ports['origin']}", "{WAN_HOST}" = "127.0.0.1:{self.ports['relay']}" }}
+read_timeout = "300s"
+parents = [{plist}]
+
+[admin]
+token = "{ADMIN_TOKEN}"
+
+[apple]
+os_feed_url = ""
+""")
+        log_path = self.box_log(name)
+        with open(log_path, "ab") as lf:
+            lf.write(f"---- start {time.strftime('%H:%M:%S')} state={state}\n".encode())
+        p = PROCS.start(name, [os.path.join(BUILD, "orchardd"), "--config", conf], log_path, nofile=65536)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                raise RuntimeError(f"{name} exited with {p.returncode}; see {log_path}")
+            with open(log_path, "rb") as lf:
+                txt = lf.read()
+            if txt.rfind(b"orchardd ready") > txt.rfind(b"---- start"):
+                return p
+            time.sleep(0.005)
+        raise RuntimeError(f"{name} not ready after 60 s")
+
     def port(self, system):
         return {"orchard": self.ports["orchard"], "nginx-cache": self.ports["cache"],
                 "nginx-direct": self.ports["direct"], "nginx-direct-copy": self.ports["direct-copy"],
                 "nginx-dav": self.ports["dav"], "origin": self.ports["origin"],
-                "orchard-https": self.ports["orchard-https"], "nginx-direct-https": self.ports["direct-https"]}[system]
+                "orchard-https": self.ports["orchard-https"], "nginx-direct-https": self.ports["direct-https"],
+                "orchard-parent": self.ports["orchard-parent"], "orchard-child": self.ports["orchard-child"]}[system]
 
     def pid(self, system):
         p = PROCS.procs.get(system)

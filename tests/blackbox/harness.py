@@ -71,7 +71,8 @@ def orchardctl_path():
 def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sections=None,
                 allow=None, resolve=None, resolve_extra=None):
     """`sections`: {"server": "send_timeout = \"2s\"", ...}: lines added to
-    that table (TOML cannot reopen a table, so `extra` suits new ones only).
+    that table ([server], [storage], [upstream], [access] or [apple]; TOML
+    cannot reopen a table, so `extra` suits new ones only).
     `allow`: upstream.allow (default ALLOWED); `resolve`: {host: "addr:port"}
     added to (or replacing) the entries that point the two Apple hosts at
     the origin; `resolve_extra`: {host: port} more origins, allowed and
@@ -102,6 +103,7 @@ def config_toml(port, origin_port, state_dir, cache_limit="4GiB", extra="", sect
         + more("upstream") +
         "\n[access]\n"
         'allow_clients = ["127.0.0.0/8"]\n'
+        + more("access")
         + (("\n[apple]\n" + more("apple")) if "apple" in sections else "")
         + (("\n" + extra.strip() + "\n") if extra.strip() else "")
     )
