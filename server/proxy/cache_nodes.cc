@@ -80,10 +80,9 @@ CacheNodes::Plan CacheNodes::plan(std::string_view key, std::string_view originI
     for (size_t i : cache::rendezvousOrder(key, ring_)) {
       Node* n = ringNodes_[i];
       if (!n) break;  // this box owns the key (or is next in line for it)
-      if (n->up.load(std::memory_order_relaxed) && n->id != originId) {
-        add(&p, n, originId);
-        break;
-      }
+      // Every peer before this box in the key's order, those up: the owner,
+      // then (should it fail now) whoever is next in line on every box.
+      if (n->up.load(std::memory_order_relaxed) && n->id != originId) add(&p, n, originId);
     }
   }
   if (!parents_.empty()) planParents(key, originId, &p);

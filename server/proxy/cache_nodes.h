@@ -8,9 +8,10 @@
 //   1. peers (peer_policy "url-path-hash", and the request is not itself a
 //      peer's): the key's owner by rendezvous hashing over the peers and
 //      this box (cache/rendezvous.h), the same on every peer. Owned by this
-//      box: no peer. An owner that is down is skipped for the next in the
-//      key's rendezvous order (the same on every box, so the site still
-//      stores the object once), stopping at this box;
+//      box: no peer. After the owner come the peers next in the key's
+//      rendezvous order up to this box, so an owner that is down (known or
+//      found now) is skipped for the same next one on every box and the
+//      site still stores the object once;
 //   2. parents, those up, in the order upstream.parent_policy gives:
 //      round-robin (a counter shared by the loops), first-available (list
 //      order), url-path-hash (the key's rendezvous order), random, or

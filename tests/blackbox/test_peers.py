@@ -159,20 +159,26 @@ class ThreePeersTest(MultiBoxCase):
         of_c = [(n, s, p) for n, s, p in objs if own[p] == [2]]
         self.assertTrue(of_c, f"none of 40 keys is owned by {c.name}; owners seen: "
                               f"{sorted({tuple(v) for v in own.values()})}")
-        objects_b = b.objects()
+        objects_a, objects_b = a.objects(), b.objects()
 
         c.stop()
         try:
-            # b asked for c's keys: c is down, so b fetches them itself.
+            # b asked for c's keys: c is down, so each goes to the next box
+            # in that key's rendezvous order (the same on every box: the site
+            # still stores it once), a or b itself.
             t0 = time.monotonic()
             self.fetch_all([(b, n, s, p) for n, s, p in of_c])
             self.assertLess(time.monotonic() - t0, 10 + len(of_c) * 0.2, "a down peer slowed the answers down")
             for n, s, p in of_c:
                 self.assertEqual(self.origin_count(p), 2, f"{p}: stored only at the stopped owner, so b fetches it "
                                                           "from the origin once more")
-            self.assertTrue(wait_until(lambda: b.objects() == objects_b + len(of_c), 5),
-                            f"b should store the {len(of_c)} keys it fetched for its down peer: "
-                            f"{objects_b} -> {b.objects()}")
+            self.assertTrue(wait_until(lambda: a.objects() + b.objects() == objects_a + objects_b + len(of_c), 5),
+                            f"a and b together should store the {len(of_c)} keys of their down peer once each: "
+                            f"a {a.objects()}, b {b.objects()} (b was {objects_b})")
+            # Asked again through the other box, every such key is a hit where it went.
+            self.fetch_all([(a, n, s, p) for n, s, p in of_c])
+            for n, s, p in of_c:
+                self.assertEqual(self.origin_count(p), 2, f"{p}: fetched once for the down owner, then served")
             node = b.node("Peers", c.address)
             self.assertIsNotNone(node, b.status().get("Peers"))
             self.assertEqual(node["state"], "down", node)

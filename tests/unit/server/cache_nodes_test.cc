@@ -102,7 +102,7 @@ TEST(CacheNodes, PeersOwnKeysByRendezvousAndPeersRequestsStayHere) {
   for (int i = 0; i < 300; ++i) {
     const std::string key = "http://swcdn.apple.com/o/" + std::to_string(i);
     auto p = n.plan(key, "o:80", false);
-    ASSERT_LE(p.n, 1);
+    ASSERT_LE(p.n, 2);  // the owner, and the next in line when this box is third
     (p.n == 0 ? mine : toPeer)++;
     EXPECT_EQ(n.plan(key, "o:80", true).n, 0) << "a peer's request is never sent on to a peer";
   }
