@@ -7,10 +7,6 @@
 #include "server/catalog/follower.h"
 
 #include <curl/curl.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include <algorithm>
 #include <cctype>
@@ -25,6 +21,7 @@
 #include "server/apple/box_fetch.h"
 #include "server/catalog/import.h"
 #include "server/context.h"
+#include "server/http/curl_request.h"
 
 namespace orchard::server {
 
@@ -37,151 +34,36 @@ int64_t steadyMs() {
 
 // ---- one request to the hub ----
 
-// upstream.ca_file's certificates, owned (added to each connection's store
-// beside the system CAs).
-struct ExtraCas {
-  std::vector<X509*> certs;
-  ExtraCas() = default;
-  ExtraCas(const ExtraCas&) = delete;
-  ExtraCas& operator=(const ExtraCas&) = delete;
-  ~ExtraCas() {
-    for (X509* c : certs) X509_free(c);
-  }
-};
-
-std::string loadCas(const std::string& path, ExtraCas* out) {
-  BIO* bio = BIO_new_file(path.c_str(), "r");
-  if (!bio) {
-    ERR_clear_error();
-    return "upstream.ca_file " + path + ": cannot be read";
-  }
-  while (X509* c = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) out->certs.push_back(c);
-  BIO_free(bio);
-  ERR_clear_error();
-  return "";
-}
-
-CURLcode addCas(CURL*, void* sslCtx, void* user) {
-  auto* cas = static_cast<const ExtraCas*>(user);
-  X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(sslCtx));
-  for (X509* c : cas->certs) X509_STORE_add_cert(store, c);
-  ERR_clear_error();
-  return CURLE_OK;
-}
-
 struct HubAnswer {
   int status = 0;
   std::string body;
   std::string error;  // transport failure, in words
 };
 
-struct BodySink {
-  std::string* body;
-  size_t max;
-  bool tooBig = false;
-  const std::atomic<bool>* stop;
-};
-
-size_t onBody(char* data, size_t size, size_t n, void* user) {
-  auto* s = static_cast<BodySink*>(user);
-  const size_t len = size * n;
-  if (s->body->size() + len > s->max) {
-    s->tooBig = true;
-    return 0;
-  }
-  s->body->append(data, len);
-  return len;
-}
-
-int onProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* s = static_cast<BodySink*>(user);
-  return s->stop->load(std::memory_order_relaxed) ? 1 : 0;
-}
-
-std::string hostOf(const std::string& url) {
-  CURLU* u = curl_url();
-  if (!u) return "";
-  std::string host;
-  char* h = nullptr;
-  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) {
-    host = h;
-    curl_free(h);
-  }
-  curl_url_cleanup(u);
-  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host;
-}
-
 HubAnswer hubRequest(const config::Config& cfg, const std::string& method, const std::string& url,
                      const std::string& token, const std::string& body, const std::string& ifNoneMatch,
                      int64_t timeoutMs, const std::atomic<bool>* stop) {
+  CurlRequest req;
+  req.method = method;
+  req.url = url;
+  req.headers.push_back("Authorization: Bearer " + token);
+  if (!body.empty()) req.headers.push_back("Content-Type: application/json");
+  if (!ifNoneMatch.empty()) req.headers.push_back("If-None-Match: " + ifNoneMatch);
+  req.body = body;
+  req.caFile = cfg.upstreamCaFile;
+  req.caFileKey = "upstream.ca_file";
+  req.resolve = cfg.upstreamResolve;
+  req.connectTimeoutMs = cfg.connectTimeoutMs > 0 ? cfg.connectTimeoutMs : 10'000;
+  req.timeoutMs = timeoutMs;
+  req.maxBytes = catalog::kMaxPageBytes;
+  req.userAgent = "orchardd (catalog follower)";
+  req.stop = stop;
+  CurlAnswer a = curlRequest(req);
   HubAnswer out;
-  ExtraCas cas;
-  if (!cfg.upstreamCaFile.empty()) {
-    out.error = loadCas(cfg.upstreamCaFile, &cas);
-    if (!out.error.empty()) return out;
-  }
-  curlGlobalInit();
-  CURL* c = curl_easy_init();
-  if (!c) {
-    out.error = "cannot make a libcurl handle";
-    return out;
-  }
-  curl_slist* connectTo = nullptr;
-  if (auto it = cfg.upstreamResolve.find(hostOf(url)); it != cfg.upstreamResolve.end()) {
-    const config::ListenAddress& a = it->second;
-    const std::string to = "::" + (a.v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
-    const std::string host = it->first.find(':') != std::string::npos ? "[" + it->first + "]" : it->first;
-    connectTo = curl_slist_append(nullptr, (host + to).c_str());
-  }
-  curl_slist* hdrs = nullptr;
-  const std::string auth = "Authorization: Bearer " + token;
-  hdrs = curl_slist_append(hdrs, auth.c_str());
-  if (!body.empty()) hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-  if (!ifNoneMatch.empty()) hdrs = curl_slist_append(hdrs, ("If-None-Match: " + ifNoneMatch).c_str());
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  BodySink sink{&out.body, catalog::kMaxPageBytes, false, stop};
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_PROXY, "");
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "orchardd (catalog follower)");
-  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg.connectTimeoutMs > 0 ? cfg.connectTimeoutMs : 10'000));
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeoutMs));
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (!cas.certs.empty()) {
-    curl_easy_setopt(c, CURLOPT_CA_CACHE_TIMEOUT, 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, addCas);
-    curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, &cas);
-  }
-  if (connectTo) curl_easy_setopt(c, CURLOPT_CONNECT_TO, connectTo);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-  if (method != "GET") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-  if (!body.empty()) {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  }
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, onBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, onProgress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &sink);
-  const CURLcode rc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
-  curl_slist_free_all(hdrs);
-  curl_slist_free_all(connectTo);
-  out.status = static_cast<int>(status);
-  if (rc != CURLE_OK) {
-    if (sink.tooBig) out.error = "the hub's answer is larger than " + std::to_string(catalog::kMaxPageBytes) + " bytes";
-    else out.error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-  }
+  out.status = a.status;
+  out.body = std::move(a.body);
+  if (a.tooBig) out.error = "the hub's answer is larger than " + std::to_string(catalog::kMaxPageBytes) + " bytes";
+  else out.error = std::move(a.error);
   return out;
 }
 

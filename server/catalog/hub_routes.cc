@@ -11,9 +11,9 @@
 //   GET /api/v1/catalog/sync  (scope read)
 //       following or not, the hub, the feed position and lag, last
 //       contact and error, and the versions waiting for their bytes.
-//   PUT /api/v1/sites/{site}  (scope read: the follow token of a branch,
-//       which may be a read token; a report is informational, kept per
-//       site name, at most kMaxSiteReport bytes)
+//   PUT /api/v1/sites/{site}  (scope mdm: a report, like the devices'
+//       status reports; a branch following with a read token cannot send
+//       it; kept per site name, at most kMaxSiteReport bytes)
 //   GET /api/v1/sites  (scope read)
 //       every site's last report, with the totals summed over the sites
 //       and this box's own counts.
@@ -252,7 +252,7 @@ void registerHubRoutes(RouteTable& routes, const ServerContext* ctx) {
   using config::Scope;
   routes.add("GET", "/api/v1/catalog/changes", withToken(ctx, Scope::Read, &getChanges));
   routes.add("GET", "/api/v1/catalog/sync", withToken(ctx, Scope::Read, &getSync));
-  routes.add("PUT", "/api/v1/sites/{site}", withToken(ctx, Scope::Read, &putSite));
+  routes.add("PUT", "/api/v1/sites/{site}", withToken(ctx, Scope::Mdm, &putSite));
   routes.add("GET", "/api/v1/sites", withToken(ctx, Scope::Read, &listSites));
 }
 
