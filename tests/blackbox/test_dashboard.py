@@ -279,6 +279,7 @@ class Dashboard(unittest.TestCase):
         self.assertGreaterEqual(int(body["chart-days"]["data-points"]), 1)
         self.assertEqual(int(body["saved-hours"]["data-value"]), sum(p["bytes_from_cache"] for p in hours))
         self.assertIn("hidden", body["error-section"], "the page reported an error: " + dom[dom.find('id="error"'):][:500])
+        self.assertIn("hidden", body["nodes-section"], "a box without parents or peers shows no such table")
         self.assertGreaterEqual(int(e.body["data-refreshes"]), 1)
         # The screenshot, beside the build when there is one.
         build = os.path.dirname(orchardd_path()) if os.environ.get("ORCHARDD") else self.tmp
