@@ -60,6 +60,10 @@ const std::map<std::string, Expect> kRoutes = {
     {"GET /api/v1/os-targets/{ring}", {RouteAccess::Token, Scope::Read}},
     {"GET /api/v1/os-targets", {RouteAccess::Token, Scope::Read}},
     {"GET /api/v1/apple/os-versions", {RouteAccess::Token, Scope::Read}},
+    {"GET /api/v1/catalog/changes", {RouteAccess::Token, Scope::Read}},
+    {"GET /api/v1/catalog/sync", {RouteAccess::Token, Scope::Read}},
+    {"GET /api/v1/sites", {RouteAccess::Token, Scope::Read}},
+    {"PUT /api/v1/sites/{site}", {RouteAccess::Token, Scope::Mdm}},
     // mdm: device writes
     {"PUT /api/v1/devices/{serial}", {RouteAccess::Token, Scope::Mdm}},
     {"POST /api/v1/devices:import", {RouteAccess::Token, Scope::Mdm}},
