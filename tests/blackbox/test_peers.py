@@ -30,7 +30,7 @@ import concurrent.futures
 import time
 import unittest
 
-from multibox import MultiBoxCase, wait_until
+from multibox import MultiBoxCase, cache_status_entries, wait_until
 from harness import free_port, gen_path
 
 
@@ -119,6 +119,18 @@ class ThreePeersTest(MultiBoxCase):
         for i in range(3):
             self.assertEqual(len(asked[i]), 2 * per[i],
                              f"{self.peers[i].name} should be asked for each of its keys by the two others")
+
+        # Asked through a box that does not own it, a key's answer carries the
+        # owner's Cache-Status entry first and the asking box's (not stored) last.
+        p0 = paths[0]
+        owner = own[p0][0]
+        name0, size0, _ = objs[0]
+        resp = self.peers[(owner + 1) % 3].fetch(p0)
+        self.assertWhole(resp, name0, size0)
+        entries = cache_status_entries(resp)
+        self.assertEqual(len(entries), 2, entries)
+        self.assertIn("hit", entries[0][1], f"the owner holds it: {entries}")
+        self.assertNotIn("stored", entries[-1][1], f"the asking box relays, never stores: {entries}")
 
         after = [b.status() for b in self.peers]
 
