@@ -393,5 +393,75 @@ class HubBranchTest(unittest.TestCase):
         self.assertIn("tool", out)
 
 
+class FollowTokenScopeTest(unittest.TestCase):
+    """The hub's token decides what a branch may do there: a read token
+    follows the feed but the hub refuses its site reports (PUT
+    /api/v1/sites takes mdm), which the branch says in its log; an mdm
+    token follows and reports."""
+
+    READ = "hub-read-token-93f0a1"
+    MDM = "hub-mdm-token-4d2e7b"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = make_tempdir()
+        cls.addClassCleanup(remove_tempdir, cls.tmp)
+        cls.origin = Origin().start()
+        cls.addClassCleanup(cls.origin.stop)
+        os.makedirs(os.path.join(cls.tmp, "hub"))
+        cls.hub = Orchard(cls.origin.port, workdir=os.path.join(cls.tmp, "hub"), allow=["swcdn.apple.com"],
+                          extra_toml=(f'\n[admin]\ntoken = "{HUB_TOKEN}"\n'
+                                      f'\n[[admin.tokens]]\nname = "branch-read"\ntoken = "{cls.READ}"\nscope = "read"\n'
+                                      f'\n[[admin.tokens]]\nname = "branch-mdm"\ntoken = "{cls.MDM}"\nscope = "mdm"\n'
+                                      '\n[catalog]\nlimit = "1GiB"\n'))
+        cls.addClassCleanup(cls.hub.kill9)
+        cls.hub.start()
+        st, _, body = api(cls.hub.port, "PUT", "/api/v1/rings/scoped", token=HUB_TOKEN, body={"promote_after_days": 3})
+        assert st == 200, body
+        cls.branches = {}
+        for site, token in (("reader", cls.READ), ("reporter", cls.MDM)):
+            d = os.path.join(cls.tmp, site)
+            os.makedirs(d)
+            b = Orchard(cls.origin.port, workdir=d, allow=["swcdn.apple.com"],
+                        resolve={HUB_NAME: f"127.0.0.1:{cls.hub.port}"},
+                        extra_toml=(f'\n[admin]\ntoken = "{BRANCH_TOKEN}"\n\n[catalog]\nlimit = "1GiB"\n'
+                                    f'follow = "http://{HUB_NAME}:{cls.hub.port}"\nfollow_token = "{token}"\n'
+                                    f'follow_poll = "2s"\nsite = "{site}"\n'))
+            cls.addClassCleanup(b.kill9)
+            b.start()
+            cls.branches[site] = b
+
+    def test_read_token_follows_without_reporting_and_mdm_token_reports(self):
+        st, _, hub = api(self.hub.port, "GET", "/api/v1/catalog/sync", token=HUB_TOKEN)
+        self.assertEqual(st, 200, hub)
+        last = hub["last_change"]
+        for site, b in self.branches.items():
+            def applied():
+                st, _, s = api(b.port, "GET", "/api/v1/catalog/sync", token=BRANCH_TOKEN)
+                self.assertEqual(st, 200, s)
+                return s if s["applied"] == last else None
+            wait_for(f"{site} to follow the hub", applied, timeout=30)
+            st, _, ring = api(b.port, "GET", "/api/v1/rings/scoped", token=BRANCH_TOKEN)
+            self.assertEqual(st, 200, ring)
+            self.assertEqual(ring["policy"]["promote_after_days"], 3)
+
+        def sites():
+            st, _, body = api(self.hub.port, "GET", "/api/v1/sites", token=HUB_TOKEN)
+            self.assertEqual(st, 200, body)
+            return {s["site"] for s in body["sites"]}
+        wait_for("the mdm branch's site report", lambda: "reporter" in sites(), timeout=30)
+
+        def refused():
+            with open(self.branches["reader"].stderr_path, errors="replace") as f:
+                return [line for line in f if "site report" in line and "403" in line]
+        lines = wait_for("the read branch to log the refused site report", refused, timeout=30)
+        self.assertIn("mdm", lines[0])
+        self.assertNotIn("reader", sites())
+        # Said once, not at every poll.
+        time.sleep(6)
+        self.assertEqual(len(refused()), 1, refused())
+        self.assertNotIn("reader", sites())
+
+
 if __name__ == "__main__":
     unittest.main()
