@@ -154,7 +154,11 @@ std::shared_ptr<const Snapshot> Server::makeSnapshot(std::shared_ptr<config::Con
   // hub's catalog come through the box's cache), whatever upstream.allow
   // says; no other host is added.
   std::string followHost;
-  if (auto hub = config::CacheNode::parse(ctx_.startConfig.catalogFollow); hub) followHost = hub->host;
+  if (auto hub = config::CacheNode::parse(ctx_.startConfig.catalogFollow); hub) {
+    followHost = hub->host;
+    s->upstream.namedHost = hub->host;
+    s->upstream.namedPort = hub->port;
+  }
   s->router.allowHost = [allow, followHost](std::string_view h) {
     return allow->matches(h) || (!followHost.empty() && h == followHost);
   };

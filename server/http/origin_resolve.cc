@@ -63,7 +63,7 @@ void resolveOrigin(Worker* worker, const std::string& host, uint16_t port, const
   auto* l = new Lookup{};
   l->done = std::move(done);
   l->allowPrivate = options.allowPrivate;
-  l->anyAddress = anyAddress;
+  l->anyAddress = anyAddress || (!options.namedHost.empty() && host == options.namedHost && port == options.namedPort);
   l->req.data = l;
   struct addrinfo hints;
   std::memset(&hints, 0, sizeof hints);

@@ -40,7 +40,8 @@ struct ResolvedOrigin {
 using ResolveDone = std::function<void(Result<ResolvedOrigin> origin, AddressClass refused)>;
 
 // `anyAddress`: no address is refused (a parent or peer of upstream.parents
-// / upstream.peers: the admin named it, as with upstream.resolve).
+// / upstream.peers: the admin named it, as with upstream.resolve). The same
+// holds for options.namedHost on options.namedPort (catalog.follow's hub).
 void resolveOrigin(Worker* worker, const std::string& host, uint16_t port, const UpstreamOptions& options,
                    bool anyAddress, ResolveDone done);
 

@@ -64,6 +64,11 @@ struct UpstreamOptions {
   // Non-public ranges DNS answers may still be dialled in
   // (upstream.allow_private; see origin_resolve.h).
   std::vector<config::Cidr> allowPrivate;
+  // catalog.follow's hub (host and port as written there): the admin named
+  // it, so like a parent it is dialled wherever its name resolves, on that
+  // port only (another port of the same host is checked as any origin is).
+  std::string namedHost;
+  uint16_t namedPort = 0;
   int64_t connectTimeoutMs = 10'000;
   int64_t readTimeoutMs = 60'000;
   size_t maxIdlePerOrigin = 32;

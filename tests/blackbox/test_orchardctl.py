@@ -538,7 +538,17 @@ class RealDaemonOpsTest(unittest.TestCase):
         self.assertEqual(self.ctl("purge", "--all").returncode, 0)  # objects of the other tests
         for i in range(3):
             self.stored(f"/gen/{(i + 1) * 300}K/ctl-status-{i}")
-        before = self.status()
+        # A worker adds a response's last bytes to the counters after the
+        # write returns, which can be after the client has read them: wait
+        # until two answers agree before comparing.
+        before, deadline = self.status(), time.monotonic() + 5
+        while True:
+            time.sleep(0.2)
+            again = self.status()
+            if again["TotalBytesReturnedToClients"] == before["TotalBytesReturnedToClients"]:
+                break
+            self.assertLess(time.monotonic(), deadline, "the counters never settled")
+            before = again
         p = self.ctl("status")
         after = self.status()
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -8,13 +8,17 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <uv.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/net.h"
 #include "server/http/origin_resolve.h"
+#include "server/http/upstream.h"
+#include "server/net/loop.h"
 
 namespace orchard::server {
 namespace {
@@ -203,6 +207,29 @@ TEST(DialAllowed, PublicOrAllowPrivate) {
     AddressClass cls;
     EXPECT_EQ(dialAllowed(sa(ss), c.allowPrivate, &cls), c.allowed) << c.address;
   }
+}
+
+// resolveOrigin on a loop this thread runs: whether an address literal
+// (no DNS server involved) is handed out or refused.
+bool resolves(Worker& w, const std::string& host, uint16_t port, const UpstreamOptions& o, bool anyAddress = false) {
+  std::optional<bool> ok;
+  resolveOrigin(&w, host, port, o, anyAddress, [&](Result<ResolvedOrigin> r, AddressClass) { ok = r.ok(); });
+  for (int i = 0; !ok && i < 10'000; ++i) uv_run(w.loop(), UV_RUN_ONCE);
+  EXPECT_TRUE(ok.has_value()) << host << ":" << port;
+  return ok.value_or(false);
+}
+
+TEST(ResolveOrigin, TheFollowedHubIsDialledOnItsOwnPortOnly) {
+  Worker w{0};
+  UpstreamOptions o;
+  EXPECT_FALSE(resolves(w, "127.0.0.1", 8443, o));
+  EXPECT_TRUE(resolves(w, "127.0.0.1", 8443, o, /*anyAddress=*/true));  // a parent or peer
+  o.namedHost = "127.0.0.1";  // catalog.follow = "https://127.0.0.1:8443"
+  o.namedPort = 8443;
+  EXPECT_TRUE(resolves(w, "127.0.0.1", 8443, o));
+  EXPECT_FALSE(resolves(w, "127.0.0.1", 8444, o));  // another port of the hub's host
+  EXPECT_FALSE(resolves(w, "127.0.0.2", 8443, o));  // another host on the hub's port
+  EXPECT_FALSE(resolves(w, "10.1.2.3", 8443, o));
 }
 
 }  // namespace
