@@ -43,6 +43,19 @@ READY_TIMEOUT = 20.0
 ALLOWED = ["swcdn.apple.com", "updates.cdn-apple.com", "127.0.0.1"]
 
 
+def wait_for(what, fn, timeout=20.0, every=0.1):
+    """fn() until it returns something true, and that value; fails naming
+    `what` and fn's last answer after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
 # ---------------------------------------------------------------- binaries
 
 def _binary(env, name):

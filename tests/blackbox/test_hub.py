@@ -30,7 +30,7 @@ import unittest
 
 import subprocess
 
-from harness import Orchard, make_tempdir, orchardctl_path, remove_tempdir, request
+from harness import Orchard, make_tempdir, orchardctl_path, remove_tempdir, request, wait_for
 from origin import Origin
 from upload import api, pattern_piece, pattern_sha256, put_stream
 
@@ -97,17 +97,6 @@ class Relay:
     def close(self):
         self.closed = True
         self.sock.close()
-
-
-def wait_for(what, fn, timeout=20.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 class HubBranchTest(unittest.TestCase):

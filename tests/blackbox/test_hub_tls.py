@@ -23,7 +23,7 @@ import os
 import time
 import unittest
 
-from harness import Orchard, free_port, make_tempdir, remove_tempdir, request
+from harness import Orchard, free_port, make_tempdir, remove_tempdir, request, wait_for
 from origin import Origin
 from upload import api, pattern_piece, pattern_sha256, put_stream
 
@@ -31,17 +31,6 @@ HUB_TOKEN = "hub-tls-token-51ae"
 BRANCH_TOKEN = "branch-tls-token-0c7f"
 SIZE = 1 << 20
 HUB_NAME = "hub.test"
-
-
-def wait_for(what, fn, timeout=20.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 class HubOverHttpsTest(unittest.TestCase):

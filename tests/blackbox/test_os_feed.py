@@ -29,7 +29,7 @@ import re
 import time
 import unittest
 
-from harness import Orchard, Origin, gen_path, make_tempdir, remove_tempdir, request
+from harness import Orchard, Origin, gen_path, make_tempdir, remove_tempdir, request, wait_for
 from test_tls import make_ca, make_leaf, server_context
 
 TOKEN = "os-feed-test-token-41d7"
@@ -58,18 +58,6 @@ GOOD = {
 }
 EMPTY = {"PublicAssetSets": {}, "AssetSets": {}}
 BROKEN = '{"PublicAssetSets": {"macOS": [{"ProductVersion": "15.2", "Build": "24C1'
-
-
-def wait_for(what, fn, timeout=20.0):
-    """fn() until it returns something true; that value (fails after `timeout`)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 class OsFeedCase(unittest.TestCase):
